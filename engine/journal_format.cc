@@ -1,0 +1,124 @@
+#include "engine/journal_format.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "engine/strings.h"
+#include "engine/money.h"
+#include "engine/sha256.h"
+
+namespace gongdai {
+
+std::string SequenceKey(uint64_t sequence) {
+  std::string key(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    key[static_cast<size_t>(i)] = static_cast<char>(sequence & 0xff);
+    sequence >>= 8;
+  }
+  return key;
+}
+
+uint64_t DecodeSequenceKey(std::string_view key) {
+  if (key.size() != 8) return 0;
+  uint64_t sequence = 0;
+  for (unsigned char c : key) sequence = (sequence << 8) | c;
+  return sequence;
+}
+
+std::string CanonicalBytes(const v1::Entry& entry) {
+  v1::Entry copy_without_hash;
+  const v1::Entry* source = &entry;
+  if (!entry.hash().empty()) {
+    copy_without_hash = entry;
+    copy_without_hash.clear_hash();
+    source = &copy_without_hash;
+  }
+  source->ByteSizeLong();  // SerializeWithCachedSizes needs the sizes cached
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    source->SerializeWithCachedSizes(&coded);
+  }
+  return bytes;
+}
+
+std::string SealEntry(v1::Entry* entry) {
+  entry->clear_hash();
+  std::string stored = CanonicalBytes(*entry);
+  std::string hash = ThreadSha256().Digest({std::string_view(&kLeafPrefix, 1), stored});
+  stored += kHashFieldTag;
+  stored += kHashFieldLength;
+  stored += hash;
+  entry->set_hash(std::move(hash));
+  return stored;
+}
+
+absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored) {
+  v1::Entry entry;
+  if (!entry.ParseFromArray(stored.data(), static_cast<int>(stored.size()))) {
+    return absl::DataLossError("entry bytes do not parse as gongdai.v1.Entry");
+  }
+  if (stored.size() < kHashFieldBytes || entry.hash().size() != kSha256Bytes) {
+    return absl::DataLossError(
+        Cat("entry ", entry.sequence(), ": field hash: expected 32 bytes, found ",
+                     entry.hash().size()));
+  }
+  std::string_view body = stored.substr(0, stored.size() - kHashFieldBytes);
+  std::string_view trailer = stored.substr(body.size());
+  if (trailer[0] != kHashFieldTag || trailer[1] != kHashFieldLength ||
+      trailer.substr(2) != entry.hash()) {
+    return absl::DataLossError(Cat("entry ", entry.sequence(),
+                                            ": field hash: not stored last as the format requires"));
+  }
+  if (CanonicalBytes(entry) != body) {
+    return absl::DataLossError(Cat(
+        "entry ", entry.sequence(), ": stored bytes are not the canonical encoding of the entry"));
+  }
+  std::string expected = ThreadSha256().Digest({std::string_view(&kLeafPrefix, 1), body});
+  if (expected != entry.hash()) {
+    return absl::DataLossError(Cat("entry ", entry.sequence(), ": field hash: expected ",
+                                            ToHex(expected), ", stored ", ToHex(entry.hash())));
+  }
+  return entry;
+}
+
+absl::Status CheckBalanced(const v1::Entry& entry) {
+  Money debits;
+  Money credits;
+  for (int i = 0; i < entry.postings_size(); ++i) {
+    const v1::Posting& posting = entry.postings(i);
+    if (posting.amount_fen() <= 0) {
+      return absl::DataLossError(Cat("entry ", entry.sequence(), ": field postings[", i,
+                                              "].amount_fen: must be positive, found ",
+                                              posting.amount_fen()));
+    }
+    Money amount = Money::FromFen(posting.amount_fen());
+    absl::StatusOr<Money> sum;
+    if (posting.side() == v1::POSTING_SIDE_DEBIT) {
+      sum = debits.Plus(amount);
+      if (sum.ok()) debits = *sum;
+    } else if (posting.side() == v1::POSTING_SIDE_CREDIT) {
+      sum = credits.Plus(amount);
+      if (sum.ok()) credits = *sum;
+    } else {
+      return absl::DataLossError(
+          Cat("entry ", entry.sequence(), ": field postings[", i, "].side: unspecified"));
+    }
+    if (!sum.ok()) return sum.status();
+  }
+  if (debits != credits) {
+    return absl::DataLossError(Cat("entry ", entry.sequence(),
+                                            ": postings do not balance: debits ", debits.ToString(),
+                                            ", credits ", credits.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+const std::string& GenesisHash() {
+  static const std::string* const kGenesis = new std::string(kSha256Bytes, '\0');
+  return *kGenesis;
+}
+
+}  // namespace gongdai

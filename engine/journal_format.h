@@ -1,0 +1,55 @@
+// The journal's on-disk format: keys, the stored value of an entry and its hash input.
+// docs/journal-format.md is the specification; this file holds its constants and the
+// encode/decode functions that implement it. Private to engine/.
+#ifndef GONGDAI_ENGINE_JOURNAL_FORMAT_H_
+#define GONGDAI_ENGINE_JOURNAL_FORMAT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gongdai/v1/journal.pb.h"
+
+namespace gongdai {
+
+// RFC 6962 leaf prefix: an entry's hash is SHA-256(0x00 || canonical entry bytes).
+inline constexpr char kLeafPrefix = '\x00';
+// The stored value is the canonical bytes followed by field 15 (hash), length-delimited:
+// tag byte 0x7a (15 << 3 | 2), length byte 0x20 (32), then the 32 hash bytes.
+inline constexpr char kHashFieldTag = '\x7a';
+inline constexpr char kHashFieldLength = '\x20';
+inline constexpr size_t kHashFieldBytes = 2 + 32;
+
+// Key prefixes (docs/journal-format.md, "Keys").
+inline constexpr std::string_view kMetaHeadKey = "head";
+inline constexpr std::string_view kMetaFormatKey = "format";
+inline constexpr std::string_view kFormatVersion = "gongdai-journal-1";
+inline constexpr std::string_view kAccountPrefix = "a/";
+inline constexpr std::string_view kDateIndexPrefix = "d/";
+
+// 8-byte big-endian sequence number: journal keys sort in sequence order.
+std::string SequenceKey(uint64_t sequence);
+// nullopt-like 0 when `key` is not 8 bytes.
+uint64_t DecodeSequenceKey(std::string_view key);
+
+// Deterministic serialization of `entry` with its hash field cleared.
+std::string CanonicalBytes(const v1::Entry& entry);
+
+// Fills entry->hash and returns the value to store.
+std::string SealEntry(v1::Entry* entry);
+
+// Parses a stored value and checks that it is exactly canonical bytes followed by the
+// hash field, and that the hash matches. DATA_LOSS naming the field otherwise.
+[[nodiscard]] absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored);
+
+// Sum of debits equals sum of credits, every amount positive, every side set.
+[[nodiscard]] absl::Status CheckBalanced(const v1::Entry& entry);
+
+// The all-zero hash that entry 1 links to.
+const std::string& GenesisHash();
+
+}  // namespace gongdai
+
+#endif  // GONGDAI_ENGINE_JOURNAL_FORMAT_H_

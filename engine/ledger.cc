@@ -1,0 +1,725 @@
+#include "engine/ledger.h"
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "engine/strings.h"
+#include "engine/check.h"
+#include "engine/journal_format.h"
+#include "engine/rules.h"
+#include "engine/sha256.h"
+#include "engine/status.h"
+#include "engine/storage.h"
+#include "gongdai/v1/state.pb.h"
+
+namespace gongdai {
+namespace {
+
+// Derived state held in memory: what a rebuild produces.
+class MemoryState final : public StateWriter {
+ public:
+  absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override {
+    const auto& map = spaces_[static_cast<size_t>(space)];
+    auto it = map.find(std::string(key));
+    if (it == map.end()) return std::nullopt;
+    return it->second;
+  }
+  void Put(Space space, std::string_view key, std::string_view value) override {
+    spaces_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
+  }
+  const std::map<std::string, std::string>& space(Space s) const {
+    return spaces_[static_cast<size_t>(s)];
+  }
+
+ private:
+  std::array<std::map<std::string, std::string>, kSpaceCount> spaces_;
+};
+
+// The writer's view of one batch: reads through to storage, keeps its own writes until
+// they are flushed into the batch's WriteBatch.
+class BatchState final : public StateWriter {
+ public:
+  explicit BatchState(const Storage& storage) : storage_(storage) {}
+
+  absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override {
+    auto& writes = writes_[static_cast<size_t>(space)];
+    auto it = writes.find(std::string(key));
+    if (it != writes.end()) return it->second;
+    return storage_.Get(space, key);
+  }
+  void Put(Space space, std::string_view key, std::string_view value) override {
+    writes_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
+  }
+  void FlushInto(StorageBatch& batch) const {
+    for (size_t s = 0; s < kSpaceCount; ++s) {
+      for (const auto& [key, value] : writes_[s]) batch.Put(static_cast<Space>(s), key, value);
+    }
+  }
+
+ private:
+  const Storage& storage_;
+  std::array<std::unordered_map<std::string, std::string>, kSpaceCount> writes_;
+};
+
+// One command's writes over the batch's state: kept apart until the command is known
+// to succeed, so that a refused command leaves nothing behind.
+class CommandState final : public StateWriter {
+ public:
+  explicit CommandState(StateWriter& parent) : parent_(parent) {}
+
+  absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override {
+    for (auto it = writes_.rbegin(); it != writes_.rend(); ++it) {
+      if (it->space == space && it->key == key) return it->value;
+    }
+    return parent_.Get(space, key);
+  }
+  void Put(Space space, std::string_view key, std::string_view value) override {
+    writes_.push_back({space, std::string(key), std::string(value)});
+  }
+  void Commit() {
+    for (const Write& w : writes_) parent_.Put(w.space, w.key, w.value);
+  }
+
+ private:
+  struct Write {
+    Space space;
+    std::string key;
+    std::string value;
+  };
+  StateWriter& parent_;
+  std::vector<Write> writes_;
+};
+
+std::string Printable(std::string_view bytes) {
+  std::string out;
+  for (unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char kDigits[] = "0123456789abcdef";
+      out += "\\x";
+      out += kDigits[c >> 4];
+      out += kDigits[c & 0xf];
+    }
+  }
+  return out;
+}
+
+// Why a retry under an existing request id is not the same command, or "" if it is.
+std::string DifferenceFromOriginal(const Command& command, const v1::Entry& original) {
+  std::vector<std::string> differences;
+  if (command.actor.principal_id() != original.actor().principal_id() ||
+      command.actor.role() != original.actor().role()) {
+    differences.push_back(Cat("actor: ", original.actor().principal_id(), "/",
+                                       original.actor().role(), " -> ",
+                                       command.actor.principal_id(), "/", command.actor.role()));
+  }
+  if (!command.business_date.empty() && command.business_date != original.business_date()) {
+    differences.push_back(Cat("business_date: ", original.business_date(), " -> ",
+                                       command.business_date));
+  }
+  google::protobuf::util::MessageDifferencer differencer;
+  std::string report;
+  differencer.ReportDifferencesToString(&report);
+  if (!differencer.Compare(original.event(), command.event)) {
+    while (!report.empty() && report.back() == '\n') report.pop_back();
+    differences.push_back(Cat("event: ", report));
+  }
+  std::string joined;
+  for (size_t i = 0; i < differences.size(); ++i) {
+    if (i > 0) joined += "; ";
+    joined += differences[i];
+  }
+  return joined;
+}
+
+}  // namespace
+
+class Ledger::Impl {
+ public:
+  Impl(LedgerOptions options, std::unique_ptr<Storage> storage)
+      : options_(std::move(options)), storage_(std::move(storage)) {}
+
+  absl::Status Start();
+  void Shutdown();
+
+  void Submit(Command command, CommandCallback done);
+  absl::Status RunOnWriter(std::function<absl::Status()> task);
+
+  absl::StatusOr<v1::Entry> GetEntry(uint64_t sequence) const;
+  absl::StatusOr<std::vector<v1::Entry>> ListEntries(uint64_t first, size_t limit) const;
+  absl::StatusOr<Money> GetBalance(std::string_view account) const;
+  JournalHead Head() const;
+  absl::Status WriterStatus() const;
+  absl::Status VerifyJournal() const;
+  absl::StatusOr<std::optional<ProjectionMismatch>> CompareProjectionsWithRebuild() const;
+  absl::Status RebuildProjectionsOnWriter();
+
+ private:
+  struct Pending {
+    Command command;
+    CommandCallback done;
+    // Set instead of a command for maintenance work that must exclude writes.
+    std::function<void()> task;
+  };
+
+  void WriterLoop();
+  void ProcessBatch(std::vector<Pending>& batch);
+  CommandResult Execute(const Command& command, BatchState& state, StorageBatch& writes,
+                        JournalHead& head, Date today, int64_t now_us,
+                        std::unordered_map<std::string, v1::Entry>& batch_entries);
+  absl::StatusOr<v1::Entry> ReadEntry(uint64_t sequence, const StorageSnapshot* snapshot) const;
+  absl::Status ReplayInto(MemoryState& state, const StorageSnapshot* snapshot) const;
+  void Stop(const absl::Status& why);
+
+  const LedgerOptions options_;
+  const std::unique_ptr<Storage> storage_;
+
+  std::mutex queue_mutex_;
+  std::condition_variable queue_ready_;
+  std::deque<Pending> queue_;
+  size_t queued_commands_ = 0;
+  bool shutting_down_ = false;
+  std::thread writer_;
+
+  // The durable head: written only by the writer thread after a synced write.
+  mutable std::mutex head_mutex_;
+  JournalHead head_;
+  absl::Status writer_status_;
+  std::atomic<uint64_t> durable_sequence_{0};
+  std::atomic<bool> stopped_{false};
+};
+
+absl::Status Ledger::Impl::Start() {
+  absl::StatusOr<std::optional<std::string>> format = storage_->Get(Space::kMeta, kMetaFormatKey);
+  if (!format.ok()) return format.status();
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> last =
+      storage_->Last(Space::kJournal);
+  if (!last.ok()) return last.status();
+  if (!format->has_value()) {
+    if (last->has_value()) return absl::DataLossError("journal has entries but no format marker");
+    StorageBatch batch = storage_->NewBatch();
+    batch.Put(Space::kMeta, kMetaFormatKey, kFormatVersion);
+    absl::Status written = storage_->Write(batch, /*sync=*/true);
+    if (!written.ok()) return written;
+  } else if (**format != kFormatVersion) {
+    return absl::FailedPreconditionError(
+        Cat("database has format ", **format, ", this engine reads ", kFormatVersion));
+  }
+
+  absl::StatusOr<std::optional<std::string>> head_bytes = storage_->Get(Space::kMeta, kMetaHeadKey);
+  if (!head_bytes.ok()) return head_bytes.status();
+  JournalHead head{0, GenesisHash()};
+  if (head_bytes->has_value()) {
+    v1::JournalHead stored;
+    if (!stored.ParseFromString(**head_bytes)) return absl::DataLossError("chain head does not parse");
+    head = JournalHead{stored.sequence(), stored.hash()};
+  }
+  // The head and the last entry are written in one WriteBatch, so they must agree.
+  const uint64_t last_sequence = last->has_value() ? DecodeSequenceKey((*last)->first) : 0;
+  if (last_sequence != head.sequence) {
+    return absl::DataLossError(Cat("chain head names entry ", head.sequence,
+                                            " but the journal ends at entry ", last_sequence));
+  }
+  if (last_sequence > 0) {
+    absl::StatusOr<v1::Entry> entry = OpenEntry((*last)->second);
+    if (!entry.ok()) return entry.status();
+    if (entry->sequence() != last_sequence || entry->hash() != head.hash) {
+      return absl::DataLossError(
+          Cat("entry ", last_sequence, ": does not match the stored chain head"));
+    }
+  }
+  head_ = head;
+  durable_sequence_.store(head.sequence, std::memory_order_release);
+  writer_ = std::thread([this] { WriterLoop(); });
+  return absl::OkStatus();
+}
+
+void Ledger::Impl::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    shutting_down_ = true;
+  }
+  queue_ready_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void Ledger::Impl::Submit(Command command, CommandCallback done) {
+  if (stopped_.load(std::memory_order_acquire)) {
+    done(CommandResult{WriterStatus(), {}, false});
+    return;
+  }
+  {
+    std::unique_lock<std::mutex> lock(queue_mutex_);
+    if (shutting_down_) {
+      lock.unlock();
+      done(CommandResult{WithReason(absl::StatusCode::kUnavailable, "LEDGER_CLOSING",
+                                    "the ledger is shutting down"),
+                         {}, false});
+      return;
+    }
+    if (queued_commands_ >= options_.queue_commands_max) {
+      lock.unlock();
+      done(CommandResult{
+          WithReason(absl::StatusCode::kResourceExhausted, "QUEUE_FULL",
+                     Cat("the writer queue is full (", options_.queue_commands_max,
+                                  " commands); retry with the same request id")),
+          {}, false});
+      return;
+    }
+    queue_.push_back(Pending{std::move(command), std::move(done), nullptr});
+    ++queued_commands_;
+  }
+  queue_ready_.notify_one();
+}
+
+absl::Status Ledger::Impl::RunOnWriter(std::function<absl::Status()> task) {
+  auto promise = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> result = promise->get_future();
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    if (shutting_down_) return absl::UnavailableError("the ledger is shutting down");
+    queue_.push_back(Pending{{}, nullptr, [task = std::move(task), promise] {
+                               promise->set_value(task());
+                             }});
+  }
+  queue_ready_.notify_one();
+  return result.get();
+}
+
+void Ledger::Impl::WriterLoop() {
+  std::vector<Pending> batch;
+  batch.reserve(options_.batch_commands_max);
+  while (true) {
+    std::function<void()> task;
+    {
+      std::unique_lock<std::mutex> lock(queue_mutex_);
+      queue_ready_.wait(lock, [this] { return shutting_down_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // shutting down with nothing left to answer
+      if (queue_.front().task) {
+        task = std::move(queue_.front().task);
+        queue_.pop_front();
+      } else {
+        while (!queue_.empty() && !queue_.front().task &&
+               batch.size() < options_.batch_commands_max) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        queued_commands_ -= batch.size();
+      }
+    }
+    if (task) {
+      task();
+      continue;
+    }
+    ProcessBatch(batch);
+    batch.clear();
+  }
+}
+
+void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
+  std::vector<CommandResult> results(batch.size());
+  if (stopped_.load(std::memory_order_acquire)) {
+    const absl::Status why = WriterStatus();
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(CommandResult{why, {}, false});
+    return;
+  }
+  BatchState state(*storage_);
+  StorageBatch writes = storage_->NewBatch();
+  JournalHead head;
+  {
+    std::lock_guard<std::mutex> lock(head_mutex_);
+    head = head_;
+  }
+  const uint64_t first_sequence = head.sequence + 1;
+  const Date today = options_.business_date_today();
+  const int64_t now_us = options_.clock_us();
+  std::unordered_map<std::string, v1::Entry> batch_entries;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    results[i] = Execute(batch[i].command, state, writes, head, today, now_us, batch_entries);
+  }
+
+  if (head.sequence >= first_sequence) {
+    state.FlushInto(writes);
+    v1::JournalHead stored_head;
+    stored_head.set_sequence(head.sequence);
+    stored_head.set_hash(head.hash);
+    writes.Put(Space::kMeta, kMetaHeadKey, stored_head.SerializeAsString());
+    absl::Status written = storage_->Write(writes, /*sync=*/true);
+    if (!written.ok()) {
+      Stop(written);
+      const absl::Status why = WriterStatus();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (results[i].status.ok()) results[i] = CommandResult{why, {}, false};
+      }
+    } else {
+      std::lock_guard<std::mutex> lock(head_mutex_);
+      head_ = head;
+      durable_sequence_.store(head.sequence, std::memory_order_release);
+    }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+}
+
+CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
+                                    StorageBatch& writes, JournalHead& head, Date today,
+                                    int64_t now_us,
+                                    std::unordered_map<std::string, v1::Entry>& batch_entries) {
+  CommandResult result;
+  result.status = ValidateEnvelope(command);
+  if (!result.status.ok()) return result;
+  Date business_date = today;
+  if (!command.business_date.empty()) {
+    absl::StatusOr<Date> parsed = ParseDate(command.business_date, "business_date");
+    if (!parsed.ok()) return CommandResult{parsed.status(), {}, false};
+    business_date = *parsed;
+  }
+
+  // A request id already committed answers with the original entry, whatever the state
+  // is now; with a different command it is refused.
+  std::optional<v1::Entry> original;
+  if (auto it = batch_entries.find(command.request_id); it != batch_entries.end()) {
+    original = it->second;
+  } else {
+    absl::StatusOr<std::optional<std::string>> seen =
+        state.Get(Space::kRequestIds, command.request_id);
+    if (!seen.ok()) return CommandResult{seen.status(), {}, false};
+    if (seen->has_value()) {
+      absl::StatusOr<v1::Entry> entry = ReadEntry(DecodeSequenceKey(**seen), nullptr);
+      if (!entry.ok()) return CommandResult{entry.status(), {}, false};
+      original = *std::move(entry);
+    }
+  }
+  if (original.has_value()) {
+    std::string difference = DifferenceFromOriginal(command, *original);
+    if (!difference.empty()) {
+      return CommandResult{
+          WithReason(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
+                     Cat("request id ", command.request_id, " was used for entry ",
+                                  original->sequence(), " with a different command: ", difference)),
+          {}, false};
+    }
+    return CommandResult{absl::OkStatus(), *std::move(original), true};
+  }
+
+  if (business_date > today) {
+    return CommandResult{Refused("BUSINESS_DATE_IN_FUTURE",
+                                 Cat("business date ", business_date.ToString(),
+                                              " is after today's business date ",
+                                              today.ToString())),
+                         {}, false};
+  }
+  absl::StatusOr<Decision> decision = Decide(state, command, business_date);
+  if (!decision.ok()) return CommandResult{decision.status(), {}, false};
+
+  v1::Entry entry;
+  entry.set_sequence(head.sequence + 1);
+  entry.set_previous_hash(head.hash);
+  entry.set_recorded_at_us(now_us);
+  entry.set_business_date(business_date.ToString());
+  *entry.mutable_actor() = command.actor;
+  entry.set_request_id(command.request_id);
+  *entry.mutable_event() = std::move(decision->event);
+  for (v1::Posting& posting : decision->postings) *entry.add_postings() = std::move(posting);
+  // Decide must only produce balanced postings: a failure here is a bug, not bad input.
+  GONGDAI_CHECK(CheckBalanced(entry).ok());
+  std::string stored = SealEntry(&entry);
+
+  CommandState command_state(state);
+  absl::Status applied = Apply(entry, command_state);
+  if (!applied.ok()) return CommandResult{applied, {}, false};
+  command_state.Commit();
+  writes.Put(Space::kJournal, SequenceKey(entry.sequence()), stored);
+  head.sequence = entry.sequence();
+  head.hash = entry.hash();
+  batch_entries.emplace(command.request_id, entry);
+  return CommandResult{absl::OkStatus(), std::move(entry), false};
+}
+
+void Ledger::Impl::Stop(const absl::Status& why) {
+  std::lock_guard<std::mutex> lock(head_mutex_);
+  writer_status_ = WithReason(
+      absl::StatusCode::kUnavailable, "LEDGER_STOPPED",
+      Cat("the ledger stopped accepting writes after a storage failure: ", why.message()));
+  stopped_.store(true, std::memory_order_release);
+}
+
+absl::Status Ledger::Impl::WriterStatus() const {
+  std::lock_guard<std::mutex> lock(head_mutex_);
+  return writer_status_;
+}
+
+JournalHead Ledger::Impl::Head() const {
+  std::lock_guard<std::mutex> lock(head_mutex_);
+  return head_;
+}
+
+absl::StatusOr<v1::Entry> Ledger::Impl::ReadEntry(uint64_t sequence,
+                                                  const StorageSnapshot* snapshot) const {
+  absl::StatusOr<std::optional<std::string>> stored =
+      storage_->Get(Space::kJournal, SequenceKey(sequence), snapshot);
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return absl::NotFoundError(Cat("no entry ", sequence));
+  absl::StatusOr<v1::Entry> entry = OpenEntry(**stored);
+  if (!entry.ok()) return entry.status();
+  if (entry->sequence() != sequence) {
+    return absl::DataLossError(Cat("entry stored under key ", sequence,
+                                            " has field sequence = ", entry->sequence()));
+  }
+  return entry;
+}
+
+absl::StatusOr<v1::Entry> Ledger::Impl::GetEntry(uint64_t sequence) const {
+  if (sequence == 0 || sequence > durable_sequence_.load(std::memory_order_acquire)) {
+    return absl::NotFoundError(Cat("no entry ", sequence, "; the journal ends at ",
+                                            durable_sequence_.load()));
+  }
+  return ReadEntry(sequence, nullptr);
+}
+
+absl::StatusOr<std::vector<v1::Entry>> Ledger::Impl::ListEntries(uint64_t first,
+                                                                 size_t limit) const {
+  if (limit > kListEntriesMax) {
+    return InvalidField("limit", "LIMIT_TOO_LARGE",
+                        Cat("must be at most ", kListEntriesMax));
+  }
+  const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
+  std::vector<v1::Entry> entries;
+  absl::Status failure;
+  absl::Status scanned = storage_->Scan(
+      Space::kJournal, SequenceKey(std::max<uint64_t>(first, 1)),
+      [&](std::string_view key, std::string_view value) {
+        if (entries.size() >= limit || DecodeSequenceKey(key) > durable) return false;
+        absl::StatusOr<v1::Entry> entry = OpenEntry(value);
+        if (!entry.ok()) {
+          failure = entry.status();
+          return false;
+        }
+        entries.push_back(*std::move(entry));
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  return entries;
+}
+
+absl::StatusOr<Money> Ledger::Impl::GetBalance(std::string_view account) const {
+  absl::Status valid = ValidateAccountPath(account, "account");
+  if (!valid.ok()) return valid;
+  absl::StatusOr<std::optional<std::string>> raw =
+      storage_->Get(Space::kProjections, AccountKey(account));
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return Money();
+  v1::AccountState state;
+  if (!state.ParseFromString(**raw)) {
+    return absl::DataLossError(Cat("projection of account ", account, " does not parse"));
+  }
+  return Money::FromFen(state.balance_fen());
+}
+
+absl::Status Ledger::Impl::VerifyJournal() const {
+  std::unique_ptr<StorageSnapshot> snapshot = storage_->Snapshot();
+  uint64_t expected = 1;
+  std::string previous = GenesisHash();
+  absl::Status failure;
+  absl::Status scanned = storage_->Scan(
+      Space::kJournal, "",
+      [&](std::string_view key, std::string_view value) {
+        const uint64_t sequence = DecodeSequenceKey(key);
+        if (sequence != expected) {
+          failure = absl::DataLossError(Cat("entry ", expected, ": missing (next key is ",
+                                                     sequence, ")"));
+          return false;
+        }
+        absl::StatusOr<v1::Entry> entry = OpenEntry(value);
+        if (!entry.ok()) {
+          failure = entry.status();
+          return false;
+        }
+        if (entry->sequence() != sequence) {
+          failure = absl::DataLossError(Cat("entry ", sequence,
+                                                     ": field sequence: found ", entry->sequence()));
+          return false;
+        }
+        if (entry->previous_hash() != previous) {
+          failure = absl::DataLossError(Cat(
+              "entry ", sequence, ": field previous_hash: expected ", ToHex(previous), ", found ",
+              ToHex(entry->previous_hash())));
+          return false;
+        }
+        failure = CheckBalanced(*entry);
+        if (!failure.ok()) return false;
+        previous = entry->hash();
+        ++expected;
+        return true;
+      },
+      snapshot.get());
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  absl::StatusOr<std::optional<std::string>> head_bytes =
+      storage_->Get(Space::kMeta, kMetaHeadKey, snapshot.get());
+  if (!head_bytes.ok()) return head_bytes.status();
+  v1::JournalHead head;
+  if (head_bytes->has_value() && !head.ParseFromString(**head_bytes)) {
+    return absl::DataLossError("chain head does not parse");
+  }
+  if (head.sequence() != expected - 1 || (expected > 1 && head.hash() != previous)) {
+    return absl::DataLossError(Cat("chain head names entry ", head.sequence(),
+                                            " but the journal ends at entry ", expected - 1));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Ledger::Impl::ReplayInto(MemoryState& state, const StorageSnapshot* snapshot) const {
+  absl::Status failure;
+  absl::Status scanned = storage_->Scan(
+      Space::kJournal, "",
+      [&](std::string_view, std::string_view value) {
+        absl::StatusOr<v1::Entry> entry = OpenEntry(value);
+        if (!entry.ok()) {
+          failure = entry.status();
+          return false;
+        }
+        failure = Apply(*entry, state);
+        if (!failure.ok()) {
+          failure = absl::DataLossError(
+              Cat("entry ", entry->sequence(), ": replay failed: ", failure.message()));
+          return false;
+        }
+        return true;
+      },
+      snapshot);
+  if (!scanned.ok()) return scanned;
+  return failure;
+}
+
+absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::Impl::CompareProjectionsWithRebuild()
+    const {
+  std::unique_ptr<StorageSnapshot> snapshot = storage_->Snapshot();
+  MemoryState rebuilt;
+  absl::Status replayed = ReplayInto(rebuilt, snapshot.get());
+  if (!replayed.ok()) return replayed;
+  for (Space space : {Space::kProjections, Space::kIndexes, Space::kRequestIds}) {
+    const std::map<std::string, std::string>& expected = rebuilt.space(space);
+    auto next = expected.begin();
+    std::optional<ProjectionMismatch> mismatch;
+    auto report = [&](std::string_view key, std::string stored, std::string want) {
+      mismatch = ProjectionMismatch{std::string(SpaceName(space)), Printable(key),
+                                    std::move(stored), std::move(want)};
+    };
+    absl::Status scanned = storage_->Scan(
+        space, "",
+        [&](std::string_view key, std::string_view value) {
+          if (next != expected.end() && next->first < key) {
+            report(next->first, "<absent>", Printable(next->second));
+            return false;
+          }
+          if (next == expected.end() || next->first != key) {
+            report(key, Printable(value), "<absent>");
+            return false;
+          }
+          if (next->second != value) {
+            report(key, Printable(value), Printable(next->second));
+            return false;
+          }
+          ++next;
+          return true;
+        },
+        snapshot.get());
+    if (!scanned.ok()) return scanned;
+    if (!mismatch.has_value() && next != expected.end()) {
+      report(next->first, "<absent>", Printable(next->second));
+    }
+    if (mismatch.has_value()) return mismatch;
+  }
+  return std::nullopt;
+}
+
+absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
+  MemoryState rebuilt;
+  absl::Status replayed = ReplayInto(rebuilt, nullptr);
+  if (!replayed.ok()) return replayed;
+  StorageBatch batch = storage_->NewBatch();
+  for (Space space : {Space::kProjections, Space::kIndexes, Space::kRequestIds}) {
+    absl::Status scanned = storage_->Scan(space, "", [&](std::string_view key, std::string_view) {
+      batch.Delete(space, key);
+      return true;
+    });
+    if (!scanned.ok()) return scanned;
+    for (const auto& [key, value] : rebuilt.space(space)) batch.Put(space, key, value);
+  }
+  absl::Status written = storage_->Write(batch, /*sync=*/true);
+  if (!written.ok()) Stop(written);
+  return written;
+}
+
+Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Ledger::~Ledger() { impl_->Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path,
+                                                     LedgerOptions options) {
+  if (options.queue_commands_max == 0 || options.batch_commands_max == 0) {
+    return absl::InvalidArgumentError("queue_commands_max and batch_commands_max must be positive");
+  }
+  if (!options.clock_us) options.clock_us = NowUnixMicros;
+  if (!options.business_date_today) {
+    options.business_date_today = [clock = options.clock_us] { return ShanghaiDateAt(clock()); };
+  }
+  absl::StatusOr<std::unique_ptr<Storage>> storage =
+      Storage::Open(path, options, OpenMode::kReadWrite);
+  if (!storage.ok()) return storage.status();
+  auto impl = std::make_unique<Impl>(std::move(options), *std::move(storage));
+  absl::Status started = impl->Start();
+  if (!started.ok()) return started;
+  return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+}
+
+void Ledger::Submit(Command command, CommandCallback done) {
+  impl_->Submit(std::move(command), std::move(done));
+}
+
+CommandResult Ledger::SubmitAndWait(Command command) {
+  std::promise<CommandResult> promise;
+  std::future<CommandResult> future = promise.get_future();
+  impl_->Submit(std::move(command),
+                [&promise](CommandResult result) { promise.set_value(std::move(result)); });
+  return future.get();
+}
+
+absl::StatusOr<v1::Entry> Ledger::GetEntry(uint64_t sequence) const {
+  return impl_->GetEntry(sequence);
+}
+
+absl::StatusOr<std::vector<v1::Entry>> Ledger::ListEntries(uint64_t first_sequence,
+                                                           size_t limit) const {
+  return impl_->ListEntries(first_sequence, limit);
+}
+
+absl::StatusOr<Money> Ledger::GetBalance(std::string_view account) const {
+  return impl_->GetBalance(account);
+}
+
+JournalHead Ledger::Head() const { return impl_->Head(); }
+
+absl::Status Ledger::WriterStatus() const { return impl_->WriterStatus(); }
+
+absl::Status Ledger::VerifyJournal() const { return impl_->VerifyJournal(); }
+
+absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::CompareProjectionsWithRebuild() const {
+  return impl_->CompareProjectionsWithRebuild();
+}
+
+absl::Status Ledger::RebuildProjections() {
+  return impl_->RunOnWriter([this] { return impl_->RebuildProjectionsOnWriter(); });
+}
+
+}  // namespace gongdai

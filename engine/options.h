@@ -1,0 +1,54 @@
+// Options for opening a Ledger. Every field says what it does and its default.
+#ifndef GONGDAI_ENGINE_OPTIONS_H_
+#define GONGDAI_ENGINE_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "engine/date.h"
+
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
+namespace gongdai {
+
+struct LedgerOptions {
+  // Create an empty ledger when `path` holds none.
+  // Default: true.
+  bool create_if_missing = true;
+
+  // Most commands waiting for the writer. A Submit that finds the queue full is refused
+  // at once with RESOURCE_EXHAUSTED rather than letting latency grow without bound.
+  // Default: 8192.
+  size_t queue_commands_max = 8192;
+
+  // Most commands the writer validates and commits in one WriteBatch (one fsync).
+  // Default: 512.
+  size_t batch_commands_max = 512;
+
+  // Microseconds since 1970-01-01T00:00:00Z, used for entries' recorded_at_us.
+  // Default: the system clock.
+  std::function<int64_t()> clock_us;
+
+  // Today's business date: no entry may be dated after it.
+  // Default: the Asia/Shanghai calendar date of clock_us().
+  std::function<Date()> business_date_today;
+
+  // RocksDB block cache, shared by every column family. Bounds read-side memory.
+  // Default: 64 MiB.
+  size_t block_cache_bytes = size_t{64} << 20;
+
+  // RocksDB memtable size per column family. Bounds write-side memory.
+  // Default: 32 MiB.
+  size_t write_buffer_bytes = size_t{32} << 20;
+
+  // The RocksDB environment (file system and threads). The ledger does not own it.
+  // Default: nullptr, the operating system's. Tests pass one that injects I/O faults.
+  rocksdb::Env* env = nullptr;
+};
+
+}  // namespace gongdai
+
+#endif  // GONGDAI_ENGINE_OPTIONS_H_

@@ -1,0 +1,65 @@
+// The ledger's rules: Decide turns a command into an entry's event and postings (or a
+// refusal), and Apply derives projections from an entry. Private to engine/.
+//
+// Apply is the one pure function from (state, entry) to new state. The writer, a rebuild
+// and an auditor's replay all use it, so they cannot disagree.
+#ifndef GONGDAI_ENGINE_RULES_H_
+#define GONGDAI_ENGINE_RULES_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/date.h"
+#include "engine/ledger.h"
+#include "engine/storage.h"
+#include "gongdai/v1/journal.pb.h"
+
+namespace gongdai {
+
+// Read access to derived state (projections, indexes, request ids).
+class StateReader {
+ public:
+  virtual ~StateReader() = default;
+  [[nodiscard]] virtual absl::StatusOr<std::optional<std::string>> Get(Space space,
+                                                                       std::string_view key) = 0;
+};
+
+// Read and write access; Apply writes through this.
+class StateWriter : public StateReader {
+ public:
+  virtual void Put(Space space, std::string_view key, std::string_view value) = 0;
+};
+
+// The recorded form of a command: what goes into the entry besides its envelope.
+struct Decision {
+  v1::Event event;
+  std::vector<v1::Posting> postings;
+};
+
+// Checks the envelope of a command (request id, actor); business date resolution is the
+// writer's. INVALID_ARGUMENT with every bad field.
+[[nodiscard]] absl::Status ValidateEnvelope(const Command& command);
+
+// Validates `command` against `state` and decides its postings. Refusals write nothing.
+[[nodiscard]] absl::StatusOr<Decision> Decide(StateReader& state, const Command& command,
+                                              Date business_date);
+
+// Derives the projection changes of `entry` into `state`. Fails only when the state is
+// inconsistent with the entry (an overflow, a corrupt projection): the writer then refuses
+// the command; a replay reports the entry.
+[[nodiscard]] absl::Status Apply(const v1::Entry& entry, StateWriter& state);
+
+// Account paths: 2-8 colon-separated segments of [a-z0-9_-], at most 128 bytes in all.
+[[nodiscard]] absl::Status ValidateAccountPath(std::string_view path, std::string_view field);
+
+// Projection keys and values.
+std::string AccountKey(std::string_view account);
+std::string DateIndexKey(Date date, uint64_t sequence);
+
+}  // namespace gongdai
+
+#endif  // GONGDAI_ENGINE_RULES_H_

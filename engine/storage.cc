@@ -1,0 +1,228 @@
+#include "engine/storage.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "engine/check.h"
+#include <vector>
+
+#include "engine/strings.h"
+
+namespace gongdai {
+namespace {
+
+constexpr std::array<std::string_view, kSpaceCount> kSpaceNames = {
+    "journal", "projections", "indexes", "request_ids", "meta"};
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = Cat(what, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(message);
+  if (s.IsCorruption()) return absl::DataLossError(message);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  return absl::UnavailableError(message);
+}
+
+rocksdb::ColumnFamilyOptions SpaceOptions(Space space, const LedgerOptions& options,
+                                          const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = options.write_buffer_bytes;
+  cf.compression = rocksdb::kNoCompression;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  // Point lookups dominate every space but the journal (which is read by sequence and
+  // scanned): a bloom filter lets a lookup of an absent key (a new request id, a new
+  // account) skip the files that cannot hold it.
+  if (space != Space::kJournal) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    table.whole_key_filtering = true;
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+class RocksSnapshot final : public StorageSnapshot {
+ public:
+  RocksSnapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~RocksSnapshot() override { db_->ReleaseSnapshot(snapshot_); }
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+const rocksdb::Snapshot* RocksOf(const StorageSnapshot* snapshot) {
+  return snapshot == nullptr ? nullptr : static_cast<const RocksSnapshot*>(snapshot)->get();
+}
+
+}  // namespace
+
+std::string_view SpaceName(Space space) { return kSpaceNames[static_cast<size_t>(space)]; }
+
+struct StorageBatch::Rep {
+  rocksdb::WriteBatch batch;
+  const std::array<rocksdb::ColumnFamilyHandle*, kSpaceCount>* handles = nullptr;
+  rocksdb::Status status;  // the first failed Put/Delete, reported by Storage::Write
+
+  rocksdb::ColumnFamilyHandle* handle(Space space) const {
+    return (*handles)[static_cast<size_t>(space)];
+  }
+};
+
+StorageBatch::StorageBatch(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+StorageBatch::StorageBatch(StorageBatch&&) noexcept = default;
+StorageBatch::~StorageBatch() = default;
+
+void StorageBatch::Put(Space space, std::string_view key, std::string_view value) {
+  rocksdb::Status s = rep_->batch.Put(rep_->handle(space), rocksdb::Slice(key.data(), key.size()),
+                                      rocksdb::Slice(value.data(), value.size()));
+  if (!s.ok() && rep_->status.ok()) rep_->status = s;
+  ++operation_count_;
+}
+
+void StorageBatch::Delete(Space space, std::string_view key) {
+  rocksdb::Status s =
+      rep_->batch.Delete(rep_->handle(space), rocksdb::Slice(key.data(), key.size()));
+  if (!s.ok() && rep_->status.ok()) rep_->status = s;
+  ++operation_count_;
+}
+
+size_t StorageBatch::byte_count() const { return rep_->batch.GetDataSize(); }
+
+void StorageBatch::Clear() {
+  rep_->batch.Clear();
+  rep_->status = rocksdb::Status::OK();
+  operation_count_ = 0;
+}
+
+struct Storage::Impl {
+  std::unique_ptr<rocksdb::DB> db;
+  std::array<rocksdb::ColumnFamilyHandle*, kSpaceCount> handles{};
+  std::vector<rocksdb::ColumnFamilyHandle*> owned_handles;
+  bool read_only = false;
+
+  ~Impl() {
+    if (db == nullptr) return;
+    for (rocksdb::ColumnFamilyHandle* handle : owned_handles) {
+      // Closing a handle cannot lose data; its status is deliberately dropped.
+      db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    }
+    if (!read_only) {
+      // Every acknowledged write was already synced; Close only releases resources.
+      db->Close().PermitUncheckedError();
+    }
+  }
+
+  rocksdb::ColumnFamilyHandle* handle(Space space) const {
+    return handles[static_cast<size_t>(space)];
+  }
+};
+
+Storage::Storage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Storage::~Storage() = default;
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& path,
+                                                       const LedgerOptions& options,
+                                                       OpenMode mode) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = options.create_if_missing;
+  db_options.paranoid_checks = true;
+  db_options.max_background_jobs = 2;
+  // A torn tail of the write-ahead log (a crash mid-append) is cut off at the last whole
+  // record: those writes were never acknowledged, since acknowledgement follows the sync.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_options.max_total_wal_size = 4 * options.write_buffer_bytes * kSpaceCount;
+  db_options.keep_log_file_num = 4;
+  if (options.env != nullptr) db_options.env = options.env;
+
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName,
+                           rocksdb::ColumnFamilyOptions());
+  for (size_t i = 0; i < kSpaceCount; ++i) {
+    Space space = static_cast<Space>(i);
+    descriptors.emplace_back(std::string(SpaceName(space)), SpaceOptions(space, options, cache));
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->read_only = mode == OpenMode::kReadOnly;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (mode == OpenMode::kReadOnly) {
+    s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(db_options), path, descriptors, &handles,
+                                     &raw);
+  } else {
+    s = rocksdb::DB::Open(db_options, path, descriptors, &handles, &raw);
+  }
+  if (!s.ok()) return FromRocks(s, Cat("opening ledger database at ", path));
+  impl->db.reset(raw);
+  impl->owned_handles = handles;
+  for (size_t i = 0; i < kSpaceCount; ++i) impl->handles[i] = handles[i + 1];
+  return std::unique_ptr<Storage>(new Storage(std::move(impl)));
+}
+
+absl::StatusOr<std::optional<std::string>> Storage::Get(Space space, std::string_view key,
+                                                        const StorageSnapshot* snapshot) const {
+  rocksdb::ReadOptions read;
+  read.snapshot = RocksOf(snapshot);
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(read, impl_->handle(space), rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, Cat("reading ", SpaceName(space)));
+  return value;
+}
+
+absl::Status Storage::Write(StorageBatch& batch, bool sync) {
+  if (impl_->read_only) return absl::FailedPreconditionError("storage is open read-only");
+  GONGDAI_CHECK(batch.rep_->handles == &impl_->handles);
+  if (!batch.rep_->status.ok()) return FromRocks(batch.rep_->status, "building write batch");
+  rocksdb::WriteOptions write;
+  write.sync = sync;
+  write.disableWAL = false;
+  return FromRocks(impl_->db->Write(write, &batch.rep_->batch), "writing batch");
+}
+
+absl::Status Storage::Scan(Space space, std::string_view start, const Visitor& visit,
+                           const StorageSnapshot* snapshot) const {
+  rocksdb::ReadOptions read;
+  read.snapshot = RocksOf(snapshot);
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read, impl_->handle(space)));
+  for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    rocksdb::Slice v = it->value();
+    if (!visit(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status(), Cat("scanning ", SpaceName(space)));
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Storage::Last(
+    Space space, const StorageSnapshot* snapshot) const {
+  rocksdb::ReadOptions read;
+  read.snapshot = RocksOf(snapshot);
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read, impl_->handle(space)));
+  it->SeekToLast();
+  if (!it->status().ok()) return FromRocks(it->status(), "seeking last key");
+  if (!it->Valid()) return std::nullopt;
+  return std::make_pair(it->key().ToString(), it->value().ToString());
+}
+
+StorageBatch Storage::NewBatch() const {
+  auto rep = std::make_unique<StorageBatch::Rep>();
+  rep->handles = &impl_->handles;
+  return StorageBatch(std::move(rep));
+}
+
+std::unique_ptr<StorageSnapshot> Storage::Snapshot() const {
+  return std::make_unique<RocksSnapshot>(impl_->db.get());
+}
+
+}  // namespace gongdai

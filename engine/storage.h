@@ -1,0 +1,96 @@
+// The ledger's storage: the one file that knows RocksDB (storage.cc). Private to engine/.
+//
+// Five key spaces, each a RocksDB column family (docs/journal-format.md gives the keys
+// and values): the journal, projections, indexes, request ids and metadata.
+#ifndef GONGDAI_ENGINE_STORAGE_H_
+#define GONGDAI_ENGINE_STORAGE_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/options.h"
+
+namespace gongdai {
+
+enum class Space : uint8_t { kJournal = 0, kProjections, kIndexes, kRequestIds, kMeta };
+inline constexpr size_t kSpaceCount = 5;
+std::string_view SpaceName(Space space);
+
+// A set of puts applied atomically by Storage::Write.
+class Storage;
+
+// A set of puts and deletes applied atomically by Storage::Write; made by
+// Storage::NewBatch and written only to that storage.
+class StorageBatch {
+ public:
+  ~StorageBatch();
+  StorageBatch(StorageBatch&&) noexcept;
+  StorageBatch(const StorageBatch&) = delete;
+  StorageBatch& operator=(const StorageBatch&) = delete;
+
+  void Put(Space space, std::string_view key, std::string_view value);
+  void Delete(Space space, std::string_view key);
+  size_t operation_count() const { return operation_count_; }
+  size_t byte_count() const;
+  void Clear();
+
+ private:
+  friend class Storage;
+  struct Rep;
+  explicit StorageBatch(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+  size_t operation_count_ = 0;
+};
+
+// A consistent view of every space at one moment.
+class StorageSnapshot {
+ public:
+  virtual ~StorageSnapshot() = default;
+};
+
+enum class OpenMode { kReadWrite, kReadOnly };
+
+class Storage {
+ public:
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Storage>> Open(const std::string& path,
+                                                                     const LedgerOptions& options,
+                                                                     OpenMode mode);
+  ~Storage();
+
+  // nullopt when the key is absent. `snapshot` may be null (latest state).
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(
+      Space space, std::string_view key, const StorageSnapshot* snapshot = nullptr) const;
+
+  StorageBatch NewBatch() const;
+
+  // Writes `batch` atomically. `sync` must be true for anything acknowledged to a caller.
+  [[nodiscard]] absl::Status Write(StorageBatch& batch, bool sync);
+
+  // Calls `visit` for each key >= `start` in order until it returns false.
+  using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
+  [[nodiscard]] absl::Status Scan(Space space, std::string_view start, const Visitor& visit,
+                                  const StorageSnapshot* snapshot = nullptr) const;
+
+  // The last key and value of `space`, nullopt when it is empty.
+  [[nodiscard]] absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Last(
+      Space space, const StorageSnapshot* snapshot = nullptr) const;
+
+  std::unique_ptr<StorageSnapshot> Snapshot() const;
+
+  struct Impl;
+
+ private:
+  explicit Storage(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gongdai
+
+#endif  // GONGDAI_ENGINE_STORAGE_H_

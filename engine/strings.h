@@ -1,0 +1,43 @@
+// Cat: string concatenation for the engine's messages. (Debian's Abseil is built with
+// its own absl::string_view, not std::string_view, so absl::StrCat does not take the
+// standard views used throughout the engine.)
+#ifndef GONGDAI_ENGINE_STRINGS_H_
+#define GONGDAI_ENGINE_STRINGS_H_
+
+#include <concepts>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+
+namespace gongdai {
+namespace strings_internal {
+
+inline void Append(std::string& out, std::string_view text) { out.append(text); }
+inline void Append(std::string& out, absl::string_view text) { out.append(text.data(), text.size()); }
+inline void Append(std::string& out, const char* text) { out.append(text); }
+inline void Append(std::string& out, const std::string& text) { out.append(text); }
+inline void Append(std::string& out, char c) { out.push_back(c); }
+template <std::integral T>
+  requires(!std::same_as<T, char> && !std::same_as<T, bool>)
+void Append(std::string& out, T value) {
+  out.append(std::to_string(value));
+}
+
+}  // namespace strings_internal
+
+template <typename... Parts>
+std::string Cat(const Parts&... parts) {
+  std::string out;
+  (strings_internal::Append(out, parts), ...);
+  return out;
+}
+
+// absl::string_view of a standard view (Abseil's own type in this build).
+inline absl::string_view AbslView(std::string_view text) {
+  return absl::string_view(text.data(), text.size());
+}
+
+}  // namespace gongdai
+
+#endif  // GONGDAI_ENGINE_STRINGS_H_
