@@ -374,14 +374,10 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
                                     int64_t now_us,
                                     std::unordered_map<std::string, v1::Entry>& batch_entries) {
   CommandResult result;
-  result.status = ValidateEnvelope(command);
+  result.status = ValidateCommand(command);
   if (!result.status.ok()) return result;
-  Date business_date = today;
-  if (!command.business_date.empty()) {
-    absl::StatusOr<Date> parsed = ParseDate(command.business_date, "business_date");
-    if (!parsed.ok()) return CommandResult{parsed.status(), {}, false};
-    business_date = *parsed;
-  }
+  const Date business_date =
+      command.business_date.empty() ? today : *ParseDate(command.business_date, "business_date");
 
   // A request id already committed answers with the original entry, whatever the state
   // is now; with a different command it is refused.

@@ -27,7 +27,7 @@ absl::StatusOr<v1::AccountState> ReadAccount(StateReader& state, std::string_vie
   return account_state;
 }
 
-absl::StatusOr<Decision> DecideTransfer(StateReader& state, const v1::InternalTransfer& transfer) {
+absl::Status ValidateTransfer(const v1::InternalTransfer& transfer) {
   ViolationCollector violations;
   absl::Status from = ValidateAccountPath(transfer.from_account(), "event.internal_transfer.from_account");
   if (!from.ok()) violations.AddStatus("event.internal_transfer.from_account", from);
@@ -44,8 +44,10 @@ absl::StatusOr<Decision> DecideTransfer(StateReader& state, const v1::InternalTr
   if (transfer.memo().size() > kMemoBytesMax) {
     violations.Add("event.internal_transfer.memo", "TOO_LONG", "must be at most 512 bytes");
   }
-  if (!violations.empty()) return violations.ToStatus();
+  return violations.ToStatus();
+}
 
+absl::StatusOr<Decision> DecideTransfer(StateReader& state, const v1::InternalTransfer& transfer) {
   if (!transfer.from_account().starts_with(kExternalAccountPrefix)) {
     absl::StatusOr<v1::AccountState> source = ReadAccount(state, transfer.from_account());
     if (!source.ok()) return source.status();
@@ -119,7 +121,7 @@ absl::Status ValidateAccountPath(std::string_view path, std::string_view field) 
   return absl::OkStatus();
 }
 
-absl::Status ValidateEnvelope(const Command& command) {
+absl::Status ValidateCommand(const Command& command) {
   ViolationCollector violations;
   if (command.request_id.empty()) {
     violations.Add("request_id", "REQUIRED", "is required: give a unique id for this request");
@@ -133,8 +135,21 @@ absl::Status ValidateEnvelope(const Command& command) {
     violations.Add("actor.principal_id", "REQUIRED", "must be 1-128 bytes");
   }
   if (command.actor.role().empty()) violations.Add("actor.role", "REQUIRED", "is required");
-  if (command.event.kind_case() == v1::Event::KIND_NOT_SET) {
-    violations.Add("event", "REQUIRED", "must name one event kind");
+  if (!command.business_date.empty()) {
+    absl::StatusOr<Date> date = ParseDate(command.business_date, "business_date");
+    if (!date.ok()) violations.AddStatus("business_date", date.status());
+  }
+  switch (command.event.kind_case()) {
+    case v1::Event::kInternalTransfer: {
+      absl::Status valid = ValidateTransfer(command.event.internal_transfer());
+      for (FieldViolation& v : FieldViolationsOf(valid)) {
+        violations.Add(v.field, v.reason, v.description);
+      }
+      break;
+    }
+    case v1::Event::KIND_NOT_SET:
+      violations.Add("event", "REQUIRED", "must name one event kind");
+      break;
   }
   return violations.ToStatus();
 }

@@ -40,11 +40,13 @@ struct Decision {
   std::vector<v1::Posting> postings;
 };
 
-// Checks the envelope of a command (request id, actor); business date resolution is the
-// writer's. INVALID_ARGUMENT with every bad field.
-[[nodiscard]] absl::Status ValidateEnvelope(const Command& command);
+// Checks everything about a command that does not depend on state: the envelope
+// (request id, actor, the form of the business date) and every field of the event.
+// INVALID_ARGUMENT with every bad field at once. Pure: callers may run it before queueing.
+[[nodiscard]] absl::Status ValidateCommand(const Command& command);
 
-// Validates `command` against `state` and decides its postings. Refusals write nothing.
+// Checks `command` (already valid) against `state` and decides its postings: refusals
+// are FAILED_PRECONDITION with a reason. Refusals write nothing.
 [[nodiscard]] absl::StatusOr<Decision> Decide(StateReader& state, const Command& command,
                                               Date business_date);
 

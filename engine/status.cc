@@ -63,7 +63,8 @@ std::string ReasonOf(const absl::Status& status) { return DetailOf(status).reaso
 
 std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status) {
   std::vector<FieldViolation> out;
-  for (const auto& v : DetailOf(status).field_violations()) {
+  const v1::ErrorDetail detail = DetailOf(status);
+  for (const auto& v : detail.field_violations()) {
     out.push_back(FieldViolation{v.field(), v.description(), v.reason()});
   }
   return out;

@@ -1,0 +1,48 @@
+#include "engine/date.h"
+
+#include <gtest/gtest.h>
+
+#include "engine/status.h"
+
+namespace gongdai {
+namespace {
+
+TEST(Date, ParsesAndFormats) {
+  absl::StatusOr<Date> date = ParseDate("2020-03-15", "business_date");
+  ASSERT_TRUE(date.ok());
+  EXPECT_EQ(date->ToString(), "2020-03-15");
+  EXPECT_EQ(date->year(), 2020);
+  EXPECT_EQ(date->month(), 3u);
+  EXPECT_EQ(date->day(), 15u);
+}
+
+TEST(Date, RefusesNonDates) {
+  for (const char* text : {"", "2020-3-15", "2020/03/15", "2020-02-30", "2021-02-29",
+                           "2020-13-01", "2020-00-10", "20200315", "1899-12-31", "2020-03-15Z"}) {
+    absl::StatusOr<Date> date = ParseDate(text, "business_date");
+    ASSERT_FALSE(date.ok()) << text;
+    EXPECT_EQ(FieldViolationsOf(date.status())[0].field, "business_date");
+    EXPECT_EQ(FieldViolationsOf(date.status())[0].reason, "DATE_INVALID");
+  }
+  EXPECT_TRUE(ParseDate("2020-02-29", "d").ok());
+}
+
+TEST(Date, ScheduleClampsToMonthEnd) {
+  const Date start = *ParseDate("2020-01-31", "d");
+  EXPECT_EQ(start.PlusMonthsClamped(1).ToString(), "2020-02-29");
+  EXPECT_EQ(start.PlusMonthsClamped(2).ToString(), "2020-03-31");
+  EXPECT_EQ(start.PlusMonthsClamped(3).ToString(), "2020-04-30");
+  EXPECT_EQ(start.PlusMonthsClamped(13).ToString(), "2021-02-28");
+  EXPECT_EQ(ParseDate("2020-11-30", "d")->PlusMonthsClamped(3).ToString(), "2021-02-28");
+  EXPECT_EQ(ParseDate("2020-12-15", "d")->PlusMonthsClamped(1).ToString(), "2021-01-15");
+}
+
+TEST(Date, ShanghaiCalendarIsUtcPlusEight) {
+  // 2020-12-31T15:59:59Z is 23:59:59 in Shanghai; one second later it is 2021-01-01.
+  const int64_t before = int64_t{1609430399} * 1'000'000;
+  EXPECT_EQ(ShanghaiDateAt(before).ToString(), "2020-12-31");
+  EXPECT_EQ(ShanghaiDateAt(before + 1'000'000).ToString(), "2021-01-01");
+}
+
+}  // namespace
+}  // namespace gongdai

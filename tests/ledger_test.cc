@@ -1,0 +1,535 @@
+#include "engine/ledger.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "engine/journal_format.h"
+#include "engine/sha256.h"
+#include "engine/status.h"
+#include "tests/fault_fs.h"
+#include "tests/raw_db.h"
+#include "tests/test_util.h"
+
+namespace gongdai {
+namespace {
+
+using testing::FaultEnv;
+using testing::FixedDayOptions;
+using testing::RawDb;
+using testing::TempDir;
+using testing::Transfer;
+
+std::unique_ptr<Ledger> OpenOrDie(const std::string& path, LedgerOptions options = FixedDayOptions()) {
+  absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(path, std::move(options));
+  EXPECT_TRUE(ledger.ok()) << ledger.status();
+  return ledger.ok() ? *std::move(ledger) : nullptr;
+}
+
+int64_t Balance(const Ledger& ledger, std::string_view account) {
+  absl::StatusOr<Money> balance = ledger.GetBalance(account);
+  EXPECT_TRUE(balance.ok()) << balance.status();
+  return static_cast<int64_t>(balance->fen());
+}
+
+TEST(Ledger, AppendsGapFreeHashChainedEntries) {
+  TempDir dir;
+  auto ledger = OpenOrDie(dir.path());
+  std::string previous = GenesisHash();
+  for (int i = 1; i <= 5; ++i) {
+    CommandResult result = ledger->SubmitAndWait(
+        Transfer("r" + std::to_string(i), "external:bank:psbc", "union:fund:cash", 1000 * i));
+    ASSERT_TRUE(result.status.ok()) << result.status;
+    EXPECT_EQ(result.entry.sequence(), static_cast<uint64_t>(i));
+    EXPECT_EQ(result.entry.previous_hash(), previous);
+    EXPECT_EQ(result.entry.business_date(), "2020-06-30");
+    EXPECT_EQ(result.entry.actor().principal_id(), "officer.liu");
+    ASSERT_EQ(result.entry.postings_size(), 2);
+    previous = result.entry.hash();
+    absl::StatusOr<v1::Entry> stored = ledger->GetEntry(i);
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    EXPECT_EQ(stored->SerializeAsString(), result.entry.SerializeAsString());
+  }
+  EXPECT_EQ(ledger->Head().sequence, 5u);
+  EXPECT_EQ(ledger->Head().hash, previous);
+  EXPECT_EQ(Balance(*ledger, "union:fund:cash"), 15000);
+  EXPECT_EQ(Balance(*ledger, "external:bank:psbc"), -15000);
+  EXPECT_TRUE(ledger->VerifyJournal().ok());
+  EXPECT_EQ(ledger->GetEntry(6).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ledger->GetEntry(0).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The known-answer vector of docs/journal-format.md: if this changes, every stored
+// journal's hashes change, so the format document and its version must change with it.
+TEST(JournalFormat, EntryHashMatchesDocumentedEncoding) {
+  v1::Entry entry;
+  entry.set_sequence(1);
+  entry.set_previous_hash(GenesisHash());
+  entry.set_recorded_at_us(1593500000000000);
+  entry.set_business_date("2020-06-30");
+  entry.mutable_actor()->set_principal_id("officer.liu");
+  entry.mutable_actor()->set_role("officer");
+  entry.set_request_id("r1");
+  v1::InternalTransfer* transfer = entry.mutable_event()->mutable_internal_transfer();
+  transfer->set_from_account("external:bank:psbc");
+  transfer->set_to_account("union:fund:cash");
+  transfer->set_amount_fen(100000);
+  v1::Posting* debit = entry.add_postings();
+  debit->set_account("union:fund:cash");
+  debit->set_side(v1::POSTING_SIDE_DEBIT);
+  debit->set_amount_fen(100000);
+  v1::Posting* credit = entry.add_postings();
+  credit->set_account("external:bank:psbc");
+  credit->set_side(v1::POSTING_SIDE_CREDIT);
+  credit->set_amount_fen(100000);
+
+  const std::string canonical = CanonicalBytes(entry);
+  // Worked out independently of protobuf (docs/journal-format.md, "Worked example").
+  EXPECT_EQ(ToHex(canonical),
+            "080112200000000000000000000000000000000000000000000000000000000000000000"
+            "1880b0cc8bfaa8ea02220a323032302d30362d33302a160a0b6f6666696365722e6c6975"
+            "12076f666669636572320272313a2b0a290a1265787465726e616c3a62616e6b3a707362"
+            "63120f756e696f6e3a66756e643a6361736818a08d0642170a0f756e696f6e3a66756e64"
+            "3a63617368100118a08d06421a0a1265787465726e616c3a62616e6b3a70736263100218"
+            "a08d06");
+  EXPECT_EQ(canonical.size(), 183u);
+  const std::string stored = SealEntry(&entry);
+  EXPECT_EQ(ToHex(entry.hash()), "fdf1eacb0b390d02465c5b5dff7f50c4e4779fa87cd022f62ac797752ecc6532");
+  EXPECT_EQ(stored, canonical + std::string("\x7a\x20", 2) + entry.hash());
+  // The hash is SHA-256 over 0x00 || canonical bytes (an RFC 6962 leaf).
+  EXPECT_EQ(entry.hash(), ThreadSha256().Digest({std::string(1, '\0'), canonical}));
+  absl::StatusOr<v1::Entry> opened = OpenEntry(stored);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->hash(), entry.hash());
+}
+
+TEST(JournalFormat, TamperedBytesAreDetectedOnRead) {
+  v1::Entry entry;
+  entry.set_sequence(7);
+  entry.set_business_date("2020-06-30");
+  std::string stored = SealEntry(&entry);
+  std::string flipped = stored;
+  flipped[3] ^= 0x01;
+  EXPECT_EQ(OpenEntry(flipped).status().code(), absl::StatusCode::kDataLoss);
+  std::string truncated = stored.substr(0, stored.size() - 1);
+  EXPECT_EQ(OpenEntry(truncated).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(JournalFormat, UnbalancedPostingsAreRejected) {
+  v1::Entry entry;
+  entry.set_sequence(3);
+  auto add = [&](const char* account, v1::PostingSide side, int64_t fen) {
+    v1::Posting* p = entry.add_postings();
+    p->set_account(account);
+    p->set_side(side);
+    p->set_amount_fen(fen);
+  };
+  add("a:b", v1::POSTING_SIDE_DEBIT, 100);
+  add("c:d", v1::POSTING_SIDE_CREDIT, 60);
+  add("e:f", v1::POSTING_SIDE_CREDIT, 40);
+  EXPECT_TRUE(CheckBalanced(entry).ok());
+  entry.mutable_postings(2)->set_amount_fen(41);
+  absl::Status unbalanced = CheckBalanced(entry);
+  EXPECT_EQ(unbalanced.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(unbalanced.message().find("entry 3"), absl::string_view::npos);
+  entry.mutable_postings(2)->set_amount_fen(0);
+  EXPECT_FALSE(CheckBalanced(entry).ok());
+  entry.mutable_postings(2)->set_amount_fen(40);
+  entry.mutable_postings(1)->set_side(v1::POSTING_SIDE_UNSPECIFIED);
+  EXPECT_FALSE(CheckBalanced(entry).ok());
+}
+
+TEST(Ledger, RetryWithSameRequestIdReturnsOriginalEntry) {
+  TempDir dir;
+  auto ledger = OpenOrDie(dir.path());
+  CommandResult first = ledger->SubmitAndWait(Transfer("loan-42-pay-1", "external:bank:psbc", "union:fund:cash", 500));
+  ASSERT_TRUE(first.status.ok());
+  CommandResult again = ledger->SubmitAndWait(Transfer("loan-42-pay-1", "external:bank:psbc", "union:fund:cash", 500));
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.entry.sequence(), first.entry.sequence());
+  EXPECT_EQ(again.entry.hash(), first.entry.hash());
+  EXPECT_EQ(ledger->Head().sequence, 1u);
+  EXPECT_EQ(Balance(*ledger, "union:fund:cash"), 500);
+}
+
+TEST(Ledger, RetryAnswersOriginalEvenWhenStateChanged) {
+  TempDir dir;
+  auto ledger = OpenOrDie(dir.path());
+  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("in", "external:x:y", "union:fund:cash", 500)).status.ok());
+  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 500)).status.ok());
+  // Funds are gone now, but the retry must still answer with the original entry.
+  CommandResult retry = ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 500));
+  ASSERT_TRUE(retry.status.ok()) << retry.status;
+  EXPECT_TRUE(retry.replayed);
+  EXPECT_EQ(retry.entry.sequence(), 2u);
+}
+
+TEST(Ledger, ReusedRequestIdWithDifferentCommandIsAlreadyExists) {
+  TempDir dir;
+  auto ledger = OpenOrDie(dir.path());
+  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("dup", "external:bank:psbc", "union:fund:cash", 500)).status.ok());
+  CommandResult different = ledger->SubmitAndWait(Transfer("dup", "external:bank:psbc", "union:fund:cash", 700));
+  EXPECT_EQ(different.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ReasonOf(different.status), "REQUEST_ID_REUSED");
+  EXPECT_NE(different.status.message().find("amount_fen"), absl::string_view::npos)
+      << different.status;
+  EXPECT_NE(different.status.message().find("entry 1"), absl::string_view::npos);
+  Command other_actor = Transfer("dup", "external:bank:psbc", "union:fund:cash", 500);
+  other_actor.actor.set_principal_id("officer.wang");
+  CommandResult by_other = ledger->SubmitAndWait(other_actor);
+  EXPECT_EQ(by_other.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(by_other.status.message().find("officer.wang"), absl::string_view::npos);
+  EXPECT_EQ(ledger->Head().sequence, 1u);
+}
+
+TEST(Ledger, SameRequestIdTwiceInOneBatchWritesOneEntry) {
+  TempDir dir;
+  FaultEnv fault;
+  LedgerOptions options = FixedDayOptions();
+  options.env = fault.env.get();
+  auto ledger = OpenOrDie(dir.path(), options);
+  // Hold the writer in a sync so that the next commands queue up into one batch.
+  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("warm", "external:a:b", "c:d", 1)).status.ok());
+  fault.fs->sync_delay_ms = 200;
+  std::promise<CommandResult> first_done, second_done, blocker_done;
+  ledger->Submit(Transfer("blocker", "external:a:b", "c:d", 1),
+                 [&](CommandResult r) { blocker_done.set_value(std::move(r)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ledger->Submit(Transfer("twice", "external:a:b", "c:d", 5),
+                 [&](CommandResult r) { first_done.set_value(std::move(r)); });
+  ledger->Submit(Transfer("twice", "external:a:b", "c:d", 5),
+                 [&](CommandResult r) { second_done.set_value(std::move(r)); });
+  CommandResult first = first_done.get_future().get();
+  CommandResult second = second_done.get_future().get();
+  ASSERT_TRUE(blocker_done.get_future().get().status.ok());
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  ASSERT_TRUE(second.status.ok()) << second.status;
+  EXPECT_FALSE(first.replayed);
+  EXPECT_TRUE(second.replayed);
+  EXPECT_EQ(first.entry.sequence(), second.entry.sequence());
+  EXPECT_EQ(ledger->Head().sequence, 3u);
+  EXPECT_EQ(Balance(*ledger, "c:d"), 7);
+}
+
+TEST(Ledger, IdempotencyHoldsAfterReopen) {
+  TempDir dir;
+  uint64_t sequence = 0;
+  {
+    auto ledger = OpenOrDie(dir.path());
+    CommandResult first = ledger->SubmitAndWait(Transfer("persist", "external:bank:psbc", "union:fund:cash", 900));
+    ASSERT_TRUE(first.status.ok());
+    sequence = first.entry.sequence();
+  }
+  auto ledger = OpenOrDie(dir.path());
+  CommandResult retry = ledger->SubmitAndWait(Transfer("persist", "external:bank:psbc", "union:fund:cash", 900));
+  ASSERT_TRUE(retry.status.ok()) << retry.status;
+  EXPECT_TRUE(retry.replayed);
+  EXPECT_EQ(retry.entry.sequence(), sequence);
+  CommandResult different = ledger->SubmitAndWait(Transfer("persist", "external:bank:psbc", "union:fund:cash", 901));
+  EXPECT_EQ(different.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ledger->Head().sequence, 1u);
+}
+
+TEST(Ledger, SequenceNumbersStayGapFreeAcrossRestarts) {
+  TempDir dir;
+  for (int round = 0; round < 3; ++round) {
+    auto ledger = OpenOrDie(dir.path());
+    for (int i = 0; i < 4; ++i) {
+      CommandResult result = ledger->SubmitAndWait(
+          Transfer(std::to_string(round) + "-" + std::to_string(i), "external:a:b", "c:d", 1));
+      ASSERT_TRUE(result.status.ok());
+      EXPECT_EQ(result.entry.sequence(), static_cast<uint64_t>(round * 4 + i + 1));
+    }
+    // A refused command uses no sequence number.
+    EXPECT_FALSE(ledger->SubmitAndWait(Transfer("bad" + std::to_string(round), "c:d", "c:d", 1)).status.ok());
+  }
+  auto ledger = OpenOrDie(dir.path());
+  EXPECT_EQ(ledger->Head().sequence, 12u);
+  EXPECT_TRUE(ledger->VerifyJournal().ok());
+  absl::StatusOr<std::vector<v1::Entry>> entries = ledger->ListEntries(1, 100);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 12u);
+  for (size_t i = 0; i < entries->size(); ++i) EXPECT_EQ((*entries)[i].sequence(), i + 1);
+}
+
+TEST(Ledger, InsufficientFundsIsRefusedAndWritesNothing) {
+  TempDir dir;
+  auto ledger = OpenOrDie(dir.path());
+  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("in", "external:bank:psbc", "union:fund:cash", 1000)).status.ok());
+  CommandResult refused = ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 1001));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(refused.status), "INSUFFICIENT_FUNDS");
+  EXPECT_NE(refused.status.message().find("10.00"), absl::string_view::npos) << refused.status;
+  EXPECT_EQ(ledger->Head().sequence, 1u);
+  EXPECT_EQ(Balance(*ledger, "union:fund:cash"), 1000);
+  EXPECT_EQ(Balance(*ledger, "member:m1:cash"), 0);
+  // The refused request id is not burnt: a corrected command may use it.
+  EXPECT_TRUE(ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 1000)).status.ok());
+}
+
+TEST(Ledger, EveryInvalidFieldIsReportedAtOnce) {
+  TempDir dir;
+  auto ledger = OpenOrDie(dir.path());
+  CommandResult result = ledger->SubmitAndWait(Transfer("x", "Bad Account", "union::cash", 0));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument);
+  std::set<std::string> fields;
+  for (const FieldViolation& v : FieldViolationsOf(result.status)) fields.insert(v.field);
+  EXPECT_EQ(fields, (std::set<std::string>{"event.internal_transfer.from_account",
+                                           "event.internal_transfer.to_account",
+                                           "event.internal_transfer.amount_fen"}));
+  Command no_id = Transfer("", "external:a:b", "c:d", 1);
+  no_id.actor.clear_principal_id();
+  std::set<std::string> envelope;
+  for (const FieldViolation& v : FieldViolationsOf(ledger->SubmitAndWait(no_id).status)) {
+    envelope.insert(v.field);
+  }
+  EXPECT_EQ(envelope, (std::set<std::string>{"request_id", "actor.principal_id"}));
+  EXPECT_EQ(ledger->Head().sequence, 0u);
+}
+
+TEST(Ledger, BusinessDateRules) {
+  TempDir dir;
+  auto ledger = OpenOrDie(dir.path(), FixedDayOptions("2020-06-30"));
+  CommandResult future = ledger->SubmitAndWait(Transfer("f", "external:a:b", "c:d", 1, "2020-07-01"));
+  EXPECT_EQ(future.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(future.status), "BUSINESS_DATE_IN_FUTURE");
+  CommandResult malformed = ledger->SubmitAndWait(Transfer("m", "external:a:b", "c:d", 1, "2020-02-30"));
+  EXPECT_EQ(malformed.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FieldViolationsOf(malformed.status)[0].field, "business_date");
+  CommandResult past = ledger->SubmitAndWait(Transfer("p", "external:a:b", "c:d", 1, "2020-01-15"));
+  ASSERT_TRUE(past.status.ok());
+  EXPECT_EQ(past.entry.business_date(), "2020-01-15");
+}
+
+TEST(Ledger, ManyThreadsSubmittingConcurrentlyAreAllAccountedFor) {
+  TempDir dir;
+  auto ledger = OpenOrDie(dir.path());
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 300;
+  std::vector<std::vector<CommandResult>> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<CommandResult>> pending;
+      for (int i = 0; i < kPerThread; ++i) {
+        auto promise = std::make_shared<std::promise<CommandResult>>();
+        pending.push_back(promise->get_future());
+        ledger->Submit(Transfer("t" + std::to_string(t) + "-" + std::to_string(i), "external:a:b",
+                                "member:m" + std::to_string(t) + ":cash", i + 1),
+                       [promise](CommandResult r) { promise->set_value(std::move(r)); });
+      }
+      for (auto& f : pending) results[t].push_back(f.get());
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<uint64_t> sequences;
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(results[t].size(), static_cast<size_t>(kPerThread));
+    for (const CommandResult& r : results[t]) {
+      ASSERT_TRUE(r.status.ok()) << r.status;
+      sequences.insert(r.entry.sequence());
+    }
+    EXPECT_EQ(Balance(*ledger, "member:m" + std::to_string(t) + ":cash"),
+              kPerThread * (kPerThread + 1) / 2);
+  }
+  ASSERT_EQ(sequences.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(*sequences.begin(), 1u);
+  EXPECT_EQ(*sequences.rbegin(), static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_TRUE(ledger->VerifyJournal().ok());
+  absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = ledger->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(mismatch.ok());
+  EXPECT_FALSE(mismatch->has_value());
+}
+
+TEST(Ledger, FullQueueIsRefusedAtOnce) {
+  TempDir dir;
+  FaultEnv fault;
+  LedgerOptions options = FixedDayOptions();
+  options.env = fault.env.get();
+  options.queue_commands_max = 4;
+  options.batch_commands_max = 2;
+  auto ledger = OpenOrDie(dir.path(), options);
+  fault.fs->sync_delay_ms = 100;
+  std::atomic<int> exhausted{0};
+  std::atomic<int> ok{0};
+  std::atomic<int> answered{0};
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 40; ++i) {
+    ledger->Submit(Transfer("q" + std::to_string(i), "external:a:b", "c:d", 1),
+                   [&](CommandResult r) {
+                     if (r.status.ok()) ++ok;
+                     if (r.status.code() == absl::StatusCode::kResourceExhausted) {
+                       EXPECT_EQ(ReasonOf(r.status), "QUEUE_FULL");
+                       ++exhausted;
+                     }
+                     ++answered;
+                   });
+  }
+  // The refusals were answered while submitting, not after waiting for the disk.
+  EXPECT_GT(exhausted.load(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+  while (answered.load() < 40) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(ok.load() + exhausted.load(), 40);
+  EXPECT_EQ(ledger->Head().sequence, static_cast<uint64_t>(ok.load()));
+}
+
+TEST(Ledger, ReadsNeverSeeAnEntryBeforeItIsDurable) {
+  TempDir dir;
+  FaultEnv fault;
+  LedgerOptions options = FixedDayOptions();
+  options.env = fault.env.get();
+  auto ledger = OpenOrDie(dir.path(), options);
+  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("one", "external:a:b", "c:d", 10)).status.ok());
+  std::atomic<int> checks{0};
+  fault.fs->SetBeforeSync([&] {
+    // Inside the sync of entry 2's batch: nothing of it may be visible yet.
+    EXPECT_EQ(ledger->GetEntry(2).status().code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(ledger->Head().sequence, 1u);
+    EXPECT_EQ(ledger->GetBalance("c:d")->fen(), 10);
+    ++checks;
+  });
+  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("two", "external:a:b", "c:d", 5)).status.ok());
+  fault.fs->SetBeforeSync(nullptr);
+  EXPECT_GT(checks.load(), 0);
+  EXPECT_EQ(ledger->GetBalance("c:d")->fen(), 15);
+  EXPECT_TRUE(ledger->GetEntry(2).ok());
+}
+
+TEST(Ledger, FailedSyncStopsTheWriterAndLosesNothingAcknowledged) {
+  TempDir dir;
+  std::vector<v1::Entry> acknowledged;
+  {
+    FaultEnv fault;
+    LedgerOptions options = FixedDayOptions();
+    options.env = fault.env.get();
+    auto ledger = OpenOrDie(dir.path(), options);
+    for (int i = 0; i < 10; ++i) {
+      CommandResult r = ledger->SubmitAndWait(Transfer("ok" + std::to_string(i), "external:a:b", "c:d", 100));
+      ASSERT_TRUE(r.status.ok());
+      acknowledged.push_back(r.entry);
+    }
+    fault.fs->fail_sync = true;
+    CommandResult failed = ledger->SubmitAndWait(Transfer("lost", "external:a:b", "c:d", 7));
+    EXPECT_EQ(failed.status.code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(ReasonOf(failed.status), "LEDGER_STOPPED");
+    EXPECT_FALSE(ledger->WriterStatus().ok());
+    // Fail-stop: even with the disk healthy again, no further write is accepted.
+    fault.fs->fail_sync = false;
+    CommandResult after = ledger->SubmitAndWait(Transfer("after", "external:a:b", "c:d", 1));
+    EXPECT_EQ(after.status.code(), absl::StatusCode::kUnavailable);
+    // Reads go on and show exactly the acknowledged state.
+    EXPECT_EQ(ledger->Head().sequence, 10u);
+    EXPECT_EQ(ledger->GetBalance("c:d")->fen(), 1000);
+    EXPECT_TRUE(ledger->GetEntry(10).ok());
+    EXPECT_EQ(ledger->GetEntry(11).status().code(), absl::StatusCode::kNotFound);
+  }
+  auto ledger = OpenOrDie(dir.path());
+  ASSERT_NE(ledger, nullptr);
+  for (const v1::Entry& entry : acknowledged) {
+    absl::StatusOr<v1::Entry> stored = ledger->GetEntry(entry.sequence());
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    EXPECT_EQ(stored->hash(), entry.hash());
+  }
+  // The unacknowledged entry may or may not have reached the disk; either way the
+  // ledger is whole, and a retry with its request id gives one answer.
+  EXPECT_GE(ledger->Head().sequence, 10u);
+  EXPECT_TRUE(ledger->VerifyJournal().ok());
+  auto mismatch = ledger->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(mismatch.ok());
+  EXPECT_FALSE(mismatch->has_value());
+  CommandResult retry = ledger->SubmitAndWait(Transfer("lost", "external:a:b", "c:d", 7));
+  ASSERT_TRUE(retry.status.ok()) << retry.status;
+  EXPECT_EQ(retry.entry.sequence(), 11u);
+}
+
+TEST(Ledger, VerifyJournalNamesATamperedEntry) {
+  TempDir dir;
+  {
+    auto ledger = OpenOrDie(dir.path());
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5)).status.ok());
+    }
+  }
+  {
+    RawDb raw(dir.path());
+    std::string value = *raw.Get("journal", SequenceKey(5));
+    value[value.size() / 2] ^= 0x20;
+    raw.Put("journal", SequenceKey(5), value);
+  }
+  // Opening checks only the head, not the whole journal: it still opens.
+  auto ledger = OpenOrDie(dir.path());
+  absl::Status verified = ledger->VerifyJournal();
+  EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(verified.message().find("entry 5"), absl::string_view::npos) << verified;
+  EXPECT_EQ(ledger->GetEntry(5).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(Ledger, VerifyJournalNamesADeletedEntry) {
+  TempDir dir;
+  {
+    auto ledger = OpenOrDie(dir.path());
+    for (int i = 0; i < 6; ++i) {
+      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5)).status.ok());
+    }
+  }
+  { RawDb(dir.path()).Delete("journal", SequenceKey(3)); }
+  auto ledger = OpenOrDie(dir.path());
+  absl::Status verified = ledger->VerifyJournal();
+  EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(verified.message().find("entry 3"), absl::string_view::npos) << verified;
+}
+
+TEST(Ledger, OpenRefusesAJournalWhoseLastEntryDisagreesWithTheHead) {
+  TempDir dir;
+  {
+    auto ledger = OpenOrDie(dir.path());
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5)).status.ok());
+    }
+  }
+  { RawDb(dir.path()).Delete("journal", SequenceKey(3)); }
+  absl::StatusOr<std::unique_ptr<Ledger>> reopened = Ledger::Open(dir.path(), FixedDayOptions());
+  EXPECT_EQ(reopened.status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(Ledger, RebuildProducesByteIdenticalProjections) {
+  TempDir dir;
+  {
+    auto ledger = OpenOrDie(dir.path());
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b",
+                                                 "member:m" + std::to_string(i % 7) + ":cash", 5 + i))
+                      .status.ok());
+    }
+    auto mismatch = ledger->CompareProjectionsWithRebuild();
+    ASSERT_TRUE(mismatch.ok());
+    EXPECT_FALSE(mismatch->has_value());
+  }
+  std::vector<std::pair<std::string, std::string>> before;
+  {
+    RawDb raw(dir.path());
+    before = raw.All("projections");
+    raw.Put("projections", "a/member:m3:cash", "garbage");
+    raw.Delete("projections", "a/member:m4:cash");
+    raw.Put("projections", "a/member:m9:cash", "");
+  }
+  auto ledger = OpenOrDie(dir.path());
+  auto mismatch = ledger->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(mismatch.ok());
+  ASSERT_TRUE(mismatch->has_value());
+  EXPECT_EQ((*mismatch)->space, "projections");
+  EXPECT_EQ((*mismatch)->key, "a/member:m3:cash");
+  ASSERT_TRUE(ledger->RebuildProjections().ok());
+  mismatch = ledger->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(mismatch.ok());
+  EXPECT_FALSE(mismatch->has_value());
+  ledger.reset();
+  EXPECT_EQ(RawDb(dir.path()).All("projections"), before);
+}
+
+}  // namespace
+}  // namespace gongdai
