@@ -55,31 +55,35 @@ std::string SealEntry(v1::Entry* entry) {
   return stored;
 }
 
-absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored) {
+absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequence) {
   v1::Entry entry;
   if (!entry.ParseFromArray(stored.data(), static_cast<int>(stored.size()))) {
-    return absl::DataLossError("entry bytes do not parse as gongdai.v1.Entry");
+    return absl::DataLossError(Cat("entry ", key_sequence, ": stored bytes do not parse as an entry"));
   }
   if (stored.size() < kHashFieldBytes || entry.hash().size() != kSha256Bytes) {
     return absl::DataLossError(
-        Cat("entry ", entry.sequence(), ": field hash: expected 32 bytes, found ",
+        Cat("entry ", key_sequence, ": field hash: expected 32 bytes, found ",
                      entry.hash().size()));
   }
   std::string_view body = stored.substr(0, stored.size() - kHashFieldBytes);
   std::string_view trailer = stored.substr(body.size());
   if (trailer[0] != kHashFieldTag || trailer[1] != kHashFieldLength ||
       trailer.substr(2) != entry.hash()) {
-    return absl::DataLossError(Cat("entry ", entry.sequence(),
-                                            ": field hash: not stored last as the format requires"));
+    return absl::DataLossError(
+        Cat("entry ", key_sequence, ": field hash: not stored last as the format requires"));
   }
   if (CanonicalBytes(entry) != body) {
     return absl::DataLossError(Cat(
-        "entry ", entry.sequence(), ": stored bytes are not the canonical encoding of the entry"));
+        "entry ", key_sequence, ": stored bytes are not the canonical encoding of the entry"));
   }
   std::string expected = ThreadSha256().Digest({std::string_view(&kLeafPrefix, 1), body});
   if (expected != entry.hash()) {
-    return absl::DataLossError(Cat("entry ", entry.sequence(), ": field hash: expected ",
+    return absl::DataLossError(Cat("entry ", key_sequence, ": field hash: expected ",
                                             ToHex(expected), ", stored ", ToHex(entry.hash())));
+  }
+  if (entry.sequence() != key_sequence) {
+    return absl::DataLossError(Cat("entry ", key_sequence, ": field sequence: expected ",
+                                   key_sequence, ", found ", entry.sequence()));
   }
   return entry;
 }

@@ -40,9 +40,10 @@ std::string CanonicalBytes(const v1::Entry& entry);
 // Fills entry->hash and returns the value to store.
 std::string SealEntry(v1::Entry* entry);
 
-// Parses a stored value and checks that it is exactly canonical bytes followed by the
-// hash field, and that the hash matches. DATA_LOSS naming the field otherwise.
-[[nodiscard]] absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored);
+// Parses the value stored under journal key `key_sequence` and checks that it is exactly
+// canonical bytes followed by the hash field, that the hash matches, and that the entry's
+// sequence is its key's. DATA_LOSS naming the entry and the field otherwise.
+[[nodiscard]] absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequence);
 
 // Sum of debits equals sum of credits, every amount positive, every side set.
 [[nodiscard]] absl::Status CheckBalanced(const v1::Entry& entry);

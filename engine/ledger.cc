@@ -35,6 +35,9 @@ class MemoryState final : public StateWriter {
   void Put(Space space, std::string_view key, std::string_view value) override {
     spaces_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
   }
+  void Delete(Space space, std::string_view key) override {
+    spaces_[static_cast<size_t>(space)].erase(std::string(key));
+  }
   const std::map<std::string, std::string>& space(Space s) const {
     return spaces_[static_cast<size_t>(s)];
   }
@@ -43,8 +46,8 @@ class MemoryState final : public StateWriter {
   std::array<std::map<std::string, std::string>, kSpaceCount> spaces_;
 };
 
-// The writer's view of one batch: reads through to storage, keeps its own writes until
-// they are flushed into the batch's WriteBatch.
+// The writer's view of one batch: reads through to storage, keeps its own writes (the
+// batch's entries included) until they are flushed into the batch's WriteBatch.
 class BatchState final : public StateWriter {
  public:
   explicit BatchState(const Storage& storage) : storage_(storage) {}
@@ -58,15 +61,24 @@ class BatchState final : public StateWriter {
   void Put(Space space, std::string_view key, std::string_view value) override {
     writes_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
   }
+  void Delete(Space space, std::string_view key) override {
+    writes_[static_cast<size_t>(space)][std::string(key)] = std::nullopt;
+  }
   void FlushInto(StorageBatch& batch) const {
     for (size_t s = 0; s < kSpaceCount; ++s) {
-      for (const auto& [key, value] : writes_[s]) batch.Put(static_cast<Space>(s), key, value);
+      for (const auto& [key, value] : writes_[s]) {
+        if (value.has_value()) {
+          batch.Put(static_cast<Space>(s), key, *value);
+        } else {
+          batch.Delete(static_cast<Space>(s), key);
+        }
+      }
     }
   }
 
  private:
   const Storage& storage_;
-  std::array<std::unordered_map<std::string, std::string>, kSpaceCount> writes_;
+  std::array<std::unordered_map<std::string, std::optional<std::string>>, kSpaceCount> writes_;
 };
 
 // One command's writes over the batch's state: kept apart until the command is known
@@ -84,15 +96,24 @@ class CommandState final : public StateWriter {
   void Put(Space space, std::string_view key, std::string_view value) override {
     writes_.push_back({space, std::string(key), std::string(value)});
   }
+  void Delete(Space space, std::string_view key) override {
+    writes_.push_back({space, std::string(key), std::nullopt});
+  }
   void Commit() {
-    for (const Write& w : writes_) parent_.Put(w.space, w.key, w.value);
+    for (const Write& w : writes_) {
+      if (w.value.has_value()) {
+        parent_.Put(w.space, w.key, *w.value);
+      } else {
+        parent_.Delete(w.space, w.key);
+      }
+    }
   }
 
  private:
   struct Write {
     Space space;
     std::string key;
-    std::string value;
+    std::optional<std::string> value;
   };
   StateWriter& parent_;
   std::vector<Write> writes_;
@@ -173,8 +194,7 @@ class Ledger::Impl {
 
   void WriterLoop();
   void ProcessBatch(std::vector<Pending>& batch);
-  CommandResult Execute(const Command& command, BatchState& state, StorageBatch& writes,
-                        JournalHead& head, Date today, int64_t now_us,
+  CommandResult Execute(const Command& command, BatchState& state, JournalHead& head, Date today, int64_t now_us,
                         std::unordered_map<std::string, v1::Entry>& batch_entries);
   absl::StatusOr<v1::Entry> ReadEntry(uint64_t sequence, const StorageSnapshot* snapshot) const;
   absl::Status ReplayInto(MemoryState& state, const StorageSnapshot* snapshot) const;
@@ -230,7 +250,7 @@ absl::Status Ledger::Impl::Start() {
                                             " but the journal ends at entry ", last_sequence));
   }
   if (last_sequence > 0) {
-    absl::StatusOr<v1::Entry> entry = OpenEntry((*last)->second);
+    absl::StatusOr<v1::Entry> entry = OpenEntry((*last)->second, last_sequence);
     if (!entry.ok()) return entry.status();
     if (entry->sequence() != last_sequence || entry->hash() != head.hash) {
       return absl::DataLossError(
@@ -344,7 +364,7 @@ void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
   const int64_t now_us = options_.clock_us();
   std::unordered_map<std::string, v1::Entry> batch_entries;
   for (size_t i = 0; i < batch.size(); ++i) {
-    results[i] = Execute(batch[i].command, state, writes, head, today, now_us, batch_entries);
+    results[i] = Execute(batch[i].command, state, head, today, now_us, batch_entries);
   }
 
   if (head.sequence >= first_sequence) {
@@ -370,11 +390,11 @@ void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
 }
 
 CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
-                                    StorageBatch& writes, JournalHead& head, Date today,
+                                    JournalHead& head, Date today,
                                     int64_t now_us,
                                     std::unordered_map<std::string, v1::Entry>& batch_entries) {
   CommandResult result;
-  result.status = ValidateCommand(command);
+  result.status = ValidateCommand(command, today);
   if (!result.status.ok()) return result;
   const Date business_date =
       command.business_date.empty() ? today : *ParseDate(command.business_date, "business_date");
@@ -433,7 +453,7 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
   absl::Status applied = Apply(entry, command_state);
   if (!applied.ok()) return CommandResult{applied, {}, false};
   command_state.Commit();
-  writes.Put(Space::kJournal, SequenceKey(entry.sequence()), stored);
+  state.Put(Space::kJournal, SequenceKey(entry.sequence()), stored);
   head.sequence = entry.sequence();
   head.hash = entry.hash();
   batch_entries.emplace(command.request_id, entry);
@@ -464,13 +484,7 @@ absl::StatusOr<v1::Entry> Ledger::Impl::ReadEntry(uint64_t sequence,
       storage_->Get(Space::kJournal, SequenceKey(sequence), snapshot);
   if (!stored.ok()) return stored.status();
   if (!stored->has_value()) return absl::NotFoundError(Cat("no entry ", sequence));
-  absl::StatusOr<v1::Entry> entry = OpenEntry(**stored);
-  if (!entry.ok()) return entry.status();
-  if (entry->sequence() != sequence) {
-    return absl::DataLossError(Cat("entry stored under key ", sequence,
-                                            " has field sequence = ", entry->sequence()));
-  }
-  return entry;
+  return OpenEntry(**stored, sequence);
 }
 
 absl::StatusOr<v1::Entry> Ledger::Impl::GetEntry(uint64_t sequence) const {
@@ -494,7 +508,7 @@ absl::StatusOr<std::vector<v1::Entry>> Ledger::Impl::ListEntries(uint64_t first,
       Space::kJournal, SequenceKey(std::max<uint64_t>(first, 1)),
       [&](std::string_view key, std::string_view value) {
         if (entries.size() >= limit || DecodeSequenceKey(key) > durable) return false;
-        absl::StatusOr<v1::Entry> entry = OpenEntry(value);
+        absl::StatusOr<v1::Entry> entry = OpenEntry(value, DecodeSequenceKey(key));
         if (!entry.ok()) {
           failure = entry.status();
           return false;
@@ -535,14 +549,9 @@ absl::Status Ledger::Impl::VerifyJournal() const {
                                                      sequence, ")"));
           return false;
         }
-        absl::StatusOr<v1::Entry> entry = OpenEntry(value);
+        absl::StatusOr<v1::Entry> entry = OpenEntry(value, sequence);
         if (!entry.ok()) {
           failure = entry.status();
-          return false;
-        }
-        if (entry->sequence() != sequence) {
-          failure = absl::DataLossError(Cat("entry ", sequence,
-                                                     ": field sequence: found ", entry->sequence()));
           return false;
         }
         if (entry->previous_hash() != previous) {
@@ -578,8 +587,8 @@ absl::Status Ledger::Impl::ReplayInto(MemoryState& state, const StorageSnapshot*
   absl::Status failure;
   absl::Status scanned = storage_->Scan(
       Space::kJournal, "",
-      [&](std::string_view, std::string_view value) {
-        absl::StatusOr<v1::Entry> entry = OpenEntry(value);
+      [&](std::string_view key, std::string_view value) {
+        absl::StatusOr<v1::Entry> entry = OpenEntry(value, DecodeSequenceKey(key));
         if (!entry.ok()) {
           failure = entry.status();
           return false;

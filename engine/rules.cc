@@ -3,6 +3,7 @@
 #include "engine/strings.h"
 #include "engine/journal_format.h"
 #include "engine/money.h"
+#include "engine/programme.h"
 #include "engine/status.h"
 #include "gongdai/v1/state.pb.h"
 
@@ -121,7 +122,7 @@ absl::Status ValidateAccountPath(std::string_view path, std::string_view field) 
   return absl::OkStatus();
 }
 
-absl::Status ValidateCommand(const Command& command) {
+absl::Status ValidateCommand(const Command& command, Date today) {
   ViolationCollector violations;
   if (command.request_id.empty()) {
     violations.Add("request_id", "REQUIRED", "is required: give a unique id for this request");
@@ -150,22 +151,27 @@ absl::Status ValidateCommand(const Command& command) {
     case v1::Event::KIND_NOT_SET:
       violations.Add("event", "REQUIRED", "must name one event kind");
       break;
+    default:
+      ValidateProgrammeEvent(command.event, today, violations);
+      break;
   }
   return violations.ToStatus();
 }
 
 absl::StatusOr<Decision> Decide(StateReader& state, const Command& command, Date business_date) {
-  (void)business_date;  // the kernel's transfer does not depend on the date
   switch (command.event.kind_case()) {
     case v1::Event::kInternalTransfer:
       return DecideTransfer(state, command.event.internal_transfer());
     case v1::Event::KIND_NOT_SET:
-      break;
+      return InvalidField("event", "REQUIRED", "must name one event kind");
+    default:
+      return DecideProgramme(state, command, business_date);
   }
-  return InvalidField("event", "REQUIRED", "must name one event kind");
 }
 
 absl::Status Apply(const v1::Entry& entry, StateWriter& state) {
+  absl::Status programme = ApplyProgramme(entry, state);
+  if (!programme.ok()) return programme;
   for (const v1::Posting& posting : entry.postings()) {
     absl::StatusOr<v1::AccountState> account = ReadAccount(state, posting.account());
     if (!account.ok()) return account.status();

@@ -32,6 +32,7 @@ class StateReader {
 class StateWriter : public StateReader {
  public:
   virtual void Put(Space space, std::string_view key, std::string_view value) = 0;
+  virtual void Delete(Space space, std::string_view key) = 0;
 };
 
 // The recorded form of a command: what goes into the entry besides its envelope.
@@ -43,7 +44,8 @@ struct Decision {
 // Checks everything about a command that does not depend on state: the envelope
 // (request id, actor, the form of the business date) and every field of the event.
 // INVALID_ARGUMENT with every bad field at once. Pure: callers may run it before queueing.
-[[nodiscard]] absl::Status ValidateCommand(const Command& command);
+// `today` bounds dates of birth in national ID numbers.
+[[nodiscard]] absl::Status ValidateCommand(const Command& command, Date today);
 
 // Checks `command` (already valid) against `state` and decides its postings: refusals
 // are FAILED_PRECONDITION with a reason. Refusals write nothing.
@@ -58,9 +60,13 @@ struct Decision {
 // Account paths: 2-8 colon-separated segments of [a-z0-9_-], at most 128 bytes in all.
 [[nodiscard]] absl::Status ValidateAccountPath(std::string_view path, std::string_view field);
 
-// Projection keys and values.
+// Projection keys (docs/journal-format.md, "Column families").
 std::string AccountKey(std::string_view account);
 std::string DateIndexKey(Date date, uint64_t sequence);
+
+// Roles the rules themselves check (the service checks every method's roles as well).
+inline constexpr std::string_view kRoleApprover = "approver";
+inline constexpr std::string_view kRoleSupervisor = "supervisor";
 
 }  // namespace gongdai
 

@@ -101,7 +101,7 @@ TEST(JournalFormat, EntryHashMatchesDocumentedEncoding) {
   EXPECT_EQ(stored, canonical + std::string("\x7a\x20", 2) + entry.hash());
   // The hash is SHA-256 over 0x00 || canonical bytes (an RFC 6962 leaf).
   EXPECT_EQ(entry.hash(), ThreadSha256().Digest({std::string(1, '\0'), canonical}));
-  absl::StatusOr<v1::Entry> opened = OpenEntry(stored);
+  absl::StatusOr<v1::Entry> opened = OpenEntry(stored, 1);
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_EQ(opened->hash(), entry.hash());
 }
@@ -113,9 +113,9 @@ TEST(JournalFormat, TamperedBytesAreDetectedOnRead) {
   std::string stored = SealEntry(&entry);
   std::string flipped = stored;
   flipped[3] ^= 0x01;
-  EXPECT_EQ(OpenEntry(flipped).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OpenEntry(flipped, 7).status().code(), absl::StatusCode::kDataLoss);
   std::string truncated = stored.substr(0, stored.size() - 1);
-  EXPECT_EQ(OpenEntry(truncated).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OpenEntry(truncated, 7).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(JournalFormat, UnbalancedPostingsAreRejected) {

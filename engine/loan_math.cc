@@ -1,0 +1,150 @@
+#include "engine/loan_math.h"
+
+#include "engine/check.h"
+#include "engine/strings.h"
+
+namespace gongdai {
+namespace {
+
+Date MonthStart(Date d) { return Date::FromCivil(d.year(), d.month(), 1); }
+Date NextMonthStart(Date d) { return MonthStart(d).PlusMonthsClamped(1); }
+Date MustParse(const std::string& text) {
+  absl::StatusOr<Date> date = ParseDate(text, "date");
+  GONGDAI_CHECK(date.ok());
+  return *date;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::Installment>> BuildSchedule(Date disbursed, int64_t amount_fen,
+                                                           int term_months,
+                                                           v1::RepaymentMethod method) {
+  std::vector<v1::Installment> schedule;
+  if (method == v1::REPAYMENT_METHOD_BULLET) {
+    v1::Installment only;
+    only.set_number(1);
+    only.set_due_date(disbursed.PlusMonthsClamped(term_months).ToString());
+    only.set_principal_fen(amount_fen);
+    schedule.push_back(only);
+    return schedule;
+  }
+  if (method != v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY) {
+    return absl::InvalidArgumentError("unknown repayment method");
+  }
+  absl::StatusOr<std::vector<Money>> parts =
+      SplitFloorRemainderLast(Money::FromFen(amount_fen), term_months);
+  if (!parts.ok()) return parts.status();
+  for (int k = 1; k <= term_months; ++k) {
+    v1::Installment installment;
+    installment.set_number(k);
+    installment.set_due_date(disbursed.PlusMonthsClamped(k).ToString());
+    installment.set_principal_fen(static_cast<int64_t>((*parts)[static_cast<size_t>(k - 1)].fen()));
+    schedule.push_back(installment);
+  }
+  return schedule;
+}
+
+void AdvanceAccrual(v1::LoanPosition& position, Date to) {
+  Date from = MustParse(position.accrued_through_date());
+  GONGDAI_CHECK(from <= to);
+  const int64_t principal = position.principal_outstanding_fen();
+  while (from < to) {
+    const Date segment_end = std::min(NextMonthStart(from), to);
+    const int64_t days = segment_end.days_since_epoch() - from.days_since_epoch();
+    v1::PendingAccrual* bucket = nullptr;
+    if (position.pending_size() > 0) {
+      v1::PendingAccrual* last = position.mutable_pending(position.pending_size() - 1);
+      if (MonthStart(MustParse(last->start_date())) == MonthStart(from)) bucket = last;
+    }
+    if (bucket == nullptr) {
+      bucket = position.add_pending();
+      bucket->set_start_date(from.ToString());
+    }
+    bucket->set_principal_fen_days(bucket->principal_fen_days() + principal * days);
+    from = segment_end;
+  }
+  position.set_accrued_through_date(to.ToString());
+}
+
+absl::StatusOr<std::vector<v1::AccrualPeriod>> TakeAccrualPeriods(v1::LoanPosition& position,
+                                                                  Date through, bool final,
+                                                                  Rate rate, DayCount basis) {
+  AdvanceAccrual(position, through);
+  std::vector<v1::AccrualPeriod> periods;
+  int taken = 0;
+  for (const v1::PendingAccrual& bucket : position.pending()) {
+    const Date start = MustParse(bucket.start_date());
+    Date end = NextMonthStart(start);
+    if (end > through) {
+      if (!final) break;
+      end = through;
+    }
+    absl::StatusOr<Money> amount =
+        AccrualForPrincipalDays(Fen(bucket.principal_fen_days()), rate, basis);
+    if (!amount.ok()) return amount.status();
+    v1::AccrualPeriod period;
+    period.set_start_date(bucket.start_date());
+    period.set_end_date(end.ToString());
+    period.set_principal_fen_days(bucket.principal_fen_days());
+    period.set_amount_fen(static_cast<int64_t>(amount->fen()));
+    periods.push_back(period);
+    ++taken;
+  }
+  position.mutable_pending()->DeleteSubrange(0, taken);
+  return periods;
+}
+
+std::vector<int64_t> PaidAsOf(const v1::LoanPosition& position, Date as_of) {
+  std::vector<int64_t> paid(static_cast<size_t>(position.schedule_size()), 0);
+  for (const v1::RepaymentRecord& repayment : position.repayments()) {
+    if (MustParse(repayment.date()) > as_of) continue;
+    for (const v1::Allocation& allocation : repayment.allocations()) {
+      const int index = allocation.installment() - 1;
+      GONGDAI_CHECK(index >= 0 && index < position.schedule_size());
+      paid[static_cast<size_t>(index)] += allocation.principal_fen();
+    }
+  }
+  return paid;
+}
+
+std::string AgingBucket(int days_past_due) {
+  if (days_past_due <= 0) return "current";
+  if (days_past_due <= 30) return "1-30";
+  if (days_past_due <= 60) return "31-60";
+  if (days_past_due <= 90) return "61-90";
+  if (days_past_due <= 180) return "91-180";
+  return "180+";
+}
+
+Delinquency DelinquencyAsOf(const v1::LoanPosition& position, int grace_days, Date as_of) {
+  Delinquency result;
+  if (position.disbursed_date().empty() || MustParse(position.disbursed_date()) > as_of) {
+    return result;
+  }
+  const bool ended = position.status() == v1::LOAN_STATUS_WRITTEN_OFF ||
+                     position.status() == v1::LOAN_STATUS_CLOSED;
+  if (ended && !position.closed_date().empty() && MustParse(position.closed_date()) <= as_of) {
+    return result;
+  }
+  const std::vector<int64_t> paid = PaidAsOf(position, as_of);
+  int oldest_unpaid = -1;
+  for (int i = 0; i < position.schedule_size(); ++i) {
+    const v1::Installment& installment = position.schedule(i);
+    const int64_t unpaid = installment.principal_fen() - paid[static_cast<size_t>(i)];
+    result.outstanding_fen += unpaid;
+    if (unpaid <= 0) continue;
+    if (oldest_unpaid < 0) oldest_unpaid = i;
+    if (as_of > MustParse(installment.due_date()).PlusDays(grace_days)) {
+      ++result.overdue_installments;
+      result.overdue_principal_fen += unpaid;
+    }
+  }
+  if (result.overdue_installments > 0) {
+    const Date due = MustParse(position.schedule(oldest_unpaid).due_date());
+    result.days_past_due = as_of.days_since_epoch() - due.days_since_epoch();
+  }
+  result.bucket = AgingBucket(result.days_past_due);
+  return result;
+}
+
+}  // namespace gongdai

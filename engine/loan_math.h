@@ -1,0 +1,54 @@
+// The loan arithmetic of DESIGN.md section 5, as pure functions over a loan's position:
+// schedules, the subsidy's daily accrual, and delinquency as of a date. Private to engine/.
+#ifndef GONGDAI_ENGINE_LOAN_MATH_H_
+#define GONGDAI_ENGINE_LOAN_MATH_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/date.h"
+#include "engine/money.h"
+#include "gongdai/v1/journal.pb.h"
+#include "gongdai/v1/state.pb.h"
+
+namespace gongdai {
+
+// Due date k is the disbursement date plus k calendar months, clamped to month end.
+// Bullet: one installment at maturity. Equal principal monthly: `term_months`
+// installments of the floor, the remainder in the last; they sum to `amount_fen`.
+[[nodiscard]] absl::StatusOr<std::vector<v1::Installment>> BuildSchedule(
+    Date disbursed, int64_t amount_fen, int term_months, v1::RepaymentMethod method);
+
+// Counts principal-days from position.accrued_through_date up to `to` (exclusive) at the
+// current outstanding principal, into one pending bucket per calendar month. `to` must
+// not be before accrued_through_date.
+void AdvanceAccrual(v1::LoanPosition& position, Date to);
+
+// Prices and removes the pending months that are complete by `through` (their month
+// ended on or before it). With `final` (payoff, write-off), every pending month, the
+// last one ending at `through`. Each period is rounded once, half to even.
+[[nodiscard]] absl::StatusOr<std::vector<v1::AccrualPeriod>> TakeAccrualPeriods(
+    v1::LoanPosition& position, Date through, bool final, Rate rate, DayCount basis);
+
+struct Delinquency {
+  int64_t outstanding_fen = 0;
+  int64_t overdue_principal_fen = 0;
+  int overdue_installments = 0;
+  // From the due date of the oldest unpaid installment, once the loan is overdue.
+  int days_past_due = 0;
+  std::string bucket = "current";  // current, 1-30, 31-60, 61-90, 91-180, 180+
+};
+
+// What is paid of each installment as of `as_of` (repayments dated on or before it).
+std::vector<int64_t> PaidAsOf(const v1::LoanPosition& position, Date as_of);
+
+// The loan's delinquency as of `as_of`. A loan not yet disbursed then, or written off
+// or closed by then, has nothing outstanding.
+Delinquency DelinquencyAsOf(const v1::LoanPosition& position, int grace_days, Date as_of);
+
+std::string AgingBucket(int days_past_due);
+
+}  // namespace gongdai
+
+#endif  // GONGDAI_ENGINE_LOAN_MATH_H_

@@ -1,0 +1,60 @@
+// The loan programme's rules: products, the talent pool of borrowers, applications with
+// four eyes, disbursement, repayment, the interest subsidy, write-offs, recoveries and
+// reversals. Each event has three parts: field validation (pure), Decide (checks against
+// state and computes what the entry records) and Apply (derives projections from the
+// entry alone). Private to engine/; rules.cc dispatches here.
+#ifndef GONGDAI_ENGINE_PROGRAMME_H_
+#define GONGDAI_ENGINE_PROGRAMME_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/date.h"
+#include "engine/rules.h"
+#include "engine/status.h"
+#include "gongdai/v1/journal.pb.h"
+#include "gongdai/v1/state.pb.h"
+
+namespace gongdai {
+
+void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollector& violations);
+
+[[nodiscard]] absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& command,
+                                                       Date business_date);
+
+// Programme projections of `entry` (account balances are applied by the caller).
+[[nodiscard]] absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state);
+
+// Keys of the programme's projections and indexes.
+std::string ProductKey(std::string_view product_id);
+std::string BorrowerKey(std::string_view borrower_id);
+std::string LoanKey(std::string_view loan_id);
+std::string NationalIdIndexKey(std::string_view national_id);
+std::string LoansByBorrowerPrefix(std::string_view borrower_id);
+std::string LoansByStatusPrefix(v1::LoanStatus status);
+std::string LoanEntriesPrefix(std::string_view loan_id);
+inline constexpr std::string_view kProductPrefix = "p/";
+inline constexpr std::string_view kBorrowerPrefix = "b/";
+inline constexpr std::string_view kLoanPrefix = "l/";
+
+// Chart of accounts.
+inline constexpr std::string_view kFundCashAccount = "union:fund:cash";
+inline constexpr std::string_view kFundCapitalAccount = "union:fund:capital";
+inline constexpr std::string_view kSubsidyExpenseAccount = "union:subsidy:expense";
+inline constexpr std::string_view kOperatingAccount = "external:union:operating";
+std::string LoanPrincipalAccount(std::string_view loan_id);
+std::string BankSubsidyPayableAccount(std::string_view bank_id);
+
+// Typed reads of projections; nullopt when absent.
+[[nodiscard]] absl::StatusOr<std::optional<v1::ProductState>> ReadProduct(StateReader& state,
+                                                                          std::string_view id);
+[[nodiscard]] absl::StatusOr<std::optional<v1::BorrowerState>> ReadBorrower(StateReader& state,
+                                                                           std::string_view id);
+[[nodiscard]] absl::StatusOr<std::optional<v1::LoanState>> ReadLoan(StateReader& state,
+                                                                   std::string_view id);
+
+}  // namespace gongdai
+
+#endif  // GONGDAI_ENGINE_PROGRAMME_H_
