@@ -89,8 +89,6 @@ struct Flags {
   bool smoke = false;
 };
 
-double ToMicros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
-
 double ToSeconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Nearest-rank percentile of `samples_ns` in microseconds; reorders the samples.
@@ -529,11 +527,13 @@ absl::StatusOr<RawResult> RunRaw(const std::filesystem::path& path, size_t batch
   }
   const std::string source_key = std::string(kAccountPrefix) + std::string(kSourceAccount);
   const int32_t today_days = ShanghaiDateAt(NowUnixMicros()).days_since_epoch();
-  const std::string request_id_padding(
-      footprint.request_id_key_bytes > RequestId(batch_size, 0, 0).size()
-          ? footprint.request_id_key_bytes - RequestId(batch_size, 0, 0).size()
-          : 0,
-      'r');
+  // Pads the raw run's request ids to the engine's mean length (they differ only when the
+  // engine ran more submitters than the raw run's single-digit submitter index allows for).
+  const size_t request_id_bytes = RequestId(batch_size, 0, 0).size();
+  const std::string request_id_padding(footprint.request_id_key_bytes > request_id_bytes
+                                           ? footprint.request_id_key_bytes - request_id_bytes
+                                           : 0,
+                                       'r');
 
   rocksdb::WriteOptions write_options;
   write_options.sync = true;
@@ -624,13 +624,41 @@ void PrintRows(const std::vector<Row>& rows) {
                 row.footprint.source_projection_value_bytes, row.footprint.request_id_key_bytes,
                 row.raw.write_batch_bytes_per_entry);
   }
-  std::printf("\ntargets: engine >= 60%% of raw and >= 40000 entries/s at every batch size\n");
+  std::printf("\ntargets: engine >= 60%% of raw at every batch size; >= 40000 entries/s\n");
   for (const Row& row : rows) {
-    const bool ratio_met = row.engine.entries_per_second >= 0.6 * row.raw.entries_per_second;
-    const bool rate_met = row.engine.entries_per_second >= 40000;
-    std::printf("  batch %zu: ratio %s, rate %s\n", row.batch_size, ratio_met ? "met" : "NOT met",
-                rate_met ? "met" : "NOT met");
+    const double ratio = row.raw.entries_per_second == 0
+                             ? 0
+                             : row.engine.entries_per_second / row.raw.entries_per_second;
+    std::printf("  batch %zu: ratio %.0f%% %s; %.0f entries/s %s", row.batch_size, 100.0 * ratio,
+                ratio >= 0.6 ? "met" : "NOT met", row.engine.entries_per_second,
+                row.engine.entries_per_second >= 40000 ? "met" : "NOT met");
+    // One fsync per command caps batch size 1 whatever the engine does: say so when even
+    // the raw ceiling is under the rate target.
+    if (row.raw.entries_per_second < 40000) {
+      std::printf(" (raw RocksDB itself reaches only %.0f)", row.raw.entries_per_second);
+    }
+    std::printf("\n");
   }
+}
+
+// The "model name" line of /proc/cpuinfo, or "unknown".
+std::string CpuModel() {
+  std::FILE* cpuinfo = std::fopen("/proc/cpuinfo", "r");
+  if (cpuinfo == nullptr) return "unknown";
+  std::string model = "unknown";
+  char line[512];
+  while (std::fgets(line, sizeof(line), cpuinfo) != nullptr) {
+    std::string_view text(line);
+    if (!text.starts_with("model name")) continue;
+    const size_t colon = text.find(':');
+    if (colon == std::string_view::npos) break;
+    text.remove_prefix(std::min(text.size(), colon + 2));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+    model = std::string(text);
+    break;
+  }
+  std::fclose(cpuinfo);
+  return model;
 }
 
 int Run(const Flags& flags) {
@@ -642,7 +670,8 @@ int Run(const Flags& flags) {
   }
   std::printf("gongdai-engine-bench: %.2f s per run, %zu accounts, %zu submitter threads, %s\n",
               flags.seconds, flags.accounts, flags.submitters, (*scratch)->path().c_str());
-  std::printf("machine: %u hardware threads\n", std::thread::hardware_concurrency());
+  std::printf("machine: %u hardware threads, %s\n", std::thread::hardware_concurrency(),
+              CpuModel().c_str());
 
   absl::StatusOr<double> fdatasync_us =
       MeasureFdatasyncUs((*scratch)->path(), flags.fdatasync_probes);

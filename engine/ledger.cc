@@ -14,6 +14,8 @@
 #include "engine/strings.h"
 #include "engine/check.h"
 #include "engine/journal_format.h"
+#include "engine/loan_math.h"
+#include "engine/programme.h"
 #include "engine/rules.h"
 #include "engine/sha256.h"
 #include "engine/status.h"
@@ -119,6 +121,23 @@ class CommandState final : public StateWriter {
   std::vector<Write> writes_;
 };
 
+// Reads of the latest durable state, for the read methods.
+class StorageReader final : public StateReader {
+ public:
+  explicit StorageReader(const Storage& storage) : storage_(storage) {}
+  absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override {
+    return storage_.Get(space, key);
+  }
+
+ private:
+  const Storage& storage_;
+};
+
+size_t PageSize(size_t requested) {
+  if (requested == 0) return kPageSizeDefault;
+  return std::min(requested, kPageSizeMax);
+}
+
 std::string Printable(std::string_view bytes) {
   std::string out;
   for (unsigned char c : bytes) {
@@ -184,7 +203,22 @@ class Ledger::Impl {
   absl::StatusOr<std::optional<ProjectionMismatch>> CompareProjectionsWithRebuild() const;
   absl::Status RebuildProjectionsOnWriter();
 
+  absl::StatusOr<v1::ProductState> GetProduct(std::string_view id) const;
+  absl::StatusOr<std::vector<v1::ProductState>> ListProducts() const;
+  absl::StatusOr<v1::BorrowerState> GetBorrower(std::string_view id) const;
+  absl::StatusOr<BorrowerPage> ListBorrowers(const BorrowerQuery& query) const;
+  absl::StatusOr<v1::LoanState> GetLoan(std::string_view id) const;
+  absl::StatusOr<LoanPage> ListLoans(const LoanQuery& query) const;
+  absl::StatusOr<LoanStatement> GetLoanStatement(std::string_view id, std::string_view as_of) const;
+  absl::StatusOr<PortfolioFigures> GetPortfolio(std::string_view as_of) const;
+  Date Today() const { return options_.business_date_today(); }
+
  private:
+  // Calls `visit` with each projection under `prefix` (keys in order) until it returns
+  // false.
+  absl::Status ScanPrefix(Space space, std::string_view prefix, std::string_view start_after,
+                          const std::function<bool(std::string_view, std::string_view)>& visit) const;
+
   struct Pending {
     Command command;
     CommandCallback done;
@@ -666,6 +700,236 @@ absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
   return written;
 }
 
+
+absl::Status Ledger::Impl::ScanPrefix(
+    Space space, std::string_view prefix, std::string_view start_after,
+    const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  std::string start = start_after.empty() ? std::string(prefix) : Cat(prefix, start_after);
+  return storage_->Scan(space, start, [&](std::string_view key, std::string_view value) {
+    if (!key.starts_with(prefix)) return false;
+    std::string_view rest = key.substr(prefix.size());
+    if (!start_after.empty() && rest == start_after) return true;  // the page's last item
+    return visit(rest, value);
+  });
+}
+
+absl::StatusOr<v1::ProductState> Ledger::Impl::GetProduct(std::string_view id) const {
+  StorageReader reader(*storage_);
+  absl::StatusOr<std::optional<v1::ProductState>> product = ReadProduct(reader, id);
+  if (!product.ok()) return product.status();
+  if (!product->has_value()) {
+    return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND", Cat("no product ", id));
+  }
+  return **product;
+}
+
+absl::StatusOr<std::vector<v1::ProductState>> Ledger::Impl::ListProducts() const {
+  std::vector<v1::ProductState> products;
+  absl::Status failure;
+  absl::Status scanned = ScanPrefix(Space::kProjections, kProductPrefix, "",
+                                    [&](std::string_view, std::string_view value) {
+                                      v1::ProductState product;
+                                      if (!product.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                                        failure = absl::DataLossError("product projection does not parse");
+                                        return false;
+                                      }
+                                      products.push_back(std::move(product));
+                                      return products.size() < kPageSizeMax;
+                                    });
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  return products;
+}
+
+absl::StatusOr<v1::BorrowerState> Ledger::Impl::GetBorrower(std::string_view id) const {
+  StorageReader reader(*storage_);
+  absl::StatusOr<std::optional<v1::BorrowerState>> borrower = ReadBorrower(reader, id);
+  if (!borrower.ok()) return borrower.status();
+  if (!borrower->has_value()) {
+    return WithReason(absl::StatusCode::kNotFound, "BORROWER_NOT_FOUND", Cat("no borrower ", id));
+  }
+  return **borrower;
+}
+
+absl::StatusOr<BorrowerPage> Ledger::Impl::ListBorrowers(const BorrowerQuery& query) const {
+  const size_t page_size = PageSize(query.page_size);
+  BorrowerPage page;
+  absl::Status failure;
+  absl::Status scanned = ScanPrefix(
+      Space::kProjections, kBorrowerPrefix, query.page_token,
+      [&](std::string_view id, std::string_view value) {
+        v1::BorrowerState borrower;
+        if (!borrower.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          failure = absl::DataLossError(Cat("borrower ", id, " projection does not parse"));
+          return false;
+        }
+        if (query.status != v1::TALENT_POOL_STATUS_UNSPECIFIED && borrower.status() != query.status) return true;
+        if (!query.county.empty() && borrower.details().county() != query.county) return true;
+        if (page.borrowers.size() == page_size) {
+          page.next_page_token = page.borrowers.back().borrower_id();
+          return false;
+        }
+        page.borrowers.push_back(std::move(borrower));
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  return page;
+}
+
+absl::StatusOr<v1::LoanState> Ledger::Impl::GetLoan(std::string_view id) const {
+  StorageReader reader(*storage_);
+  absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(reader, id);
+  if (!loan.ok()) return loan.status();
+  if (!loan->has_value()) return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", id));
+  return **loan;
+}
+
+absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
+  ViolationCollector violations;
+  if (!query.disbursed_from.empty()) {
+    absl::Status valid = ParseDate(query.disbursed_from, "disbursed_from").status();
+    if (!valid.ok()) violations.AddStatus("disbursed_from", valid);
+  }
+  if (!query.disbursed_to.empty()) {
+    absl::Status valid = ParseDate(query.disbursed_to, "disbursed_to").status();
+    if (!valid.ok()) violations.AddStatus("disbursed_to", valid);
+  }
+  if (!v1::LoanStatus_IsValid(query.status)) violations.Add("status", "UNKNOWN_ENUM_VALUE", "is not a loan status");
+  if (!violations.empty()) return violations.ToStatus();
+  const size_t page_size = PageSize(query.page_size);
+  StorageReader reader(*storage_);
+  LoanPage page;
+  absl::Status failure;
+  // Loan ids sort in the order they were assigned, so a page token is the last loan id.
+  auto consider = [&](const v1::LoanState& loan) {
+    if (query.status != v1::LOAN_STATUS_UNSPECIFIED && loan.position().status() != query.status) return true;
+    if (!query.borrower_id.empty() && loan.borrower_id() != query.borrower_id) return true;
+    if (!query.product_id.empty() && loan.product_id() != query.product_id) return true;
+    if (!query.county.empty() && loan.county() != query.county) return true;
+    const std::string& disbursed = loan.position().disbursed_date();
+    if (!query.disbursed_from.empty() && (disbursed.empty() || disbursed < query.disbursed_from)) return true;
+    if (!query.disbursed_to.empty() && (disbursed.empty() || disbursed > query.disbursed_to)) return true;
+    if (page.loans.size() == page_size) {
+      page.next_page_token = page.loans.back().loan_id();
+      return false;
+    }
+    page.loans.push_back(loan);
+    return true;
+  };
+  auto from_index = [&](std::string_view loan_id, std::string_view) {
+    absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(reader, loan_id);
+    if (!loan.ok() || !loan->has_value()) {
+      failure = loan.ok() ? absl::DataLossError(Cat("index names unknown loan ", loan_id)) : loan.status();
+      return false;
+    }
+    return consider(**loan);
+  };
+  absl::Status scanned;
+  if (!query.borrower_id.empty()) {
+    scanned = ScanPrefix(Space::kIndexes, LoansByBorrowerPrefix(query.borrower_id), query.page_token, from_index);
+  } else if (query.status != v1::LOAN_STATUS_UNSPECIFIED) {
+    scanned = ScanPrefix(Space::kIndexes, LoansByStatusPrefix(query.status), query.page_token, from_index);
+  } else {
+    scanned = ScanPrefix(Space::kProjections, kLoanPrefix, query.page_token,
+                         [&](std::string_view id, std::string_view value) {
+                           v1::LoanState loan;
+                           if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                             failure = absl::DataLossError(Cat("loan ", id, " projection does not parse"));
+                             return false;
+                           }
+                           return consider(loan);
+                         });
+  }
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  return page;
+}
+
+absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id,
+                                                            std::string_view as_of_text) const {
+  absl::StatusOr<Date> as_of = ParseDate(as_of_text, "as_of");
+  if (!as_of.ok()) return as_of.status();
+  absl::StatusOr<v1::LoanState> loan = GetLoan(id);
+  if (!loan.ok()) return loan.status();
+  LoanStatement statement;
+  statement.as_of = as_of->ToString();
+  const v1::LoanPosition& position = loan->position();
+  const std::vector<int64_t> paid = PaidAsOf(position, *as_of);
+  for (int i = 0; i < position.schedule_size(); ++i) {
+    InstallmentLine line;
+    line.installment = position.schedule(i);
+    line.paid_fen = paid[static_cast<size_t>(i)];
+    line.unpaid_fen = line.installment.principal_fen() - line.paid_fen;
+    const Date due = *ParseDate(line.installment.due_date(), "due_date");
+    if (line.unpaid_fen == 0) {
+      line.state = "paid";
+    } else if (*as_of > due.PlusDays(loan->grace_days())) {
+      line.state = "overdue";
+    } else if (*as_of >= due) {
+      line.state = "due";
+    } else {
+      line.state = line.paid_fen > 0 ? "partly paid" : "not due";
+    }
+    statement.installments.push_back(std::move(line));
+  }
+  statement.delinquency = DelinquencyAsOf(position, loan->grace_days(), *as_of);
+  const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
+  absl::Status failure;
+  absl::Status scanned = ScanPrefix(Space::kIndexes, LoanEntriesPrefix(id), "",
+                                    [&](std::string_view key, std::string_view) {
+                                      const uint64_t sequence = DecodeSequenceKey(key);
+                                      if (sequence > durable) return false;
+                                      absl::StatusOr<v1::Entry> entry = ReadEntry(sequence, nullptr);
+                                      if (!entry.ok()) {
+                                        failure = entry.status();
+                                        return false;
+                                      }
+                                      statement.entries.push_back(*std::move(entry));
+                                      return true;
+                                    });
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  statement.loan = *std::move(loan);
+  return statement;
+}
+
+absl::StatusOr<PortfolioFigures> Ledger::Impl::GetPortfolio(std::string_view as_of_text) const {
+  absl::StatusOr<Date> as_of = ParseDate(as_of_text, "as_of");
+  if (!as_of.ok()) return as_of.status();
+  PortfolioFigures figures;
+  figures.as_of = as_of->ToString();
+  for (const char* name : {"current", "1-30", "31-60", "61-90", "91-180", "180+"}) {
+    figures.aging.push_back(PortfolioFigures::Bucket{name, 0, 0});
+  }
+  absl::Status failure;
+  absl::Status scanned = ScanPrefix(
+      Space::kProjections, kLoanPrefix, "", [&](std::string_view id, std::string_view value) {
+        v1::LoanState loan;
+        if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          failure = absl::DataLossError(Cat("loan ", id, " projection does not parse"));
+          return false;
+        }
+        const Delinquency d = DelinquencyAsOf(loan.position(), loan.grace_days(), *as_of);
+        if (d.outstanding_fen <= 0) return true;
+        ++figures.loans_outstanding;
+        figures.outstanding_fen += d.outstanding_fen;
+        figures.overdue_principal_fen += d.overdue_principal_fen;
+        if (d.days_past_due > 30) figures.par30_fen += d.outstanding_fen;
+        if (d.days_past_due > 90) figures.par90_fen += d.outstanding_fen;
+        for (PortfolioFigures::Bucket& bucket : figures.aging) {
+          if (bucket.name == d.bucket) {
+            ++bucket.loans;
+            bucket.outstanding_fen += d.outstanding_fen;
+          }
+        }
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  return figures;
+}
+
 Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Ledger::~Ledger() { impl_->Shutdown(); }
@@ -714,6 +978,31 @@ absl::StatusOr<Money> Ledger::GetBalance(std::string_view account) const {
 }
 
 JournalHead Ledger::Head() const { return impl_->Head(); }
+
+absl::StatusOr<v1::ProductState> Ledger::GetProduct(std::string_view id) const {
+  return impl_->GetProduct(id);
+}
+absl::StatusOr<std::vector<v1::ProductState>> Ledger::ListProducts() const {
+  return impl_->ListProducts();
+}
+absl::StatusOr<v1::BorrowerState> Ledger::GetBorrower(std::string_view id) const {
+  return impl_->GetBorrower(id);
+}
+absl::StatusOr<BorrowerPage> Ledger::ListBorrowers(const BorrowerQuery& query) const {
+  return impl_->ListBorrowers(query);
+}
+absl::StatusOr<v1::LoanState> Ledger::GetLoan(std::string_view id) const { return impl_->GetLoan(id); }
+absl::StatusOr<LoanPage> Ledger::ListLoans(const LoanQuery& query) const {
+  return impl_->ListLoans(query);
+}
+absl::StatusOr<LoanStatement> Ledger::GetLoanStatement(std::string_view id,
+                                                       std::string_view as_of) const {
+  return impl_->GetLoanStatement(id, as_of);
+}
+absl::StatusOr<PortfolioFigures> Ledger::GetPortfolio(std::string_view as_of) const {
+  return impl_->GetPortfolio(as_of);
+}
+Date Ledger::Today() const { return impl_->Today(); }
 
 absl::Status Ledger::WriterStatus() const { return impl_->WriterStatus(); }
 

@@ -22,6 +22,7 @@
 #include "engine/money.h"
 #include "engine/options.h"
 #include "gongdai/v1/journal.pb.h"
+#include "gongdai/v1/state.pb.h"
 
 namespace gongdai {
 
@@ -67,6 +68,90 @@ struct ProjectionMismatch {
   std::string rebuilt;   // printable form of the rebuilt value ("<absent>" if none)
 };
 
+// A loan's delinquency as of a date (DESIGN.md section 5).
+struct Delinquency {
+  int64_t outstanding_fen = 0;
+  int64_t overdue_principal_fen = 0;
+  int overdue_installments = 0;
+  // From the due date of the oldest unpaid installment, once the loan is overdue (past
+  // the product's grace days); grace does not shorten the count.
+  int days_past_due = 0;
+  std::string bucket = "current";  // current, 1-30, 31-60, 61-90, 91-180, 180+
+};
+
+inline constexpr size_t kPageSizeDefault = 50;
+inline constexpr size_t kPageSizeMax = 500;
+
+struct LoanQuery {
+  // Each set filter must match. LOAN_STATUS_UNSPECIFIED matches every status.
+  v1::LoanStatus status = v1::LOAN_STATUS_UNSPECIFIED;
+  std::string borrower_id;
+  std::string product_id;
+  std::string county;
+  // Disbursed on or after / on or before ("YYYY-MM-DD"); either may be empty.
+  std::string disbursed_from;
+  std::string disbursed_to;
+  // 0 means kPageSizeDefault; at most kPageSizeMax.
+  size_t page_size = 0;
+  // From a previous page's next_page_token; empty for the first page.
+  std::string page_token;
+};
+
+struct LoanPage {
+  std::vector<v1::LoanState> loans;
+  // Empty on the last page.
+  std::string next_page_token;
+};
+
+struct BorrowerQuery {
+  v1::TalentPoolStatus status = v1::TALENT_POOL_STATUS_UNSPECIFIED;
+  std::string county;
+  size_t page_size = 0;
+  std::string page_token;
+};
+
+struct BorrowerPage {
+  std::vector<v1::BorrowerState> borrowers;
+  std::string next_page_token;
+};
+
+// One installment of a statement, as of its date.
+struct InstallmentLine {
+  v1::Installment installment;
+  int64_t paid_fen = 0;
+  int64_t unpaid_fen = 0;
+  // "paid", "partly paid", "not due", "due" (within grace) or "overdue".
+  std::string state;
+};
+
+struct LoanStatement {
+  v1::LoanState loan;
+  std::string as_of;
+  std::vector<InstallmentLine> installments;
+  Delinquency delinquency;
+  // Every entry about this loan, oldest first.
+  std::vector<v1::Entry> entries;
+};
+
+// Portfolio figures as of a date, over every disbursed loan.
+struct PortfolioFigures {
+  std::string as_of;
+  int64_t loans_outstanding = 0;
+  int64_t outstanding_fen = 0;
+  int64_t overdue_principal_fen = 0;
+  // Outstanding principal of loans more than 30 / 90 days past due. PAR30 is
+  // par30_fen / outstanding_fen.
+  int64_t par30_fen = 0;
+  int64_t par90_fen = 0;
+  struct Bucket {
+    std::string name;
+    int64_t loans = 0;
+    int64_t outstanding_fen = 0;
+  };
+  // current, 1-30, 31-60, 61-90, 91-180, 180+, in that order.
+  std::vector<Bucket> aging;
+};
+
 class Ledger {
  public:
   // Opens (or creates) the ledger at `path`. Opening reads the chain head and checks it
@@ -100,6 +185,23 @@ class Ledger {
 
   // The durable chain head.
   JournalHead Head() const;
+
+  // The loan programme. NOT_FOUND (reason PRODUCT_NOT_FOUND, BORROWER_NOT_FOUND,
+  // LOAN_NOT_FOUND) for an unknown id; INVALID_ARGUMENT for a bad query or page token.
+  [[nodiscard]] absl::StatusOr<v1::ProductState> GetProduct(std::string_view product_id) const;
+  // Every product (a programme has a handful; at most kPageSizeMax are returned).
+  [[nodiscard]] absl::StatusOr<std::vector<v1::ProductState>> ListProducts() const;
+  [[nodiscard]] absl::StatusOr<v1::BorrowerState> GetBorrower(std::string_view borrower_id) const;
+  [[nodiscard]] absl::StatusOr<BorrowerPage> ListBorrowers(const BorrowerQuery& query) const;
+  [[nodiscard]] absl::StatusOr<v1::LoanState> GetLoan(std::string_view loan_id) const;
+  [[nodiscard]] absl::StatusOr<LoanPage> ListLoans(const LoanQuery& query) const;
+  // The schedule with what is paid and overdue as of `as_of` ("YYYY-MM-DD"), the
+  // loan's delinquency then, and its entries.
+  [[nodiscard]] absl::StatusOr<LoanStatement> GetLoanStatement(std::string_view loan_id,
+                                                               std::string_view as_of) const;
+  [[nodiscard]] absl::StatusOr<PortfolioFigures> GetPortfolio(std::string_view as_of) const;
+  // Today's business date, as the writer sees it.
+  Date Today() const;
 
   // OK while writes are accepted; after a failed write or fsync, the error that stopped
   // the writer (every later write is refused with UNAVAILABLE; reads go on).

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/date.h"
+#include "engine/ledger.h"
 #include "engine/money.h"
 #include "gongdai/v1/journal.pb.h"
 #include "gongdai/v1/state.pb.h"
@@ -30,15 +31,6 @@ void AdvanceAccrual(v1::LoanPosition& position, Date to);
 // last one ending at `through`. Each period is rounded once, half to even.
 [[nodiscard]] absl::StatusOr<std::vector<v1::AccrualPeriod>> TakeAccrualPeriods(
     v1::LoanPosition& position, Date through, bool final, Rate rate, DayCount basis);
-
-struct Delinquency {
-  int64_t outstanding_fen = 0;
-  int64_t overdue_principal_fen = 0;
-  int overdue_installments = 0;
-  // From the due date of the oldest unpaid installment, once the loan is overdue.
-  int days_past_due = 0;
-  std::string bucket = "current";  // current, 1-30, 31-60, 61-90, 91-180, 180+
-};
 
 // What is paid of each installment as of `as_of` (repayments dated on or before it).
 std::vector<int64_t> PaidAsOf(const v1::LoanPosition& position, Date as_of);

@@ -1,0 +1,654 @@
+#include <gtest/gtest.h>
+
+#include "engine/loan_math.h"
+#include "engine/national_id.h"
+#include "engine/status.h"
+#include "tests/programme_fixture.h"
+
+namespace gongdai {
+namespace {
+
+using testing::kApprover;
+using testing::kApprover2;
+using testing::kCashier;
+using testing::kOfficer;
+using testing::kOfficer2;
+using testing::kSupervisor;
+using testing::NationalId;
+using testing::ProgrammeTest;
+
+std::vector<std::string> Fields(const absl::Status& status) {
+  std::vector<std::string> fields;
+  for (const FieldViolation& v : FieldViolationsOf(status)) fields.push_back(v.field);
+  return fields;
+}
+
+// ---- National ID numbers ---------------------------------------------------------------
+
+TEST(NationalId, AcceptsValidNumbersIncludingCheckX) {
+  const Date today = *ParseDate("2020-06-30", "d");
+  EXPECT_TRUE(ValidateNationalId("11010519491231002X", "id", today).ok());  // published example
+  EXPECT_TRUE(ValidateNationalId(NationalId("19850612", 7), "id", today).ok());
+}
+
+TEST(NationalId, RefusesBadLengthCharactersBirthDateAndCheck) {
+  const Date today = *ParseDate("2020-06-30", "d");
+  for (const char* bad : {"11010519491231002", "11010519491231002XX", "1101051949123100 X",
+                          "11010519491231002x", "110105194912310021", "110105194913310028",
+                          "110105203001010027", "A1010519491231002X"}) {
+    absl::Status status = ValidateNationalId(bad, "national_id", today);
+    ASSERT_FALSE(status.ok()) << bad;
+    EXPECT_EQ(FieldViolationsOf(status)[0].reason, "NATIONAL_ID_INVALID") << bad;
+  }
+  EXPECT_EQ(MaskNationalId("11010519491231002X"), "1101**********002X");
+}
+
+// ---- Products and the talent pool ------------------------------------------------------
+
+TEST_F(ProgrammeTest, ProductTermsAreValidatedFieldByField) {
+  v1::Event event;
+  event.mutable_product_defined()->set_product_id("Bad Id");
+  v1::ProductTerms* terms = event.mutable_product_defined()->mutable_terms();
+  *terms = testing::BankTerms("0.0435");
+  terms->set_annual_rate("4.35%");
+  terms->set_term_months_min(12);
+  terms->set_term_months_max(6);
+  terms->mutable_limits(0)->set_max_amount_fen(0);
+  CommandResult result = Run(kSupervisor, event);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Fields(result.status),
+            (std::vector<std::string>{"event.product_defined.product_id",
+                                      "event.product_defined.terms.annual_rate",
+                                      "event.product_defined.terms.limits[0].max_amount_fen",
+                                      "event.product_defined.terms.term_months_max"}));
+}
+
+TEST_F(ProgrammeTest, ProductIsDefinedOnceAndAmendedAsAWhole) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  v1::Event again;
+  again.mutable_product_defined()->set_product_id("fund-2020");
+  *again.mutable_product_defined()->mutable_terms() = testing::UnionFundTerms();
+  EXPECT_EQ(Run(kSupervisor, again).status.code(), absl::StatusCode::kAlreadyExists);
+  v1::Event amend;
+  amend.mutable_product_amended()->set_product_id("fund-2020");
+  *amend.mutable_product_amended()->mutable_terms() = testing::UnionFundTerms();
+  amend.mutable_product_amended()->mutable_terms()->set_grace_days(10);
+  Ok(kSupervisor, amend);
+  EXPECT_EQ(ledger_->GetProduct("fund-2020")->terms().grace_days(), 10);
+  *amend.mutable_product_amended()->mutable_terms() = testing::BankTerms();
+  EXPECT_EQ(ReasonOf(Run(kSupervisor, amend).status), "FUNDING_IS_FIXED");
+}
+
+TEST_F(ProgrammeTest, BorrowerRegistrationValidatesEveryField) {
+  v1::Event event;
+  event.mutable_borrower_registered()->set_national_id("360802198506121234");  // bad check
+  v1::BorrowerDetails* d = event.mutable_borrower_registered()->mutable_details();
+  *d = Details("");
+  d->set_phone("0796-123");
+  d->set_category(static_cast<v1::BorrowerCategory>(42));
+  CommandResult result = Run(kOfficer, event);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Fields(result.status),
+            (std::vector<std::string>{"event.borrower_registered.national_id",
+                                      "event.borrower_registered.details.name",
+                                      "event.borrower_registered.details.phone",
+                                      "event.borrower_registered.details.category"}));
+}
+
+TEST_F(ProgrammeTest, SecondRegistrationOfANationalIdIsAlreadyExists) {
+  v1::Event event;
+  event.mutable_borrower_registered()->set_national_id(NationalId("19790101", 5));
+  *event.mutable_borrower_registered()->mutable_details() = Details("李春华");
+  const std::string first = Ok(kOfficer, event).event().borrower_registered().borrower_id();
+  EXPECT_EQ(first, "B000001");
+  CommandResult second = Run(kOfficer2, event);
+  EXPECT_EQ(second.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ReasonOf(second.status), "BORROWER_ALREADY_REGISTERED");
+  EXPECT_NE(second.status.message().find("B000001"), absl::string_view::npos);
+}
+
+TEST_F(ProgrammeTest, OnlyActiveMembersMayApply) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  const std::string borrower = Register("王建国");
+  v1::Event suspend;
+  suspend.mutable_talent_pool_status_changed()->set_borrower_id(borrower);
+  suspend.mutable_talent_pool_status_changed()->set_status(v1::TALENT_POOL_STATUS_SUSPENDED);
+  suspend.mutable_talent_pool_status_changed()->set_reason("会员资格审核中");
+  Ok(kSupervisor, suspend);
+  CommandResult refused = Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(refused.status), "BORROWER_NOT_ACTIVE");
+  suspend.mutable_talent_pool_status_changed()->set_status(v1::TALENT_POOL_STATUS_ACTIVE);
+  Ok(kSupervisor, suspend);
+  EXPECT_TRUE(Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12)).status.ok());
+}
+
+TEST_F(ProgrammeTest, ApplicationsOutsideTheProductAreRefusedWithTheirReason) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  const std::string member = Register("王建国");
+  const std::string enterprise = Register("吉安绿源", v1::BORROWER_CATEGORY_SMALL_ENTERPRISE);
+  EXPECT_EQ(ReasonOf(Run(kOfficer, Application(member, "fund-2020", 10'000'001, 12)).status),
+            "EXCEEDS_PRODUCT_LIMIT");
+  EXPECT_EQ(ReasonOf(Run(kOfficer, Application(member, "fund-2020", 5'000'000, 48)).status),
+            "TERM_OUTSIDE_PRODUCT_LIMITS");
+  EXPECT_EQ(ReasonOf(Run(kOfficer, Application(enterprise, "fund-2020", 5'000'000, 12)).status),
+            "CATEGORY_NOT_ELIGIBLE");
+  v1::ProductTerms bullet_only = testing::UnionFundTerms();
+  bullet_only.clear_methods();
+  bullet_only.add_methods(v1::REPAYMENT_METHOD_BULLET);
+  DefineProduct("bullet", bullet_only);
+  EXPECT_EQ(ReasonOf(Run(kOfficer, Application(member, "bullet", 5'000'000, 12)).status),
+            "METHOD_NOT_ALLOWED");
+  EXPECT_EQ(ReasonOf(Run(kOfficer, Application("B000099", "fund-2020", 5'000'000, 12)).status),
+            "BORROWER_NOT_FOUND");
+  EXPECT_TRUE(Run(kOfficer, Application(member, "fund-2020", 10'000'000, 12)).status.ok());
+}
+
+// ---- Four eyes ------------------------------------------------------------------------
+
+TEST_F(ProgrammeTest, SelfApprovalIsRefused) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  const std::string loan = Submit(Register("王建国"), "fund-2020", 5'000'000, 12);
+  // An officer who also holds the approver role still cannot approve what they submitted.
+  CommandResult self = Run(testing::Person("officer.liu", "approver"), Approve(loan));
+  EXPECT_EQ(self.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(self.status), "SELF_APPROVAL_FORBIDDEN");
+  EXPECT_EQ(Loan(loan).position().status(), v1::LOAN_STATUS_SUBMITTED);
+  EXPECT_EQ(ReasonOf(Run(kCashier, Approve(loan)).status), "APPROVER_ROLE_REQUIRED");
+  Ok(kApprover, Approve(loan));
+  EXPECT_EQ(Loan(loan).position().status(), v1::LOAN_STATUS_APPROVED);
+  EXPECT_EQ(Loan(loan).approvals(0).principal_id(), "approver.wang");
+}
+
+TEST_F(ProgrammeTest, LargeLoanNeedsTwoDifferentApprovers) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  const std::string loan =
+      Submit(Register("黄师傅", v1::BORROWER_CATEGORY_MODEL_WORKER), "fund-2020", 30'000'000, 24);
+  EXPECT_EQ(Loan(loan).approvals_required(), 2);
+  v1::Entry first = Ok(kApprover, Approve(loan));
+  EXPECT_EQ(first.event().approval_granted().approvals(), 1);
+  EXPECT_EQ(Loan(loan).position().status(), v1::LOAN_STATUS_SUBMITTED);
+  EXPECT_EQ(ReasonOf(Run(kApprover, Approve(loan)).status), "DUPLICATE_APPROVAL");
+  Ok(kApprover2, Approve(loan));
+  EXPECT_EQ(Loan(loan).position().status(), v1::LOAN_STATUS_APPROVED);
+  // At the threshold itself one approval is enough.
+  const std::string small = Submit(Register("小李"), "fund-2020", 10'000'000, 12);
+  EXPECT_EQ(Loan(small).approvals_required(), 1);
+}
+
+TEST_F(ProgrammeTest, RejectWithdrawAndRevokeFollowTheStateMachine) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  const std::string borrower = Register("王建国");
+  const std::string rejected = Submit(borrower, "fund-2020", 5'000'000, 12);
+  v1::Event reject;
+  reject.mutable_application_rejected()->set_loan_id(rejected);
+  reject.mutable_application_rejected()->set_reason("经营计划不完整");
+  Ok(kApprover, reject);
+  EXPECT_EQ(Loan(rejected).position().status(), v1::LOAN_STATUS_REJECTED);
+  EXPECT_EQ(Loan(rejected).closed_by().note(), "经营计划不完整");
+  EXPECT_EQ(ReasonOf(Run(kApprover2, Approve(rejected)).status), "INVALID_LOAN_STATE");
+
+  const std::string revoked = Submit(borrower, "fund-2020", 5'000'000, 12);
+  Ok(kApprover, Approve(revoked));
+  v1::Event revoke;
+  revoke.mutable_approval_revoked()->set_loan_id(revoked);
+  revoke.mutable_approval_revoked()->set_reason("担保人撤回");
+  Ok(kSupervisor, revoke);
+  EXPECT_EQ(Loan(revoked).position().status(), v1::LOAN_STATUS_SUBMITTED);
+  EXPECT_EQ(Loan(revoked).approvals_size(), 0);
+  EXPECT_EQ(ReasonOf(Run(kSupervisor, revoke).status), "NOTHING_TO_REVOKE");
+
+  v1::Event withdraw;
+  withdraw.mutable_application_withdrawn()->set_loan_id(revoked);
+  withdraw.mutable_application_withdrawn()->set_reason("申请人放弃");
+  Ok(kOfficer, withdraw);
+  EXPECT_EQ(Loan(revoked).position().status(), v1::LOAN_STATUS_WITHDRAWN);
+  EXPECT_EQ(ReasonOf(Run(kCashier, Disburse(revoked)).status), "INVALID_LOAN_STATE");
+}
+
+// ---- Disbursement and schedules --------------------------------------------------------
+
+TEST(Schedule, InstallmentsSumToPrincipalForEveryTerm) {
+  const Date start = *ParseDate("2020-01-31", "d");
+  for (int64_t amount : {int64_t{1}, int64_t{99}, int64_t{10'000'000}, int64_t{30'000'001},
+                         int64_t{50'000'000}}) {
+    for (int term = 1; term <= 120; ++term) {
+      absl::StatusOr<std::vector<v1::Installment>> schedule =
+          BuildSchedule(start, amount, term, v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
+      ASSERT_TRUE(schedule.ok());
+      ASSERT_EQ(schedule->size(), static_cast<size_t>(term));
+      int64_t sum = 0;
+      for (const v1::Installment& i : *schedule) sum += i.principal_fen();
+      EXPECT_EQ(sum, amount) << "term " << term;
+      EXPECT_EQ(schedule->back().principal_fen(), amount / term + amount % term);
+    }
+  }
+}
+
+TEST_F(ProgrammeTest, ScheduleClampsToMonthEnd) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  Ok(kCashier, Contribute(100'000'000));
+  SetToday("2020-01-31");
+  const std::string loan = ActiveLoan(Register("王建国"), "fund-2020", 1'000'000, 4);
+  const v1::LoanState state = Loan(loan);
+  ASSERT_EQ(state.position().schedule_size(), 4);
+  EXPECT_EQ(state.position().schedule(0).due_date(), "2020-02-29");
+  EXPECT_EQ(state.position().schedule(1).due_date(), "2020-03-31");
+  EXPECT_EQ(state.position().schedule(2).due_date(), "2020-04-30");
+  EXPECT_EQ(state.position().schedule(3).due_date(), "2020-05-31");
+  for (const v1::Installment& i : state.position().schedule()) EXPECT_EQ(i.principal_fen(), 250'000);
+  const std::string bullet =
+      ActiveLoan(Register("李四"), "fund-2020", 1'000'000, 13, v1::REPAYMENT_METHOD_BULLET);
+  ASSERT_EQ(Loan(bullet).position().schedule_size(), 1);
+  EXPECT_EQ(Loan(bullet).position().schedule(0).due_date(), "2021-02-28");
+}
+
+TEST_F(ProgrammeTest, UnionFundLoanCannotExceedTheFundsCash) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  Ok(kCashier, Contribute(4'000'000));
+  const std::string loan = Submit(Register("王建国"), "fund-2020", 5'000'000, 12);
+  Ok(kApprover, Approve(loan));
+  CommandResult refused = Run(kCashier, Disburse(loan));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(refused.status), "FUND_INSUFFICIENT");
+  EXPECT_EQ(Balance("union:fund:cash"), 4'000'000);
+  Ok(kCashier, Contribute(1'000'000));
+  v1::Entry disbursed = Ok(kCashier, Disburse(loan));
+  EXPECT_EQ(Balance("union:fund:cash"), 0);
+  EXPECT_EQ(Balance("loan:" + std::string("l000001") + ":principal"), 5'000'000);
+  EXPECT_EQ(disbursed.event().loan_disbursed().schedule_size(), 12);
+}
+
+TEST_F(ProgrammeTest, BankLoanRecordsTheBanksPrincipalNotTheFunds) {
+  DefineProduct("psbc-2020", testing::BankTerms());
+  const std::string loan = ActiveLoan(Register("王建国"), "psbc-2020", 10'000'000, 12);
+  EXPECT_EQ(Balance("union:fund:cash"), 0);
+  EXPECT_EQ(Balance("loan:l000001:principal"), 10'000'000);
+  EXPECT_EQ(Balance("bank:psbc:principal_lent"), -10'000'000);
+  EXPECT_EQ(Loan(loan).funding(), v1::FUNDING_PARTNER_BANK);
+}
+
+// ---- Repayments ------------------------------------------------------------------------
+
+class RepaymentTest : public ProgrammeTest {
+ protected:
+  void SetUp() override {
+    ProgrammeTest::SetUp();
+    DefineProduct("fund-2020", testing::UnionFundTerms());
+    Ok(kCashier, Contribute(100'000'000));
+    SetToday("2020-01-15");
+    loan_ = ActiveLoan(Register("王建国"), "fund-2020", 1'200'000, 12);  // 100,000 fen a month
+  }
+  std::string loan_;
+};
+
+TEST_F(RepaymentTest, RepaymentsGoToTheOldestUnpaidInstallmentFirst) {
+  SetToday("2020-02-20");
+  v1::Entry entry = Ok(kCashier, Repay(loan_, 150'000));
+  const auto& allocations = entry.event().repayment_recorded().allocations();
+  ASSERT_EQ(allocations.size(), 2);
+  EXPECT_EQ(allocations[0].installment(), 1);
+  EXPECT_EQ(allocations[0].principal_fen(), 100'000);
+  EXPECT_EQ(allocations[1].installment(), 2);
+  EXPECT_EQ(allocations[1].principal_fen(), 50'000);
+  Ok(kCashier, Repay(loan_, 70'000));
+  const v1::LoanState state = Loan(loan_);
+  EXPECT_EQ(state.position().paid_fen(1), 100'000);
+  EXPECT_EQ(state.position().paid_fen(2), 20'000);
+  EXPECT_EQ(state.position().principal_outstanding_fen(), 1'200'000 - 220'000);
+  EXPECT_EQ(Balance("union:fund:cash"), 100'000'000 - 1'200'000 + 220'000);
+}
+
+TEST_F(RepaymentTest, RepaymentBeyondOutstandingIsRefused) {
+  CommandResult refused = Run(kCashier, Repay(loan_, 1'200'001));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(refused.status), "EXCEEDS_OUTSTANDING");
+  EXPECT_NE(refused.status.message().find("12000.00"), absl::string_view::npos) << refused.status;
+  EXPECT_EQ(Loan(loan_).position().principal_outstanding_fen(), 1'200'000);
+}
+
+TEST_F(RepaymentTest, EarlyFullRepaymentClosesTheLoan) {
+  SetToday("2020-03-01");
+  v1::Entry entry = Ok(kCashier, Repay(loan_, 1'200'000));
+  EXPECT_TRUE(entry.event().repayment_recorded().paid_off());
+  EXPECT_EQ(entry.event().repayment_recorded().allocations_size(), 12);
+  EXPECT_EQ(Loan(loan_).position().status(), v1::LOAN_STATUS_CLOSED);
+  EXPECT_EQ(Loan(loan_).position().closed_date(), "2020-03-01");
+  EXPECT_EQ(ReasonOf(Run(kCashier, Repay(loan_, 1)).status), "INVALID_LOAN_STATE");
+}
+
+TEST_F(RepaymentTest, EntryDatedBeforeTheLoansLatestEntryIsRefused) {
+  SetToday("2020-03-01");
+  Ok(kCashier, Repay(loan_, 10'000), "2020-02-20");
+  CommandResult earlier = Run(kCashier, Repay(loan_, 10'000), "2020-02-19");
+  EXPECT_EQ(earlier.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(earlier.status), "BUSINESS_DATE_BEFORE_LOAN_HISTORY");
+  EXPECT_TRUE(Run(kCashier, Repay(loan_, 10'000), "2020-02-20").status.ok());
+  EXPECT_EQ(ReasonOf(Run(kCashier, Repay(loan_, 10'000), "2020-03-02").status),
+            "BUSINESS_DATE_IN_FUTURE");
+}
+
+TEST_F(RepaymentTest, ReversalRestoresTheScheduleState) {
+  SetToday("2020-02-20");
+  Ok(kCashier, Repay(loan_, 100'000));
+  const v1::LoanState before = Loan(loan_);
+  v1::Entry repayment = Ok(kCashier, Repay(loan_, 150'000));
+  EXPECT_EQ(ReasonOf(Run(kCashier, Reverse(repayment.sequence())).status), "SUPERVISOR_REQUIRED");
+  v1::Entry reversal = Ok(kSupervisor, Reverse(repayment.sequence(), "金额录入错误"));
+  EXPECT_EQ(reversal.event().entry_reversed().loan_id(), loan_);
+  ASSERT_EQ(reversal.postings_size(), repayment.postings_size());
+  for (int i = 0; i < reversal.postings_size(); ++i) {
+    EXPECT_EQ(reversal.postings(i).account(), repayment.postings(i).account());
+    EXPECT_NE(reversal.postings(i).side(), repayment.postings(i).side());
+  }
+  const v1::LoanState after = Loan(loan_);
+  EXPECT_EQ(after.position().SerializeAsString(), before.position().SerializeAsString());
+  EXPECT_EQ(Balance("loan:l000001:principal"), 1'100'000);
+  CommandResult twice = Run(kSupervisor, Reverse(repayment.sequence()));
+  EXPECT_EQ(ReasonOf(twice.status), "ALREADY_REVERSED");
+  EXPECT_EQ(ReasonOf(Run(kSupervisor, Reverse(reversal.sequence())).status), "NOT_REVERSIBLE");
+  // The first repayment is now the latest, but its earlier state is gone: only the
+  // latest financial entry (with its prior state kept) can be undone.
+  EXPECT_EQ(ReasonOf(Run(kSupervisor, Reverse(repayment.sequence() - 1)).status),
+            "NOT_LATEST_LOAN_ENTRY");
+}
+
+TEST_F(RepaymentTest, OnlyTheLatestFinancialEntryOfALoanCanBeReversed) {
+  SetToday("2020-02-20");
+  v1::Entry first = Ok(kCashier, Repay(loan_, 100'000));
+  Ok(kCashier, Repay(loan_, 100'000));
+  CommandResult refused = Run(kSupervisor, Reverse(first.sequence()));
+  EXPECT_EQ(ReasonOf(refused.status), "NOT_LATEST_LOAN_ENTRY");
+  EXPECT_EQ(ReasonOf(Run(kSupervisor, Reverse(9999)).status), "ENTRY_NOT_FOUND");
+}
+
+TEST_F(RepaymentTest, ReversingADisbursementReturnsTheLoanToApproved) {
+  v1::Entry disbursement = ledger_->GetEntry(ledger_->Head().sequence).value();
+  ASSERT_TRUE(disbursement.event().has_loan_disbursed());
+  Ok(kSupervisor, Reverse(disbursement.sequence()));
+  EXPECT_EQ(Loan(loan_).position().status(), v1::LOAN_STATUS_APPROVED);
+  EXPECT_EQ(Balance("union:fund:cash"), 100'000'000);
+  EXPECT_EQ(Balance("loan:l000001:principal"), 0);
+  LoanQuery approved;
+  approved.status = v1::LOAN_STATUS_APPROVED;
+  ASSERT_EQ(ledger_->ListLoans(approved)->loans.size(), 1u);
+  Ok(kCashier, Disburse(loan_));
+  EXPECT_EQ(Loan(loan_).position().status(), v1::LOAN_STATUS_ACTIVE);
+}
+
+TEST_F(RepaymentTest, WriteOffNeedsASupervisorAndRecoveriesStayWithinIt) {
+  SetToday("2020-05-01");
+  Ok(kCashier, Repay(loan_, 200'000));
+  v1::Event write_off;
+  write_off.mutable_loan_written_off()->set_loan_id(loan_);
+  write_off.mutable_loan_written_off()->set_reason("借款人失联, 担保追偿无果");
+  EXPECT_EQ(ReasonOf(Run(kApprover, write_off).status), "SUPERVISOR_REQUIRED");
+  v1::Entry entry = Ok(kSupervisor, write_off);
+  EXPECT_EQ(entry.event().loan_written_off().amount_fen(), 1'000'000);
+  EXPECT_EQ(Loan(loan_).position().status(), v1::LOAN_STATUS_WRITTEN_OFF);
+  EXPECT_EQ(Balance("loan:l000001:principal"), 0);
+  EXPECT_EQ(Balance("union:fund:writeoffs"), 1'000'000);
+  v1::Event recovery;
+  recovery.mutable_recovery_recorded()->set_loan_id(loan_);
+  recovery.mutable_recovery_recorded()->set_amount_fen(600'000);
+  recovery.mutable_recovery_recorded()->set_channel(v1::PAYMENT_CHANNEL_CASH);
+  Ok(kCashier, recovery);
+  EXPECT_EQ(ReasonOf(Run(kCashier, recovery).status), "EXCEEDS_WRITTEN_OFF");
+  recovery.mutable_recovery_recorded()->set_amount_fen(400'000);
+  Ok(kCashier, recovery);
+  EXPECT_EQ(Loan(loan_).position().recovered_fen(), 1'000'000);
+  EXPECT_EQ(Balance("union:fund:recoveries"), -1'000'000);
+}
+
+TEST_F(RepaymentTest, JobsAreReportedBesideTheExpectedCount) {
+  v1::Event jobs;
+  jobs.mutable_jobs_reported()->set_loan_id(loan_);
+  jobs.mutable_jobs_reported()->set_jobs_created(6);
+  jobs.mutable_jobs_reported()->set_note("回访: 新增6名员工");
+  Ok(kOfficer, jobs);
+  EXPECT_EQ(Loan(loan_).jobs_reported(), 6);
+  EXPECT_EQ(Loan(loan_).jobs_expected(), 4);
+  const std::string pending = Submit(Register("未放款"), "fund-2020", 100'000, 6);
+  jobs.mutable_jobs_reported()->set_loan_id(pending);
+  EXPECT_EQ(ReasonOf(Run(kOfficer, jobs).status), "INVALID_LOAN_STATE");
+}
+
+// ---- Delinquency -----------------------------------------------------------------------
+
+TEST_F(RepaymentTest, OverdueAfterGraceAndDaysPastDueFromTheDueDate) {
+  // Installment 1 is due 2020-02-15; grace is 5 days.
+  auto statement = [&](const char* date) { return *ledger_->GetLoanStatement(loan_, date); };
+  EXPECT_EQ(statement("2020-02-15").installments[0].state, "due");
+  EXPECT_EQ(statement("2020-02-20").delinquency.days_past_due, 0);  // within grace
+  EXPECT_EQ(statement("2020-02-20").installments[0].state, "due");
+  LoanStatement late = statement("2020-02-21");
+  EXPECT_EQ(late.installments[0].state, "overdue");
+  EXPECT_EQ(late.delinquency.days_past_due, 6);  // counted from the due date
+  EXPECT_EQ(late.delinquency.bucket, "1-30");
+  EXPECT_EQ(late.delinquency.overdue_principal_fen, 100'000);
+  EXPECT_EQ(statement("2020-04-20").delinquency.bucket, "61-90");
+  EXPECT_EQ(statement("2020-04-20").delinquency.overdue_installments, 2);
+  EXPECT_EQ(statement("2020-09-01").delinquency.bucket, "180+");
+  SetToday("2020-03-01");
+  Ok(kCashier, Repay(loan_, 100'000));
+  EXPECT_EQ(statement("2020-03-01").delinquency.days_past_due, 0);
+  // As of a date before that repayment, the loan was still late.
+  EXPECT_EQ(statement("2020-02-29").delinquency.days_past_due, 14);
+  // Submitted, approved, disbursed, repaid.
+  EXPECT_EQ(statement("2020-03-01").entries.size(), 4u);
+}
+
+TEST(Aging, BucketsAtTheirEdges) {
+  EXPECT_EQ(AgingBucket(0), "current");
+  EXPECT_EQ(AgingBucket(1), "1-30");
+  EXPECT_EQ(AgingBucket(30), "1-30");
+  EXPECT_EQ(AgingBucket(31), "31-60");
+  EXPECT_EQ(AgingBucket(60), "31-60");
+  EXPECT_EQ(AgingBucket(61), "61-90");
+  EXPECT_EQ(AgingBucket(90), "61-90");
+  EXPECT_EQ(AgingBucket(91), "91-180");
+  EXPECT_EQ(AgingBucket(180), "91-180");
+  EXPECT_EQ(AgingBucket(181), "180+");
+}
+
+TEST_F(ProgrammeTest, PortfolioAtRiskCountsOutstandingPrincipalOfLateLoans) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  Ok(kCashier, Contribute(100'000'000));
+  SetToday("2020-01-10");
+  const std::string punctual = ActiveLoan(Register("甲"), "fund-2020", 1'200'000, 12);
+  const std::string late = ActiveLoan(Register("乙"), "fund-2020", 600'000, 6);
+  const std::string very_late = ActiveLoan(Register("丙"), "fund-2020", 3'000'000, 3,
+                                           v1::REPAYMENT_METHOD_BULLET);
+  SetToday("2020-05-20");
+  for (int month = 0; month < 4; ++month) Ok(kCashier, Repay(punctual, 100'000));
+  Ok(kCashier, Repay(late, 200'000));
+  // As of 2020-05-20: punctual is current; late has paid 2 of 6 (installment 3 due
+  // 2020-04-10: 40 days past due); very_late's only installment was due 2020-04-10.
+  PortfolioFigures figures = *ledger_->GetPortfolio("2020-07-20");
+  EXPECT_EQ(figures.loans_outstanding, 3);
+  EXPECT_EQ(figures.outstanding_fen, 800'000 + 400'000 + 3'000'000);
+  // As of 2020-07-20 (101 days after 2020-04-10) late and very_late are both past 90;
+  // punctual (paid through installment 4, due 2020-05-10) is 71 days late.
+  EXPECT_EQ(figures.par30_fen, 800'000 + 400'000 + 3'000'000);
+  EXPECT_EQ(figures.par90_fen, 400'000 + 3'000'000);
+  PortfolioFigures earlier = *ledger_->GetPortfolio("2020-05-20");
+  EXPECT_EQ(earlier.par30_fen, 400'000 + 3'000'000);
+  EXPECT_EQ(earlier.par90_fen, 0);
+  EXPECT_EQ(earlier.aging[0].name, "current");
+  EXPECT_EQ(earlier.aging[0].loans, 1);
+  EXPECT_EQ(earlier.aging[2].loans, 2);  // 31-60
+}
+
+// ---- Subsidy ---------------------------------------------------------------------------
+
+class SubsidyTest : public ProgrammeTest {
+ protected:
+  std::string BankLoan(const char* rate, v1::DayCountConvention day_count, int64_t amount_fen,
+                       const char* date) {
+    DefineProduct("bank-" + std::to_string(++products_), testing::BankTerms(rate, day_count));
+    SetToday(date);
+    return ActiveLoan(Register("借款人" + std::to_string(products_)),
+                      "bank-" + std::to_string(products_), amount_fen, 12, v1::REPAYMENT_METHOD_BULLET);
+  }
+  std::vector<int64_t> AccrualAmounts(const v1::Entry& entry) {
+    std::vector<int64_t> out;
+    for (const v1::AccrualPeriod& p : entry.event().subsidy_accrued().accruals()) out.push_back(p.amount_fen());
+    return out;
+  }
+  int products_ = 0;
+};
+
+// Worked by hand: 100,000.00 yuan at 4.35% from 2020-01-15.
+// January: 17 days x 10,000,000 fen = 170,000,000 fen-days.
+//   ACT/360: 170,000,000 x 0.0435 / 360 = 20,541.67 -> 20,542 fen
+//   ACT/365: 170,000,000 x 0.0435 / 365 = 20,260.27 -> 20,260 fen
+// February 2020 (29 days, a leap year): 290,000,000 fen-days.
+//   ACT/360: 35,041.67 -> 35,042;  ACT/365: 34,561.64 -> 34,562
+TEST_F(SubsidyTest, AccruesDailyAndPostsPerCalendarMonthAct360AcrossALeapFebruary) {
+  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
+  SetToday("2020-01-31");
+  EXPECT_EQ(ReasonOf(Run(kCashier, Accrue(loan)).status), "NOTHING_TO_ACCRUE");
+  SetToday("2020-03-01");
+  v1::Entry entry = Ok(kCashier, Accrue(loan));
+  ASSERT_EQ(entry.event().subsidy_accrued().accruals_size(), 2);
+  EXPECT_EQ(entry.event().subsidy_accrued().accruals(0).start_date(), "2020-01-15");
+  EXPECT_EQ(entry.event().subsidy_accrued().accruals(0).end_date(), "2020-02-01");
+  EXPECT_EQ(entry.event().subsidy_accrued().accruals(0).principal_fen_days(), 170'000'000);
+  EXPECT_EQ(AccrualAmounts(entry), (std::vector<int64_t>{20'542, 35'042}));
+  EXPECT_EQ(Balance("bank:psbc:subsidy_payable"), -(20'542 + 35'042));
+  EXPECT_EQ(Balance("union:subsidy:expense"), 20'542 + 35'042);
+}
+
+TEST_F(SubsidyTest, Act365GivesTheSameDaysOverThreeHundredSixtyFive) {
+  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_365, 10'000'000, "2020-01-15");
+  SetToday("2020-03-01");
+  EXPECT_EQ(AccrualAmounts(Ok(kCashier, Accrue(loan))), (std::vector<int64_t>{20'260, 34'562}));
+}
+
+// A partial repayment of 40,000.00 on 2020-03-10: March has 9 days at 10,000,000 and 22
+// days at 6,000,000 = 222,000,000 fen-days; x 0.0435 / 360 = 26,825 exactly, / 365 =
+// 26,457.53 -> 26,458.
+TEST_F(SubsidyTest, PartialRepaymentMidPeriodChangesThePrincipalFromThatDay) {
+  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
+  const std::string loan365 = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_365, 10'000'000, "2020-01-15");
+  SetToday("2020-03-01");
+  Ok(kCashier, Accrue(loan));
+  Ok(kCashier, Accrue(loan365));
+  SetToday("2020-03-10");
+  Ok(kCashier, Repay(loan, 4'000'000));
+  Ok(kCashier, Repay(loan365, 4'000'000));
+  SetToday("2020-04-01");
+  v1::Entry march = Ok(kCashier, Accrue(loan));
+  ASSERT_EQ(march.event().subsidy_accrued().accruals_size(), 1);
+  EXPECT_EQ(march.event().subsidy_accrued().accruals(0).principal_fen_days(), 222'000'000);
+  EXPECT_EQ(AccrualAmounts(march), (std::vector<int64_t>{26'825}));
+  EXPECT_EQ(AccrualAmounts(Ok(kCashier, Accrue(loan365))), (std::vector<int64_t>{26'458}));
+}
+
+// 0.0365 a year on ACT/365 is exactly 0.0001 a day. One day on 1,005,000 fen is 100.5
+// fen: a tie, rounded to the even 100. On 1,015,000 fen it is 101.5: rounded to 102.
+TEST_F(SubsidyTest, HalfFenTiesRoundToEvenOnlyOncePerPeriod) {
+  const std::string even_down = BankLoan("0.0365", v1::DAY_COUNT_CONVENTION_ACT_365, 1'005'000, "2020-01-31");
+  const std::string even_up = BankLoan("0.0365", v1::DAY_COUNT_CONVENTION_ACT_365, 1'015'000, "2020-01-31");
+  SetToday("2020-02-01");
+  EXPECT_EQ(AccrualAmounts(Ok(kCashier, Accrue(even_down))), (std::vector<int64_t>{100}));
+  EXPECT_EQ(AccrualAmounts(Ok(kCashier, Accrue(even_up))), (std::vector<int64_t>{102}));
+}
+
+TEST_F(SubsidyTest, PayoffPostsTheLastPartialPeriodAndSettlementIsBoundedByWhatIsOwed) {
+  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
+  SetToday("2020-02-11");
+  // Payoff on 2020-02-11: January's 17 days and February's 10 days, rounded separately.
+  v1::Entry payoff = Ok(kCashier, Repay(loan, 10'000'000));
+  const auto& accruals = payoff.event().repayment_recorded().accruals();
+  ASSERT_EQ(accruals.size(), 2);
+  EXPECT_EQ(accruals[0].amount_fen(), 20'542);
+  EXPECT_EQ(accruals[1].end_date(), "2020-02-11");
+  EXPECT_EQ(accruals[1].principal_fen_days(), 100'000'000);
+  EXPECT_EQ(accruals[1].amount_fen(), 12'083);  // 4,350,000 / 360 = 12,083.33
+  const int64_t owed = 20'542 + 12'083;
+  EXPECT_EQ(Balance("bank:psbc:subsidy_payable"), -owed);
+  v1::Event settle;
+  settle.mutable_subsidy_settled()->set_bank_id("psbc");
+  settle.mutable_subsidy_settled()->set_amount_fen(owed + 1);
+  EXPECT_EQ(ReasonOf(Run(kCashier, settle).status), "EXCEEDS_SUBSIDY_OWED");
+  settle.mutable_subsidy_settled()->set_amount_fen(owed);
+  Ok(kCashier, settle);
+  EXPECT_EQ(Balance("bank:psbc:subsidy_payable"), 0);
+  // A union-fund loan has no subsidy.
+  DefineProduct("fund", testing::UnionFundTerms());
+  Ok(kCashier, Contribute(10'000'000));
+  const std::string fund_loan = ActiveLoan(Register("基金"), "fund", 1'000'000, 6);
+  SetToday("2020-04-01");
+  EXPECT_EQ(ReasonOf(Run(kCashier, Accrue(fund_loan)).status), "NOT_BANK_FUNDED");
+}
+
+TEST_F(SubsidyTest, ReversingAnAccrualRestoresThePendingMonths) {
+  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
+  SetToday("2020-03-01");
+  v1::Entry accrual = Ok(kCashier, Accrue(loan));
+  Ok(kSupervisor, Reverse(accrual.sequence()));
+  EXPECT_EQ(Balance("bank:psbc:subsidy_payable"), 0);
+  v1::Entry again = Ok(kCashier, Accrue(loan));
+  EXPECT_EQ(AccrualAmounts(again), (std::vector<int64_t>{20'542, 35'042}));
+}
+
+// ---- Listing and rebuild ----------------------------------------------------------------
+
+TEST_F(ProgrammeTest, ListLoansFiltersAndPages) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  DefineProduct("psbc-2020", testing::BankTerms());
+  Ok(kCashier, Contribute(100'000'000));
+  const std::string a = Register("甲", v1::BORROWER_CATEGORY_ORDINARY_MEMBER, "吉州区");
+  const std::string b = Register("乙", v1::BORROWER_CATEGORY_ORDINARY_MEMBER, "青原区");
+  for (int i = 0; i < 5; ++i) ActiveLoan(a, "fund-2020", 100'000, 6);
+  for (int i = 0; i < 3; ++i) Submit(b, "psbc-2020", 100'000, 6);
+  LoanQuery query;
+  query.page_size = 3;
+  LoanPage first = *ledger_->ListLoans(query);
+  ASSERT_EQ(first.loans.size(), 3u);
+  EXPECT_EQ(first.loans[0].loan_id(), "L000001");
+  query.page_token = first.next_page_token;
+  LoanPage second = *ledger_->ListLoans(query);
+  ASSERT_EQ(second.loans.size(), 3u);
+  EXPECT_EQ(second.loans[0].loan_id(), "L000004");
+  query.page_token = second.next_page_token;
+  LoanPage third = *ledger_->ListLoans(query);
+  EXPECT_EQ(third.loans.size(), 2u);
+  EXPECT_TRUE(third.next_page_token.empty());
+
+  LoanQuery by_county;
+  by_county.county = "青原区";
+  EXPECT_EQ(ledger_->ListLoans(by_county)->loans.size(), 3u);
+  LoanQuery by_status;
+  by_status.status = v1::LOAN_STATUS_ACTIVE;
+  EXPECT_EQ(ledger_->ListLoans(by_status)->loans.size(), 5u);
+  LoanQuery by_borrower;
+  by_borrower.borrower_id = b;
+  by_borrower.product_id = "psbc-2020";
+  EXPECT_EQ(ledger_->ListLoans(by_borrower)->loans.size(), 3u);
+  LoanQuery by_date;
+  by_date.disbursed_from = "2020-01-01";
+  by_date.disbursed_to = "2020-01-01";
+  EXPECT_EQ(ledger_->ListLoans(by_date)->loans.size(), 5u);
+  by_date.disbursed_from = "2020-13-01";
+  EXPECT_EQ(ledger_->ListLoans(by_date).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ProgrammeTest, ProjectionsSurviveReopenAndEqualARebuild) {
+  DefineProduct("psbc-2020", testing::BankTerms());
+  const std::string loan = ActiveLoan(Register("王建国"), "psbc-2020", 10'000'000, 12);
+  SetToday("2020-03-05");
+  Ok(kCashier, Accrue(loan));
+  Ok(kCashier, Repay(loan, 1'000'000));
+  const std::string before = Loan(loan).SerializeAsString();
+  Reopen();
+  EXPECT_EQ(Loan(loan).SerializeAsString(), before);
+  auto mismatch = ledger_->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(mismatch.ok()) << mismatch.status();
+  EXPECT_FALSE(mismatch->has_value()) << (*mismatch)->space << " " << (*mismatch)->key;
+  EXPECT_TRUE(ledger_->VerifyJournal().ok());
+}
+
+}  // namespace
+}  // namespace gongdai
