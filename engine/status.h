@@ -54,6 +54,7 @@ class ViolationCollector {
   // violation naming `field` when the status has none.
   void AddStatus(std::string_view field, const absl::Status& status);
   bool empty() const { return violations_.empty(); }
+  const std::vector<FieldViolation>& violations() const { return violations_; }
   // OK when nothing was collected, otherwise INVALID_ARGUMENT with all of them.
   [[nodiscard]] absl::Status ToStatus() const;
 

@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
+  golang-github-gogo-googleapis-dev  # google/rpc/*.proto (status, error details), compiled with protoc
   clang-format
 )
 

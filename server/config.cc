@@ -1,0 +1,173 @@
+#include "server/config.h"
+
+#include <set>
+#include <toml++/toml.h>
+
+#include "engine/date.h"
+#include "engine/strings.h"
+
+namespace gongdai::server {
+namespace {
+
+absl::Status Bad(std::string_view key, std::string_view why) {
+  return absl::InvalidArgumentError(Cat("config: ", key, ": ", why));
+}
+
+// Rejects keys the server does not know, so a misspelt setting is not silently ignored.
+absl::Status OnlyKnownKeys(const toml::table& table, std::string_view where,
+                           const std::set<std::string>& known) {
+  for (const auto& [key, value] : table) {
+    if (!known.count(std::string(key.str()))) {
+      return Bad(Cat(where, key.str()), "unknown setting");
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status Read(const toml::table& table, std::string_view where, const char* key, T& out) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return absl::OkStatus();
+  std::optional<T> value = node->value<T>();
+  if (!value.has_value()) return Bad(Cat(where, key), "has the wrong type");
+  out = *value;
+  return absl::OkStatus();
+}
+
+#define GONGDAI_RETURN_IF_ERROR(expr)      \
+  do {                                     \
+    absl::Status status_ = (expr);         \
+    if (!status_.ok()) return status_;     \
+  } while (false)
+
+absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
+  if (node == nullptr) return absl::OkStatus();
+  const toml::array* tokens = node->as_array();
+  if (tokens == nullptr) return Bad("tokens", "must be an array of tables ([[tokens]])");
+  for (size_t i = 0; i < tokens->size(); ++i) {
+    const std::string where = Cat("tokens[", i, "].");
+    const toml::table* table = tokens->get(i)->as_table();
+    if (table == nullptr) return Bad(where, "must be a table");
+    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*table, where, {"sha256", "principal", "roles"}));
+    TokenEntry entry;
+    GONGDAI_RETURN_IF_ERROR(Read(*table, where, "sha256", entry.sha256_hex));
+    GONGDAI_RETURN_IF_ERROR(Read(*table, where, "principal", entry.principal_id));
+    if (entry.sha256_hex.size() != 64) return Bad(Cat(where, "sha256"), "must be 64 hex digits");
+    if (entry.principal_id.empty()) return Bad(Cat(where, "principal"), "is required");
+    const toml::array* roles = table->get_as<toml::array>("roles");
+    if (roles == nullptr || roles->empty()) return Bad(Cat(where, "roles"), "must list at least one role");
+    for (const toml::node& role : *roles) {
+      std::optional<std::string> name = role.value<std::string>();
+      if (!name.has_value()) return Bad(Cat(where, "roles"), "must be strings");
+      entry.roles.push_back(*name);
+    }
+    config.tokens.push_back(std::move(entry));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(
+        Cat("config ", path, ": ", std::string(e.description()), " at line ",
+            static_cast<int64_t>(e.source().begin.line)));
+  }
+  ServerConfig config;
+  GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
+      root, "", {"listen", "data_dir", "tls", "tokens", "business_date", "writer", "grpc"}));
+  GONGDAI_RETURN_IF_ERROR(Read(root, "", "listen", config.listen_address));
+  GONGDAI_RETURN_IF_ERROR(Read(root, "", "data_dir", config.data_dir));
+  if (const toml::table* tls = root.get_as<toml::table>("tls")) {
+    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*tls, "tls.", {"cert_file", "key_file"}));
+    GONGDAI_RETURN_IF_ERROR(Read(*tls, "tls.", "cert_file", config.tls_cert_file));
+    GONGDAI_RETURN_IF_ERROR(Read(*tls, "tls.", "key_file", config.tls_key_file));
+    if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+      return Bad("tls", "give both cert_file and key_file, or neither");
+    }
+  }
+  if (const toml::table* date = root.get_as<toml::table>("business_date")) {
+    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*date, "business_date.", {"mode", "fixed"}));
+    std::string mode = "shanghai";
+    GONGDAI_RETURN_IF_ERROR(Read(*date, "business_date.", "mode", mode));
+    GONGDAI_RETURN_IF_ERROR(Read(*date, "business_date.", "fixed", config.fixed_business_date));
+    if (mode == "fixed") {
+      config.business_date_mode = BusinessDateMode::kFixed;
+      if (!ParseDate(config.fixed_business_date, "business_date.fixed").ok()) {
+        return Bad("business_date.fixed", "must be a date YYYY-MM-DD when mode is \"fixed\"");
+      }
+    } else if (mode != "shanghai") {
+      return Bad("business_date.mode", "must be \"shanghai\" or \"fixed\"");
+    }
+  }
+  if (const toml::table* writer = root.get_as<toml::table>("writer")) {
+    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*writer, "writer.", {"queue_commands_max", "batch_commands_max"}));
+    int64_t queue = static_cast<int64_t>(config.queue_commands_max);
+    int64_t batch = static_cast<int64_t>(config.batch_commands_max);
+    GONGDAI_RETURN_IF_ERROR(Read(*writer, "writer.", "queue_commands_max", queue));
+    GONGDAI_RETURN_IF_ERROR(Read(*writer, "writer.", "batch_commands_max", batch));
+    if (queue < 1 || queue > 1'000'000) return Bad("writer.queue_commands_max", "must be 1-1000000");
+    if (batch < 1 || batch > 65'536) return Bad("writer.batch_commands_max", "must be 1-65536");
+    config.queue_commands_max = static_cast<size_t>(queue);
+    config.batch_commands_max = static_cast<size_t>(batch);
+  }
+  if (const toml::table* grpc = root.get_as<toml::table>("grpc")) {
+    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*grpc, "grpc.", {"max_message_bytes", "reflection", "max_concurrent_streams"}));
+    int64_t bytes = config.max_message_bytes;
+    int64_t streams = config.max_concurrent_streams;
+    GONGDAI_RETURN_IF_ERROR(Read(*grpc, "grpc.", "max_message_bytes", bytes));
+    GONGDAI_RETURN_IF_ERROR(Read(*grpc, "grpc.", "reflection", config.reflection));
+    GONGDAI_RETURN_IF_ERROR(Read(*grpc, "grpc.", "max_concurrent_streams", streams));
+    if (bytes < 1024 || bytes > (int64_t{64} << 20)) return Bad("grpc.max_message_bytes", "must be 1 KiB-64 MiB");
+    if (streams < 1 || streams > 100'000) return Bad("grpc.max_concurrent_streams", "must be 1-100000");
+    config.max_message_bytes = static_cast<int>(bytes);
+    config.max_concurrent_streams = static_cast<int>(streams);
+  }
+  GONGDAI_RETURN_IF_ERROR(ReadTokens(root.get("tokens"), config));
+  return config;
+}
+
+std::string DefaultConfigToml() {
+  return R"(# gongdai-server configuration. Every setting shows its default.
+
+# Address to listen on. Nothing listens beyond loopback unless set here.
+listen = "127.0.0.1:50051"
+# The embedded RocksDB ledger lives here.
+data_dir = "gongdai-data"
+
+[tls]
+# PEM certificate chain and private key; TLS is on when both are given.
+cert_file = ""
+key_file = ""
+
+[business_date]
+# "shanghai": today's Asia/Shanghai calendar date. "fixed": the date below (demos, tests).
+mode = "shanghai"
+fixed = ""
+
+[writer]
+# Commands waiting for the writer; beyond this, writes are refused (RESOURCE_EXHAUSTED).
+queue_commands_max = 8192
+# Commands committed together in one synced write.
+batch_commands_max = 512
+
+[grpc]
+max_message_bytes = 4194304
+reflection = true
+max_concurrent_streams = 4096
+
+# Bearer tokens, stored as SHA-256 hex of the token. Roles: officer, approver, cashier,
+# supervisor, auditor, portal, admin. With no [[tokens]] at all, the server creates a
+# development token per role in its data directory (dev-tokens.toml, owner-only).
+# [[tokens]]
+# sha256 = "<sha256sum of the token>"
+# principal = "officer.liu"
+# roles = ["officer"]
+)";
+}
+
+}  // namespace gongdai::server

@@ -1,0 +1,61 @@
+// gongdai-server's configuration: one TOML file, every setting with a default, so that
+// the server runs with no file at all (docs/configuration.md lists them).
+#ifndef GONGDAI_SERVER_CONFIG_H_
+#define GONGDAI_SERVER_CONFIG_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace gongdai::server {
+
+// One bearer token, stored as the SHA-256 of the token (lower-case hex), never the
+// token itself.
+struct TokenEntry {
+  std::string sha256_hex;
+  std::string principal_id;
+  std::vector<std::string> roles;
+};
+
+enum class BusinessDateMode {
+  kShanghai,  // today's Asia/Shanghai calendar date
+  kFixed,     // a fixed date, for demos and tests
+};
+
+struct ServerConfig {
+  // Default: "127.0.0.1:50051". Nothing listens beyond loopback unless configured.
+  std::string listen_address = "127.0.0.1:50051";
+  // Default: "gongdai-data" under the working directory.
+  std::string data_dir = "gongdai-data";
+  // TLS is on when both are given (PEM files). Default: off.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Default: empty, and then development tokens are created in the data directory.
+  std::vector<TokenEntry> tokens;
+  // Default: kShanghai.
+  BusinessDateMode business_date_mode = BusinessDateMode::kShanghai;
+  // "YYYY-MM-DD", required with kFixed.
+  std::string fixed_business_date;
+  // Writer limits. Defaults: 8192 queued commands, 512 per batch.
+  size_t queue_commands_max = 8192;
+  size_t batch_commands_max = 512;
+  // Largest request or response message. Default: 4 MiB.
+  int max_message_bytes = 4 << 20;
+  // The gRPC reflection service, so standard tools can discover the API. Default: on.
+  bool reflection = true;
+  // Writes at most this many requests being handled at once before RESOURCE_EXHAUSTED
+  // answers (the writer queue bounds them further). Default: 4096.
+  int max_concurrent_streams = 4096;
+};
+
+// Reads `path` (TOML). Unknown keys and wrong types are INVALID_ARGUMENT naming the key.
+[[nodiscard]] absl::StatusOr<ServerConfig> LoadConfig(const std::string& path);
+
+// The defaults, as the TOML a federation's IT team would start from.
+std::string DefaultConfigToml();
+
+}  // namespace gongdai::server
+
+#endif  // GONGDAI_SERVER_CONFIG_H_

@@ -1,0 +1,57 @@
+#include "server/errors.h"
+
+#include "engine/status.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace gongdai::server {
+
+std::string ApiFieldPath(std::string_view path) {
+  std::string out(path);
+  if (out.starts_with("event.")) {
+    const size_t kind_end = out.find('.', 6);
+    out = kind_end == std::string::npos ? out.substr(6) : out.substr(kind_end + 1);
+  }
+  // Amounts are fen in the journal and decimal yuan strings in the API.
+  for (size_t at = out.find("_fen"); at != std::string::npos; at = out.find("_fen", at)) {
+    const size_t end = at + 4;
+    if (end == out.size() || out[end] == '.' || out[end] == '[') {
+      out.erase(at, 4);
+    } else {
+      at = end;
+    }
+  }
+  return out;
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  const auto code = static_cast<grpc::StatusCode>(static_cast<int>(status.code()));
+  std::string message(status.message().data(), status.message().size());
+  google::rpc::Status rich;
+  rich.set_code(static_cast<int>(code));
+  const std::vector<FieldViolation> violations = FieldViolationsOf(status);
+  if (!violations.empty()) {
+    google::rpc::BadRequest bad_request;
+    message = "invalid request: ";
+    for (size_t i = 0; i < violations.size(); ++i) {
+      const std::string field = ApiFieldPath(violations[i].field);
+      google::rpc::BadRequest::FieldViolation* v = bad_request.add_field_violations();
+      v->set_field(field);
+      v->set_description(violations[i].description);
+      message += (i > 0 ? "; " : "") + field + ": " + violations[i].description;
+    }
+    rich.add_details()->PackFrom(bad_request);
+  }
+  const std::string reason = ReasonOf(status);
+  if (!reason.empty()) {
+    google::rpc::ErrorInfo info;
+    info.set_reason(reason);
+    info.set_domain(std::string(kErrorDomain));
+    rich.add_details()->PackFrom(info);
+  }
+  rich.set_message(message);
+  return grpc::Status(code, message, rich.SerializeAsString());
+}
+
+}  // namespace gongdai::server

@@ -1,0 +1,92 @@
+// gongdai-server: serves the Gongdai ledger over gRPC.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <pthread.h>
+
+#include "server/config.h"
+#include "server/server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"gongdai-server: the Gongdai micro-loan ledger over gRPC"};
+  std::string config_path;
+  std::string listen;
+  std::string data_dir;
+  std::string business_date;
+  bool print_config = false;
+  app.add_option("-c,--config", config_path, "TOML configuration file (every setting has a default)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--listen", listen, "address to listen on, overriding the config (default 127.0.0.1:50051)");
+  app.add_option("--data-dir", data_dir, "data directory, overriding the config (default ./gongdai-data)");
+  app.add_option("--business-date", business_date,
+                 "fix today's business date (YYYY-MM-DD), for demos and tests");
+  app.add_flag("--print-default-config", print_config, "print the default configuration and exit");
+  app.footer("Example:\n  gongdai-server --data-dir /var/lib/gongdai --listen 127.0.0.1:50051");
+  CLI11_PARSE(app, argc, argv);
+
+  if (print_config) {
+    std::cout << gongdai::server::DefaultConfigToml();
+    return 0;
+  }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("gongdai"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+
+  gongdai::server::ServerConfig config;
+  if (!config_path.empty()) {
+    absl::StatusOr<gongdai::server::ServerConfig> loaded = gongdai::server::LoadConfig(config_path);
+    if (!loaded.ok()) {
+      std::cerr << "gongdai-server: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    config = *std::move(loaded);
+  }
+  if (!listen.empty()) config.listen_address = listen;
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  if (!business_date.empty()) {
+    if (!gongdai::ParseDate(business_date, "--business-date").ok()) {
+      std::cerr << "gongdai-server: --business-date must be YYYY-MM-DD\n";
+      return 2;
+    }
+    config.business_date_mode = gongdai::server::BusinessDateMode::kFixed;
+    config.fixed_business_date = business_date;
+  }
+
+  // SIGINT and SIGTERM are taken by a waiting thread, not by whichever thread the kernel
+  // picks: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<gongdai::server::GongdaiServer>> server =
+      gongdai::server::GongdaiServer::Start(config);
+  if (!server.ok()) {
+    std::cerr << "gongdai-server: " << server.status().message() << "\n";
+    return 1;
+  }
+  const gongdai::JournalHead head = (*server)->ledger().Head();
+  std::printf("gongdai-server listening on %s (%s)\n", (*server)->listening_address().c_str(),
+              (*server)->tls() ? "TLS" : "plaintext");
+  std::printf("ledger: %s, %llu entries, business date %s\n",
+              std::filesystem::absolute(config.data_dir).c_str(),
+              static_cast<unsigned long long>(head.sequence),
+              (*server)->ledger().Today().ToString().c_str());
+  if (!(*server)->development_tokens_path().empty()) {
+    std::printf("development tokens (one per role) %s: %s\n",
+                (*server)->development_tokens_created() ? "created in" : "in",
+                (*server)->development_tokens_path().c_str());
+  }
+  std::fflush(stdout);
+
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("signal {}: shutting down gracefully", received);
+  (*server)->Shutdown();
+  return 0;
+}

@@ -1,0 +1,117 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/strings.h"
+
+namespace gongdai::server {
+namespace {
+
+constexpr const char* kServiceName = "gongdai.v1.LoanLedger";
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(Cat("cannot read ", path));
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(const ServerConfig& config) {
+  std::unique_ptr<GongdaiServer> server(new GongdaiServer());
+  std::vector<TokenEntry> tokens = config.tokens;
+  if (tokens.empty()) {
+    absl::StatusOr<DevelopmentTokens> dev = EnsureDevelopmentTokens(config.data_dir);
+    if (!dev.ok()) return dev.status();
+    tokens = dev->entries;
+    server->development_tokens_path_ = dev->tokens_path;
+    server->development_tokens_created_ = dev->created;
+  }
+  absl::StatusOr<Authenticator> authenticator = Authenticator::Create(tokens);
+  if (!authenticator.ok()) return authenticator.status();
+  server->authenticator_ = std::make_unique<Authenticator>(*std::move(authenticator));
+
+  LedgerOptions options;
+  options.queue_commands_max = config.queue_commands_max;
+  options.batch_commands_max = config.batch_commands_max;
+  if (config.business_date_mode == BusinessDateMode::kFixed) {
+    const Date fixed = *ParseDate(config.fixed_business_date, "business_date.fixed");
+    options.business_date_today = [fixed] { return fixed; };
+  }
+  std::error_code error;
+  std::filesystem::create_directories(config.data_dir, error);
+  absl::StatusOr<std::unique_ptr<Ledger>> ledger =
+      Ledger::Open((std::filesystem::path(config.data_dir) / "ledger").string(), options);
+  if (!ledger.ok()) return ledger.status();
+  server->ledger_ = *std::move(ledger);
+
+  GongdaiServer* raw = server.get();
+  server->service_ = std::make_unique<LedgerService>(server->ledger_.get(), server->authenticator_.get(),
+                                                     [raw] { raw->MarkNotServing(); });
+
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!config.tls_cert_file.empty()) {
+    absl::StatusOr<std::string> cert = ReadFile(config.tls_cert_file);
+    absl::StatusOr<std::string> key = ReadFile(config.tls_key_file);
+    if (!cert.ok()) return cert.status();
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    credentials = grpc::SslServerCredentials(ssl);
+    server->tls_ = true;
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  if (config.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen_address, credentials, &port);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(config.max_message_bytes);
+  builder.SetMaxSendMessageSize(config.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.max_concurrent_streams);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || port == 0) {
+    return absl::UnavailableError(Cat("cannot listen on ", config.listen_address));
+  }
+  const std::string host = config.listen_address.substr(0, config.listen_address.rfind(':'));
+  server->listening_address_ = Cat(host, ":", port);
+  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(kServiceName, true);
+  if (!server->ledger_->WriterStatus().ok()) server->MarkNotServing();
+  return server;
+}
+
+void GongdaiServer::MarkNotServing() {
+  if (server_ == nullptr) return;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus(false);
+  health->SetServingStatus(kServiceName, false);
+}
+
+void GongdaiServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  // In-flight calls get a few seconds; writes already handed to the writer are answered
+  // when it commits them, and the ledger's destructor drains its queue before closing.
+  server_->GetHealthCheckService()->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server_->Wait();
+  ledger_.reset();
+  spdlog::info("gongdai-server stopped; the ledger is closed");
+}
+
+GongdaiServer::~GongdaiServer() { Shutdown(); }
+
+}  // namespace gongdai::server

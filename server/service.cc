@@ -1,0 +1,596 @@
+#include "server/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <set>
+
+#include "engine/rules.h"
+#include "engine/sha256.h"
+#include "engine/status.h"
+#include "engine/strings.h"
+#include "server/convert.h"
+#include "server/errors.h"
+
+namespace gongdai::server {
+
+struct LedgerService::Caller {
+  Principal principal;
+  Role role = Role::kAuditor;
+  bool personal() const { return MaySeePersonalData(role); }
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One structured line per request. Never tokens, never personal data.
+void LogRequest(const char* method, const std::string& principal, std::string_view role,
+                const grpc::Status& status, Clock::time_point start) {
+  const auto latency_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+  spdlog::info("rpc method={} principal={} role={} code={} latency_us={}", method,
+               principal.empty() ? "-" : principal, role.empty() ? "-" : role,
+               static_cast<int>(status.error_code()), latency_us);
+}
+
+std::string_view Metadata(const grpc::CallbackServerContext* context, std::string_view key) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return {};
+  return std::string_view(it->second.data(), it->second.size());
+}
+
+void FillReceipt(const CommandResult& result, v1::EntryReceipt* receipt) {
+  receipt->set_sequence(result.entry.sequence());
+  receipt->set_hash(ToHex(result.entry.hash()));
+  receipt->set_business_date(result.entry.business_date());
+  receipt->set_replayed(result.replayed);
+}
+
+}  // namespace
+
+LedgerService::LedgerService(Ledger* ledger, const Authenticator* authenticator,
+                             std::function<void()> on_writer_stopped)
+    : ledger_(ledger), authenticator_(authenticator), on_writer_stopped_(std::move(on_writer_stopped)) {}
+
+LedgerService::Reactor* LedgerService::Write(Context* context, const char* method,
+                                             const std::string& request_id,
+                                             const std::string& business_date, BuildEvent build,
+                                             Fill fill) {
+  const Clock::time_point start = Clock::now();
+  Reactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Principal> principal = authenticator_->Authenticate(Metadata(context, "authorization"));
+  absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, method) : principal.status();
+  if (!role.ok()) {
+    grpc::Status status = ToGrpcStatus(role.status());
+    LogRequest(method, principal.ok() ? principal->id : "", "", status, start);
+    reactor->Finish(status);
+    return reactor;
+  }
+  auto caller = std::make_shared<Caller>(Caller{*std::move(principal), *role});
+
+  // Every bad field in one answer: the request's own checks (amounts, dates as text)
+  // first, then the engine's checks of the command, in the request's field names.
+  ViolationCollector request_violations;
+  Command command;
+  command.request_id = request_id;
+  command.actor.set_principal_id(caller->principal.id);
+  command.actor.set_role(std::string(RoleName(caller->role)));
+  command.business_date = business_date;
+  command.event = build(request_violations);
+  std::vector<FieldViolation> violations = request_violations.violations();
+  std::set<std::string> reported;
+  for (const FieldViolation& v : violations) reported.insert(v.field);
+  for (FieldViolation v : FieldViolationsOf(ValidateCommand(command, ledger_->Today()))) {
+    v.field = ApiFieldPath(v.field);
+    if (reported.insert(v.field).second) violations.push_back(std::move(v));
+  }
+  if (!violations.empty()) {
+    grpc::Status status = ToGrpcStatus(InvalidFields(violations));
+    LogRequest(method, caller->principal.id, RoleName(caller->role), status, start);
+    reactor->Finish(status);
+    return reactor;
+  }
+  ledger_->Submit(std::move(command), [this, reactor, caller, method, start,
+                                       fill = std::move(fill)](CommandResult result) {
+    absl::Status outcome = result.status;
+    if (outcome.ok()) outcome = fill(result, *caller);
+    if (ReasonOf(result.status) == "LEDGER_STOPPED") on_writer_stopped_();
+    grpc::Status status = ToGrpcStatus(outcome);
+    LogRequest(method, caller->principal.id, RoleName(caller->role), status, start);
+    reactor->Finish(status);
+  });
+  return reactor;
+}
+
+LedgerService::Reactor* LedgerService::Read(Context* context, const char* method, Run run) {
+  const Clock::time_point start = Clock::now();
+  Reactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Principal> principal = authenticator_->Authenticate(Metadata(context, "authorization"));
+  absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, method) : principal.status();
+  absl::Status outcome = role.status();
+  if (role.ok()) outcome = run(Caller{*principal, *role});
+  grpc::Status status = ToGrpcStatus(outcome);
+  LogRequest(method, principal.ok() ? principal->id : "", role.ok() ? RoleName(*role) : "", status, start);
+  reactor->Finish(status);
+  return reactor;
+}
+
+LedgerService::Fill LedgerService::LoanFill(v1::LoanResponse* response,
+                                            std::function<std::string(const v1::Event&)> loan_id) {
+  return [this, response, loan_id = std::move(loan_id)](const CommandResult& result, const Caller& caller) {
+    FillReceipt(result, response->mutable_entry());
+    absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(loan_id(result.entry.event()));
+    if (!loan.ok()) return loan.status();
+    *response->mutable_loan() = LoanToApi(*loan, caller.personal());
+    return absl::OkStatus();
+  };
+}
+
+// ---- Products --------------------------------------------------------------------------
+
+LedgerService::Reactor* LedgerService::DefineProduct(Context* c, const v1::DefineProductRequest* r,
+                                                     v1::ProductResponse* response) {
+  return Write(
+      c, "DefineProduct", r->request_id(), r->business_date(),
+      [r](ViolationCollector& v) {
+        v1::Event e;
+        e.mutable_product_defined()->set_product_id(r->product_id());
+        *e.mutable_product_defined()->mutable_terms() = TermsFromInput(r->terms(), v);
+        return e;
+      },
+      [this, response](const CommandResult& result, const Caller&) {
+        FillReceipt(result, response->mutable_entry());
+        absl::StatusOr<v1::ProductState> p = ledger_->GetProduct(result.entry.event().product_defined().product_id());
+        if (!p.ok()) return p.status();
+        *response->mutable_product() = ProductToApi(*p);
+        return absl::OkStatus();
+      });
+}
+
+LedgerService::Reactor* LedgerService::AmendProduct(Context* c, const v1::AmendProductRequest* r,
+                                                    v1::ProductResponse* response) {
+  return Write(
+      c, "AmendProduct", r->request_id(), r->business_date(),
+      [r](ViolationCollector& v) {
+        v1::Event e;
+        e.mutable_product_amended()->set_product_id(r->product_id());
+        *e.mutable_product_amended()->mutable_terms() = TermsFromInput(r->terms(), v);
+        return e;
+      },
+      [this, response](const CommandResult& result, const Caller&) {
+        FillReceipt(result, response->mutable_entry());
+        absl::StatusOr<v1::ProductState> p = ledger_->GetProduct(result.entry.event().product_amended().product_id());
+        if (!p.ok()) return p.status();
+        *response->mutable_product() = ProductToApi(*p);
+        return absl::OkStatus();
+      });
+}
+
+LedgerService::Reactor* LedgerService::GetProduct(Context* c, const v1::GetProductRequest* r,
+                                                  v1::Product* response) {
+  return Read(c, "GetProduct", [this, r, response](const Caller&) {
+    absl::StatusOr<v1::ProductState> p = ledger_->GetProduct(r->product_id());
+    if (!p.ok()) return p.status();
+    *response = ProductToApi(*p);
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::ListProducts(Context* c, const v1::ListProductsRequest*,
+                                                    v1::ListProductsResponse* response) {
+  return Read(c, "ListProducts", [this, response](const Caller&) {
+    absl::StatusOr<std::vector<v1::ProductState>> products = ledger_->ListProducts();
+    if (!products.ok()) return products.status();
+    for (const v1::ProductState& p : *products) *response->add_products() = ProductToApi(p);
+    return absl::OkStatus();
+  });
+}
+
+// ---- Borrowers -------------------------------------------------------------------------
+
+namespace {
+LedgerService::Fill BorrowerFill(Ledger* ledger, v1::BorrowerResponse* response,
+                                 std::function<std::string(const v1::Event&)> id);
+}  // namespace
+
+LedgerService::Reactor* LedgerService::RegisterBorrower(Context* c, const v1::RegisterBorrowerRequest* r,
+                                                        v1::BorrowerResponse* response) {
+  return Write(
+      c, "RegisterBorrower", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_borrower_registered()->set_national_id(r->national_id());
+        *e.mutable_borrower_registered()->mutable_details() = DetailsFromInput(r->details());
+        return e;
+      },
+      BorrowerFill(ledger_, response, [](const v1::Event& e) { return e.borrower_registered().borrower_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::UpdateBorrower(Context* c, const v1::UpdateBorrowerRequest* r,
+                                                      v1::BorrowerResponse* response) {
+  return Write(
+      c, "UpdateBorrower", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_borrower_updated()->set_borrower_id(r->borrower_id());
+        *e.mutable_borrower_updated()->mutable_details() = DetailsFromInput(r->details());
+        return e;
+      },
+      BorrowerFill(ledger_, response, [](const v1::Event& e) { return e.borrower_updated().borrower_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::ChangeTalentPoolStatus(Context* c,
+                                                              const v1::ChangeTalentPoolStatusRequest* r,
+                                                              v1::BorrowerResponse* response) {
+  return Write(
+      c, "ChangeTalentPoolStatus", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        auto* change = e.mutable_talent_pool_status_changed();
+        change->set_borrower_id(r->borrower_id());
+        change->set_status(r->status());
+        change->set_reason(r->reason());
+        return e;
+      },
+      BorrowerFill(ledger_, response,
+                   [](const v1::Event& e) { return e.talent_pool_status_changed().borrower_id(); }));
+}
+
+namespace {
+LedgerService::Fill BorrowerFill(Ledger* ledger, v1::BorrowerResponse* response,
+                                 std::function<std::string(const v1::Event&)> id) {
+  return [ledger, response, id = std::move(id)](const CommandResult& result,
+                                                const LedgerService::Caller& caller) {
+    FillReceipt(result, response->mutable_entry());
+    absl::StatusOr<v1::BorrowerState> b = ledger->GetBorrower(id(result.entry.event()));
+    if (!b.ok()) return b.status();
+    *response->mutable_borrower() = BorrowerToApi(*b, caller.personal());
+    return absl::OkStatus();
+  };
+}
+}  // namespace
+
+LedgerService::Reactor* LedgerService::GetBorrower(Context* c, const v1::GetBorrowerRequest* r,
+                                                   v1::Borrower* response) {
+  return Read(c, "GetBorrower", [this, r, response](const Caller& caller) {
+    absl::StatusOr<v1::BorrowerState> b = ledger_->GetBorrower(r->borrower_id());
+    if (!b.ok()) return b.status();
+    *response = BorrowerToApi(*b, caller.personal());
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::ListBorrowers(Context* c, const v1::ListBorrowersRequest* r,
+                                                     v1::ListBorrowersResponse* response) {
+  return Read(c, "ListBorrowers", [this, r, response](const Caller& caller) {
+    ViolationCollector v;
+    if (r->page_size() < 0) v.Add("page_size", "OUT_OF_RANGE", "must not be negative");
+    if (!v1::TalentPoolStatus_IsValid(r->status())) v.Add("status", "UNKNOWN_ENUM_VALUE", "is not a status");
+    if (!v.empty()) return v.ToStatus();
+    BorrowerQuery query;
+    query.status = r->status();
+    query.county = r->county();
+    query.page_size = static_cast<size_t>(r->page_size());
+    query.page_token = r->page_token();
+    absl::StatusOr<BorrowerPage> page = ledger_->ListBorrowers(query);
+    if (!page.ok()) return page.status();
+    for (const v1::BorrowerState& b : page->borrowers) *response->add_borrowers() = BorrowerToApi(b, caller.personal());
+    response->set_next_page_token(page->next_page_token);
+    return absl::OkStatus();
+  });
+}
+
+// ---- Applications and loans ------------------------------------------------------------
+
+LedgerService::Reactor* LedgerService::SubmitApplication(Context* c, const v1::SubmitApplicationRequest* r,
+                                                         v1::LoanResponse* response) {
+  return Write(
+      c, "SubmitApplication", r->request_id(), r->business_date(),
+      [r](ViolationCollector& v) {
+        v1::Event e;
+        v1::ApplicationSubmitted* a = e.mutable_application_submitted();
+        a->set_borrower_id(r->borrower_id());
+        a->set_product_id(r->product_id());
+        a->set_amount_fen(AmountFen(r->amount(), "amount", v));
+        if (a->amount_fen() == 0) a->set_amount_fen(1);  // already reported
+        a->set_term_months(r->term_months());
+        a->set_method(r->method());
+        a->set_purpose(r->purpose());
+        a->set_jobs_expected(r->jobs_expected());
+        *a->mutable_guarantors() = r->guarantors();
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.application_submitted().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::ApproveApplication(Context* c, const v1::ApproveApplicationRequest* r,
+                                                          v1::LoanResponse* response) {
+  return Write(
+      c, "ApproveApplication", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_approval_granted()->set_loan_id(r->loan_id());
+        e.mutable_approval_granted()->set_note(r->note());
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.approval_granted().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::RejectApplication(Context* c, const v1::RejectApplicationRequest* r,
+                                                         v1::LoanResponse* response) {
+  return Write(
+      c, "RejectApplication", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_application_rejected()->set_loan_id(r->loan_id());
+        e.mutable_application_rejected()->set_reason(r->reason());
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.application_rejected().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::WithdrawApplication(Context* c, const v1::WithdrawApplicationRequest* r,
+                                                           v1::LoanResponse* response) {
+  return Write(
+      c, "WithdrawApplication", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_application_withdrawn()->set_loan_id(r->loan_id());
+        e.mutable_application_withdrawn()->set_reason(r->reason());
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.application_withdrawn().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::RevokeApproval(Context* c, const v1::RevokeApprovalRequest* r,
+                                                      v1::LoanResponse* response) {
+  return Write(
+      c, "RevokeApproval", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_approval_revoked()->set_loan_id(r->loan_id());
+        e.mutable_approval_revoked()->set_reason(r->reason());
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.approval_revoked().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::DisburseLoan(Context* c, const v1::DisburseLoanRequest* r,
+                                                    v1::LoanResponse* response) {
+  return Write(
+      c, "DisburseLoan", r->request_id(), r->business_date(),
+      [r](ViolationCollector& v) {
+        v1::Event e;
+        e.mutable_loan_disbursed()->set_loan_id(r->loan_id());
+        e.mutable_loan_disbursed()->set_amount_fen(AmountFen(r->amount(), "amount", v, /*optional=*/true));
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.loan_disbursed().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::RecordRepayment(Context* c, const v1::RecordRepaymentRequest* r,
+                                                       v1::LoanResponse* response) {
+  return Write(
+      c, "RecordRepayment", r->request_id(), r->business_date(),
+      [r](ViolationCollector& v) {
+        v1::Event e;
+        v1::RepaymentRecorded* p = e.mutable_repayment_recorded();
+        p->set_loan_id(r->loan_id());
+        p->set_amount_fen(AmountFen(r->amount(), "amount", v));
+        if (p->amount_fen() == 0) p->set_amount_fen(1);  // already reported
+        p->set_channel(r->channel());
+        p->set_reference(r->reference());
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.repayment_recorded().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::AccrueSubsidy(Context* c, const v1::AccrueSubsidyRequest* r,
+                                                     v1::LoanResponse* response) {
+  return Write(
+      c, "AccrueSubsidy", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_subsidy_accrued()->set_loan_id(r->loan_id());
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.subsidy_accrued().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::ReportJobs(Context* c, const v1::ReportJobsRequest* r,
+                                                  v1::LoanResponse* response) {
+  return Write(
+      c, "ReportJobs", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_jobs_reported()->set_loan_id(r->loan_id());
+        e.mutable_jobs_reported()->set_jobs_created(r->jobs_created());
+        e.mutable_jobs_reported()->set_note(r->note());
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.jobs_reported().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::WriteOffLoan(Context* c, const v1::WriteOffLoanRequest* r,
+                                                    v1::LoanResponse* response) {
+  return Write(
+      c, "WriteOffLoan", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_loan_written_off()->set_loan_id(r->loan_id());
+        e.mutable_loan_written_off()->set_reason(r->reason());
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.loan_written_off().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::RecordRecovery(Context* c, const v1::RecordRecoveryRequest* r,
+                                                      v1::LoanResponse* response) {
+  return Write(
+      c, "RecordRecovery", r->request_id(), r->business_date(),
+      [r](ViolationCollector& v) {
+        v1::Event e;
+        v1::RecoveryRecorded* p = e.mutable_recovery_recorded();
+        p->set_loan_id(r->loan_id());
+        p->set_amount_fen(AmountFen(r->amount(), "amount", v));
+        if (p->amount_fen() == 0) p->set_amount_fen(1);  // already reported
+        p->set_channel(r->channel());
+        p->set_reference(r->reference());
+        return e;
+      },
+      LoanFill(response, [](const v1::Event& e) { return e.recovery_recorded().loan_id(); }));
+}
+
+LedgerService::Reactor* LedgerService::GetLoan(Context* c, const v1::GetLoanRequest* r, v1::Loan* response) {
+  return Read(c, "GetLoan", [this, r, response](const Caller& caller) {
+    absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(r->loan_id());
+    if (!loan.ok()) return loan.status();
+    *response = LoanToApi(*loan, caller.personal());
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::ListLoans(Context* c, const v1::ListLoansRequest* r,
+                                                 v1::ListLoansResponse* response) {
+  return Read(c, "ListLoans", [this, r, response](const Caller& caller) {
+    ViolationCollector v;
+    if (r->page_size() < 0) v.Add("page_size", "OUT_OF_RANGE", "must not be negative");
+    if (!v1::ApiLoanStatus::Value_IsValid(r->status())) v.Add("status", "UNKNOWN_ENUM_VALUE", "is not a loan status");
+    if (!v.empty()) return v.ToStatus();
+    LoanQuery query;
+    query.status = ToEngineStatus(r->status());
+    query.borrower_id = r->borrower_id();
+    query.product_id = r->product_id();
+    query.county = r->county();
+    query.disbursed_from = r->disbursed_from();
+    query.disbursed_to = r->disbursed_to();
+    query.page_size = static_cast<size_t>(r->page_size());
+    query.page_token = r->page_token();
+    absl::StatusOr<LoanPage> page = ledger_->ListLoans(query);
+    if (!page.ok()) return page.status();
+    for (const v1::LoanState& loan : page->loans) *response->add_loans() = LoanToApi(loan, caller.personal());
+    response->set_next_page_token(page->next_page_token);
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::GetLoanStatement(Context* c, const v1::GetLoanStatementRequest* r,
+                                                        v1::LoanStatement* response) {
+  return Read(c, "GetLoanStatement", [this, r, response](const Caller& caller) {
+    const std::string as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
+    absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(r->loan_id(), as_of);
+    if (!statement.ok()) return statement.status();
+    *response = StatementToApi(*statement, caller.personal());
+    return absl::OkStatus();
+  });
+}
+
+// ---- Fund, subsidy, corrections --------------------------------------------------------
+
+LedgerService::Reactor* LedgerService::RecordFundContribution(Context* c,
+                                                              const v1::RecordFundContributionRequest* r,
+                                                              v1::EntryResponse* response) {
+  return Write(
+      c, "RecordFundContribution", r->request_id(), r->business_date(),
+      [r](ViolationCollector& v) {
+        v1::Event e;
+        v1::FundContributed* f = e.mutable_fund_contributed();
+        f->set_amount_fen(AmountFen(r->amount(), "amount", v));
+        if (f->amount_fen() == 0) f->set_amount_fen(1);  // already reported
+        f->set_source(r->source());
+        f->set_reference(r->reference());
+        return e;
+      },
+      [response](const CommandResult& result, const Caller&) {
+        FillReceipt(result, response->mutable_entry());
+        return absl::OkStatus();
+      });
+}
+
+LedgerService::Reactor* LedgerService::SettleSubsidy(Context* c, const v1::SettleSubsidyRequest* r,
+                                                     v1::EntryResponse* response) {
+  return Write(
+      c, "SettleSubsidy", r->request_id(), r->business_date(),
+      [r](ViolationCollector& v) {
+        v1::Event e;
+        v1::SubsidySettled* s = e.mutable_subsidy_settled();
+        s->set_bank_id(r->bank_id());
+        s->set_amount_fen(AmountFen(r->amount(), "amount", v));
+        if (s->amount_fen() == 0) s->set_amount_fen(1);  // already reported
+        s->set_reference(r->reference());
+        return e;
+      },
+      [response](const CommandResult& result, const Caller&) {
+        FillReceipt(result, response->mutable_entry());
+        return absl::OkStatus();
+      });
+}
+
+LedgerService::Reactor* LedgerService::ReverseEntry(Context* c, const v1::ReverseEntryRequest* r,
+                                                    v1::EntryResponse* response) {
+  return Write(
+      c, "ReverseEntry", r->request_id(), r->business_date(),
+      [r](ViolationCollector&) {
+        v1::Event e;
+        e.mutable_entry_reversed()->set_reversed_sequence(r->sequence());
+        e.mutable_entry_reversed()->set_reason(r->reason());
+        return e;
+      },
+      [response](const CommandResult& result, const Caller&) {
+        FillReceipt(result, response->mutable_entry());
+        return absl::OkStatus();
+      });
+}
+
+// ---- Journal, accounts, figures --------------------------------------------------------
+
+LedgerService::Reactor* LedgerService::GetEntry(Context* c, const v1::GetEntryRequest* r, v1::Entry* response) {
+  return Read(c, "GetEntry", [this, r, response](const Caller&) {
+    absl::StatusOr<v1::Entry> entry = ledger_->GetEntry(r->sequence());
+    if (!entry.ok()) return entry.status();
+    *response = *std::move(entry);
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::ListEntries(Context* c, const v1::ListEntriesRequest* r,
+                                                   v1::ListEntriesResponse* response) {
+  return Read(c, "ListEntries", [this, r, response](const Caller&) {
+    if (r->page_size() < 0) return InvalidField("page_size", "OUT_OF_RANGE", "must not be negative");
+    const size_t limit = r->page_size() == 0 ? kPageSizeDefault
+                                             : std::min<size_t>(static_cast<size_t>(r->page_size()), kPageSizeMax);
+    const uint64_t first = std::max<uint64_t>(r->start_sequence(), 1);
+    absl::StatusOr<std::vector<v1::Entry>> entries = ledger_->ListEntries(first, limit);
+    if (!entries.ok()) return entries.status();
+    for (v1::Entry& entry : *entries) *response->add_entries() = std::move(entry);
+    const uint64_t next = response->entries().empty() ? first : response->entries().rbegin()->sequence() + 1;
+    response->set_next_sequence(next <= ledger_->Head().sequence ? next : 0);
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::GetAccountBalance(Context* c, const v1::GetAccountBalanceRequest* r,
+                                                         v1::AccountBalance* response) {
+  return Read(c, "GetAccountBalance", [this, r, response](const Caller&) {
+    absl::StatusOr<Money> balance = ledger_->GetBalance(r->account());
+    if (!balance.ok()) return balance.status();
+    response->set_account(r->account());
+    response->set_balance(balance->ToString());
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::GetPortfolio(Context* c, const v1::GetPortfolioRequest* r,
+                                                    v1::Portfolio* response) {
+  return Read(c, "GetPortfolio", [this, r, response](const Caller&) {
+    const std::string as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
+    absl::StatusOr<PortfolioFigures> figures = ledger_->GetPortfolio(as_of);
+    if (!figures.ok()) return figures.status();
+    *response = PortfolioToApi(*figures);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace gongdai::server

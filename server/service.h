@@ -1,0 +1,80 @@
+// The LoanLedger gRPC service over a Ledger (callback API). Every method authenticates
+// the caller, checks the method table, validates every field, and for writes hands the
+// command to the engine's writer and finishes when the writer answers: no handler waits
+// on the disk.
+#ifndef GONGDAI_SERVER_SERVICE_H_
+#define GONGDAI_SERVER_SERVICE_H_
+
+#include <functional>
+
+#include "engine/ledger.h"
+#include "engine/status.h"
+#include "gongdai/v1/ledger_service.grpc.pb.h"
+#include "server/auth.h"
+
+namespace gongdai::server {
+
+class LedgerService final : public v1::LoanLedger::CallbackService {
+ public:
+  // `ledger` and `authenticator` must outlive the service. `on_writer_stopped` is called
+  // (possibly more than once, from the writer thread) when a write finds the ledger
+  // stopped, so health can turn NOT_SERVING.
+  LedgerService(Ledger* ledger, const Authenticator* authenticator,
+                std::function<void()> on_writer_stopped);
+
+  using Reactor = grpc::ServerUnaryReactor;
+  using Context = grpc::CallbackServerContext;
+
+  Reactor* DefineProduct(Context*, const v1::DefineProductRequest*, v1::ProductResponse*) override;
+  Reactor* AmendProduct(Context*, const v1::AmendProductRequest*, v1::ProductResponse*) override;
+  Reactor* GetProduct(Context*, const v1::GetProductRequest*, v1::Product*) override;
+  Reactor* ListProducts(Context*, const v1::ListProductsRequest*, v1::ListProductsResponse*) override;
+  Reactor* RegisterBorrower(Context*, const v1::RegisterBorrowerRequest*, v1::BorrowerResponse*) override;
+  Reactor* UpdateBorrower(Context*, const v1::UpdateBorrowerRequest*, v1::BorrowerResponse*) override;
+  Reactor* ChangeTalentPoolStatus(Context*, const v1::ChangeTalentPoolStatusRequest*,
+                                  v1::BorrowerResponse*) override;
+  Reactor* GetBorrower(Context*, const v1::GetBorrowerRequest*, v1::Borrower*) override;
+  Reactor* ListBorrowers(Context*, const v1::ListBorrowersRequest*, v1::ListBorrowersResponse*) override;
+  Reactor* SubmitApplication(Context*, const v1::SubmitApplicationRequest*, v1::LoanResponse*) override;
+  Reactor* ApproveApplication(Context*, const v1::ApproveApplicationRequest*, v1::LoanResponse*) override;
+  Reactor* RejectApplication(Context*, const v1::RejectApplicationRequest*, v1::LoanResponse*) override;
+  Reactor* WithdrawApplication(Context*, const v1::WithdrawApplicationRequest*, v1::LoanResponse*) override;
+  Reactor* RevokeApproval(Context*, const v1::RevokeApprovalRequest*, v1::LoanResponse*) override;
+  Reactor* DisburseLoan(Context*, const v1::DisburseLoanRequest*, v1::LoanResponse*) override;
+  Reactor* RecordRepayment(Context*, const v1::RecordRepaymentRequest*, v1::LoanResponse*) override;
+  Reactor* AccrueSubsidy(Context*, const v1::AccrueSubsidyRequest*, v1::LoanResponse*) override;
+  Reactor* ReportJobs(Context*, const v1::ReportJobsRequest*, v1::LoanResponse*) override;
+  Reactor* WriteOffLoan(Context*, const v1::WriteOffLoanRequest*, v1::LoanResponse*) override;
+  Reactor* RecordRecovery(Context*, const v1::RecordRecoveryRequest*, v1::LoanResponse*) override;
+  Reactor* GetLoan(Context*, const v1::GetLoanRequest*, v1::Loan*) override;
+  Reactor* ListLoans(Context*, const v1::ListLoansRequest*, v1::ListLoansResponse*) override;
+  Reactor* GetLoanStatement(Context*, const v1::GetLoanStatementRequest*, v1::LoanStatement*) override;
+  Reactor* RecordFundContribution(Context*, const v1::RecordFundContributionRequest*,
+                                  v1::EntryResponse*) override;
+  Reactor* SettleSubsidy(Context*, const v1::SettleSubsidyRequest*, v1::EntryResponse*) override;
+  Reactor* ReverseEntry(Context*, const v1::ReverseEntryRequest*, v1::EntryResponse*) override;
+  Reactor* GetEntry(Context*, const v1::GetEntryRequest*, v1::Entry*) override;
+  Reactor* ListEntries(Context*, const v1::ListEntriesRequest*, v1::ListEntriesResponse*) override;
+  Reactor* GetAccountBalance(Context*, const v1::GetAccountBalanceRequest*, v1::AccountBalance*) override;
+  Reactor* GetPortfolio(Context*, const v1::GetPortfolioRequest*, v1::Portfolio*) override;
+
+  struct Caller;
+  using Fill = std::function<absl::Status(const CommandResult&, const Caller&)>;
+
+ private:
+  using BuildEvent = std::function<v1::Event(ViolationCollector&)>;
+  using Run = std::function<absl::Status(const Caller&)>;
+
+  Reactor* Write(Context* context, const char* method, const std::string& request_id,
+                 const std::string& business_date, BuildEvent build, Fill fill);
+  Reactor* Read(Context* context, const char* method, Run run);
+  Fill LoanFill(v1::LoanResponse* response, std::function<std::string(const v1::Event&)> loan_id);
+
+  Ledger* const ledger_;
+  const Authenticator* const authenticator_;
+  const std::function<void()> on_writer_stopped_;
+};
+
+}  // namespace gongdai::server
+
+#endif  // GONGDAI_SERVER_SERVICE_H_
