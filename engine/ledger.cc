@@ -166,10 +166,14 @@ std::string DifferenceFromOriginal(const Command& command, const v1::Entry& orig
     differences.push_back(Cat("business_date: ", original.business_date(), " -> ",
                                        command.business_date));
   }
+  // The recorded event also holds what the engine decided (ids, allocations...); only
+  // what the caller asked for is compared.
+  v1::Event asked = original.event();
+  ClearDecidedFields(command.event, &asked);
   google::protobuf::util::MessageDifferencer differencer;
   std::string report;
   differencer.ReportDifferencesToString(&report);
-  if (!differencer.Compare(original.event(), command.event)) {
+  if (!differencer.Compare(asked, command.event)) {
     while (!report.empty() && report.back() == '\n') report.pop_back();
     differences.push_back(Cat("event: ", report));
   }

@@ -945,6 +945,42 @@ absl::StatusOr<std::optional<v1::LoanState>> ReadLoan(StateReader& state, std::s
   return ReadProto<v1::LoanState>(state, Space::kProjections, LoanKey(id));
 }
 
+void ClearDecidedFields(const v1::Event& request, v1::Event* recorded) {
+  switch (recorded->kind_case()) {
+    case v1::Event::kBorrowerRegistered:
+      recorded->mutable_borrower_registered()->clear_borrower_id();
+      break;
+    case v1::Event::kApplicationSubmitted:
+      recorded->mutable_application_submitted()->clear_loan_id();
+      break;
+    case v1::Event::kApprovalGranted:
+      recorded->mutable_approval_granted()->clear_approvals();
+      recorded->mutable_approval_granted()->clear_approvals_required();
+      break;
+    case v1::Event::kLoanDisbursed:
+      recorded->mutable_loan_disbursed()->clear_schedule();
+      if (request.loan_disbursed().amount_fen() == 0) recorded->mutable_loan_disbursed()->clear_amount_fen();
+      break;
+    case v1::Event::kRepaymentRecorded:
+      recorded->mutable_repayment_recorded()->clear_allocations();
+      recorded->mutable_repayment_recorded()->clear_paid_off();
+      recorded->mutable_repayment_recorded()->clear_accruals();
+      break;
+    case v1::Event::kSubsidyAccrued:
+      recorded->mutable_subsidy_accrued()->clear_accruals();
+      break;
+    case v1::Event::kLoanWrittenOff:
+      recorded->mutable_loan_written_off()->clear_accruals();
+      if (request.loan_written_off().amount_fen() == 0) recorded->mutable_loan_written_off()->clear_amount_fen();
+      break;
+    case v1::Event::kEntryReversed:
+      recorded->mutable_entry_reversed()->clear_loan_id();
+      break;
+    default:
+      break;
+  }
+}
+
 void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollector& violations) {
   switch (event.kind_case()) {
     case v1::Event::kProductDefined:

@@ -27,6 +27,11 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
 // Programme projections of `entry` (account balances are applied by the caller).
 [[nodiscard]] absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state);
 
+// Clears from `recorded` (an entry's event) what the engine decided rather than the caller
+// asked (assigned ids, allocations, schedules, accruals, confirmed amounts left empty in
+// `request`), so a retried request can be compared with the one that was recorded.
+void ClearDecidedFields(const v1::Event& request, v1::Event* recorded);
+
 // Keys of the programme's projections and indexes.
 std::string ProductKey(std::string_view product_id);
 std::string BorrowerKey(std::string_view borrower_id);

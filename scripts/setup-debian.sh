@@ -15,6 +15,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   golang-github-gogo-googleapis-dev  # google/rpc/*.proto (status, error details), compiled with protoc
   clang-format
+  openssl  # the TLS end-to-end test makes its own certificate
 )
 
 missing=()

@@ -73,15 +73,15 @@ int main(int argc, char** argv) {
   const gongdai::JournalHead head = (*server)->ledger().Head();
   std::printf("gongdai-server listening on %s (%s)\n", (*server)->listening_address().c_str(),
               (*server)->tls() ? "TLS" : "plaintext");
-  std::printf("ledger: %s, %llu entries, business date %s\n",
-              std::filesystem::absolute(config.data_dir).c_str(),
-              static_cast<unsigned long long>(head.sequence),
-              (*server)->ledger().Today().ToString().c_str());
   if (!(*server)->development_tokens_path().empty()) {
     std::printf("development tokens (one per role) %s: %s\n",
                 (*server)->development_tokens_created() ? "created in" : "in",
                 (*server)->development_tokens_path().c_str());
   }
+  std::printf("ledger: %s, %llu entries, business date %s\n",
+              std::filesystem::absolute(config.data_dir).c_str(),
+              static_cast<unsigned long long>(head.sequence),
+              (*server)->ledger().Today().ToString().c_str());
   std::fflush(stdout);
 
   int received = 0;

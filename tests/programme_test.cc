@@ -299,6 +299,24 @@ TEST_F(RepaymentTest, RepaymentsGoToTheOldestUnpaidInstallmentFirst) {
   EXPECT_EQ(Balance("union:fund:cash"), 100'000'000 - 1'200'000 + 220'000);
 }
 
+TEST_F(RepaymentTest, RetryOfARepaymentReturnsTheOriginalAllocation) {
+  Command command;
+  command.request_id = "bank-ref-20200120-001";
+  command.actor = kCashier;
+  command.event = Repay(loan_, 150'000);
+  CommandResult first = ledger_->SubmitAndWait(command);
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  CommandResult again = ledger_->SubmitAndWait(command);
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.entry.hash(), first.entry.hash());
+  command.event.mutable_repayment_recorded()->set_amount_fen(160'000);
+  CommandResult different = ledger_->SubmitAndWait(command);
+  EXPECT_EQ(different.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(different.status.message().find("amount_fen"), absl::string_view::npos) << different.status;
+  EXPECT_EQ(Loan(loan_).position().principal_repaid_fen(), 150'000);
+}
+
 TEST_F(RepaymentTest, RepaymentBeyondOutstandingIsRefused) {
   CommandResult refused = Run(kCashier, Repay(loan_, 1'200'001));
   EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);

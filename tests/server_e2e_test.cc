@@ -1,0 +1,494 @@
+// End-to-end: the real gongdai-server binary on a free loopback port with a temporary
+// data directory, called through a gRPC client as the CLI and the portal will.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "engine/national_id.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "server/auth.h"
+#include "tests/server_process.h"
+#include "tests/test_util.h"
+
+namespace gongdai {
+namespace {
+
+using testing::ServerProcess;
+using testing::TempDir;
+using Stub = v1::LoanLedger::Stub;
+
+std::vector<std::string> BadFields(const grpc::Status& status) {
+  std::vector<std::string> fields;
+  google::rpc::Status rich;
+  if (!rich.ParseFromString(status.error_details())) return fields;
+  for (const google::protobuf::Any& any : rich.details()) {
+    google::rpc::BadRequest bad;
+    if (any.UnpackTo(&bad)) {
+      for (const auto& v : bad.field_violations()) fields.push_back(v.field());
+    }
+  }
+  return fields;
+}
+
+std::string Reason(const grpc::Status& status) {
+  google::rpc::Status rich;
+  if (!rich.ParseFromString(status.error_details())) return "";
+  for (const google::protobuf::Any& any : rich.details()) {
+    google::rpc::ErrorInfo info;
+    if (any.UnpackTo(&info)) return info.reason();
+  }
+  return "";
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(); }
+
+  void StartServer(std::vector<std::string> args = {"--business-date", "2020-06-30"},
+                   std::vector<std::string> env = {}) {
+    server_ = std::make_unique<ServerProcess>();
+    ASSERT_TRUE(server_->Start(dir_.Sub("data"), args, env)) << server_->startup();
+    stub_ = server_->Stub();
+  }
+
+  template <typename Request, typename Response>
+  grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                    const std::string& who, const Request& request, Response* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    if (!who.empty()) context.AddMetadata("authorization", "Bearer " + server_->Token(who));
+    return ((*stub_).*method)(&context, request, response);
+  }
+
+  // Request builders for the programme's common path.
+  v1::DefineProductRequest FundProduct(const std::string& id = "fund-2020") {
+    v1::DefineProductRequest r;
+    r.set_request_id("define-" + id);
+    r.set_product_id(id);
+    v1::ProductTermsInput* t = r.mutable_terms();
+    t->set_name("庐陵工贷·互助金");
+    t->set_funding(v1::FUNDING_UNION_FUND);
+    v1::CategoryLimitSpec* limit = t->add_limits();
+    limit->set_category(v1::BORROWER_CATEGORY_ORDINARY_MEMBER);
+    limit->set_max_amount("100000");
+    t->set_term_months_min(3);
+    t->set_term_months_max(36);
+    t->add_methods(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
+    t->set_grace_days(5);
+    t->set_dual_approval_above("200000");
+    return r;
+  }
+  v1::RegisterBorrowerRequest Borrower(const std::string& request_id, int serial) {
+    v1::RegisterBorrowerRequest r;
+    r.set_request_id(request_id);
+    std::string first17 = "36080219850612" + std::to_string(100 + serial);
+    r.set_national_id(first17 + NationalIdCheckCharacter(first17));
+    v1::BorrowerDetailsInput* d = r.mutable_details();
+    d->set_name("刘秀英");
+    d->set_phone("13907961234");
+    d->set_union_member_number("JA-0001");
+    d->set_category(v1::BORROWER_CATEGORY_ORDINARY_MEMBER);
+    d->set_county("吉州区");
+    d->set_enterprise_name("秀英农家乐");
+    d->set_sector("乡村旅游");
+    return r;
+  }
+  v1::RecordRepaymentRequest Repayment(const std::string& request_id, const std::string& loan,
+                                       const std::string& amount) {
+    v1::RecordRepaymentRequest r;
+    r.set_request_id(request_id);
+    r.set_loan_id(loan);
+    r.set_amount(amount);
+    r.set_channel(v1::PAYMENT_CHANNEL_BANK_TRANSFER);
+    return r;
+  }
+
+  // Fund, product, borrower, and an active loan of 12,000.00 over 12 months.
+  std::string ActiveLoan() {
+    v1::ProductResponse product;
+    EXPECT_TRUE(Call(&Stub::DefineProduct, "supervisor", FundProduct(), &product).ok());
+    v1::RecordFundContributionRequest fund;
+    fund.set_request_id("fund-1");
+    fund.set_amount("1000000");
+    fund.set_source("吉安市总工会");
+    v1::EntryResponse receipt;
+    EXPECT_TRUE(Call(&Stub::RecordFundContribution, "cashier", fund, &receipt).ok());
+    v1::BorrowerResponse borrower;
+    EXPECT_TRUE(Call(&Stub::RegisterBorrower, "officer", Borrower("reg-1", 1), &borrower).ok());
+    v1::SubmitApplicationRequest submit;
+    submit.set_request_id("submit-1");
+    submit.set_borrower_id(borrower.borrower().borrower_id());
+    submit.set_product_id("fund-2020");
+    submit.set_amount("12000");
+    submit.set_term_months(12);
+    submit.set_method(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
+    submit.set_purpose("购置冷库设备");
+    submit.set_jobs_expected(3);
+    v1::LoanResponse loan;
+    grpc::Status submitted = Call(&Stub::SubmitApplication, "officer", submit, &loan);
+    EXPECT_TRUE(submitted.ok()) << submitted.error_message();
+    v1::ApproveApplicationRequest approve;
+    approve.set_request_id("approve-1");
+    approve.set_loan_id(loan.loan().loan_id());
+    EXPECT_TRUE(Call(&Stub::ApproveApplication, "approver", approve, &loan).ok());
+    v1::DisburseLoanRequest disburse;
+    disburse.set_request_id("disburse-1");
+    disburse.set_loan_id(loan.loan().loan_id());
+    disburse.set_amount("12000.00");
+    grpc::Status disbursed = Call(&Stub::DisburseLoan, "cashier", disburse, &loan);
+    EXPECT_TRUE(disbursed.ok()) << disbursed.error_message();
+    return loan.loan().loan_id();
+  }
+
+  grpc::Status RawCall(const std::string& method, const std::string& who, const std::string& bytes,
+                       std::string* response_bytes = nullptr) {
+    auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    grpc::TemplatedGenericStub<grpc::ByteBuffer, grpc::ByteBuffer> generic(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    if (!who.empty()) context.AddMetadata("authorization", "Bearer " + server_->Token(who));
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::CompletionQueue queue;
+    auto call = generic.PrepareUnaryCall(&context, method, request, &queue);
+    call->StartCall();
+    grpc::Status status;
+    call->Finish(&response, &status, reinterpret_cast<void*>(1));
+    void* tag = nullptr;
+    bool ok = false;
+    queue.Next(&tag, &ok);
+    if (response_bytes != nullptr && status.ok()) {
+      std::vector<grpc::Slice> slices;
+      (void)response.Dump(&slices);
+      response_bytes->clear();
+      for (const grpc::Slice& s : slices) response_bytes->append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    return status;
+  }
+
+  // grpc.health.v1.Health/Check with an empty service name; the response's field 1.
+  int HealthStatus() {
+    std::string response;
+    grpc::Status status = RawCall("/grpc.health.v1.Health/Check", "", "", &response);
+    if (!status.ok()) return -1;
+    return response.size() == 2 && response[0] == '\x08' ? response[1] : 0;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<Stub> stub_;
+};
+
+TEST_F(ServerTest, WholeLoanLifecycleOverTheWire) {
+  const std::string loan_id = ActiveLoan();
+  ASSERT_EQ(loan_id, "L000001");
+  v1::LoanResponse loan;
+  grpc::Status paid = Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1500"), &loan);
+  ASSERT_TRUE(paid.ok()) << paid.error_message();
+  EXPECT_EQ(loan.loan().principal_outstanding(), "10500.00");
+  EXPECT_EQ(loan.loan().schedule(0).paid(), "1000.00");
+  EXPECT_EQ(loan.loan().schedule(1).paid(), "500.00");
+  v1::GetLoanStatementRequest statement_request;
+  statement_request.set_loan_id(loan_id);
+  statement_request.set_as_of("2020-09-06");
+  v1::LoanStatement statement;
+  ASSERT_TRUE(Call(&Stub::GetLoanStatement, "officer", statement_request, &statement).ok());
+  EXPECT_EQ(statement.installments(0).state(), "paid");
+  EXPECT_EQ(statement.installments(1).state(), "overdue");  // due 08-30, plus 5 days grace
+  EXPECT_EQ(statement.days_past_due(), 7);
+  EXPECT_EQ(statement.entries_size(), 4);
+  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", Repayment("pay-2", loan_id, "10500"), &loan).ok());
+  EXPECT_EQ(loan.loan().status(), v1::ApiLoanStatus::CLOSED);
+  v1::GetAccountBalanceRequest balance_request;
+  balance_request.set_account("union:fund:cash");
+  v1::AccountBalance balance;
+  ASSERT_TRUE(Call(&Stub::GetAccountBalance, "auditor", balance_request, &balance).ok());
+  EXPECT_EQ(balance.balance(), "1000000.00");
+  v1::Portfolio portfolio;
+  ASSERT_TRUE(Call(&Stub::GetPortfolio, "portal", v1::GetPortfolioRequest(), &portfolio).ok());
+  EXPECT_EQ(portfolio.outstanding(), "0.00");
+  v1::ListEntriesRequest list;
+  list.set_page_size(3);
+  v1::ListEntriesResponse entries;
+  ASSERT_TRUE(Call(&Stub::ListEntries, "auditor", list, &entries).ok());
+  ASSERT_EQ(entries.entries_size(), 3);
+  EXPECT_EQ(entries.next_sequence(), 4u);
+  // The journal records the authenticated principal, never a request field.
+  v1::GetEntryRequest get;
+  get.set_sequence(4);
+  v1::Entry entry;
+  ASSERT_TRUE(Call(&Stub::GetEntry, "auditor", get, &entry).ok());
+  EXPECT_EQ(entry.actor().principal_id(), "dev-officer");
+  EXPECT_EQ(entry.actor().role(), "officer");
+}
+
+TEST_F(ServerTest, EveryRoleAgainstEveryMethodFollowsTheTable) {
+  const std::vector<std::string> people = {"officer", "approver", "cashier", "supervisor",
+                                           "auditor", "portal",   "admin"};
+  const std::vector<std::string> methods = server::MethodsInTable();
+  ASSERT_EQ(methods.size(), 30u);
+  for (const std::string& method : methods) {
+    for (const std::string& who : people) {
+      const server::Role role = *server::ParseRole(who);
+      const std::vector<server::Role>& allowed = server::RolesFor(method);
+      const bool may = std::find(allowed.begin(), allowed.end(), role) != allowed.end();
+      // An empty request: allowed roles get past authorization (and then a validation
+      // error or an answer), others are refused before anything else is looked at.
+      grpc::Status status = RawCall("/gongdai.v1.LoanLedger/" + method, who, "");
+      if (may) {
+        EXPECT_NE(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method << " as " << who;
+        EXPECT_NE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << method << " as " << who;
+      } else {
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method << " as " << who;
+      }
+    }
+    EXPECT_EQ(RawCall("/gongdai.v1.LoanLedger/" + method, "", "").error_code(),
+              grpc::StatusCode::UNAUTHENTICATED) << method;
+  }
+  // An auditor reads everything and writes nothing.
+  for (const std::string& method : methods) {
+    const bool read = method.starts_with("Get") || method.starts_with("List");
+    const auto& allowed = server::RolesFor(method);
+    EXPECT_EQ(std::find(allowed.begin(), allowed.end(), server::Role::kAuditor) != allowed.end(), read) << method;
+  }
+}
+
+TEST_F(ServerTest, InvalidFieldsComeBackTogetherWithTheirPaths) {
+  ActiveLoan();
+  v1::RecordRepaymentRequest bad = Repayment("bad-1", "L000001", "1.234");
+  bad.set_channel(static_cast<v1::PaymentChannel>(99));
+  bad.set_business_date("2020-02-30");
+  v1::LoanResponse loan;
+  grpc::Status status = Call(&Stub::RecordRepayment, "cashier", bad, &loan);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(status), (std::vector<std::string>{"amount", "business_date", "channel"}));
+  EXPECT_NE(status.error_message().find("more than 2 decimals"), std::string::npos) << status.error_message();
+
+  v1::DefineProductRequest product = FundProduct("x");
+  product.mutable_terms()->mutable_limits(0)->set_max_amount("1,000");
+  product.mutable_terms()->set_term_months_min(0);
+  v1::ProductResponse response;
+  status = Call(&Stub::DefineProduct, "supervisor", product, &response);
+  EXPECT_EQ(BadFields(status),
+            (std::vector<std::string>{"terms.limits[0].max_amount", "terms.term_months_min"}));
+
+  v1::RegisterBorrowerRequest borrower = Borrower("reg-bad", 2);
+  borrower.set_national_id("36080219850612100X");
+  borrower.mutable_details()->set_phone("123");
+  v1::BorrowerResponse registered;
+  status = Call(&Stub::RegisterBorrower, "officer", borrower, &registered);
+  EXPECT_EQ(BadFields(status), (std::vector<std::string>{"national_id", "details.phone"}));
+  EXPECT_EQ(Call(&Stub::RecordRepayment, "cashier", v1::RecordRepaymentRequest(), &loan).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServerTest, RefusedRulesComeBackWithTheirReasons) {
+  const std::string loan_id = ActiveLoan();
+  v1::LoanResponse loan;
+  grpc::Status status = Call(&Stub::RecordRepayment, "cashier", Repayment("over", loan_id, "12000.01"), &loan);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(status), "EXCEEDS_OUTSTANDING");
+  EXPECT_NE(status.error_message().find("12000.00"), std::string::npos);
+
+  v1::SubmitApplicationRequest submit;
+  submit.set_request_id("submit-2");
+  submit.set_borrower_id("B000001");
+  submit.set_product_id("fund-2020");
+  submit.set_amount("5000");
+  submit.set_term_months(6);
+  submit.set_method(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
+  submit.set_purpose("周转");
+  ASSERT_TRUE(Call(&Stub::SubmitApplication, "supervisor", submit, &loan).ok());
+  v1::ApproveApplicationRequest approve;
+  approve.set_request_id("self-approve");
+  approve.set_loan_id(loan.loan().loan_id());
+  status = Call(&Stub::ApproveApplication, "supervisor", approve, &loan);
+  EXPECT_EQ(Reason(status), "SELF_APPROVAL_FORBIDDEN");
+
+  v1::ChangeTalentPoolStatusRequest suspend;
+  suspend.set_request_id("suspend");
+  suspend.set_borrower_id("B000001");
+  suspend.set_status(v1::TALENT_POOL_STATUS_SUSPENDED);
+  suspend.set_reason("复核");
+  v1::BorrowerResponse borrower;
+  ASSERT_TRUE(Call(&Stub::ChangeTalentPoolStatus, "officer", suspend, &borrower).ok());
+  submit.set_request_id("submit-3");
+  status = Call(&Stub::SubmitApplication, "officer", submit, &loan);
+  EXPECT_EQ(Reason(status), "BORROWER_NOT_ACTIVE");
+
+  v1::GetLoanRequest missing;
+  missing.set_loan_id("L999999");
+  v1::Loan none;
+  status = Call(&Stub::GetLoan, "officer", missing, &none);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(status), "LOAN_NOT_FOUND");
+}
+
+TEST_F(ServerTest, RetriedWriteReturnsTheOriginalAnswer) {
+  const std::string loan_id = ActiveLoan();
+  v1::LoanResponse first, again;
+  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", Repayment("pay-once", loan_id, "800"), &first).ok());
+  grpc::Status retried = Call(&Stub::RecordRepayment, "cashier", Repayment("pay-once", loan_id, "800"), &again);
+  ASSERT_TRUE(retried.ok()) << retried.error_message();
+  EXPECT_FALSE(first.entry().replayed());
+  EXPECT_TRUE(again.entry().replayed());
+  EXPECT_EQ(again.entry().sequence(), first.entry().sequence());
+  EXPECT_EQ(again.loan().principal_outstanding(), "11200.00");
+  grpc::Status different = Call(&Stub::RecordRepayment, "cashier", Repayment("pay-once", loan_id, "900"), &again);
+  EXPECT_EQ(different.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Reason(different), "REQUEST_ID_REUSED");
+}
+
+TEST_F(ServerTest, RestartKeepsEverything) {
+  const std::string loan_id = ActiveLoan();
+  v1::LoanResponse paid;
+  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1000"), &paid).ok());
+  const std::string officer_token = server_->Token("officer");
+  EXPECT_EQ(server_->Stop(), 0);
+  StartServer();
+  EXPECT_EQ(server_->Token("officer"), officer_token);  // the development tokens are kept
+  EXPECT_NE(server_->startup().find("7 entries"), std::string::npos) << server_->startup();
+  v1::GetLoanRequest get;
+  get.set_loan_id(loan_id);
+  v1::Loan loan;
+  ASSERT_TRUE(Call(&Stub::GetLoan, "officer", get, &loan).ok());
+  EXPECT_EQ(loan.principal_outstanding(), "11000.00");
+  v1::LoanResponse retry;
+  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1000"), &retry).ok());
+  EXPECT_TRUE(retry.entry().replayed());
+}
+
+TEST_F(ServerTest, PersonalDataIsMaskedForRolesThatDoNotNeedIt) {
+  ActiveLoan();
+  v1::GetBorrowerRequest get;
+  get.set_borrower_id("B000001");
+  v1::Borrower full, masked;
+  ASSERT_TRUE(Call(&Stub::GetBorrower, "officer", get, &full).ok());
+  ASSERT_TRUE(Call(&Stub::GetBorrower, "auditor", get, &masked).ok());
+  EXPECT_EQ(full.national_id().size(), 18u);
+  EXPECT_EQ(full.national_id().find('*'), std::string::npos);
+  EXPECT_EQ(masked.national_id(), full.national_id().substr(0, 4) + "**********" + full.national_id().substr(14));
+  EXPECT_EQ(masked.phone(), "139****1234");
+  EXPECT_EQ(full.phone(), "13907961234");
+  // Logs carry neither tokens nor ID numbers.
+  const std::string log = server_->StderrText();
+  EXPECT_NE(log.find("method=GetBorrower"), std::string::npos);
+  EXPECT_EQ(log.find(full.national_id()), std::string::npos);
+  for (const char* who : {"officer", "auditor", "cashier"}) {
+    EXPECT_EQ(log.find(server_->Token(who)), std::string::npos);
+  }
+}
+
+TEST_F(ServerTest, BadInputOverTheWireGetsClearErrorsAndTheServerKeepsServing) {
+  v1::ProductResponse product;
+  // Garbage tokens.
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer not-a-token");
+    EXPECT_EQ(stub_->DefineProduct(&context, FundProduct(), &product).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Basic b2ZmaWNlcjpwdw==");
+    EXPECT_EQ(stub_->DefineProduct(&context, FundProduct(), &product).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // An oversize message: the purpose alone is 5 MiB, over the 4 MiB limit.
+  v1::SubmitApplicationRequest huge;
+  huge.set_request_id("huge");
+  huge.set_purpose(std::string(5 << 20, 'x'));
+  v1::LoanResponse loan;
+  EXPECT_EQ(Call(&Stub::SubmitApplication, "officer", huge, &loan).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Bytes that are not a protobuf message at all.
+  grpc::Status garbage = RawCall("/gongdai.v1.LoanLedger/GetLoan", "officer", "\xff\xff\xff\xff garbage");
+  EXPECT_FALSE(garbage.ok());  // gRPC itself refuses bytes that do not parse
+  // Missing fields and an unknown enum value.
+  v1::ListLoansRequest list;
+  list.set_status(static_cast<v1::ApiLoanStatus::Value>(77));
+  v1::ListLoansResponse loans;
+  grpc::Status status = Call(&Stub::ListLoans, "officer", list, &loans);
+  EXPECT_EQ(BadFields(status), (std::vector<std::string>{"status"}));
+  v1::SubmitApplicationRequest empty;
+  status = Call(&Stub::SubmitApplication, "officer", empty, &loan);
+  const std::vector<std::string> fields = BadFields(status);
+  for (const char* field : {"request_id", "borrower_id", "product_id", "amount", "term_months", "method", "purpose"}) {
+    EXPECT_NE(std::find(fields.begin(), fields.end(), field), fields.end()) << field;
+  }
+  // And it keeps serving.
+  EXPECT_EQ(HealthStatus(), 1);
+  EXPECT_TRUE(Call(&Stub::DefineProduct, "supervisor", FundProduct(), &product).ok());
+}
+
+TEST_F(ServerTest, TlsWhenConfigured) {
+  server_->Stop();
+  const std::string key = dir_.Sub("key.pem");
+  const std::string cert = dir_.Sub("cert.pem");
+  const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
+                              " -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  const std::string config = dir_.Sub("server.toml");
+  std::ofstream(config) << "listen = \"127.0.0.1:0\"\n[tls]\ncert_file = \"" << cert << "\"\nkey_file = \"" << key
+                        << "\"\n";
+  server_ = std::make_unique<ServerProcess>();
+  ASSERT_TRUE(server_->Start(dir_.Sub("tls-data"), {"--config", config})) << server_->startup();
+  EXPECT_NE(server_->startup().find("(TLS)"), std::string::npos);
+  std::ifstream cert_in(cert);
+  std::stringstream pem;
+  pem << cert_in.rdbuf();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pem.str();
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  auto secure = v1::LoanLedger::NewStub(
+      grpc::CreateCustomChannel(server_->address(), grpc::SslCredentials(ssl), args));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + server_->Token("portal"));
+  v1::ListProductsResponse products;
+  grpc::Status status = secure->ListProducts(&context, v1::ListProductsRequest(), &products);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  // Plaintext to a TLS port fails.
+  auto plain = server_->Stub();
+  grpc::ClientContext plain_context;
+  plain_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  plain_context.AddMetadata("authorization", "Bearer " + server_->Token("portal"));
+  EXPECT_FALSE(plain->ListProducts(&plain_context, v1::ListProductsRequest(), &products).ok());
+}
+
+TEST_F(ServerTest, HealthTurnsNotServingWhenTheEngineStops) {
+  server_->Stop();
+  const std::string trigger = dir_.Sub("fail-sync");
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  StartServer({"--business-date", "2020-06-30"},
+              {"LD_PRELOAD=" GONGDAI_FAIL_SYNC_PRELOAD, "GONGDAI_FAIL_SYNC_TRIGGER=" + trigger,
+               // The preloaded library comes before the sanitizer runtime in the load order.
+               std::string("ASAN_OPTIONS=") + (asan != nullptr ? std::string(asan) + ":" : "") +
+                   "verify_asan_link_order=0"});
+  const std::string loan_id = ActiveLoan();
+  EXPECT_EQ(HealthStatus(), 1);  // SERVING
+  std::ofstream(trigger) << "fail";
+  v1::LoanResponse loan;
+  grpc::Status failed = Call(&Stub::RecordRepayment, "cashier", Repayment("doomed", loan_id, "100"), &loan);
+  EXPECT_EQ(failed.error_code(), grpc::StatusCode::UNAVAILABLE) << failed.error_message();
+  EXPECT_EQ(HealthStatus(), 2);  // NOT_SERVING
+  std::filesystem::remove(trigger);
+  // Reads go on; writes stay refused.
+  v1::GetLoanRequest get;
+  get.set_loan_id(loan_id);
+  v1::Loan read;
+  EXPECT_TRUE(Call(&Stub::GetLoan, "officer", get, &read).ok());
+  EXPECT_EQ(read.principal_outstanding(), "12000.00");
+  EXPECT_EQ(Call(&Stub::RecordRepayment, "cashier", Repayment("later", loan_id, "100"), &loan).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace gongdai

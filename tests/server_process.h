@@ -1,0 +1,128 @@
+// Starts the real gongdai-server binary on a free loopback port with its own data
+// directory, for end-to-end tests, and stops it with SIGTERM.
+#ifndef GONGDAI_TESTS_SERVER_PROCESS_H_
+#define GONGDAI_TESTS_SERVER_PROCESS_H_
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gongdai/v1/ledger_service.grpc.pb.h"
+
+namespace gongdai::testing {
+
+class ServerProcess {
+ public:
+  // `args` are passed after the binary; `--listen 127.0.0.1:0` and `--data-dir` are
+  // added unless given. `env` entries ("NAME=value") are added to the environment.
+  bool Start(const std::string& data_dir, std::vector<std::string> args = {},
+             std::vector<std::string> env = {}) {
+    data_dir_ = data_dir;
+    stderr_path_ = data_dir + ".stderr";
+    std::vector<std::string> argv = {GONGDAI_SERVER_BINARY, "--data-dir", data_dir};
+    bool has_listen = false;
+    for (const std::string& a : args) has_listen |= a == "--listen" || a == "--config";
+    if (!has_listen) argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+    argv.insert(argv.end(), args.begin(), args.end());
+    int out[2];
+    if (::pipe(out) != 0) return false;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      FILE* err = std::fopen(stderr_path_.c_str(), "a");
+      if (err != nullptr) ::dup2(::fileno(err), STDERR_FILENO);
+      ::close(out[0]);
+      ::close(out[1]);
+      for (const std::string& e : env) ::putenv(const_cast<char*>(e.c_str()));
+      std::vector<char*> raw;
+      for (std::string& a : argv) raw.push_back(a.data());
+      raw.push_back(nullptr);
+      ::execv(raw[0], raw.data());
+      std::_Exit(127);
+    }
+    ::close(out[1]);
+    stdout_ = ::fdopen(out[0], "r");
+    char line[1024];
+    while (std::fgets(line, sizeof(line), stdout_) != nullptr) {
+      startup_ += line;
+      const std::string text = line;
+      const std::string marker = "listening on ";
+      if (auto at = text.find(marker); at != std::string::npos) {
+        address_ = text.substr(at + marker.size());
+        address_ = address_.substr(0, address_.find(' '));
+      }
+      if (text.starts_with("ledger:")) break;  // the last line of the startup banner
+    }
+    if (address_.empty()) return false;
+    ReadTokens();
+    return true;
+  }
+
+  // SIGTERM, then wait; returns the exit status.
+  int Stop() {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    if (stdout_ != nullptr) std::fclose(stdout_);
+    stdout_ = nullptr;
+    return status;
+  }
+
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (stdout_ != nullptr) std::fclose(stdout_);
+  }
+
+  const std::string& address() const { return address_; }
+  const std::string& startup() const { return startup_; }
+  std::string Token(const std::string& who) const {
+    auto it = tokens_.find(who);
+    return it == tokens_.end() ? "" : it->second;
+  }
+  std::string StderrText() const {
+    std::ifstream in(stderr_path_);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
+  std::unique_ptr<v1::LoanLedger::Stub> Stub() const {
+    return v1::LoanLedger::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+
+ private:
+  void ReadTokens() {
+    std::ifstream in(data_dir_ + "/dev-tokens.toml");
+    std::string line;
+    while (std::getline(in, line)) {
+      const size_t eq = line.find(" = \"");
+      if (eq == std::string::npos || line.starts_with("#")) continue;
+      tokens_[line.substr(0, eq)] = line.substr(eq + 4, line.size() - eq - 5);
+    }
+  }
+
+  pid_t pid_ = -1;
+  FILE* stdout_ = nullptr;
+  std::string data_dir_;
+  std::string stderr_path_;
+  std::string address_;
+  std::string startup_;
+  std::map<std::string, std::string> tokens_;
+};
+
+}  // namespace gongdai::testing
+
+#endif  // GONGDAI_TESTS_SERVER_PROCESS_H_
