@@ -215,6 +215,8 @@ class Ledger::Impl {
   absl::StatusOr<LoanPage> ListLoans(const LoanQuery& query) const;
   absl::StatusOr<LoanStatement> GetLoanStatement(std::string_view id, std::string_view as_of) const;
   absl::StatusOr<PortfolioFigures> GetPortfolio(std::string_view as_of) const;
+  absl::StatusOr<ProgrammeReport> GetProgrammeReport(const ReportQuery& query) const;
+  absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(std::string_view as_of) const;
   Date Today() const { return options_.business_date_today(); }
 
  private:
@@ -934,6 +936,134 @@ absl::StatusOr<PortfolioFigures> Ledger::Impl::GetPortfolio(std::string_view as_
   return figures;
 }
 
+namespace {
+
+std::vector<std::string> GroupOf(const ReportDims& dims, const std::vector<ReportDimension>& group_by) {
+  std::vector<std::string> group;
+  for (ReportDimension d : group_by) {
+    switch (d) {
+      case ReportDimension::kCounty: group.push_back(dims.county); break;
+      case ReportDimension::kCategory: group.push_back(v1::BorrowerCategory_Name(dims.category)); break;
+      case ReportDimension::kProduct: group.push_back(dims.product_id); break;
+      case ReportDimension::kFunding: group.push_back(v1::Funding_Name(dims.funding)); break;
+    }
+  }
+  return group;
+}
+
+void AddFlows(v1::ReportCounters& into, const v1::ReportCounters& delta) {
+  const google::protobuf::Descriptor* descriptor = v1::ReportCounters::descriptor();
+  const google::protobuf::Reflection* reflection = v1::ReportCounters::GetReflection();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+    reflection->SetInt64(&into, field, reflection->GetInt64(into, field) + reflection->GetInt64(delta, field));
+  }
+}
+
+void AddStocks(ReportRow& into, const Delinquency& d) {
+  into.loans_outstanding += 1;
+  into.outstanding_fen += d.outstanding_fen;
+  into.overdue_principal_fen += d.overdue_principal_fen;
+  if (d.days_past_due > 30) into.par30_fen += d.outstanding_fen;
+  if (d.days_past_due > 90) into.par90_fen += d.outstanding_fen;
+}
+
+}  // namespace
+
+absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQuery& query) const {
+  ViolationCollector violations;
+  absl::StatusOr<Date> from = ParseDate(query.from, "from");
+  absl::StatusOr<Date> to = ParseDate(query.to, "to");
+  if (!from.ok()) violations.AddStatus("from", from.status());
+  if (!to.ok()) violations.AddStatus("to", to.status());
+  if (from.ok() && to.ok() && *to < *from) violations.Add("to", "BEFORE_FROM", "must not be before from");
+  if (!violations.empty()) return violations.ToStatus();
+  ProgrammeReport report;
+  report.from = from->ToString();
+  report.to = to->ToString();
+  std::map<std::vector<std::string>, ReportRow> rows;
+  auto row = [&](const ReportDims& dims) -> ReportRow& {
+    std::vector<std::string> group = GroupOf(dims, query.group_by);
+    ReportRow& r = rows[group];
+    r.group = std::move(group);
+    return r;
+  };
+  // One consistent view for flows and stocks.
+  std::unique_ptr<StorageSnapshot> snapshot = storage_->Snapshot();
+  absl::Status failure;
+  const std::string end = Cat(kReportPrefix, report.to, "0");  // '0' sorts after '/'
+  absl::Status scanned = storage_->Scan(
+      Space::kProjections, Cat(kReportPrefix, report.from),
+      [&](std::string_view key, std::string_view value) {
+        if (!key.starts_with(kReportPrefix) || key >= end) return false;
+        std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
+        v1::ReportCounters counters;
+        if (!parsed.has_value() || !counters.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          failure = absl::DataLossError(Cat("report counters under ", key, " do not parse"));
+          return false;
+        }
+        AddFlows(row(parsed->second).flows, counters);
+        AddFlows(report.total.flows, counters);
+        return true;
+      },
+      snapshot.get());
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  scanned = storage_->Scan(
+      Space::kProjections, kLoanPrefix,
+      [&](std::string_view key, std::string_view value) {
+        if (!key.starts_with(kLoanPrefix)) return false;
+        v1::LoanState loan;
+        if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          failure = absl::DataLossError(Cat("projection ", key, " does not parse"));
+          return false;
+        }
+        const Delinquency d = DelinquencyAsOf(loan.position(), loan.grace_days(), *to);
+        if (d.outstanding_fen <= 0) return true;
+        AddStocks(row(ReportDims{loan.county(), loan.category(), loan.product_id(), loan.funding()}), d);
+        AddStocks(report.total, d);
+        return true;
+      },
+      snapshot.get());
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  for (auto& [group, r] : rows) report.rows.push_back(std::move(r));
+  return report;
+}
+
+absl::StatusOr<std::vector<OverdueLoan>> Ledger::Impl::ListOverdueLoans(std::string_view as_of_text) const {
+  absl::StatusOr<Date> as_of = ParseDate(as_of_text, "as_of");
+  if (!as_of.ok()) return as_of.status();
+  std::vector<OverdueLoan> overdue;
+  absl::Status failure;
+  absl::Status scanned = ScanPrefix(
+      Space::kProjections, kLoanPrefix, "", [&](std::string_view id, std::string_view value) {
+        v1::LoanState loan;
+        if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          failure = absl::DataLossError(Cat("loan ", id, " projection does not parse"));
+          return false;
+        }
+        const Delinquency d = DelinquencyAsOf(loan.position(), loan.grace_days(), *as_of);
+        if (d.overdue_installments == 0) return true;
+        OverdueLoan o{loan.loan_id(), loan.borrower_id(), loan.county(), d.days_past_due, d.bucket,
+                      d.overdue_principal_fen, d.outstanding_fen, ""};
+        const std::vector<int64_t> paid = PaidAsOf(loan.position(), *as_of);
+        for (int i = 0; i < loan.position().schedule_size(); ++i) {
+          if (paid[static_cast<size_t>(i)] < loan.position().schedule(i).principal_fen()) {
+            o.oldest_unpaid_due_date = loan.position().schedule(i).due_date();
+            break;
+          }
+        }
+        overdue.push_back(std::move(o));
+        return overdue.size() < 100'000;
+      });
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  std::stable_sort(overdue.begin(), overdue.end(),
+                   [](const OverdueLoan& a, const OverdueLoan& b) { return a.days_past_due > b.days_past_due; });
+  return overdue;
+}
+
 Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Ledger::~Ledger() { impl_->Shutdown(); }
@@ -1005,6 +1135,12 @@ absl::StatusOr<LoanStatement> Ledger::GetLoanStatement(std::string_view id,
 }
 absl::StatusOr<PortfolioFigures> Ledger::GetPortfolio(std::string_view as_of) const {
   return impl_->GetPortfolio(as_of);
+}
+absl::StatusOr<ProgrammeReport> Ledger::GetProgrammeReport(const ReportQuery& query) const {
+  return impl_->GetProgrammeReport(query);
+}
+absl::StatusOr<std::vector<OverdueLoan>> Ledger::ListOverdueLoans(std::string_view as_of) const {
+  return impl_->ListOverdueLoans(as_of);
 }
 Date Ledger::Today() const { return impl_->Today(); }
 

@@ -152,6 +152,47 @@ struct PortfolioFigures {
   std::vector<Bucket> aging;
 };
 
+enum class ReportDimension { kCounty, kCategory, kProduct, kFunding };
+
+struct ReportQuery {
+  // The period, both days included ("YYYY-MM-DD").
+  std::string from;
+  std::string to;
+  // Rows are grouped by these, in this order; empty gives the total only.
+  std::vector<ReportDimension> group_by;
+};
+
+struct ReportRow {
+  // One value per group_by dimension: county name, category / funding enum name, product.
+  std::vector<std::string> group;
+  // Flows within the period.
+  v1::ReportCounters flows;
+  // Stocks at the end of the period.
+  int64_t loans_outstanding = 0;
+  int64_t outstanding_fen = 0;
+  int64_t overdue_principal_fen = 0;
+  int64_t par30_fen = 0;
+  int64_t par90_fen = 0;
+};
+
+struct ProgrammeReport {
+  std::string from;
+  std::string to;
+  std::vector<ReportRow> rows;  // sorted by group
+  ReportRow total;
+};
+
+struct OverdueLoan {
+  std::string loan_id;
+  std::string borrower_id;
+  std::string county;
+  int days_past_due = 0;
+  std::string bucket;
+  int64_t overdue_principal_fen = 0;
+  int64_t outstanding_fen = 0;
+  std::string oldest_unpaid_due_date;
+};
+
 class Ledger {
  public:
   // Opens (or creates) the ledger at `path`. Opening reads the chain head and checks it
@@ -200,6 +241,11 @@ class Ledger {
   [[nodiscard]] absl::StatusOr<LoanStatement> GetLoanStatement(std::string_view loan_id,
                                                                std::string_view as_of) const;
   [[nodiscard]] absl::StatusOr<PortfolioFigures> GetPortfolio(std::string_view as_of) const;
+  // The programme report (DESIGN.md, issue "programme reports"): flows summed from the
+  // per-day report counters, stocks computed from the loans as of the period's end.
+  [[nodiscard]] absl::StatusOr<ProgrammeReport> GetProgrammeReport(const ReportQuery& query) const;
+  // Loans overdue as of `as_of`, most days past due first, for follow-up visits.
+  [[nodiscard]] absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(std::string_view as_of) const;
   // Today's business date, as the writer sees it.
   Date Today() const;
 

@@ -47,6 +47,9 @@ class Fields {
       Add(field, "TOO_LONG", Cat("must be at most ", max_bytes, " bytes"));
     } else if (!IsUtf8(value)) {
       Add(field, "INVALID_UTF8", "must be valid UTF-8");
+    } else if (std::any_of(value.begin(), value.end(),
+                           [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+      Add(field, "CONTROL_CHARACTER", "must not contain control characters (tabs, newlines...)");
     }
   }
   void Slug(std::string_view field, std::string_view value) {
@@ -746,6 +749,52 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
   return decision;
 }
 
+
+// ---------------------------------------------------------------------------------------
+// Report counters.
+
+// Adds `sign` times every counter of `delta` into `into` (every field is an int64).
+void AddCounters(v1::ReportCounters& into, const v1::ReportCounters& delta, int64_t sign) {
+  const google::protobuf::Descriptor* descriptor = v1::ReportCounters::descriptor();
+  const google::protobuf::Reflection* reflection = v1::ReportCounters::GetReflection();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+    reflection->SetInt64(&into, field,
+                         reflection->GetInt64(into, field) + sign * reflection->GetInt64(delta, field));
+  }
+}
+
+absl::Status AddToReport(StateWriter& state, const ReportDims& dims, const v1::Contribution& c, int64_t sign) {
+  const std::string key = ReportKey(c.date(), dims);
+  absl::StatusOr<std::optional<v1::ReportCounters>> stored =
+      ReadProto<v1::ReportCounters>(state, Space::kProjections, key);
+  if (!stored.ok()) return stored.status();
+  v1::ReportCounters counters = stored->value_or(v1::ReportCounters());
+  AddCounters(counters, c.counters(), sign);
+  WriteProto(state, Space::kProjections, key, counters);
+  return absl::OkStatus();
+}
+
+ReportDims DimsOf(const v1::LoanState& loan) {
+  return ReportDims{loan.county(), loan.category(), loan.product_id(), loan.funding()};
+}
+
+class Contributions {
+ public:
+  v1::ReportCounters& On(const std::string& date) {
+    for (v1::Contribution& c : list_) {
+      if (c.date() == date) return *c.mutable_counters();
+    }
+    list_.emplace_back();
+    list_.back().set_date(date);
+    return *list_.back().mutable_counters();
+  }
+  const std::vector<v1::Contribution>& list() const { return list_; }
+
+ private:
+  std::vector<v1::Contribution> list_;
+};
+
 // ---------------------------------------------------------------------------------------
 // Apply.
 
@@ -819,29 +868,49 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
   if (!read.ok()) return read.status();
   v1::LoanState& loan = *read;
   v1::LoanPosition& position = *loan.mutable_position();
+  const std::string& date = a.entry.business_date();
+  Contributions report;
+  bool financial = false;
   switch (event.kind_case()) {
     case v1::Event::kApprovalGranted:
       *loan.add_approvals() = a.Who(event.approval_granted().note());
-      if (loan.approvals_size() >= loan.approvals_required()) SetStatus(a.state, loan, v1::LOAN_STATUS_APPROVED);
+      if (loan.approvals_size() >= loan.approvals_required()) {
+        SetStatus(a.state, loan, v1::LOAN_STATUS_APPROVED);
+        report.On(date).set_applications_approved(1);
+      }
       break;
     case v1::Event::kApplicationRejected:
       *loan.mutable_closed_by() = a.Who(event.application_rejected().reason());
       SetStatus(a.state, loan, v1::LOAN_STATUS_REJECTED);
+      report.On(date).set_applications_rejected(1);
       break;
     case v1::Event::kApplicationWithdrawn:
+      if (position.status() == v1::LOAN_STATUS_APPROVED) report.On(date).set_applications_approved(-1);
       *loan.mutable_closed_by() = a.Who(event.application_withdrawn().reason());
       SetStatus(a.state, loan, v1::LOAN_STATUS_WITHDRAWN);
+      report.On(date).set_applications_withdrawn(1);
       break;
     case v1::Event::kApprovalRevoked:
+      if (position.status() == v1::LOAN_STATUS_APPROVED) report.On(date).set_applications_approved(-1);
       loan.clear_approvals();
       SetStatus(a.state, loan, v1::LOAN_STATUS_SUBMITTED);
       break;
     case v1::Event::kJobsReported:
+      report.On(date).set_jobs_reported(event.jobs_reported().jobs_created() - loan.jobs_reported());
       loan.set_jobs_reported(event.jobs_reported().jobs_created());
       break;
     case v1::Event::kLoanDisbursed: {
       BeginFinancial(a, loan);
+      financial = true;
       const v1::LoanDisbursed& d = event.loan_disbursed();
+      v1::ReportCounters& today = report.On(date);
+      today.set_loans_disbursed(1);
+      today.set_disbursed_fen(d.amount_fen());
+      today.set_jobs_expected(loan.jobs_expected());
+      for (const v1::Installment& installment : d.schedule()) {
+        v1::ReportCounters& due = report.On(installment.due_date());
+        due.set_principal_due_fen(due.principal_due_fen() + installment.principal_fen());
+      }
       position.set_disbursed_date(a.entry.business_date());
       *position.mutable_schedule() = d.schedule();
       position.clear_paid_fen();
@@ -853,7 +922,24 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
     }
     case v1::Event::kRepaymentRecorded: {
       BeginFinancial(a, loan);
+      financial = true;
       const v1::RepaymentRecorded& r = event.repayment_recorded();
+      report.On(date).set_repaid_fen(r.amount_fen());
+      for (const v1::Allocation& allocation : r.allocations()) {
+        const int index = allocation.installment() - 1;
+        if (index < 0 || index >= position.schedule_size()) return absl::DataLossError("allocation to no installment");
+        const std::string& due_date = position.schedule(index).due_date();
+        absl::StatusOr<Date> due = ParseDate(due_date, "due_date");
+        if (!due.ok()) return due.status();
+        if (a.date <= due->PlusDays(loan.grace_days())) {
+          v1::ReportCounters& due_day = report.On(due_date);
+          due_day.set_principal_repaid_on_time_fen(due_day.principal_repaid_on_time_fen() + allocation.principal_fen());
+        }
+      }
+      if (r.paid_off()) {
+        v1::ReportCounters& today = report.On(date);
+        today.set_subsidy_accrued_fen(today.subsidy_accrued_fen() + AccrualTotal(r.accruals()));
+      }
       if (IsBank(loan)) AdvanceAccrual(position, a.date);
       for (const v1::Allocation& allocation : r.allocations()) {
         const int index = allocation.installment() - 1;
@@ -881,12 +967,17 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
     }
     case v1::Event::kSubsidyAccrued: {
       BeginFinancial(a, loan);
+      financial = true;
+      report.On(date).set_subsidy_accrued_fen(AccrualTotal(event.subsidy_accrued().accruals()));
       absl::Status consumed = ConsumeAccruals(loan, a.date, event.subsidy_accrued().accruals());
       if (!consumed.ok()) return consumed;
       break;
     }
     case v1::Event::kLoanWrittenOff: {
       BeginFinancial(a, loan);
+      financial = true;
+      report.On(date).set_written_off_fen(event.loan_written_off().amount_fen());
+      report.On(date).set_subsidy_accrued_fen(AccrualTotal(event.loan_written_off().accruals()));
       absl::Status consumed = ConsumeAccruals(loan, a.date, event.loan_written_off().accruals());
       if (!consumed.ok()) return consumed;
       position.set_written_off_fen(event.loan_written_off().amount_fen());
@@ -897,6 +988,8 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
     }
     case v1::Event::kRecoveryRecorded:
       BeginFinancial(a, loan);
+      financial = true;
+      report.On(date).set_recovered_fen(event.recovery_recorded().amount_fen());
       position.set_recovered_fen(position.recovered_fen() + event.recovery_recorded().amount_fen());
       break;
     case v1::Event::kEntryReversed: {
@@ -907,10 +1000,24 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       SetStatus(a.state, loan, restored);
       *loan.mutable_position() = std::move(before);
       loan.clear_position_before_last();
+      // The reversed entry's report counters are taken back.
+      for (const v1::Contribution& c : loan.last_contributions()) {
+        absl::Status taken = AddToReport(a.state, DimsOf(loan), c, -1);
+        if (!taken.ok()) return taken;
+      }
+      loan.clear_last_contributions();
       break;
     }
     default:
       return absl::InternalError("not a loan event");
+  }
+  for (const v1::Contribution& c : report.list()) {
+    absl::Status added = AddToReport(a.state, DimsOf(loan), c, 1);
+    if (!added.ok()) return added;
+  }
+  if (financial) {
+    loan.clear_last_contributions();
+    for (const v1::Contribution& c : report.list()) *loan.add_last_contributions() = c;
   }
   SaveLoan(a, loan);
   return absl::OkStatus();
@@ -920,6 +1027,31 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
 
 // ---------------------------------------------------------------------------------------
 // Public functions.
+
+std::string ReportKey(std::string_view date, const ReportDims& dims) {
+  return Cat(kReportPrefix, date, "/", dims.county, kReportSeparator, static_cast<int>(dims.category),
+             kReportSeparator, dims.product_id, kReportSeparator, static_cast<int>(dims.funding));
+}
+
+std::optional<std::pair<std::string, ReportDims>> ParseReportKey(std::string_view key) {
+  if (!key.starts_with(kReportPrefix) || key.size() < kReportPrefix.size() + 11) return std::nullopt;
+  key.remove_prefix(kReportPrefix.size());
+  std::string date(key.substr(0, 10));
+  key.remove_prefix(11);
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t at = key.find(kReportSeparator); at != std::string_view::npos; at = key.find(kReportSeparator, start)) {
+    parts.emplace_back(key.substr(start, at - start));
+    start = at + 1;
+  }
+  parts.emplace_back(key.substr(start));
+  if (parts.size() != 4) return std::nullopt;
+  ReportDims dims{parts[0], static_cast<v1::BorrowerCategory>(std::atoi(parts[1].c_str())), parts[2],
+                  static_cast<v1::Funding>(std::atoi(parts[3].c_str()))};
+  return std::make_pair(std::move(date), std::move(dims));
+}
+
+ReportDims SettlementDims() { return ReportDims{"", v1::BORROWER_CATEGORY_UNSPECIFIED, "", v1::FUNDING_PARTNER_BANK}; }
 
 std::string ProductKey(std::string_view id) { return Cat(kProductPrefix, id); }
 std::string BorrowerKey(std::string_view id) { return Cat(kBorrowerPrefix, id); }
@@ -1267,6 +1399,11 @@ absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state) {
       loan.set_approvals_required(e.amount_fen() > terms.dual_approval_above_fen() ? 2 : 1);
       SetStatus(state, loan, v1::LOAN_STATUS_SUBMITTED);
       SaveLoan(a, loan);
+      v1::Contribution received;
+      received.set_date(entry.business_date());
+      received.mutable_counters()->set_applications_received(1);
+      absl::Status added = AddToReport(state, DimsOf(loan), received, 1);
+      if (!added.ok()) return added;
       state.Put(Space::kIndexes, Cat(LoansByBorrowerPrefix(e.borrower_id()), e.loan_id()), "");
       state.Put(Space::kProjections, "n/loan", SequenceKey(IdNumber(e.loan_id())));
       return absl::OkStatus();
@@ -1274,11 +1411,28 @@ absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state) {
     case v1::Event::kEntryReversed: {
       state.Put(Space::kProjections, ReversedKey(event.entry_reversed().reversed_sequence()),
                 SequenceKey(entry.sequence()));
-      if (event.entry_reversed().loan_id().empty()) return absl::OkStatus();
+      if (event.entry_reversed().loan_id().empty()) {
+        // A reversed settlement takes its amount back from the report.
+        for (const v1::Posting& p : entry.postings()) {
+          if (p.side() == v1::POSTING_SIDE_CREDIT && p.account().ends_with(":subsidy_payable")) {
+            v1::Contribution c;
+            c.set_date(entry.business_date());
+            c.mutable_counters()->set_subsidy_settled_fen(p.amount_fen());
+            absl::Status taken = AddToReport(state, SettlementDims(), c, -1);
+            if (!taken.ok()) return taken;
+          }
+        }
+        return absl::OkStatus();
+      }
       return ApplyLoanEvent(a);
     }
+    case v1::Event::kSubsidySettled: {
+      v1::Contribution c;
+      c.set_date(entry.business_date());
+      c.mutable_counters()->set_subsidy_settled_fen(event.subsidy_settled().amount_fen());
+      return AddToReport(state, SettlementDims(), c, 1);
+    }
     case v1::Event::kFundContributed:
-    case v1::Event::kSubsidySettled:
     case v1::Event::kInternalTransfer:
     case v1::Event::KIND_NOT_SET:
       return absl::OkStatus();  // postings only

@@ -44,6 +44,20 @@ inline constexpr std::string_view kProductPrefix = "p/";
 inline constexpr std::string_view kBorrowerPrefix = "b/";
 inline constexpr std::string_view kLoanPrefix = "l/";
 
+// Report counters are kept under "g/<date>/<county>\x1f<category>\x1f<product>\x1f<funding>".
+struct ReportDims {
+  std::string county;
+  v1::BorrowerCategory category = v1::BORROWER_CATEGORY_UNSPECIFIED;
+  std::string product_id;
+  v1::Funding funding = v1::FUNDING_UNSPECIFIED;
+};
+inline constexpr std::string_view kReportPrefix = "g/";
+inline constexpr char kReportSeparator = '\x1f';
+std::string ReportKey(std::string_view date, const ReportDims& dims);
+std::optional<std::pair<std::string, ReportDims>> ParseReportKey(std::string_view key);
+// Subsidy settlements belong to no loan: they are counted under partner-bank funding.
+ReportDims SettlementDims();
+
 // Chart of accounts.
 inline constexpr std::string_view kFundCashAccount = "union:fund:cash";
 inline constexpr std::string_view kFundCapitalAccount = "union:fund:capital";

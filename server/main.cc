@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "server/config.h"
+#include "server/demo.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   std::string data_dir;
   std::string business_date;
   bool print_config = false;
+  bool demo = false;
   app.add_option("-c,--config", config_path, "TOML configuration file (every setting has a default)")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "address to listen on, overriding the config (default 127.0.0.1:50051)");
@@ -26,7 +28,12 @@ int main(int argc, char** argv) {
   app.add_option("--business-date", business_date,
                  "fix today's business date (YYYY-MM-DD), for demos and tests");
   app.add_flag("--print-default-config", print_config, "print the default configuration and exit");
-  app.footer("Example:\n  gongdai-server --data-dir /var/lib/gongdai --listen 127.0.0.1:50051");
+  app.add_flag("--demo", demo,
+               "load the demo book (Ji'an's 2020 programme: 330 loans, 62,470,000.00 yuan) into an "
+               "empty ledger; fixes the business date at 2021-03-31 unless --business-date is given");
+  app.footer(
+      "Examples:\n  gongdai-server --data-dir /var/lib/gongdai --listen 127.0.0.1:50051\n"
+      "  gongdai-server --demo    # the demo book in ./gongdai-data");
   CLI11_PARSE(app, argc, argv);
 
   if (print_config) {
@@ -47,6 +54,7 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) config.listen_address = listen;
   if (!data_dir.empty()) config.data_dir = data_dir;
+  if (demo && business_date.empty()) business_date = std::string(gongdai::server::kDemoBusinessDate);
   if (!business_date.empty()) {
     if (!gongdai::ParseDate(business_date, "--business-date").ok()) {
       std::cerr << "gongdai-server: --business-date must be YYYY-MM-DD\n";
@@ -69,6 +77,27 @@ int main(int argc, char** argv) {
   if (!server.ok()) {
     std::cerr << "gongdai-server: " << server.status().message() << "\n";
     return 1;
+  }
+  if (demo) {
+    gongdai::Ledger& ledger = (*server)->ledger();
+    if (ledger.Head().sequence == 0) {
+      std::printf("loading the demo book (Ji'an 2020) ...\n");
+      std::fflush(stdout);
+      absl::StatusOr<gongdai::server::DemoSummary> loaded = gongdai::server::LoadDemoBook(ledger);
+      if (!loaded.ok()) {
+        std::cerr << "gongdai-server: " << loaded.status().message() << "\n";
+        return 1;
+      }
+      std::printf("demo book loaded: %d borrowers, %d loans disbursed in 2020 (%s yuan, %d jobs expected), "
+                  "%d applications rejected, %d withdrawn, %llu entries\n",
+                  loaded->borrowers, loaded->loans_disbursed,
+                  gongdai::Money::FromFen(loaded->disbursed_fen).ToString().c_str(), loaded->jobs_expected,
+                  loaded->applications_rejected, loaded->applications_withdrawn,
+                  static_cast<unsigned long long>(loaded->entries));
+    } else {
+      std::printf("the ledger already has %llu entries: demo book not loaded\n",
+                  static_cast<unsigned long long>(ledger.Head().sequence));
+    }
   }
   const gongdai::JournalHead head = (*server)->ledger().Head();
   std::printf("gongdai-server listening on %s (%s)\n", (*server)->listening_address().c_str(),
