@@ -49,6 +49,8 @@ const std::map<std::string, std::vector<Role>, std::less<>>& MethodTable() {
       {"ListEntries", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
       {"GetAccountBalance", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
       {"GetPortfolio", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kPortal, kAdmin}},
+      {"GetProgrammeReport", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kPortal, kAdmin}},
+      {"ListOverdueLoans", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
   };
   return *kTable;
 }

@@ -230,4 +230,85 @@ v1::Portfolio PortfolioToApi(const PortfolioFigures& f) {
   return p;
 }
 
+absl::StatusOr<ReportQuery> ReportQueryFromRequest(const v1::GetProgrammeReportRequest& r) {
+  ViolationCollector v;
+  ReportQuery query;
+  const bool by_dates = !r.from().empty() || !r.to().empty();
+  if (by_dates) {
+    if (r.year() != 0 || r.quarter() != 0 || r.month() != 0) {
+      v.Add("year", "CONFLICTING_PERIOD", "give either a year (with a quarter or month) or from and to, not both");
+    }
+    if (r.from().empty()) v.Add("from", "REQUIRED", "is required with to");
+    if (r.to().empty()) v.Add("to", "REQUIRED", "is required with from");
+    query.from = r.from();
+    query.to = r.to();
+  } else {
+    if (r.year() < 1990 || r.year() > 2999) v.Add("year", "OUT_OF_RANGE", "must be a year such as 2020 (or give from and to)");
+    if (r.quarter() != 0 && r.month() != 0) v.Add("month", "CONFLICTING_PERIOD", "give a quarter or a month, not both");
+    if (r.quarter() < 0 || r.quarter() > 4) v.Add("quarter", "OUT_OF_RANGE", "must be 1-4");
+    if (r.month() < 0 || r.month() > 12) v.Add("month", "OUT_OF_RANGE", "must be 1-12");
+    if (v.empty()) {
+      int first_month = 1, months = 12;
+      if (r.quarter() != 0) first_month = 3 * r.quarter() - 2, months = 3;
+      if (r.month() != 0) first_month = r.month(), months = 1;
+      const Date from = Date::FromCivil(r.year(), static_cast<unsigned>(first_month), 1);
+      query.from = from.ToString();
+      query.to = from.PlusMonthsClamped(months).PlusDays(-1).ToString();
+    }
+  }
+  for (int i = 0; i < r.group_by_size(); ++i) {
+    switch (r.group_by(i)) {
+      case v1::REPORT_DIMENSION_COUNTY: query.group_by.push_back(ReportDimension::kCounty); break;
+      case v1::REPORT_DIMENSION_CATEGORY: query.group_by.push_back(ReportDimension::kCategory); break;
+      case v1::REPORT_DIMENSION_PRODUCT: query.group_by.push_back(ReportDimension::kProduct); break;
+      case v1::REPORT_DIMENSION_FUNDING: query.group_by.push_back(ReportDimension::kFunding); break;
+      default: v.Add(Cat("group_by[", i, "]"), "UNKNOWN_ENUM_VALUE", "is not a report dimension"); break;
+    }
+  }
+  if (!v.empty()) return v.ToStatus();
+  return query;
+}
+
+namespace {
+v1::ReportFigures FiguresToApi(const ReportRow& row) {
+  const v1::ReportCounters& f = row.flows;
+  v1::ReportFigures out;
+  for (const std::string& g : row.group) out.add_group(g);
+  out.set_applications_received(f.applications_received());
+  out.set_applications_approved(f.applications_approved());
+  out.set_applications_rejected(f.applications_rejected());
+  out.set_applications_withdrawn(f.applications_withdrawn());
+  out.set_loans_disbursed(f.loans_disbursed());
+  out.set_amount_disbursed(Yuan(f.disbursed_fen()));
+  out.set_jobs_expected(f.jobs_expected());
+  out.set_jobs_reported(f.jobs_reported());
+  out.set_repayments_received(Yuan(f.repaid_fen()));
+  out.set_loans_outstanding(row.loans_outstanding);
+  out.set_outstanding_principal(Yuan(row.outstanding_fen));
+  out.set_overdue_principal(Yuan(row.overdue_principal_fen));
+  out.set_par30(Yuan(row.par30_fen));
+  out.set_par90(Yuan(row.par90_fen));
+  out.set_par30_ratio(Ratio(row.par30_fen, row.outstanding_fen));
+  out.set_par90_ratio(Ratio(row.par90_fen, row.outstanding_fen));
+  out.set_principal_due(Yuan(f.principal_due_fen()));
+  out.set_principal_repaid_on_time(Yuan(f.principal_repaid_on_time_fen()));
+  out.set_on_time_collection_rate(Ratio(f.principal_repaid_on_time_fen(), f.principal_due_fen()));
+  out.set_subsidy_accrued(Yuan(f.subsidy_accrued_fen()));
+  out.set_subsidy_settled(Yuan(f.subsidy_settled_fen()));
+  out.set_written_off(Yuan(f.written_off_fen()));
+  out.set_recovered(Yuan(f.recovered_fen()));
+  return out;
+}
+}  // namespace
+
+v1::ProgrammeReport ReportToApi(const ProgrammeReport& report, const v1::GetProgrammeReportRequest& request) {
+  v1::ProgrammeReport out;
+  out.set_from(report.from);
+  out.set_to(report.to);
+  *out.mutable_group_by() = request.group_by();
+  for (const ReportRow& row : report.rows) *out.add_rows() = FiguresToApi(row);
+  *out.mutable_total() = FiguresToApi(report.total);
+  return out;
+}
+
 }  // namespace gongdai::server

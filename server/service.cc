@@ -593,4 +593,38 @@ LedgerService::Reactor* LedgerService::GetPortfolio(Context* c, const v1::GetPor
   });
 }
 
+LedgerService::Reactor* LedgerService::GetProgrammeReport(Context* c, const v1::GetProgrammeReportRequest* r,
+                                                          v1::ProgrammeReport* response) {
+  return Read(c, "GetProgrammeReport", [this, r, response](const Caller&) {
+    absl::StatusOr<ReportQuery> query = ReportQueryFromRequest(*r);
+    if (!query.ok()) return query.status();
+    absl::StatusOr<ProgrammeReport> report = ledger_->GetProgrammeReport(*query);
+    if (!report.ok()) return report.status();
+    *response = ReportToApi(*report, *r);
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::ListOverdueLoans(Context* c, const v1::ListOverdueLoansRequest* r,
+                                                        v1::ListOverdueLoansResponse* response) {
+  return Read(c, "ListOverdueLoans", [this, r, response](const Caller&) {
+    const std::string as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
+    absl::StatusOr<std::vector<OverdueLoan>> loans = ledger_->ListOverdueLoans(as_of);
+    if (!loans.ok()) return loans.status();
+    response->set_as_of(as_of);
+    for (const OverdueLoan& o : *loans) {
+      v1::OverdueLoan* out = response->add_loans();
+      out->set_loan_id(o.loan_id);
+      out->set_borrower_id(o.borrower_id);
+      out->set_county(o.county);
+      out->set_days_past_due(o.days_past_due);
+      out->set_aging_bucket(o.bucket);
+      out->set_overdue_principal(Yuan(o.overdue_principal_fen));
+      out->set_outstanding(Yuan(o.outstanding_fen));
+      out->set_oldest_unpaid_due_date(o.oldest_unpaid_due_date);
+    }
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace gongdai::server

@@ -57,6 +57,8 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   Reactor* ListEntries(Context*, const v1::ListEntriesRequest*, v1::ListEntriesResponse*) override;
   Reactor* GetAccountBalance(Context*, const v1::GetAccountBalanceRequest*, v1::AccountBalance*) override;
   Reactor* GetPortfolio(Context*, const v1::GetPortfolioRequest*, v1::Portfolio*) override;
+  Reactor* GetProgrammeReport(Context*, const v1::GetProgrammeReportRequest*, v1::ProgrammeReport*) override;
+  Reactor* ListOverdueLoans(Context*, const v1::ListOverdueLoansRequest*, v1::ListOverdueLoansResponse*) override;
 
   struct Caller;
   using Fill = std::function<absl::Status(const CommandResult&, const Caller&)>;

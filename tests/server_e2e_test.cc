@@ -233,7 +233,7 @@ TEST_F(ServerTest, EveryRoleAgainstEveryMethodFollowsTheTable) {
   const std::vector<std::string> people = {"officer", "approver", "cashier", "supervisor",
                                            "auditor", "portal",   "admin"};
   const std::vector<std::string> methods = server::MethodsInTable();
-  ASSERT_EQ(methods.size(), 30u);
+  ASSERT_EQ(methods.size(), 32u);
   for (const std::string& method : methods) {
     for (const std::string& who : people) {
       const server::Role role = *server::ParseRole(who);
@@ -254,7 +254,7 @@ TEST_F(ServerTest, EveryRoleAgainstEveryMethodFollowsTheTable) {
   }
   // An auditor reads everything and writes nothing.
   for (const std::string& method : methods) {
-    const bool read = method.starts_with("Get") || method.starts_with("List");
+    const bool read = method.starts_with("Get") || method.starts_with("List");  // reports are reads
     const auto& allowed = server::RolesFor(method);
     EXPECT_EQ(std::find(allowed.begin(), allowed.end(), server::Role::kAuditor) != allowed.end(), read) << method;
   }
@@ -488,6 +488,48 @@ TEST_F(ServerTest, HealthTurnsNotServingWhenTheEngineStops) {
   EXPECT_EQ(read.principal_outstanding(), "12000.00");
   EXPECT_EQ(Call(&Stub::RecordRepayment, "cashier", Repayment("later", loan_id, "100"), &loan).error_code(),
             grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(ServerTest, DemoBookAndItsReportOverTheWire) {
+  server_->Stop();
+  server_ = std::make_unique<ServerProcess>();
+  ASSERT_TRUE(server_->Start(dir_.Sub("demo"), {"--demo"})) << server_->startup();
+  stub_ = server_->Stub();
+  EXPECT_NE(server_->startup().find("demo book loaded"), std::string::npos) << server_->startup();
+  EXPECT_NE(server_->startup().find("business date 2021-03-31"), std::string::npos);
+  v1::GetProgrammeReportRequest request;
+  request.set_year(2020);
+  request.add_group_by(v1::REPORT_DIMENSION_COUNTY);
+  v1::ProgrammeReport report;
+  grpc::Status status = Call(&Stub::GetProgrammeReport, "portal", request, &report);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(report.from(), "2020-01-01");
+  EXPECT_EQ(report.to(), "2020-12-31");
+  EXPECT_EQ(report.total().loans_disbursed(), 330);
+  EXPECT_EQ(report.total().amount_disbursed(), "62470000.00");
+  EXPECT_EQ(report.total().jobs_expected(), 2556);
+  EXPECT_EQ(report.rows_size(), 14);
+  v1::ListOverdueLoansResponse overdue;
+  ASSERT_TRUE(Call(&Stub::ListOverdueLoans, "officer", v1::ListOverdueLoansRequest(), &overdue).ok());
+  EXPECT_EQ(overdue.as_of(), "2021-03-31");
+  ASSERT_GT(overdue.loans_size(), 0);
+  EXPECT_GE(overdue.loans(0).days_past_due(), overdue.loans(overdue.loans_size() - 1).days_past_due());
+  EXPECT_EQ(Call(&Stub::ListOverdueLoans, "portal", v1::ListOverdueLoansRequest(), &overdue).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // A quarter, and a bad period.
+  v1::GetProgrammeReportRequest quarter;
+  quarter.set_year(2020);
+  quarter.set_quarter(2);
+  ASSERT_TRUE(Call(&Stub::GetProgrammeReport, "officer", quarter, &report).ok());
+  EXPECT_EQ(report.to(), "2020-06-30");
+  quarter.set_month(5);
+  EXPECT_EQ(BadFields(Call(&Stub::GetProgrammeReport, "officer", quarter, &report)),
+            (std::vector<std::string>{"month"}));
+  // Restarting with --demo on a ledger that has entries loads nothing.
+  server_->Stop();
+  server_ = std::make_unique<ServerProcess>();
+  ASSERT_TRUE(server_->Start(dir_.Sub("demo"), {"--demo"}));
+  EXPECT_NE(server_->startup().find("demo book not loaded"), std::string::npos) << server_->startup();
 }
 
 }  // namespace
