@@ -599,6 +599,7 @@ struct Row {
 };
 
 void PrintRows(const std::vector<Row>& rows) {
+  if (rows.empty()) return;
   std::printf("\n%5s | %16s %10s %10s | %14s %12s %12s | %10s\n", "batch", "engine entries/s",
               "p50 us", "p99 us", "raw entries/s", "batch p50 us", "batch p99 us", "engine/raw");
   std::printf("%s\n", std::string(5 + 3 + 38 + 3 + 40 + 3 + 10, '-').c_str());
@@ -722,6 +723,8 @@ int Run(const Flags& flags) {
                    raw.status().ToString().c_str());
       return 1;
     }
+    // A run cut short by Ctrl-C measured less than --seconds: leave it out of the table.
+    if (stop_requested.load()) break;
     row.raw = *raw;
     std::printf("batch %zu: raw %llu entries\n", batch_size,
                 static_cast<unsigned long long>(raw->entries));
