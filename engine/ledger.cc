@@ -15,6 +15,7 @@
 #include "engine/check.h"
 #include "engine/journal_format.h"
 #include "engine/loan_math.h"
+#include "engine/merkle.h"
 #include "engine/programme.h"
 #include "engine/rules.h"
 #include "engine/sha256.h"
@@ -218,8 +219,16 @@ class Ledger::Impl {
   absl::StatusOr<ProgrammeReport> GetProgrammeReport(const ReportQuery& query) const;
   absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(std::string_view as_of) const;
   Date Today() const { return options_.business_date_today(); }
+  PerfectNodeSource Nodes() const;
+  absl::StatusOr<TreeHead> GetTreeHead() const;
+  absl::Status CheckTreeSize(uint64_t size) const;
+  void NotifyWhenBeyond(uint64_t sequence, std::function<void()> done);
 
  private:
+  void NotifyWaiters(bool closing);
+  std::mutex waiters_mutex_;
+  std::vector<std::pair<uint64_t, std::function<void()>>> waiters_;
+
   // Calls `visit` with each projection under `prefix` (keys in order) until it returns
   // false.
   absl::Status ScanPrefix(Space space, std::string_view prefix, std::string_view start_after,
@@ -310,6 +319,66 @@ void Ledger::Impl::Shutdown() {
   }
   queue_ready_.notify_all();
   if (writer_.joinable()) writer_.join();
+  NotifyWaiters(true);
+}
+
+void Ledger::Impl::NotifyWhenBeyond(uint64_t sequence, std::function<void()> done) {
+  {
+    std::lock_guard<std::mutex> lock(waiters_mutex_);
+    if (durable_sequence_.load(std::memory_order_acquire) <= sequence && !shutting_down_) {
+      waiters_.emplace_back(sequence, std::move(done));
+      return;
+    }
+  }
+  done();
+}
+
+void Ledger::Impl::NotifyWaiters(bool closing) {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mutex_);
+    const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (closing || it->first < durable) {
+        ready.push_back(std::move(it->second));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& done : ready) done();
+}
+
+PerfectNodeSource Ledger::Impl::Nodes() const {
+  return [this](int level, uint64_t index) -> absl::StatusOr<std::string> {
+    if (level == 0) {
+      absl::StatusOr<v1::Entry> entry = ReadEntry(index + 1, nullptr);
+      if (!entry.ok()) return entry.status();
+      return entry->hash();
+    }
+    absl::StatusOr<std::optional<std::string>> node = storage_->Get(Space::kProjections, TreeNodeKey(level, index));
+    if (!node.ok()) return node.status();
+    if (!node->has_value()) return absl::DataLossError(Cat("tree node ", level, "/", index, " is missing"));
+    return **node;
+  };
+}
+
+absl::StatusOr<TreeHead> Ledger::Impl::GetTreeHead() const {
+  absl::StatusOr<std::optional<std::string>> stored = storage_->Get(Space::kProjections, kTreeEdgeKey);
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return TreeHead{0, MerkleEmptyRoot()};
+  absl::StatusOr<CompactRange> edge = CompactRange::Decode(**stored);
+  if (!edge.ok()) return edge.status();
+  return TreeHead{edge->size(), edge->Root()};
+}
+
+absl::Status Ledger::Impl::CheckTreeSize(uint64_t size) const {
+  const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
+  if (size > durable) {
+    return InvalidField("tree_size", "BEYOND_TREE", Cat("must be at most the tree's size, ", durable));
+  }
+  return absl::OkStatus();
 }
 
 void Ledger::Impl::Submit(Command command, CommandCallback done) {
@@ -427,6 +496,7 @@ void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
     }
   }
   for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+  NotifyWaiters(false);
 }
 
 CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
@@ -1136,6 +1206,36 @@ absl::StatusOr<LoanStatement> Ledger::GetLoanStatement(std::string_view id,
 absl::StatusOr<PortfolioFigures> Ledger::GetPortfolio(std::string_view as_of) const {
   return impl_->GetPortfolio(as_of);
 }
+absl::StatusOr<TreeHead> Ledger::GetTreeHead() const { return impl_->GetTreeHead(); }
+
+absl::StatusOr<std::vector<std::string>> Ledger::GetInclusionProof(uint64_t index, uint64_t size) const {
+  absl::Status valid = impl_->CheckTreeSize(size);
+  if (!valid.ok()) return valid;
+  if (index >= size) {
+    return InvalidField("leaf_index", "BEYOND_TREE", Cat("must be below the tree size ", size));
+  }
+  return MerkleInclusionProof(impl_->Nodes(), index, size);
+}
+
+absl::StatusOr<std::vector<std::string>> Ledger::GetConsistencyProof(uint64_t old_size, uint64_t new_size) const {
+  absl::Status valid = impl_->CheckTreeSize(new_size);
+  if (!valid.ok()) return valid;
+  if (old_size == 0 || old_size > new_size) {
+    return InvalidField("old_size", "OUT_OF_RANGE", "must be between 1 and the new size");
+  }
+  return MerkleConsistencyProof(impl_->Nodes(), old_size, new_size);
+}
+
+absl::StatusOr<std::string> Ledger::GetTreeRoot(uint64_t size) const {
+  absl::Status valid = impl_->CheckTreeSize(size);
+  if (!valid.ok()) return valid;
+  return MerkleRoot(impl_->Nodes(), size);
+}
+
+void Ledger::NotifyWhenBeyond(uint64_t sequence, std::function<void()> done) {
+  impl_->NotifyWhenBeyond(sequence, std::move(done));
+}
+
 absl::StatusOr<ProgrammeReport> Ledger::GetProgrammeReport(const ReportQuery& query) const {
   return impl_->GetProgrammeReport(query);
 }

@@ -193,6 +193,12 @@ struct OverdueLoan {
   std::string oldest_unpaid_due_date;
 };
 
+// The Merkle tree over the journal (engine/merkle.h): leaf i is entry i+1.
+struct TreeHead {
+  uint64_t size = 0;
+  std::string root;  // 32 bytes
+};
+
 class Ledger {
  public:
   // Opens (or creates) the ledger at `path`. Opening reads the chain head and checks it
@@ -226,6 +232,21 @@ class Ledger {
 
   // The durable chain head.
   JournalHead Head() const;
+
+  // The Merkle tree head of the durable journal.
+  [[nodiscard]] absl::StatusOr<TreeHead> GetTreeHead() const;
+  // RFC 6962 inclusion proof of leaf `index` (entry index+1) in the tree of `size` leaves,
+  // and consistency proof between sizes; sizes must not exceed the durable tree.
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> GetInclusionProof(uint64_t index, uint64_t size) const;
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> GetConsistencyProof(uint64_t old_size,
+                                                                             uint64_t new_size) const;
+  // The root of the tree of `size` leaves (size <= the durable tree).
+  [[nodiscard]] absl::StatusOr<std::string> GetTreeRoot(uint64_t size) const;
+
+  // Calls `done` once, on the writer thread, after the next batch that takes the journal
+  // beyond `sequence` is durable (at once, on the calling thread, if it already is), or
+  // when the ledger closes. Must not block.
+  void NotifyWhenBeyond(uint64_t sequence, std::function<void()> done);
 
   // The loan programme. NOT_FOUND (reason PRODUCT_NOT_FOUND, BORROWER_NOT_FOUND,
   // LOAN_NOT_FOUND) for an unknown id; INVALID_ARGUMENT for a bad query or page token.

@@ -2,6 +2,7 @@
 
 #include "engine/strings.h"
 #include "engine/journal_format.h"
+#include "engine/merkle.h"
 #include "engine/money.h"
 #include "engine/programme.h"
 #include "engine/status.h"
@@ -194,6 +195,33 @@ absl::Status Apply(const v1::Entry& entry, StateWriter& state) {
   if (!date.ok()) return date.status();
   state.Put(Space::kIndexes, DateIndexKey(*date, entry.sequence()), "");
   state.Put(Space::kRequestIds, entry.request_id(), SequenceKey(entry.sequence()));
+  return AppendToTree(entry, state);
+}
+
+std::string TreeNodeKey(int level, uint64_t index) {
+  std::string key(kTreeNodePrefix);
+  key += static_cast<char>(level);
+  key += SequenceKey(index);
+  return key;
+}
+
+absl::Status AppendToTree(const v1::Entry& entry, StateWriter& state) {
+  absl::StatusOr<std::optional<std::string>> stored = state.Get(Space::kProjections, kTreeEdgeKey);
+  if (!stored.ok()) return stored.status();
+  CompactRange edge;
+  if (stored->has_value()) {
+    absl::StatusOr<CompactRange> decoded = CompactRange::Decode(**stored);
+    if (!decoded.ok()) return decoded.status();
+    edge = *std::move(decoded);
+  }
+  if (edge.size() + 1 != entry.sequence()) {
+    return absl::DataLossError(Cat("entry ", entry.sequence(), ": the tree holds ", edge.size(),
+                                   " leaves, so the next leaf is entry ", edge.size() + 1));
+  }
+  edge.Append(entry.hash(), [&state](int level, uint64_t index, const std::string& hash) {
+    state.Put(Space::kProjections, TreeNodeKey(level, index), hash);
+  });
+  state.Put(Space::kProjections, kTreeEdgeKey, edge.Encode());
   return absl::OkStatus();
 }
 

@@ -64,6 +64,13 @@ struct Decision {
 std::string AccountKey(std::string_view account);
 std::string DateIndexKey(Date date, uint64_t sequence);
 
+// The Merkle tree (engine/merkle.h): its right edge and its perfect subtrees of two or
+// more leaves, kept as projections; AppendToTree adds an entry as the next leaf.
+inline constexpr std::string_view kTreeEdgeKey = "t/edge";
+inline constexpr std::string_view kTreeNodePrefix = "m/";
+std::string TreeNodeKey(int level, uint64_t index);
+[[nodiscard]] absl::Status AppendToTree(const v1::Entry& entry, StateWriter& state);
+
 // Roles the rules themselves check (the service checks every method's roles as well).
 inline constexpr std::string_view kRoleApprover = "approver";
 inline constexpr std::string_view kRoleSupervisor = "supervisor";
