@@ -51,6 +51,10 @@ const std::map<std::string, std::vector<Role>, std::less<>>& MethodTable() {
       {"GetPortfolio", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kPortal, kAdmin}},
       {"GetProgrammeReport", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kPortal, kAdmin}},
       {"ListOverdueLoans", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
+      {"GetCheckpoint", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
+      {"GetInclusionProof", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
+      {"GetConsistencyProof", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
+      {"StreamEntries", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
   };
   return *kTable;
 }

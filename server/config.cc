@@ -79,7 +79,12 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
   }
   ServerConfig config;
   GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
-      root, "", {"listen", "data_dir", "tls", "tokens", "business_date", "writer", "grpc"}));
+      root, "", {"listen", "data_dir", "tls", "tokens", "business_date", "writer", "grpc", "checkpoint"}));
+  if (const toml::table* checkpoint = root.get_as<toml::table>("checkpoint")) {
+    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*checkpoint, "checkpoint.", {"origin", "key_file"}));
+    GONGDAI_RETURN_IF_ERROR(Read(*checkpoint, "checkpoint.", "origin", config.checkpoint_origin));
+    GONGDAI_RETURN_IF_ERROR(Read(*checkpoint, "checkpoint.", "key_file", config.checkpoint_key_file));
+  }
   GONGDAI_RETURN_IF_ERROR(Read(root, "", "listen", config.listen_address));
   GONGDAI_RETURN_IF_ERROR(Read(root, "", "data_dir", config.data_dir));
   if (const toml::table* tls = root.get_as<toml::table>("tls")) {
@@ -154,6 +159,13 @@ fixed = ""
 queue_commands_max = 8192
 # Commands committed together in one synced write.
 batch_commands_max = 512
+
+[checkpoint]
+# The origin line of signed checkpoints (and the name of their Ed25519 key).
+origin = "gongdai.ledger"
+# PKCS#8 PEM Ed25519 private key; created owner-only when missing.
+# Default: <data_dir>/checkpoint-key.pem
+key_file = ""
 
 [grpc]
 max_message_bytes = 4194304

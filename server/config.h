@@ -45,6 +45,11 @@ struct ServerConfig {
   int max_message_bytes = 4 << 20;
   // The gRPC reflection service, so standard tools can discover the API. Default: on.
   bool reflection = true;
+  // Checkpoints: the log's origin line (also the signing key's name) and the Ed25519
+  // private key (PKCS#8 PEM). Defaults: "gongdai.ledger" and <data_dir>/checkpoint-key.pem,
+  // created owner-only on first start.
+  std::string checkpoint_origin = "gongdai.ledger";
+  std::string checkpoint_key_file;
   // Writes at most this many requests being handled at once before RESOURCE_EXHAUSTED
   // answers (the writer queue bounds them further). Default: 4096.
   int max_concurrent_streams = 4096;

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <pthread.h>
 
+#include "engine/checkpoint.h"
 #include "server/config.h"
 #include "server/demo.h"
 #include "server/server.h"
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   std::string business_date;
   bool print_config = false;
   bool demo = false;
+  bool print_key = false;
   app.add_option("-c,--config", config_path, "TOML configuration file (every setting has a default)")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "address to listen on, overriding the config (default 127.0.0.1:50051)");
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
   app.add_option("--business-date", business_date,
                  "fix today's business date (YYYY-MM-DD), for demos and tests");
   app.add_flag("--print-default-config", print_config, "print the default configuration and exit");
+  app.add_flag("--print-public-key", print_key,
+               "print the verifier key of the server's checkpoints (for auditors) and exit");
   app.add_flag("--demo", demo,
                "load the demo book (Ji'an's 2020 programme: 330 loans, 62,470,000.00 yuan) into an "
                "empty ledger; fixes the business date at 2021-03-31 unless --business-date is given");
@@ -62,6 +66,21 @@ int main(int argc, char** argv) {
     }
     config.business_date_mode = gongdai::server::BusinessDateMode::kFixed;
     config.fixed_business_date = business_date;
+  }
+
+  if (print_key) {
+    std::filesystem::create_directories(config.data_dir);
+    const std::string key_file = config.checkpoint_key_file.empty()
+                                     ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()
+                                     : config.checkpoint_key_file;
+    absl::StatusOr<gongdai::CheckpointSigner> signer =
+        gongdai::CheckpointSigner::LoadOrCreate(key_file, config.checkpoint_origin);
+    if (!signer.ok()) {
+      std::cerr << "gongdai-server: " << signer.status().message() << "\n";
+      return 1;
+    }
+    std::cout << signer->VerifierKey() << "\n";
+    return 0;
   }
 
   // SIGINT and SIGTERM are taken by a waiting thread, not by whichever thread the kernel

@@ -35,6 +35,7 @@ class GongdaiServer {
   const std::string& development_tokens_path() const { return development_tokens_path_; }
   bool development_tokens_created() const { return development_tokens_created_; }
   Ledger& ledger() { return *ledger_; }
+  const CheckpointSigner& signer() const { return *signer_; }
 
  private:
   GongdaiServer() = default;
@@ -42,6 +43,7 @@ class GongdaiServer {
 
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Authenticator> authenticator_;
+  std::unique_ptr<CheckpointSigner> signer_;
   std::unique_ptr<LedgerService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string listening_address_;

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <set>
 
+#include "engine/checkpoint.h"
+#include "engine/date.h"
 #include "engine/rules.h"
 #include "engine/sha256.h"
 #include "engine/status.h"
@@ -50,9 +52,12 @@ void FillReceipt(const CommandResult& result, v1::EntryReceipt* receipt) {
 
 }  // namespace
 
-LedgerService::LedgerService(Ledger* ledger, const Authenticator* authenticator,
+LedgerService::LedgerService(Ledger* ledger, const Authenticator* authenticator, const CheckpointSigner* signer,
                              std::function<void()> on_writer_stopped)
-    : ledger_(ledger), authenticator_(authenticator), on_writer_stopped_(std::move(on_writer_stopped)) {}
+    : ledger_(ledger),
+      authenticator_(authenticator),
+      signer_(signer),
+      on_writer_stopped_(std::move(on_writer_stopped)) {}
 
 LedgerService::Reactor* LedgerService::Write(Context* context, const char* method,
                                              const std::string& request_id,
@@ -625,6 +630,179 @@ LedgerService::Reactor* LedgerService::ListOverdueLoans(Context* c, const v1::Li
     }
     return absl::OkStatus();
   });
+}
+
+// ---- Audit ------------------------------------------------------------------------------
+
+LedgerService::Reactor* LedgerService::GetCheckpoint(Context* c, const v1::GetCheckpointRequest*,
+                                                     v1::SignedCheckpoint* response) {
+  return Read(c, "GetCheckpoint", [this, response](const Caller&) {
+    absl::StatusOr<TreeHead> head = ledger_->GetTreeHead();
+    if (!head.ok()) return head.status();
+    Checkpoint checkpoint{signer_->origin(), head->size, head->root, NowUnixMicros() / 1'000'000};
+    response->set_note(signer_->Sign(checkpoint));
+    response->set_tree_size(head->size);
+    response->set_root_hash(ToHex(head->root));
+    response->set_time_unix(checkpoint.time_unix);
+    response->set_verifier_key(signer_->VerifierKey());
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::GetInclusionProof(Context* c, const v1::GetInclusionProofRequest* r,
+                                                         v1::InclusionProof* response) {
+  return Read(c, "GetInclusionProof", [this, r, response](const Caller&) {
+    if (r->sequence() == 0) return InvalidField("sequence", "REQUIRED", "must name an entry (1 or more)");
+    absl::StatusOr<std::vector<std::string>> proof = ledger_->GetInclusionProof(r->sequence() - 1, r->tree_size());
+    if (!proof.ok()) return proof.status();
+    absl::StatusOr<v1::Entry> entry = ledger_->GetEntry(r->sequence());
+    if (!entry.ok()) return entry.status();
+    response->set_sequence(r->sequence());
+    response->set_tree_size(r->tree_size());
+    for (const std::string& h : *proof) response->add_hashes(ToHex(h));
+    *response->mutable_entry() = *std::move(entry);
+    return absl::OkStatus();
+  });
+}
+
+LedgerService::Reactor* LedgerService::GetConsistencyProof(Context* c, const v1::GetConsistencyProofRequest* r,
+                                                           v1::ConsistencyProof* response) {
+  return Read(c, "GetConsistencyProof", [this, r, response](const Caller&) {
+    absl::StatusOr<std::vector<std::string>> proof = ledger_->GetConsistencyProof(r->old_size(), r->new_size());
+    if (!proof.ok()) return proof.status();
+    response->set_old_size(r->old_size());
+    response->set_new_size(r->new_size());
+    for (const std::string& h : *proof) response->add_hashes(ToHex(h));
+    return absl::OkStatus();
+  });
+}
+
+namespace {
+
+// Sends entries one at a time: the next is read only when the client has taken the last,
+// so a slow reader costs one entry of memory. Following, it waits for the writer to make
+// more entries durable.
+class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
+ public:
+  EntryStream(Ledger* ledger, uint64_t start, bool follow, std::string principal)
+      : ledger_(ledger), next_(std::max<uint64_t>(start, 1)), follow_(follow), principal_(std::move(principal)),
+        shared_(std::make_shared<Shared>()) {}
+
+  void Begin() {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    Next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    if (!ok) {
+      End(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    Next();
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    if (waiting_) End(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+
+  void OnDone() override {
+    spdlog::info("rpc method=StreamEntries principal={} sent={} next={}", principal_, sent_, next_);
+    delete this;
+  }
+
+ private:
+  struct Shared {
+    std::mutex mutex;
+    bool finished = false;
+  };
+  static constexpr size_t kReadAhead = 64;
+
+  // Called with the mutex held.
+  void Next() {
+    if (shared_->finished) return;
+    waiting_ = false;
+    if (buffer_.empty()) {
+      absl::StatusOr<std::vector<v1::Entry>> entries = ledger_->ListEntries(next_, kReadAhead);
+      if (!entries.ok()) {
+        End(ToGrpcStatus(entries.status()));
+        return;
+      }
+      buffer_.assign(std::make_move_iterator(entries->begin()), std::make_move_iterator(entries->end()));
+      std::reverse(buffer_.begin(), buffer_.end());
+    }
+    if (!buffer_.empty()) {
+      current_ = std::move(buffer_.back());
+      buffer_.pop_back();
+      next_ = current_.sequence() + 1;
+      ++sent_;
+      StartWrite(&current_);
+      return;
+    }
+    if (!follow_) {
+      End(grpc::Status::OK);
+      return;
+    }
+    waiting_ = true;
+    std::shared_ptr<Shared> shared = shared_;
+    inside_next_ = this;
+    ledger_->NotifyWhenBeyond(next_ - 1, [this, shared] {
+      if (inside_next_ == this) {
+        // Called at once, from inside Next() (the mutex is already held): go on below.
+        pending_immediate_ = true;
+        return;
+      }
+      // On the writer thread, after a commit (or as the ledger closes).
+      std::lock_guard<std::mutex> lock(shared->mutex);
+      if (!shared->finished && waiting_) Next();
+    });
+    inside_next_ = nullptr;
+    if (pending_immediate_) {
+      pending_immediate_ = false;
+      Next();
+    }
+  }
+
+  void End(const grpc::Status& status) {
+    if (shared_->finished) return;
+    shared_->finished = true;
+    Finish(status);
+  }
+
+  Ledger* const ledger_;
+  uint64_t next_;
+  const bool follow_;
+  const std::string principal_;
+  std::shared_ptr<Shared> shared_;
+  std::vector<v1::Entry> buffer_;  // read ahead, last entry first
+  v1::Entry current_;
+  uint64_t sent_ = 0;
+  bool waiting_ = false;
+  bool pending_immediate_ = false;
+  static thread_local const EntryStream* inside_next_;
+};
+
+thread_local const EntryStream* EntryStream::inside_next_ = nullptr;
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::Entry>* LedgerService::StreamEntries(Context* c, const v1::StreamEntriesRequest* r) {
+  absl::StatusOr<Principal> principal = authenticator_->Authenticate(Metadata(c, "authorization"));
+  absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, "StreamEntries") : principal.status();
+  if (!role.ok()) {
+    class Refusal final : public grpc::ServerWriteReactor<v1::Entry> {
+     public:
+      explicit Refusal(const grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    grpc::Status status = ToGrpcStatus(role.status());
+    LogRequest("StreamEntries", principal.ok() ? principal->id : "", "", status, Clock::now());
+    return new Refusal(status);
+  }
+  auto* stream = new EntryStream(ledger_, r->start_sequence(), r->follow(), principal->id);
+  stream->Begin();
+  return stream;
 }
 
 }  // namespace gongdai::server

@@ -7,6 +7,7 @@
 
 #include <functional>
 
+#include "engine/checkpoint.h"
 #include "engine/ledger.h"
 #include "engine/status.h"
 #include "gongdai/v1/ledger_service.grpc.pb.h"
@@ -19,7 +20,7 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   // `ledger` and `authenticator` must outlive the service. `on_writer_stopped` is called
   // (possibly more than once, from the writer thread) when a write finds the ledger
   // stopped, so health can turn NOT_SERVING.
-  LedgerService(Ledger* ledger, const Authenticator* authenticator,
+  LedgerService(Ledger* ledger, const Authenticator* authenticator, const CheckpointSigner* signer,
                 std::function<void()> on_writer_stopped);
 
   using Reactor = grpc::ServerUnaryReactor;
@@ -59,6 +60,10 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   Reactor* GetPortfolio(Context*, const v1::GetPortfolioRequest*, v1::Portfolio*) override;
   Reactor* GetProgrammeReport(Context*, const v1::GetProgrammeReportRequest*, v1::ProgrammeReport*) override;
   Reactor* ListOverdueLoans(Context*, const v1::ListOverdueLoansRequest*, v1::ListOverdueLoansResponse*) override;
+  Reactor* GetCheckpoint(Context*, const v1::GetCheckpointRequest*, v1::SignedCheckpoint*) override;
+  Reactor* GetInclusionProof(Context*, const v1::GetInclusionProofRequest*, v1::InclusionProof*) override;
+  Reactor* GetConsistencyProof(Context*, const v1::GetConsistencyProofRequest*, v1::ConsistencyProof*) override;
+  grpc::ServerWriteReactor<v1::Entry>* StreamEntries(Context*, const v1::StreamEntriesRequest*) override;
 
   struct Caller;
   using Fill = std::function<absl::Status(const CommandResult&, const Caller&)>;
@@ -74,6 +79,7 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
 
   Ledger* const ledger_;
   const Authenticator* const authenticator_;
+  const CheckpointSigner* const signer_;
   const std::function<void()> on_writer_stopped_;
 };
 
