@@ -17,6 +17,7 @@
 #include "engine/loan_math.h"
 #include "engine/merkle.h"
 #include "engine/programme.h"
+#include "engine/replay.h"
 #include "engine/rules.h"
 #include "engine/sha256.h"
 #include "engine/status.h"
@@ -25,29 +26,6 @@
 
 namespace gongdai {
 namespace {
-
-// Derived state held in memory: what a rebuild produces.
-class MemoryState final : public StateWriter {
- public:
-  absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override {
-    const auto& map = spaces_[static_cast<size_t>(space)];
-    auto it = map.find(std::string(key));
-    if (it == map.end()) return std::nullopt;
-    return it->second;
-  }
-  void Put(Space space, std::string_view key, std::string_view value) override {
-    spaces_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
-  }
-  void Delete(Space space, std::string_view key) override {
-    spaces_[static_cast<size_t>(space)].erase(std::string(key));
-  }
-  const std::map<std::string, std::string>& space(Space s) const {
-    return spaces_[static_cast<size_t>(s)];
-  }
-
- private:
-  std::array<std::map<std::string, std::string>, kSpaceCount> spaces_;
-};
 
 // The writer's view of one batch: reads through to storage, keeps its own writes (the
 // batch's entries included) until they are flushed into the batch's WriteBatch.
@@ -137,21 +115,6 @@ class StorageReader final : public StateReader {
 size_t PageSize(size_t requested) {
   if (requested == 0) return kPageSizeDefault;
   return std::min(requested, kPageSizeMax);
-}
-
-std::string Printable(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kDigits[] = "0123456789abcdef";
-      out += "\\x";
-      out += kDigits[c >> 4];
-      out += kDigits[c & 0xf];
-    }
-  }
-  return out;
 }
 
 // Why a retry under an existing request id is not the same command, or "" if it is.
@@ -722,40 +685,7 @@ absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::Impl::CompareProjectio
   MemoryState rebuilt;
   absl::Status replayed = ReplayInto(rebuilt, snapshot.get());
   if (!replayed.ok()) return replayed;
-  for (Space space : {Space::kProjections, Space::kIndexes, Space::kRequestIds}) {
-    const std::map<std::string, std::string>& expected = rebuilt.space(space);
-    auto next = expected.begin();
-    std::optional<ProjectionMismatch> mismatch;
-    auto report = [&](std::string_view key, std::string stored, std::string want) {
-      mismatch = ProjectionMismatch{std::string(SpaceName(space)), Printable(key),
-                                    std::move(stored), std::move(want)};
-    };
-    absl::Status scanned = storage_->Scan(
-        space, "",
-        [&](std::string_view key, std::string_view value) {
-          if (next != expected.end() && next->first < key) {
-            report(next->first, "<absent>", Printable(next->second));
-            return false;
-          }
-          if (next == expected.end() || next->first != key) {
-            report(key, Printable(value), "<absent>");
-            return false;
-          }
-          if (next->second != value) {
-            report(key, Printable(value), Printable(next->second));
-            return false;
-          }
-          ++next;
-          return true;
-        },
-        snapshot.get());
-    if (!scanned.ok()) return scanned;
-    if (!mismatch.has_value() && next != expected.end()) {
-      report(next->first, "<absent>", Printable(next->second));
-    }
-    if (mismatch.has_value()) return mismatch;
-  }
-  return std::nullopt;
+  return CompareDerivedSpaces(*storage_, snapshot.get(), rebuilt);
 }
 
 absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
@@ -763,7 +693,7 @@ absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
   absl::Status replayed = ReplayInto(rebuilt, nullptr);
   if (!replayed.ok()) return replayed;
   StorageBatch batch = storage_->NewBatch();
-  for (Space space : {Space::kProjections, Space::kIndexes, Space::kRequestIds}) {
+  for (Space space : kDerivedSpaces) {
     absl::Status scanned = storage_->Scan(space, "", [&](std::string_view key, std::string_view) {
       batch.Delete(space, key);
       return true;

@@ -1077,6 +1077,8 @@ absl::StatusOr<std::optional<v1::LoanState>> ReadLoan(StateReader& state, std::s
   return ReadProto<v1::LoanState>(state, Space::kProjections, LoanKey(id));
 }
 
+std::string ProgrammeLoanId(const v1::Event& event) { return LoanIdOf(event); }
+
 void ClearDecidedFields(const v1::Event& request, v1::Event* recorded) {
   switch (recorded->kind_case()) {
     case v1::Event::kBorrowerRegistered:

@@ -32,6 +32,9 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
 // `request`), so a retried request can be compared with the one that was recorded.
 void ClearDecidedFields(const v1::Event& request, v1::Event* recorded);
 
+// The loan a programme event concerns, "" for none.
+std::string ProgrammeLoanId(const v1::Event& event);
+
 // Keys of the programme's projections and indexes.
 std::string ProductKey(std::string_view product_id);
 std::string BorrowerKey(std::string_view borrower_id);

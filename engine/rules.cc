@@ -171,6 +171,12 @@ absl::StatusOr<Decision> Decide(StateReader& state, const Command& command, Date
 }
 
 absl::Status Apply(const v1::Entry& entry, StateWriter& state) {
+  absl::Status applied = ApplyWithoutTree(entry, state);
+  if (!applied.ok()) return applied;
+  return AppendToTree(entry, state);
+}
+
+absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state) {
   absl::Status programme = ApplyProgramme(entry, state);
   if (!programme.ok()) return programme;
   for (const v1::Posting& posting : entry.postings()) {
@@ -195,7 +201,7 @@ absl::Status Apply(const v1::Entry& entry, StateWriter& state) {
   if (!date.ok()) return date.status();
   state.Put(Space::kIndexes, DateIndexKey(*date, entry.sequence()), "");
   state.Put(Space::kRequestIds, entry.request_id(), SequenceKey(entry.sequence()));
-  return AppendToTree(entry, state);
+  return absl::OkStatus();
 }
 
 std::string TreeNodeKey(int level, uint64_t index) {

@@ -57,6 +57,10 @@ struct Decision {
 // the command; a replay reports the entry.
 [[nodiscard]] absl::Status Apply(const v1::Entry& entry, StateWriter& state);
 
+// Apply without the Merkle tree, for a replay "as of a date" that skips later-dated
+// entries (each loan's entries are in date order, so the skipped ones are suffixes).
+[[nodiscard]] absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state);
+
 // Account paths: 2-8 colon-separated segments of [a-z0-9_-], at most 128 bytes in all.
 [[nodiscard]] absl::Status ValidateAccountPath(std::string_view path, std::string_view field);
 

@@ -91,32 +91,33 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  absl::StatusOr<std::unique_ptr<gongdai::server::GongdaiServer>> server =
-      gongdai::server::GongdaiServer::Start(config);
-  if (!server.ok()) {
-    std::cerr << "gongdai-server: " << server.status().message() << "\n";
-    return 1;
-  }
+  // The demo book is loaded before the server listens, so nothing interleaves with it.
+  std::function<absl::Status(gongdai::Ledger&)> prepare;
   if (demo) {
-    gongdai::Ledger& ledger = (*server)->ledger();
-    if (ledger.Head().sequence == 0) {
+    prepare = [](gongdai::Ledger& ledger) -> absl::Status {
+      if (ledger.Head().sequence != 0) {
+        std::printf("the ledger already has %llu entries: demo book not loaded\n",
+                    static_cast<unsigned long long>(ledger.Head().sequence));
+        return absl::OkStatus();
+      }
       std::printf("loading the demo book (Ji'an 2020) ...\n");
       std::fflush(stdout);
       absl::StatusOr<gongdai::server::DemoSummary> loaded = gongdai::server::LoadDemoBook(ledger);
-      if (!loaded.ok()) {
-        std::cerr << "gongdai-server: " << loaded.status().message() << "\n";
-        return 1;
-      }
+      if (!loaded.ok()) return loaded.status();
       std::printf("demo book loaded: %d borrowers, %d loans disbursed in 2020 (%s yuan, %d jobs expected), "
                   "%d applications rejected, %d withdrawn, %llu entries\n",
                   loaded->borrowers, loaded->loans_disbursed,
                   gongdai::Money::FromFen(loaded->disbursed_fen).ToString().c_str(), loaded->jobs_expected,
                   loaded->applications_rejected, loaded->applications_withdrawn,
                   static_cast<unsigned long long>(loaded->entries));
-    } else {
-      std::printf("the ledger already has %llu entries: demo book not loaded\n",
-                  static_cast<unsigned long long>(ledger.Head().sequence));
-    }
+      return absl::OkStatus();
+    };
+  }
+  absl::StatusOr<std::unique_ptr<gongdai::server::GongdaiServer>> server =
+      gongdai::server::GongdaiServer::Start(config, prepare);
+  if (!server.ok()) {
+    std::cerr << "gongdai-server: " << server.status().message() << "\n";
+    return 1;
   }
   const gongdai::JournalHead head = (*server)->ledger().Head();
   std::printf("gongdai-server listening on %s (%s)\n", (*server)->listening_address().c_str(),

@@ -27,7 +27,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(const ServerConfig& config) {
+absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
+    const ServerConfig& config, const std::function<absl::Status(Ledger&)>& prepare) {
   std::unique_ptr<GongdaiServer> server(new GongdaiServer());
   std::vector<TokenEntry> tokens = config.tokens;
   if (tokens.empty()) {
@@ -54,6 +55,10 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(const Server
       Ledger::Open((std::filesystem::path(config.data_dir) / "ledger").string(), options);
   if (!ledger.ok()) return ledger.status();
   server->ledger_ = *std::move(ledger);
+  if (prepare) {
+    absl::Status prepared = prepare(*server->ledger_);
+    if (!prepared.ok()) return prepared;
+  }
 
   const std::string key_file = config.checkpoint_key_file.empty()
                                    ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()

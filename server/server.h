@@ -20,7 +20,10 @@ class GongdaiServer {
  public:
   // Opens the ledger under config.data_dir, creates development tokens when the config
   // has none, and starts listening.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<GongdaiServer>> Start(const ServerConfig& config);
+  // `prepare`, when given, runs on the opened ledger before the server listens (the demo
+  // book is loaded this way, so no call can interleave with it).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<GongdaiServer>> Start(
+      const ServerConfig& config, const std::function<absl::Status(Ledger&)>& prepare = nullptr);
 
   // Stops accepting calls, finishes those in flight (every acknowledged write is already
   // durable) and closes the ledger. Safe to call once, from any thread but a handler.
