@@ -439,6 +439,46 @@ TEST_F(CliTest, ListsLineUpNamesOfDifferentWidths) {
   EXPECT_EQ(ColumnOf(lines[3], "Wang's Tea"), ColumnOf(lines[0], "Enterprise")) << r.out;
 }
 
+TEST_F(CliTest, OverdueLoansAndTheProgrammeReport) {
+  ActiveLoan();
+  ASSERT_EQ(As("cashier", {"loan", "repay", "L000001", "--amount", "1500"}).code, 0);
+  CliResult r = As("officer", {"loan", "overdue", "--as-of", "2020-09-06"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r.out;
+  EXPECT_EQ(lines[0], "Overdue loans as of 2020-09-06, most days past due first");
+  EXPECT_TRUE(Contains(lines[3], "L000001")) << r.out;
+  EXPECT_TRUE(Contains(lines[3], "吉州区")) << r.out;
+  EXPECT_TRUE(Contains(lines[3], "2020-08-30")) << r.out;
+  for (size_t i = 2; i < lines.size(); ++i)
+    EXPECT_EQ(Columns(lines[i]), Columns(lines[1])) << r.out;
+
+  r = As("portal", {"report", "--year", "2020", "--by", "county"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  lines = Lines(r.out);
+  ASSERT_GE(lines.size(), 5u) << r.out;
+  EXPECT_EQ(lines[0], "Programme report 2020-01-01 to 2020-12-31, by county");
+  for (size_t i = 2; i < lines.size(); ++i)
+    EXPECT_EQ(Columns(lines[i]), Columns(lines[1])) << r.out;
+  EXPECT_TRUE(Contains(r.out, "吉州区")) << r.out;
+  EXPECT_TRUE(lines.back().starts_with("Total")) << r.out;
+  EXPECT_TRUE(Contains(lines.back(), "12,000.00")) << r.out;
+
+  r = As("portal", {"--json", "report", "--year", "2020", "--quarter", "2"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  const v1::ProgrammeReport report = FromJson<v1::ProgrammeReport>(r.out);
+  EXPECT_EQ(report.from(), "2020-04-01");
+  EXPECT_EQ(report.total().loans_disbursed(), 1);
+  EXPECT_EQ(report.total().amount_disbursed(), "12000.00");
+
+  r = As("portal", {"report", "--quarter", "2"});
+  EXPECT_EQ(r.code, 2) << r.Show();
+  EXPECT_TRUE(Contains(r.err, "--year")) << r.err;
+  r = As("portal", {"report", "--year", "2020", "--by", "town"});
+  EXPECT_EQ(r.code, 2) << r.Show();
+  EXPECT_TRUE(Contains(r.err, "--by")) << r.err;
+}
+
 TEST_F(CliTest, JsonOutputIsTheResponseMessage) {
   ActiveLoan();
   CliResult r = As("cashier", {"--json", "loan", "repay", "L000001", "--amount", "1500"});
@@ -779,6 +819,42 @@ TEST_F(CliTest, SettingsComeFromTheEnvironmentAndTheProfile) {
   r = RunCli({"--profile", bad, "loan", "show", "L000001"}, home_);
   EXPECT_EQ(r.code, 2) << r.Show();
   EXPECT_TRUE(Contains(r.err, "unknown setting \"sever\"")) << r.err;
+}
+
+TEST_F(CliTest, TlsWithACaFileAndAServerName) {
+  server_->Stop();
+  const std::string key = dir_.Sub("key.pem");
+  const std::string cert = dir_.Sub("cert.pem");
+  const std::string command =
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
+      " -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  const std::string config =
+      WriteFile("server.toml", "listen = \"127.0.0.1:0\"\n[tls]\ncert_file = \"" + cert +
+                                   "\"\nkey_file = \"" + key + "\"\n");
+  server_ = std::make_unique<ServerProcess>();
+  ASSERT_TRUE(server_->Start(dir_.Sub("tls-data"), {"--config", config})) << server_->startup();
+  const std::string tokens = dir_.Sub("tls-data") + "/dev-tokens.toml";
+  // 127.0.0.1 is not the certificate's name: --tls-server-name says which name to expect.
+  CliResult r = RunCli({"--server", server_->address(), "--token-file", tokens, "--ca-file", cert,
+                        "--tls-server-name", "localhost", "product", "list"},
+                       home_);
+  EXPECT_EQ(r.code, 0) << r.Show();
+  EXPECT_TRUE(Contains(r.out, "No products are defined.")) << r.out;
+  r = RunCli({"--server", server_->address(), "--token-file", tokens, "product", "list"}, home_,
+             WithEnv({"GONGDAI_CA_FILE=" + cert, "GONGDAI_TLS_SERVER_NAME=localhost"}));
+  EXPECT_EQ(r.code, 0) << r.Show();
+  // Plaintext to a TLS port does not get through.
+  r = RunCli(
+      {"--server", server_->address(), "--token-file", tokens, "--timeout", "2", "product", "list"},
+      home_);
+  EXPECT_EQ(r.code, 5) << r.Show();
+  // A CA file that cannot be read is a usage error.
+  r = RunCli({"--server", server_->address(), "--token-file", tokens, "--ca-file",
+              dir_.Sub("missing.pem"), "product", "list"},
+             home_);
+  EXPECT_EQ(r.code, 2) << r.Show();
+  EXPECT_TRUE(Contains(r.err, "missing.pem")) << r.err;
 }
 
 TEST(CliWorkingDirectoryTest, FindsTheDevelopmentTokensOfAServerInTheSameDirectory) {
