@@ -12,6 +12,17 @@ namespace {
 
 std::string OrDash(const std::string& text) { return text.empty() ? "-" : text; }
 
+// A count with thousands separators: 2,556.
+std::string Count(int64_t n) {
+  const std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return (n < 0 ? "-" : "") + out;
+}
+
 std::string Decision(const v1::LoanDecision& d) {
   std::string out = d.date() + " by " + d.principal_id();
   if (!d.role().empty()) out += " (" + d.role() + ")";
@@ -507,14 +518,14 @@ std::string RenderProgrammeReport(const v1::ProgrammeReport& report) {
   const v1::ReportFigures& t = report.total();
   if (report.group_by().empty()) {
     Table kv = Table::KeyValue();
-    kv.AddRow({"Applications received", std::to_string(t.applications_received())});
-    kv.AddRow({"Approved", std::to_string(t.applications_approved())});
-    kv.AddRow({"Rejected", std::to_string(t.applications_rejected())});
-    kv.AddRow({"Withdrawn", std::to_string(t.applications_withdrawn())});
-    kv.AddRow({"Loans disbursed", std::to_string(t.loans_disbursed())});
+    kv.AddRow({"Applications received", Count(t.applications_received())});
+    kv.AddRow({"Approved", Count(t.applications_approved())});
+    kv.AddRow({"Rejected", Count(t.applications_rejected())});
+    kv.AddRow({"Withdrawn", Count(t.applications_withdrawn())});
+    kv.AddRow({"Loans disbursed", Count(t.loans_disbursed())});
     kv.AddRow({"Amount disbursed", FormatAmount(t.amount_disbursed())});
-    kv.AddRow({"Jobs expected", std::to_string(t.jobs_expected())});
-    kv.AddRow({"Jobs reported", std::to_string(t.jobs_reported())});
+    kv.AddRow({"Jobs expected", Count(t.jobs_expected())});
+    kv.AddRow({"Jobs reported", Count(t.jobs_reported())});
     kv.AddRow({"Repayments received", FormatAmount(t.repayments_received())});
     kv.AddRow({"Principal due", FormatAmount(t.principal_due())});
     kv.AddRow({"Repaid on time", FormatAmount(t.principal_repaid_on_time()) + " (" +
@@ -524,7 +535,7 @@ std::string RenderProgrammeReport(const v1::ProgrammeReport& report) {
     kv.AddRow({"Written off", FormatAmount(t.written_off())});
     kv.AddRow({"Recovered", FormatAmount(t.recovered())});
     kv.AddRow({"At the end of the period", ""});
-    kv.AddRow({"  Loans outstanding", std::to_string(t.loans_outstanding())});
+    kv.AddRow({"  Loans outstanding", Count(t.loans_outstanding())});
     kv.AddRow({"  Outstanding principal", FormatAmount(t.outstanding_principal())});
     kv.AddRow({"  Overdue principal", FormatAmount(t.overdue_principal())});
     kv.AddRow({"  PAR30", FormatAmount(t.par30()) + " (" + FormatPercent(t.par30_ratio()) + ")"});
@@ -547,9 +558,9 @@ std::string RenderProgrammeReport(const v1::ProgrammeReport& report) {
   Table table(std::move(columns));
   const auto add = [&](std::vector<std::string> cells, const v1::ReportFigures& f) {
     for (std::string cell :
-         {std::to_string(f.applications_received()), std::to_string(f.applications_approved()),
-          std::to_string(f.loans_disbursed()), FormatAmount(f.amount_disbursed()),
-          std::to_string(f.jobs_expected()), std::to_string(f.jobs_reported()),
+         {Count(f.applications_received()), Count(f.applications_approved()),
+          Count(f.loans_disbursed()), FormatAmount(f.amount_disbursed()),
+          Count(f.jobs_expected()), Count(f.jobs_reported()),
           FormatAmount(f.repayments_received()), FormatAmount(f.outstanding_principal()),
           FormatAmount(f.overdue_principal()), FormatPercent(f.par30_ratio()),
           FormatPercent(f.on_time_collection_rate()), FormatAmount(f.written_off()),

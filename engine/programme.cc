@@ -1287,8 +1287,9 @@ absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& comm
       absl::StatusOr<v1::BorrowerState> b = ExistingBorrower(state, e.borrower_id());
       if (!b.ok()) return b.status();
       if (b->status() == e.status()) {
-        return Refused("STATUS_UNCHANGED", Cat("borrower ", e.borrower_id(), " already has status ",
-                                               v1::TalentPoolStatus_Name(e.status())));
+        return Refused("STATUS_UNCHANGED", Cat("borrower ", e.borrower_id(), " is already ",
+                                               Lower(v1::TalentPoolStatus_Name(e.status()).substr(19)),
+                                               " in the talent pool"));
       }
       return Decision{event, {}};
     }

@@ -274,7 +274,9 @@ void ExpectReportMatches(const ProgrammeReport& report, const std::map<std::stri
   for (const auto& [county, f] : expected) {
     bool any = f.loans_outstanding != 0;
     for (const auto& [name, value] : f.flows) any |= value != 0;
-    if (any) EXPECT_TRUE(seen.count(county)) << "missing row " << county;
+    if (any) {
+      EXPECT_TRUE(seen.count(county)) << "missing row " << county;
+    }
   }
 }
 

@@ -509,7 +509,7 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
     std::optional<v1::BorrowerState> borrower = replay.Borrower(borrower_id);
     if (!borrower.has_value()) return Trouble(kExitUsage, Cat("no borrower ", borrower_id, " then"));
     out << borrower->borrower_id() << "  " << borrower->details().name() << "  " << borrower->details().county()
-        << "  " << v1::TalentPoolStatus_Name(borrower->status()).substr(20) << "\n";
+        << "  " << v1::TalentPoolStatus_Name(borrower->status()).substr(19) << "\n";
     for (const v1::LoanState& loan : replay.Loans()) {
       if (loan.borrower_id() == borrower_id) print_loan(loan);
     }
