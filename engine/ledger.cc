@@ -27,39 +27,64 @@
 namespace gongdai {
 namespace {
 
-// The writer's view of one batch: reads through to storage, keeps its own writes (the
-// batch's entries included) until they are flushed into the batch's WriteBatch.
+// The writer's view of one batch: its own writes (the batch's entries included) until
+// they are flushed into the batch's WriteBatch, over the writes of the batch before it
+// (which may still be on its way to disk), over storage. Used by the sequencer thread
+// only.
 class BatchState final : public StateWriter {
  public:
-  explicit BatchState(const Storage& storage) : storage_(storage) {}
+  BatchState(const Storage& storage, std::shared_ptr<BatchState> previous)
+      : storage_(storage), previous_(std::move(previous)) {}
 
   absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override {
-    auto& writes = writes_[static_cast<size_t>(space)];
-    auto it = writes.find(std::string(key));
-    if (it != writes.end()) return it->second;
+    if (const std::optional<std::string>* own = Own(space, key)) return *own;
+    if (previous_ != nullptr) {
+      if (const std::optional<std::string>* theirs = previous_->Own(space, key)) return *theirs;
+    }
     return storage_.Get(space, key);
   }
   void Put(Space space, std::string_view key, std::string_view value) override {
     writes_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
+    empty_ = false;
   }
   void Delete(Space space, std::string_view key) override {
     writes_[static_cast<size_t>(space)][std::string(key)] = std::nullopt;
+    empty_ = false;
   }
+  bool empty() const { return empty_; }
+
+  // The batch before the previous one is durable by the time this one runs: only one
+  // level of unwritten batches is ever read through.
+  void ForgetPrevious() { previous_.reset(); }
+
+  // In key order: RocksDB inserts sorted keys into its memtable fastest.
   void FlushInto(StorageBatch& batch) const {
+    std::vector<const std::pair<const std::string, std::optional<std::string>>*> sorted;
     for (size_t s = 0; s < kSpaceCount; ++s) {
-      for (const auto& [key, value] : writes_[s]) {
-        if (value.has_value()) {
-          batch.Put(static_cast<Space>(s), key, *value);
+      sorted.clear();
+      for (const auto& write : writes_[s]) sorted.push_back(&write);
+      std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+      for (const auto* write : sorted) {
+        if (write->second.has_value()) {
+          batch.Put(static_cast<Space>(s), write->first, *write->second);
         } else {
-          batch.Delete(static_cast<Space>(s), key);
+          batch.Delete(static_cast<Space>(s), write->first);
         }
       }
     }
   }
 
  private:
+  const std::optional<std::string>* Own(Space space, std::string_view key) const {
+    const auto& writes = writes_[static_cast<size_t>(space)];
+    auto it = writes.find(std::string(key));
+    return it == writes.end() ? nullptr : &it->second;
+  }
+
   const Storage& storage_;
+  std::shared_ptr<BatchState> previous_;
   std::array<std::unordered_map<std::string, std::optional<std::string>>, kSpaceCount> writes_;
+  bool empty_ = true;
 };
 
 // One command's writes over the batch's state: kept apart until the command is known
@@ -204,10 +229,21 @@ class Ledger::Impl {
     std::function<void()> task;
   };
 
+  // A batch executed by the sequencer, waiting for (or in) its synced write.
+  struct Prepared {
+    std::vector<Pending> batch;
+    std::vector<CommandResult> results;
+    std::optional<StorageBatch> writes;  // nullopt when the batch appends nothing
+    JournalHead head;                    // the chain head once it is durable
+  };
+
   void WriterLoop();
+  void CommitterLoop();
   void ProcessBatch(std::vector<Pending>& batch);
-  CommandResult Execute(const Command& command, BatchState& state, JournalHead& head, Date today, int64_t now_us,
-                        std::unordered_map<std::string, v1::Entry>& batch_entries);
+  void Commit(Prepared& prepared);
+  void HandOff(Prepared prepared);
+  void WaitUntilCommitted();
+  CommandResult Execute(const Command& command, BatchState& state, JournalHead& head, Date today, int64_t now_us);
   absl::StatusOr<v1::Entry> ReadEntry(uint64_t sequence, const StorageSnapshot* snapshot) const;
   absl::Status ReplayInto(MemoryState& state, const StorageSnapshot* snapshot) const;
   void Stop(const absl::Status& why);
@@ -221,6 +257,19 @@ class Ledger::Impl {
   size_t queued_commands_ = 0;
   bool shutting_down_ = false;
   std::thread writer_;
+
+  // The pipeline: the sequencer (writer_) executes batch k+1 while the committer writes
+  // and fsyncs batch k. At most one executed batch waits in the slot, so batch k+1 reads
+  // through batch k's writes only, and batch k-1 is already durable.
+  std::thread committer_;
+  std::mutex commit_mutex_;
+  std::condition_variable commit_changed_;
+  std::optional<Prepared> commit_slot_;
+  bool committing_ = false;
+  bool committer_exit_ = false;
+  // Sequencer thread only: the head after the last executed batch, and that batch's state.
+  JournalHead next_head_;
+  std::shared_ptr<BatchState> previous_state_;
 
   // The durable head: written only by the writer thread after a synced write.
   mutable std::mutex head_mutex_;
@@ -270,7 +319,9 @@ absl::Status Ledger::Impl::Start() {
     }
   }
   head_ = head;
+  next_head_ = head;
   durable_sequence_.store(head.sequence, std::memory_order_release);
+  committer_ = std::thread([this] { CommitterLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
 }
@@ -282,6 +333,12 @@ void Ledger::Impl::Shutdown() {
   }
   queue_ready_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(commit_mutex_);
+    committer_exit_ = true;
+  }
+  commit_changed_.notify_all();
+  if (committer_.joinable()) committer_.join();
   NotifyWaiters(true);
 }
 
@@ -409,6 +466,9 @@ void Ledger::Impl::WriterLoop() {
       }
     }
     if (task) {
+      // Maintenance sees (and may change) storage with nothing on its way to disk.
+      WaitUntilCommitted();
+      previous_state_.reset();
       task();
       continue;
     }
@@ -417,55 +477,110 @@ void Ledger::Impl::WriterLoop() {
   }
 }
 
-void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
-  std::vector<CommandResult> results(batch.size());
+void Ledger::Impl::WaitUntilCommitted() {
+  std::unique_lock<std::mutex> lock(commit_mutex_);
+  commit_changed_.wait(lock, [this] { return !commit_slot_.has_value() && !committing_; });
+}
+
+void Ledger::Impl::HandOff(Prepared prepared) {
+  {
+    std::unique_lock<std::mutex> lock(commit_mutex_);
+    // Free by construction (ProcessBatch waits for it before executing), but never
+    // overwrite a batch.
+    commit_changed_.wait(lock, [this] { return !commit_slot_.has_value(); });
+    commit_slot_ = std::move(prepared);
+  }
+  commit_changed_.notify_all();
+}
+
+void Ledger::Impl::CommitterLoop() {
+  while (true) {
+    Prepared prepared;
+    {
+      std::unique_lock<std::mutex> lock(commit_mutex_);
+      commit_changed_.wait(lock, [this] { return commit_slot_.has_value() || committer_exit_; });
+      if (!commit_slot_.has_value()) return;  // exiting with nothing left to write
+      prepared = std::move(*commit_slot_);
+      commit_slot_.reset();
+      committing_ = true;
+    }
+    commit_changed_.notify_all();
+    Commit(prepared);
+    {
+      std::lock_guard<std::mutex> lock(commit_mutex_);
+      committing_ = false;
+    }
+    commit_changed_.notify_all();
+  }
+}
+
+void Ledger::Impl::Commit(Prepared& prepared) {
+  // A batch executed on top of one that failed to reach the disk must not be written.
   if (stopped_.load(std::memory_order_acquire)) {
     const absl::Status why = WriterStatus();
-    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(CommandResult{why, {}, false});
-    return;
-  }
-  BatchState state(*storage_);
-  StorageBatch writes = storage_->NewBatch();
-  JournalHead head;
-  {
-    std::lock_guard<std::mutex> lock(head_mutex_);
-    head = head_;
-  }
-  const uint64_t first_sequence = head.sequence + 1;
-  const Date today = options_.business_date_today();
-  const int64_t now_us = options_.clock_us();
-  std::unordered_map<std::string, v1::Entry> batch_entries;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    results[i] = Execute(batch[i].command, state, head, today, now_us, batch_entries);
-  }
-
-  if (head.sequence >= first_sequence) {
-    state.FlushInto(writes);
-    v1::JournalHead stored_head;
-    stored_head.set_sequence(head.sequence);
-    stored_head.set_hash(head.hash);
-    writes.Put(Space::kMeta, kMetaHeadKey, stored_head.SerializeAsString());
-    absl::Status written = storage_->Write(writes, /*sync=*/true);
+    for (CommandResult& result : prepared.results) {
+      if (result.status.ok()) result = CommandResult{why, {}, false};
+    }
+  } else if (prepared.writes.has_value()) {
+    absl::Status written = storage_->Write(*prepared.writes, /*sync=*/true);
     if (!written.ok()) {
       Stop(written);
       const absl::Status why = WriterStatus();
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (results[i].status.ok()) results[i] = CommandResult{why, {}, false};
+      for (CommandResult& result : prepared.results) {
+        if (result.status.ok()) result = CommandResult{why, {}, false};
       }
     } else {
       std::lock_guard<std::mutex> lock(head_mutex_);
-      head_ = head;
-      durable_sequence_.store(head.sequence, std::memory_order_release);
+      head_ = prepared.head;
+      durable_sequence_.store(prepared.head.sequence, std::memory_order_release);
     }
   }
-  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+  for (size_t i = 0; i < prepared.batch.size(); ++i) prepared.batch[i].done(std::move(prepared.results[i]));
   NotifyWaiters(false);
 }
 
+void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
+  // Execute only once the batch before the previous one is durable (the slot is free):
+  // this batch then reads through the previous batch's writes and storage, nothing else.
+  {
+    std::unique_lock<std::mutex> lock(commit_mutex_);
+    commit_changed_.wait(lock, [this] { return !commit_slot_.has_value(); });
+  }
+  Prepared prepared;
+  prepared.results.resize(batch.size());
+  if (stopped_.load(std::memory_order_acquire)) {
+    const absl::Status why = WriterStatus();
+    for (CommandResult& result : prepared.results) result = CommandResult{why, {}, false};
+    prepared.batch = std::move(batch);
+    HandOff(std::move(prepared));
+    return;
+  }
+  if (previous_state_ != nullptr) previous_state_->ForgetPrevious();
+  auto state = std::make_shared<BatchState>(*storage_, previous_state_);
+  JournalHead head = next_head_;
+  const uint64_t first_sequence = head.sequence + 1;
+  const Date today = options_.business_date_today();
+  const int64_t now_us = options_.clock_us();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    prepared.results[i] = Execute(batch[i].command, *state, head, today, now_us);
+  }
+  if (head.sequence >= first_sequence) {
+    prepared.writes = storage_->NewBatch();
+    state->FlushInto(*prepared.writes);
+    v1::JournalHead stored_head;
+    stored_head.set_sequence(head.sequence);
+    stored_head.set_hash(head.hash);
+    prepared.writes->Put(Space::kMeta, kMetaHeadKey, stored_head.SerializeAsString());
+  }
+  if (!state->empty()) previous_state_ = std::move(state);
+  next_head_ = head;
+  prepared.head = head;
+  prepared.batch = std::move(batch);
+  HandOff(std::move(prepared));
+}
+
 CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
-                                    JournalHead& head, Date today,
-                                    int64_t now_us,
-                                    std::unordered_map<std::string, v1::Entry>& batch_entries) {
+                                    JournalHead& head, Date today, int64_t now_us) {
   CommandResult result;
   result.status = ValidateCommand(command, today);
   if (!result.status.ok()) return result;
@@ -474,18 +589,23 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
 
   // A request id already committed answers with the original entry, whatever the state
   // is now; with a different command it is refused.
+  // The original may be in this batch or the one before it, not yet on disk: it is read
+  // through the batch's state, like everything else.
   std::optional<v1::Entry> original;
-  if (auto it = batch_entries.find(command.request_id); it != batch_entries.end()) {
-    original = it->second;
-  } else {
-    absl::StatusOr<std::optional<std::string>> seen =
-        state.Get(Space::kRequestIds, command.request_id);
-    if (!seen.ok()) return CommandResult{seen.status(), {}, false};
-    if (seen->has_value()) {
-      absl::StatusOr<v1::Entry> entry = ReadEntry(DecodeSequenceKey(**seen), nullptr);
-      if (!entry.ok()) return CommandResult{entry.status(), {}, false};
-      original = *std::move(entry);
+  absl::StatusOr<std::optional<std::string>> seen = state.Get(Space::kRequestIds, command.request_id);
+  if (!seen.ok()) return CommandResult{seen.status(), {}, false};
+  if (seen->has_value()) {
+    const uint64_t sequence = DecodeSequenceKey(**seen);
+    absl::StatusOr<std::optional<std::string>> stored = state.Get(Space::kJournal, SequenceKey(sequence));
+    if (!stored.ok()) return CommandResult{stored.status(), {}, false};
+    if (!stored->has_value()) {
+      return CommandResult{absl::DataLossError(Cat("request id ", command.request_id, " names entry ", sequence,
+                                                   ", which is missing")),
+                           {}, false};
     }
+    absl::StatusOr<v1::Entry> entry = OpenEntry(**stored, sequence);
+    if (!entry.ok()) return CommandResult{entry.status(), {}, false};
+    original = *std::move(entry);
   }
   if (original.has_value()) {
     std::string difference = DifferenceFromOriginal(command, *original);
@@ -529,7 +649,6 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
   state.Put(Space::kJournal, SequenceKey(entry.sequence()), stored);
   head.sequence = entry.sequence();
   head.hash = entry.hash();
-  batch_entries.emplace(command.request_id, entry);
   return CommandResult{absl::OkStatus(), std::move(entry), false};
 }
 

@@ -76,6 +76,7 @@ struct StorageBatch::Rep {
 
 StorageBatch::StorageBatch(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 StorageBatch::StorageBatch(StorageBatch&&) noexcept = default;
+StorageBatch& StorageBatch::operator=(StorageBatch&&) noexcept = default;
 StorageBatch::~StorageBatch() = default;
 
 void StorageBatch::Put(Space space, std::string_view key, std::string_view value) {

@@ -32,6 +32,7 @@ class StorageBatch {
  public:
   ~StorageBatch();
   StorageBatch(StorageBatch&&) noexcept;
+  StorageBatch& operator=(StorageBatch&&) noexcept;
   StorageBatch(const StorageBatch&) = delete;
   StorageBatch& operator=(const StorageBatch&) = delete;
 
