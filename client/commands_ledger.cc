@@ -325,6 +325,7 @@ void AddReportCommand(Cli& cli, CLI::App& app) {
     std::string from;
     std::string to;
     std::vector<std::string> by;
+    bool csv = false;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* c =
@@ -344,6 +345,7 @@ void AddReportCommand(Cli& cli, CLI::App& app) {
   CLI::Option* to = cli.AddDate(c, "--to", f->to, "the last day of the period")->excludes(year);
   from->needs(to);
   to->needs(from);
+  c->add_flag("--csv", f->csv, "print CSV for a spreadsheet (UTF-8 with BOM) instead of a table");
   c->add_option("--by", f->by, "group the figures by these, in this order")
       ->type_name(ReportDimensionWords().Choices())
       ->delimiter(',')
@@ -372,7 +374,7 @@ void AddReportCommand(Cli& cli, CLI::App& app) {
     }
     v1::ProgrammeReport report;
     cli.Read(&Stub::GetProgrammeReport, request, &report);
-    cli.Print(report, [&] { return RenderProgrammeReport(report); });
+    cli.Print(report, [&] { return f->csv ? RenderProgrammeReportCsv(report) : RenderProgrammeReport(report); });
   });
 }
 

@@ -353,16 +353,18 @@ void AddLoanCommands(Cli& cli, CLI::App& app) {
 
   {
     auto as_of = std::make_shared<std::string>();
+    auto csv = std::make_shared<bool>(false);
     CLI::App* c =
         cli.Command(*noun, "overdue", "loans with overdue installments, most days past due first",
-                    "gongdai loan overdue --as-of 2020-09-30");
+                    "gongdai loan overdue --as-of 2020-09-30 --csv > follow-up.csv");
     cli.AddDate(c, "--as-of", *as_of, "the date (default: today's business date)");
-    cli.Action(c, [&cli, as_of] {
+    c->add_flag("--csv", *csv, "print CSV for a spreadsheet (UTF-8 with BOM) instead of a table");
+    cli.Action(c, [&cli, as_of, csv] {
       v1::ListOverdueLoansRequest request;
       request.set_as_of(*as_of);
       v1::ListOverdueLoansResponse response;
       cli.Read(&Stub::ListOverdueLoans, request, &response);
-      cli.Print(response, [&] { return RenderOverdueLoans(response); });
+      cli.Print(response, [&] { return *csv ? RenderOverdueLoansCsv(response) : RenderOverdueLoans(response); });
     });
   }
 

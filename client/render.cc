@@ -592,4 +592,73 @@ std::string RenderProgrammeReport(const v1::ProgrammeReport& report) {
   return out + table.Render();
 }
 
+namespace {
+
+std::string CsvCell(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string CsvLine(const std::vector<std::string>& cells) {
+  std::string line;
+  for (size_t i = 0; i < cells.size(); ++i) line += (i > 0 ? "," : "") + CsvCell(cells[i]);
+  return line + "\r\n";
+}
+
+constexpr std::string_view kByteOrderMark = "\xef\xbb\xbf";
+
+}  // namespace
+
+std::string RenderProgrammeReportCsv(const v1::ProgrammeReport& report) {
+  std::vector<std::string> header;
+  for (int d : report.group_by()) header.push_back(ReportDimensionWords().Name(d));
+  for (const char* column :
+       {"from", "to", "applications_received", "applications_approved", "applications_rejected",
+        "applications_withdrawn", "loans_disbursed", "amount_disbursed", "jobs_expected", "jobs_reported",
+        "repayments_received", "loans_outstanding", "outstanding_principal", "overdue_principal", "par30",
+        "par90", "par30_ratio", "par90_ratio", "principal_due", "principal_repaid_on_time",
+        "on_time_collection_rate", "subsidy_accrued", "subsidy_settled", "written_off", "recovered"}) {
+    header.push_back(column);
+  }
+  std::string out = std::string(kByteOrderMark) + CsvLine(header);
+  auto row = [&](std::vector<std::string> cells, const v1::ReportFigures& f) {
+    for (const std::string& cell :
+         {report.from(), report.to(), std::to_string(f.applications_received()),
+          std::to_string(f.applications_approved()), std::to_string(f.applications_rejected()),
+          std::to_string(f.applications_withdrawn()), std::to_string(f.loans_disbursed()), f.amount_disbursed(),
+          std::to_string(f.jobs_expected()), std::to_string(f.jobs_reported()), f.repayments_received(),
+          std::to_string(f.loans_outstanding()), f.outstanding_principal(), f.overdue_principal(), f.par30(),
+          f.par90(), f.par30_ratio(), f.par90_ratio(), f.principal_due(), f.principal_repaid_on_time(),
+          f.on_time_collection_rate(), f.subsidy_accrued(), f.subsidy_settled(), f.written_off(),
+          f.recovered()}) {
+      cells.push_back(cell);
+    }
+    out += CsvLine(cells);
+  };
+  for (const v1::ReportFigures& f : report.rows()) {
+    row(std::vector<std::string>(f.group().begin(), f.group().end()), f);
+  }
+  std::vector<std::string> total(static_cast<size_t>(report.group_by_size()), "");
+  if (!total.empty()) total[0] = "total";
+  row(total, report.total());
+  return out;
+}
+
+std::string RenderOverdueLoansCsv(const v1::ListOverdueLoansResponse& response) {
+  std::string out = std::string(kByteOrderMark) +
+                    CsvLine({"as_of", "loan_id", "borrower_id", "county", "days_past_due", "aging_bucket",
+                             "oldest_unpaid_due_date", "overdue_principal", "outstanding"});
+  for (const v1::OverdueLoan& loan : response.loans()) {
+    out += CsvLine({response.as_of(), loan.loan_id(), loan.borrower_id(), loan.county(),
+                    std::to_string(loan.days_past_due()), loan.aging_bucket(), loan.oldest_unpaid_due_date(),
+                    loan.overdue_principal(), loan.outstanding()});
+  }
+  return out;
+}
+
 }  // namespace gongdai::client

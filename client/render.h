@@ -27,6 +27,10 @@ std::string RenderEntries(const Repeated<v1::Entry>& entries);
 std::string RenderBalance(const v1::AccountBalance& balance);
 std::string RenderPortfolio(const v1::Portfolio& portfolio);
 std::string RenderOverdueLoans(const v1::ListOverdueLoansResponse& overdue);
+// CSV for a spreadsheet (UTF-8 with a byte-order mark, plain decimal amounts, one row per
+// group and a total row; one row per loan).
+std::string RenderProgrammeReportCsv(const v1::ProgrammeReport& report);
+std::string RenderOverdueLoansCsv(const v1::ListOverdueLoansResponse& response);
 std::string RenderProgrammeReport(const v1::ProgrammeReport& report);
 
 // What an entry's event did, in words, for tables of entries.

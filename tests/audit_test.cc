@@ -18,6 +18,7 @@
 #include "gongdai/v1/state.pb.h"
 #include "tests/programme_fixture.h"
 #include "tests/raw_db.h"
+#include "server/demo.h"
 #include "tests/server_process.h"
 
 namespace gongdai {
@@ -235,6 +236,24 @@ TEST_F(AuditTest, ExportThenVerifyTheExportAndReplayAsOfADate) {
                             signer_->VerifierKey()});
   EXPECT_EQ(proved.code, 0) << proved.err;
   EXPECT_NE(proved.out.find("entry 12"), std::string::npos);
+}
+
+// The demo book passes gongdai-audit verify, as a database and as an export.
+TEST(AuditDemo, DemoBookPassesVerify) {
+  TempDir dir, out;
+  {
+    absl::StatusOr<std::unique_ptr<Ledger>> ledger =
+        Ledger::Open(dir.path(), testing::FixedDayOptions(std::string(server::kDemoBusinessDate).c_str()));
+    ASSERT_TRUE(ledger.ok());
+    ASSERT_TRUE(server::LoadDemoBook(**ledger).ok());
+  }
+  RunResult db = Audit({"verify", "--db", dir.path()});
+  EXPECT_EQ(db.code, 0) << db.err;
+  EXPECT_NE(db.out.find("disbursed 62,470,000.00"), std::string::npos) << db.out;
+  const std::string jsonl = out.Sub("demo.jsonl");
+  ASSERT_EQ(Audit({"export", "--db", dir.path(), "--jsonl", jsonl}).code, 0);
+  RunResult exported = Audit({"verify", "--export", jsonl});
+  EXPECT_EQ(exported.code, 0) << exported.err;
 }
 
 // ---- A live server ----------------------------------------------------------------------

@@ -471,6 +471,18 @@ TEST_F(CliTest, OverdueLoansAndTheProgrammeReport) {
   EXPECT_EQ(report.total().loans_disbursed(), 1);
   EXPECT_EQ(report.total().amount_disbursed(), "12000.00");
 
+  // CSV for a spreadsheet: a byte-order mark, a header, plain decimal amounts, a total.
+  r = As("portal", {"report", "--year", "2020", "--by", "county", "--csv"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  lines = Lines(r.out);
+  ASSERT_GE(lines.size(), 3u) << r.out;
+  EXPECT_TRUE(lines[0].starts_with("\xef\xbb\xbf" "county,from,to,applications_received")) << lines[0];
+  EXPECT_TRUE(Contains(r.out, "吉州区,2020-01-01,2020-12-31,1,1,0,0,1,12000.00,3,")) << r.out;
+  EXPECT_TRUE(lines.back().starts_with("total,")) << r.out;
+  r = As("officer", {"loan", "overdue", "--as-of", "2020-09-06", "--csv"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  EXPECT_TRUE(Contains(r.out, "2020-09-06,L000001,B000001,吉州区,7,1-30,2020-08-30,")) << r.out;
+
   r = As("portal", {"report", "--quarter", "2"});
   EXPECT_EQ(r.code, 2) << r.Show();
   EXPECT_TRUE(Contains(r.err, "--year")) << r.err;

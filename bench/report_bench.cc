@@ -1,0 +1,265 @@
+// gongdai-report-bench: how long the programme report takes on a large book.
+//
+// Builds, with the engine's own commands, a book of --loans loans (default 100,000)
+// disbursed through 2020 across 13 counties, three categories and both funding kinds,
+// with repayments through the first quarter of 2021, then times (median of --repeat runs):
+// the yearly programme report for 2020 (total only, and by county), the portfolio as of
+// the book's date, and the list of overdue loans.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "engine/ledger.h"
+#include "engine/national_id.h"
+
+namespace gongdai::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const char* const kCounties[] = {"吉州区", "青原区", "吉安县", "吉水县", "峡江县", "新干县", "永丰县",
+                                 "泰和县", "遂川县", "万安县", "安福县", "永新县", "井冈山市"};
+
+v1::Actor Actor(const char* id, const char* role) {
+  v1::Actor actor;
+  actor.set_principal_id(id);
+  actor.set_role(role);
+  return actor;
+}
+
+// Submits `count` commands made by `make(i)` with a bounded window; `after(i, result)`
+// sees each answer. Returns false on the first refusal.
+bool Wave(Ledger& ledger, size_t count, const std::function<Command(size_t)>& make,
+          const std::function<void(size_t, const CommandResult&)>& after) {
+  constexpr size_t kWindow = 4096;
+  for (size_t start = 0; start < count; start += kWindow) {
+    const size_t end = std::min(count, start + kWindow);
+    std::vector<std::future<CommandResult>> results;
+    for (size_t i = start; i < end; ++i) {
+      auto promise = std::make_shared<std::promise<CommandResult>>();
+      results.push_back(promise->get_future());
+      ledger.Submit(make(i), [promise](CommandResult r) { promise->set_value(std::move(r)); });
+    }
+    for (size_t i = start; i < end; ++i) {
+      CommandResult result = results[i - start].get();
+      if (!result.status.ok()) {
+        std::fprintf(stderr, "command %zu refused: %s\n", i, std::string(result.status.message()).c_str());
+        return false;
+      }
+      after(i, result);
+    }
+  }
+  return true;
+}
+
+Command MakeCommand(std::string request_id, const v1::Actor& actor, Date date, v1::Event event) {
+  Command c;
+  c.request_id = std::move(request_id);
+  c.actor = actor;
+  c.business_date = date.ToString();
+  c.event = std::move(event);
+  return c;
+}
+
+v1::ProductTerms Terms(bool bank) {
+  v1::ProductTerms t;
+  t.set_name(bank ? "bank" : "fund");
+  t.set_funding(bank ? v1::FUNDING_PARTNER_BANK : v1::FUNDING_UNION_FUND);
+  if (bank) {
+    t.set_bank_id("psbc");
+    t.set_annual_rate("0.0435");
+    t.set_day_count(v1::DAY_COUNT_CONVENTION_ACT_360);
+  }
+  for (auto category : {v1::BORROWER_CATEGORY_ORDINARY_MEMBER, v1::BORROWER_CATEGORY_MODEL_WORKER,
+                        v1::BORROWER_CATEGORY_SMALL_ENTERPRISE}) {
+    v1::CategoryLimit* l = t.add_limits();
+    l->set_category(category);
+    l->set_max_amount_fen(50'000'000);
+  }
+  t.set_term_months_min(12);
+  t.set_term_months_max(24);
+  t.add_methods(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
+  t.set_grace_days(5);
+  t.set_dual_approval_above_fen(50'000'000);
+  return t;
+}
+
+bool Build(Ledger& ledger, size_t loans) {
+  const Date start = *ParseDate("2020-01-02", "d");
+  const v1::Actor officer = Actor("officer.a", "officer"), approver = Actor("approver.a", "approver"),
+                  cashier = Actor("cashier.a", "cashier"), supervisor = Actor("supervisor.a", "supervisor");
+  auto must = [](const CommandResult& r) {
+    if (!r.status.ok()) std::fprintf(stderr, "refused: %s\n", std::string(r.status.message()).c_str());
+    return r.status.ok();
+  };
+  for (bool bank : {false, true}) {
+    v1::Event e;
+    e.mutable_product_defined()->set_product_id(bank ? "bank" : "fund");
+    *e.mutable_product_defined()->mutable_terms() = Terms(bank);
+    if (!must(ledger.SubmitAndWait(MakeCommand(bank ? "p-bank" : "p-fund", supervisor, start, e)))) return false;
+  }
+  // Enough in the fund for every union-fund loan: contributions of 100 million yuan each.
+  for (size_t i = 0; i * 10'000'000'000 < loans * 11'000'000; ++i) {
+    v1::Event fund;
+    fund.mutable_fund_contributed()->set_amount_fen(10'000'000'000);
+    fund.mutable_fund_contributed()->set_source("bench");
+    if (!must(ledger.SubmitAndWait(MakeCommand("fund-" + std::to_string(i), cashier, start, fund)))) return false;
+  }
+  auto day_of = [&](size_t i) { return start.PlusDays(static_cast<int32_t>(i % 330)); };
+  std::vector<std::string> borrowers(loans), ids(loans);
+  bool ok = Wave(
+      ledger, loans,
+      [&](size_t i) {
+        v1::Event e;
+        const Date born = ParseDate("1960-01-01", "d")->PlusDays(static_cast<int32_t>(i / 900));
+        const std::string digits = born.ToString();
+        const std::string first17 =
+            "360802" + digits.substr(0, 4) + digits.substr(5, 2) + digits.substr(8, 2) + std::to_string(100 + i % 900);
+        e.mutable_borrower_registered()->set_national_id(first17 + NationalIdCheckCharacter(first17));
+        v1::BorrowerDetails* d = e.mutable_borrower_registered()->mutable_details();
+        d->set_name("借款人");
+        d->set_phone("13907961234");
+        d->set_union_member_number("JA-" + std::to_string(i));
+        d->set_category(static_cast<v1::BorrowerCategory>(1 + i % 3));
+        d->set_county(kCounties[i % 13]);
+        d->set_enterprise_name("企业");
+        d->set_sector("种植");
+        return MakeCommand("b" + std::to_string(i), officer, day_of(i), e);
+      },
+      [&](size_t i, const CommandResult& r) { borrowers[i] = r.entry.event().borrower_registered().borrower_id(); });
+  ok = ok && Wave(
+                 ledger, loans,
+                 [&](size_t i) {
+                   v1::Event e;
+                   v1::ApplicationSubmitted* a = e.mutable_application_submitted();
+                   a->set_borrower_id(borrowers[i]);
+                   a->set_product_id(i % 2 ? "bank" : "fund");
+                   a->set_amount_fen(static_cast<int64_t>(1'000'000 + (i % 40) * 500'000));
+                   a->set_term_months(12);
+                   a->set_method(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
+                   a->set_purpose("扩大经营");
+                   a->set_jobs_expected(static_cast<int32_t>(1 + i % 9));
+                   return MakeCommand("s" + std::to_string(i), officer, day_of(i), e);
+                 },
+                 [&](size_t i, const CommandResult& r) { ids[i] = r.entry.event().application_submitted().loan_id(); });
+  ok = ok && Wave(
+                 ledger, loans,
+                 [&](size_t i) {
+                   v1::Event e;
+                   e.mutable_approval_granted()->set_loan_id(ids[i]);
+                   return MakeCommand("a" + std::to_string(i), approver, day_of(i), e);
+                 },
+                 [](size_t, const CommandResult&) {});
+  ok = ok && Wave(
+                 ledger, loans,
+                 [&](size_t i) {
+                   v1::Event e;
+                   e.mutable_loan_disbursed()->set_loan_id(ids[i]);
+                   return MakeCommand("d" + std::to_string(i), cashier, day_of(i).PlusDays(1), e);
+                 },
+                 [](size_t, const CommandResult&) {});
+  // Three monthly repayments each; every seventh borrower pays nothing after the first.
+  for (int k = 1; k <= 3 && ok; ++k) {
+    std::vector<size_t> paying;
+    for (size_t i = 0; i < loans; ++i) {
+      if (k == 1 || i % 7 != 0) paying.push_back(i);
+    }
+    ok = Wave(
+        ledger, paying.size(),
+        [&](size_t j) {
+          const size_t i = paying[j];
+          const int64_t amount = static_cast<int64_t>(1'000'000 + (i % 40) * 500'000) / 12;
+          v1::Event e;
+          e.mutable_repayment_recorded()->set_loan_id(ids[i]);
+          e.mutable_repayment_recorded()->set_amount_fen(amount);
+          e.mutable_repayment_recorded()->set_channel(v1::PAYMENT_CHANNEL_AUTO_DEBIT);
+          return MakeCommand("r" + std::to_string(k) + "-" + std::to_string(i), cashier,
+                             day_of(i).PlusDays(1).PlusMonthsClamped(k), e);
+        },
+        [](size_t, const CommandResult&) {});
+  }
+  return ok;
+}
+
+double MedianMs(int repeat, const std::function<bool()>& run) {
+  std::vector<double> ms;
+  for (int i = 0; i < repeat; ++i) {
+    const Clock::time_point start = Clock::now();
+    if (!run()) return -1;
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"gongdai-report-bench: the programme report on a large book"};
+  size_t loans = 100'000;
+  int repeat = 5;
+  std::string dir = std::filesystem::temp_directory_path().string();
+  bool smoke = false;
+  app.add_option("--loans", loans, "loans in the book (default 100,000)");
+  app.add_option("--repeat", repeat, "runs of each query; the median is shown (default 5)");
+  app.add_option("--dir", dir, "where to build the scratch database (removed at the end)");
+  app.add_flag("--smoke", smoke, "1,000 loans, one run");
+  CLI11_PARSE(app, argc, argv);
+  if (smoke) {
+    loans = 1000;
+    repeat = 1;
+  }
+  const std::string path = dir + "/gongdai-report-bench-" + std::to_string(::getpid());
+  int code = 0;
+  {
+    LedgerOptions options;
+    options.batch_commands_max = 2048;
+    options.queue_commands_max = 1 << 16;
+    const Date today = *ParseDate("2021-03-31", "d");
+    options.business_date_today = [today] { return today; };
+    absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(path, options);
+    if (!ledger.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(ledger.status().message()).c_str());
+      return 1;
+    }
+    const Clock::time_point start = Clock::now();
+    if (!Build(**ledger, loans)) {
+      code = 1;
+    } else {
+      std::printf("built %zu loans, %llu entries in %.1f s\n", loans,
+                  static_cast<unsigned long long>((*ledger)->Head().sequence),
+                  std::chrono::duration<double>(Clock::now() - start).count());
+      int64_t disbursed = 0;
+      const double total_ms = MedianMs(repeat, [&] {
+        absl::StatusOr<ProgrammeReport> r = (*ledger)->GetProgrammeReport({"2020-01-01", "2020-12-31", {}});
+        if (r.ok()) disbursed = r->total.flows.loans_disbursed();
+        return r.ok();
+      });
+      const double county_ms = MedianMs(repeat, [&] {
+        return (*ledger)->GetProgrammeReport({"2020-01-01", "2020-12-31", {ReportDimension::kCounty}}).ok();
+      });
+      const double portfolio_ms = MedianMs(repeat, [&] { return (*ledger)->GetPortfolio("2021-03-31").ok(); });
+      const double overdue_ms = MedianMs(repeat, [&] { return (*ledger)->ListOverdueLoans("2021-03-31").ok(); });
+      std::printf("%-44s %10s\n", "query (median of runs)", "ms");
+      std::printf("%-44s %10.1f\n", "programme report, year 2020, total", total_ms);
+      std::printf("%-44s %10.1f\n", "programme report, year 2020, by county", county_ms);
+      std::printf("%-44s %10.1f\n", "portfolio (PAR30/PAR90, aging) as of date", portfolio_ms);
+      std::printf("%-44s %10.1f\n", "overdue loans as of date", overdue_ms);
+      if (disbursed != static_cast<int64_t>(loans)) {
+        std::fprintf(stderr, "the report counts %lld loans disbursed, expected %zu\n", static_cast<long long>(disbursed), loans);
+        code = 1;
+      }
+    }
+  }
+  std::filesystem::remove_all(path);
+  return code;
+}
+
+}  // namespace
+}  // namespace gongdai::bench
+
+int main(int argc, char** argv) { return gongdai::bench::Main(argc, argv); }
