@@ -41,7 +41,14 @@ class BatchState final : public StateWriter {
     if (previous_ != nullptr) {
       if (const std::optional<std::string>* theirs = previous_->Own(space, key)) return *theirs;
     }
-    return storage_.Get(space, key);
+    // Storage changes during this batch only where the previous batch writes, which was
+    // looked at above: what it returns for other keys can be kept for the whole batch.
+    auto& cache = read_cache_[static_cast<size_t>(space)];
+    std::string key_string(key);
+    if (auto it = cache.find(key_string); it != cache.end()) return it->second;
+    absl::StatusOr<std::optional<std::string>> stored = storage_.Get(space, key);
+    if (stored.ok()) cache.emplace(std::move(key_string), *stored);
+    return stored;
   }
   void Put(Space space, std::string_view key, std::string_view value) override {
     writes_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
@@ -84,6 +91,7 @@ class BatchState final : public StateWriter {
   const Storage& storage_;
   std::shared_ptr<BatchState> previous_;
   std::array<std::unordered_map<std::string, std::optional<std::string>>, kSpaceCount> writes_;
+  std::array<std::unordered_map<std::string, std::optional<std::string>>, kSpaceCount> read_cache_;
   bool empty_ = true;
 };
 
