@@ -1037,13 +1037,13 @@ absl::StatusOr<PortfolioFigures> Ledger::Impl::GetPortfolio(std::string_view as_
   }
   absl::Status failure;
   absl::Status scanned = ScanPrefix(
-      Space::kProjections, kLoanPrefix, "", [&](std::string_view id, std::string_view value) {
-        v1::LoanState loan;
+      Space::kProjections, kLoanSummaryPrefix, "", [&](std::string_view id, std::string_view value) {
+        v1::LoanSummary loan;
         if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-          failure = absl::DataLossError(Cat("loan ", id, " projection does not parse"));
+          failure = absl::DataLossError(Cat("loan summary ", id, " does not parse"));
           return false;
         }
-        const Delinquency d = DelinquencyAsOf(loan.position(), loan.grace_days(), *as_of);
+        const Delinquency d = SummaryDelinquencyAsOf(loan, *as_of);
         if (d.outstanding_fen <= 0) return true;
         ++figures.loans_outstanding;
         figures.outstanding_fen += d.outstanding_fen;
@@ -1137,15 +1137,15 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
   scanned = storage_->Scan(
-      Space::kProjections, kLoanPrefix,
+      Space::kProjections, kLoanSummaryPrefix,
       [&](std::string_view key, std::string_view value) {
-        if (!key.starts_with(kLoanPrefix)) return false;
-        v1::LoanState loan;
+        if (!key.starts_with(kLoanSummaryPrefix)) return false;
+        v1::LoanSummary loan;
         if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
           failure = absl::DataLossError(Cat("projection ", key, " does not parse"));
           return false;
         }
-        const Delinquency d = DelinquencyAsOf(loan.position(), loan.grace_days(), *to);
+        const Delinquency d = SummaryDelinquencyAsOf(loan, *to);
         if (d.outstanding_fen <= 0) return true;
         AddStocks(row(ReportDims{loan.county(), loan.category(), loan.product_id(), loan.funding()}), d);
         AddStocks(report.total, d);
@@ -1164,24 +1164,18 @@ absl::StatusOr<std::vector<OverdueLoan>> Ledger::Impl::ListOverdueLoans(std::str
   std::vector<OverdueLoan> overdue;
   absl::Status failure;
   absl::Status scanned = ScanPrefix(
-      Space::kProjections, kLoanPrefix, "", [&](std::string_view id, std::string_view value) {
-        v1::LoanState loan;
+      Space::kProjections, kLoanSummaryPrefix, "", [&](std::string_view id, std::string_view value) {
+        v1::LoanSummary loan;
         if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-          failure = absl::DataLossError(Cat("loan ", id, " projection does not parse"));
+          failure = absl::DataLossError(Cat("loan summary ", id, " does not parse"));
           return false;
         }
-        const Delinquency d = DelinquencyAsOf(loan.position(), loan.grace_days(), *as_of);
+        const Delinquency d = SummaryDelinquencyAsOf(loan, *as_of);
         if (d.overdue_installments == 0) return true;
-        OverdueLoan o{loan.loan_id(), loan.borrower_id(), loan.county(), d.days_past_due, d.bucket,
-                      d.overdue_principal_fen, d.outstanding_fen, ""};
-        const std::vector<int64_t> paid = PaidAsOf(loan.position(), *as_of);
-        for (int i = 0; i < loan.position().schedule_size(); ++i) {
-          if (paid[static_cast<size_t>(i)] < loan.position().schedule(i).principal_fen()) {
-            o.oldest_unpaid_due_date = loan.position().schedule(i).due_date();
-            break;
-          }
-        }
-        overdue.push_back(std::move(o));
+        // The oldest unpaid installment's due date: what the follow-up visit is about.
+        const Date oldest = as_of->PlusDays(-d.days_past_due);
+        overdue.push_back(OverdueLoan{loan.loan_id(), loan.borrower_id(), loan.county(), d.days_past_due, d.bucket,
+                                      d.overdue_principal_fen, d.outstanding_fen, oldest.ToString()});
         return overdue.size() < 100'000;
       });
   if (!scanned.ok()) return scanned;

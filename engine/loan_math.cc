@@ -147,4 +147,62 @@ Delinquency DelinquencyAsOf(const v1::LoanPosition& position, int grace_days, Da
   return result;
 }
 
+std::optional<v1::LoanSummary> SummaryOf(const v1::LoanState& loan) {
+  const v1::LoanPosition& position = loan.position();
+  if (position.disbursed_date().empty()) return std::nullopt;
+  v1::LoanSummary summary;
+  summary.set_loan_id(loan.loan_id());
+  summary.set_borrower_id(loan.borrower_id());
+  summary.set_county(loan.county());
+  summary.set_category(loan.category());
+  summary.set_product_id(loan.product_id());
+  summary.set_funding(loan.funding());
+  summary.set_grace_days(loan.grace_days());
+  summary.set_disbursed_day(MustParse(position.disbursed_date()).days_since_epoch());
+  const bool ended = position.status() == v1::LOAN_STATUS_WRITTEN_OFF || position.status() == v1::LOAN_STATUS_CLOSED;
+  if (ended && !position.closed_date().empty()) {
+    summary.set_ended_day(MustParse(position.closed_date()).days_since_epoch());
+  }
+  for (const v1::Installment& installment : position.schedule()) {
+    summary.add_due_day(MustParse(installment.due_date()).days_since_epoch());
+    summary.add_principal_fen(installment.principal_fen());
+  }
+  for (const v1::RepaymentRecord& repayment : position.repayments()) {
+    const int32_t day = MustParse(repayment.date()).days_since_epoch();
+    for (const v1::Allocation& allocation : repayment.allocations()) {
+      summary.add_paid_day(day);
+      summary.add_paid_installment(allocation.installment());
+      summary.add_paid_fen(allocation.principal_fen());
+    }
+  }
+  return summary;
+}
+
+Delinquency SummaryDelinquencyAsOf(const v1::LoanSummary& s, Date as_of) {
+  Delinquency result;
+  const int32_t today = as_of.days_since_epoch();
+  if (s.disbursed_day() > today) return result;
+  if (s.ended_day() != 0 && s.ended_day() <= today) return result;
+  std::vector<int64_t> unpaid(s.principal_fen().begin(), s.principal_fen().end());
+  for (int i = 0; i < s.paid_day_size(); ++i) {
+    if (s.paid_day(i) > today) continue;
+    const int index = s.paid_installment(i) - 1;
+    GONGDAI_CHECK(index >= 0 && index < static_cast<int>(unpaid.size()));
+    unpaid[static_cast<size_t>(index)] -= s.paid_fen(i);
+  }
+  int oldest_unpaid = -1;
+  for (size_t i = 0; i < unpaid.size(); ++i) {
+    if (unpaid[i] <= 0) continue;
+    result.outstanding_fen += unpaid[i];
+    if (oldest_unpaid < 0) oldest_unpaid = static_cast<int>(i);
+    if (today > s.due_day(static_cast<int>(i)) + s.grace_days()) {
+      ++result.overdue_installments;
+      result.overdue_principal_fen += unpaid[i];
+    }
+  }
+  if (result.overdue_installments > 0) result.days_past_due = today - s.due_day(oldest_unpaid);
+  result.bucket = AgingBucket(result.days_past_due);
+  return result;
+}
+
 }  // namespace gongdai

@@ -3,6 +3,7 @@
 #ifndef GONGDAI_ENGINE_LOAN_MATH_H_
 #define GONGDAI_ENGINE_LOAN_MATH_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ std::vector<int64_t> PaidAsOf(const v1::LoanPosition& position, Date as_of);
 Delinquency DelinquencyAsOf(const v1::LoanPosition& position, int grace_days, Date as_of);
 
 std::string AgingBucket(int days_past_due);
+
+// The summary of a disbursed loan (nullopt for one not disbursed), and its delinquency
+// as of a day: the same figures as DelinquencyAsOf, from the small record.
+std::optional<v1::LoanSummary> SummaryOf(const v1::LoanState& loan);
+Delinquency SummaryDelinquencyAsOf(const v1::LoanSummary& summary, Date as_of);
 
 }  // namespace gongdai
 

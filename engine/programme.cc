@@ -830,6 +830,13 @@ void SetStatus(StateWriter& state, v1::LoanState& loan, v1::LoanStatus status) {
 void SaveLoan(ApplyContext& a, v1::LoanState& loan) {
   loan.set_last_entry_date(a.entry.business_date());
   WriteProto(a.state, Space::kProjections, LoanKey(loan.loan_id()), loan);
+  // The small record the portfolio and the report read; only disbursed loans have one.
+  std::optional<v1::LoanSummary> summary = SummaryOf(loan);
+  if (summary.has_value()) {
+    WriteProto(a.state, Space::kProjections, LoanSummaryKey(loan.loan_id()), *summary);
+  } else if (loan.position().status() == v1::LOAN_STATUS_APPROVED) {
+    a.state.Delete(Space::kProjections, LoanSummaryKey(loan.loan_id()));  // a disbursement reversed
+  }
   a.state.Put(Space::kIndexes, Cat(LoanEntriesPrefix(loan.loan_id()), SequenceKey(a.entry.sequence())), "");
 }
 
@@ -1056,6 +1063,7 @@ ReportDims SettlementDims() { return ReportDims{"", v1::BORROWER_CATEGORY_UNSPEC
 std::string ProductKey(std::string_view id) { return Cat(kProductPrefix, id); }
 std::string BorrowerKey(std::string_view id) { return Cat(kBorrowerPrefix, id); }
 std::string LoanKey(std::string_view id) { return Cat(kLoanPrefix, id); }
+std::string LoanSummaryKey(std::string_view id) { return Cat(kLoanSummaryPrefix, id); }
 std::string NationalIdIndexKey(std::string_view national_id) { return Cat("nid/", national_id); }
 std::string LoansByBorrowerPrefix(std::string_view borrower_id) { return Cat("lb/", borrower_id, "/"); }
 std::string LoansByStatusPrefix(v1::LoanStatus status) {

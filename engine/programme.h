@@ -46,6 +46,8 @@ std::string LoanEntriesPrefix(std::string_view loan_id);
 inline constexpr std::string_view kProductPrefix = "p/";
 inline constexpr std::string_view kBorrowerPrefix = "b/";
 inline constexpr std::string_view kLoanPrefix = "l/";
+inline constexpr std::string_view kLoanSummaryPrefix = "s/";
+std::string LoanSummaryKey(std::string_view loan_id);
 
 // Report counters are kept under "g/<date>/<county>\x1f<category>\x1f<product>\x1f<funding>".
 struct ReportDims {

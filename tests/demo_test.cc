@@ -10,6 +10,7 @@
 
 #include "engine/date.h"
 #include "engine/ledger.h"
+#include "engine/loan_math.h"
 #include "tests/test_util.h"
 
 namespace gongdai {
@@ -104,6 +105,36 @@ TEST_F(DemoTest, JournalVerifiesAndProjectionsEqualARebuild) {
   absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = ledger_->CompareProjectionsWithRebuild();
   ASSERT_TRUE(mismatch.ok());
   EXPECT_FALSE(mismatch->has_value()) << (*mismatch)->space << " " << (*mismatch)->key;
+}
+
+// The portfolio and the report read small loan summaries; they must give exactly what
+// the full loan records give, for every loan and date.
+TEST_F(DemoTest, LoanSummariesGiveTheSameDelinquencyAsTheFullRecords) {
+  LoanQuery query;
+  query.page_size = kPageSizeMax;
+  int compared = 0;
+  for (;;) {
+    absl::StatusOr<LoanPage> page = ledger_->ListLoans(query);
+    ASSERT_TRUE(page.ok());
+    for (const v1::LoanState& loan : page->loans) {
+      std::optional<v1::LoanSummary> summary = SummaryOf(loan);
+      ASSERT_EQ(summary.has_value(), !loan.position().disbursed_date().empty()) << loan.loan_id();
+      if (!summary.has_value()) continue;
+      for (const char* date : {"2020-03-15", "2020-07-01", "2020-12-31", "2021-02-14", "2021-03-31"}) {
+        const Date as_of = *ParseDate(date, "d");
+        const Delinquency full = DelinquencyAsOf(loan.position(), loan.grace_days(), as_of);
+        const Delinquency small = SummaryDelinquencyAsOf(*summary, as_of);
+        ASSERT_EQ(small.outstanding_fen, full.outstanding_fen) << loan.loan_id() << " " << date;
+        ASSERT_EQ(small.overdue_principal_fen, full.overdue_principal_fen) << loan.loan_id() << " " << date;
+        ASSERT_EQ(small.days_past_due, full.days_past_due) << loan.loan_id() << " " << date;
+        ASSERT_EQ(small.bucket, full.bucket) << loan.loan_id() << " " << date;
+        ++compared;
+      }
+    }
+    if (page->next_page_token.empty()) break;
+    query.page_token = page->next_page_token;
+  }
+  EXPECT_EQ(compared, 330 * 5);
 }
 
 TEST_F(DemoTest, SameSeedSameBook) {
