@@ -31,7 +31,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
 
 bool Build(const std::string& path, uint64_t entries) {
   LedgerOptions options;
@@ -59,7 +61,8 @@ bool Build(const std::string& path, uint64_t entries) {
         transfer->set_amount_fen(static_cast<int64_t>(1 + random() % 1'000'000));
         auto promise = std::make_shared<std::promise<CommandResult>>();
         pending.push_back(promise->get_future());
-        (*ledger)->Submit(std::move(command), [promise](CommandResult r) { promise->set_value(std::move(r)); });
+        (*ledger)->Submit(std::move(command),
+                          [promise](CommandResult r) { promise->set_value(std::move(r)); });
         if (pending.size() == kWindow) {
           for (auto& f : pending) failures += f.get().status.ok() ? 0 : 1;
           pending.clear();
@@ -90,7 +93,8 @@ int Main(int argc, char** argv) {
     std::filesystem::remove_all(path);
     return 1;
   }
-  std::printf("built %llu entries in %.1f s\n", static_cast<unsigned long long>(entries), Seconds(start));
+  std::printf("built %llu entries in %.1f s\n", static_cast<unsigned long long>(entries),
+              Seconds(start));
 
   absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(path);
   if (!copy.ok()) return 1;
@@ -100,15 +104,17 @@ int Main(int argc, char** argv) {
   uint64_t bytes = 0;
   std::string last(32, '\0');
   Sha256& sha = ThreadSha256();
-  absl::Status chained = (*copy)->ForEachEntry([&](std::string_view stored, uint64_t key) -> absl::Status {
-    std::string_view body = stored.substr(0, stored.size() - kHashFieldBytes);
-    std::string hash = sha.Digest({std::string_view("\x00", 1), body});
-    // previous_hash is field 2, right after the sequence: find it by parsing the prefix.
-    if (hash != stored.substr(stored.size() - 32)) return absl::DataLossError(Cat("entry ", key));
-    bytes += stored.size();
-    last = std::move(hash);
-    return absl::OkStatus();
-  });
+  absl::Status chained =
+      (*copy)->ForEachEntry([&](std::string_view stored, uint64_t key) -> absl::Status {
+        std::string_view body = stored.substr(0, stored.size() - kHashFieldBytes);
+        std::string hash = sha.Digest({std::string_view("\x00", 1), body});
+        // previous_hash is field 2, right after the sequence: find it by parsing the prefix.
+        if (hash != stored.substr(stored.size() - 32))
+          return absl::DataLossError(Cat("entry ", key));
+        bytes += stored.size();
+        last = std::move(hash);
+        return absl::OkStatus();
+      });
   const double chain_s = Seconds(start);
   if (!chained.ok()) return 1;
 
@@ -128,13 +134,15 @@ int Main(int argc, char** argv) {
 
   const double n = static_cast<double>(entries);
   std::printf("%-40s %14s %12s %10s\n", "", "entries/s", "MB/s", "of limit");
-  std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "bare SHA-256 chain (limit)", n / chain_s, bytes / chain_s / 1e6, 100.0);
-  std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "verify: checks + replay through apply", n / verify_s,
-              bytes / verify_s / 1e6, 100.0 * chain_s / verify_s);
-  std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "verify + compare every projection", n / (verify_s + compare_s),
-              bytes / (verify_s + compare_s) / 1e6, 100.0 * chain_s / (verify_s + compare_s));
-  std::printf("average entry %.0f bytes; chain %.2f s, verify %.2f s, compare %.2f s\n", bytes / n, chain_s, verify_s,
-              compare_s);
+  std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "bare SHA-256 chain (limit)", n / chain_s,
+              bytes / chain_s / 1e6, 100.0);
+  std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "verify: checks + replay through apply",
+              n / verify_s, bytes / verify_s / 1e6, 100.0 * chain_s / verify_s);
+  std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "verify + compare every projection",
+              n / (verify_s + compare_s), bytes / (verify_s + compare_s) / 1e6,
+              100.0 * chain_s / (verify_s + compare_s));
+  std::printf("average entry %.0f bytes; chain %.2f s, verify %.2f s, compare %.2f s\n", bytes / n,
+              chain_s, verify_s, compare_s);
   copy->reset();
   std::filesystem::remove_all(path);
   return 0;

@@ -23,8 +23,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const char* const kCounties[] = {"吉州区", "青原区", "吉安县", "吉水县", "峡江县", "新干县", "永丰县",
-                                 "泰和县", "遂川县", "万安县", "安福县", "永新县", "井冈山市"};
+const char* const kCounties[] = {"吉州区", "青原区", "吉安县",  "吉水县", "峡江县",
+                                 "新干县", "永丰县", "泰和县",  "遂川县", "万安县",
+                                 "安福县", "永新县", "井冈山市"};
 
 v1::Actor Actor(const char* id, const char* role) {
   v1::Actor actor;
@@ -49,7 +50,8 @@ bool Wave(Ledger& ledger, size_t count, const std::function<Command(size_t)>& ma
     for (size_t i = start; i < end; ++i) {
       CommandResult result = results[i - start].get();
       if (!result.status.ok()) {
-        std::fprintf(stderr, "command %zu refused: %s\n", i, std::string(result.status.message()).c_str());
+        std::fprintf(stderr, "command %zu refused: %s\n", i,
+                     std::string(result.status.message()).c_str());
         return false;
       }
       after(i, result);
@@ -92,24 +94,29 @@ v1::ProductTerms Terms(bool bank) {
 
 bool Build(Ledger& ledger, size_t loans) {
   const Date start = *ParseDate("2020-01-02", "d");
-  const v1::Actor officer = Actor("officer.a", "officer"), approver = Actor("approver.a", "approver"),
-                  cashier = Actor("cashier.a", "cashier"), supervisor = Actor("supervisor.a", "supervisor");
+  const v1::Actor officer = Actor("officer.a", "officer"),
+                  approver = Actor("approver.a", "approver"),
+                  cashier = Actor("cashier.a", "cashier"),
+                  supervisor = Actor("supervisor.a", "supervisor");
   auto must = [](const CommandResult& r) {
-    if (!r.status.ok()) std::fprintf(stderr, "refused: %s\n", std::string(r.status.message()).c_str());
+    if (!r.status.ok())
+      std::fprintf(stderr, "refused: %s\n", std::string(r.status.message()).c_str());
     return r.status.ok();
   };
   for (bool bank : {false, true}) {
     v1::Event e;
     e.mutable_product_defined()->set_product_id(bank ? "bank" : "fund");
     *e.mutable_product_defined()->mutable_terms() = Terms(bank);
-    if (!must(ledger.SubmitAndWait(MakeCommand(bank ? "p-bank" : "p-fund", supervisor, start, e)))) return false;
+    if (!must(ledger.SubmitAndWait(MakeCommand(bank ? "p-bank" : "p-fund", supervisor, start, e))))
+      return false;
   }
   // Enough in the fund for every union-fund loan: contributions of 100 million yuan each.
   for (size_t i = 0; i * 10'000'000'000 < loans * 11'000'000; ++i) {
     v1::Event fund;
     fund.mutable_fund_contributed()->set_amount_fen(10'000'000'000);
     fund.mutable_fund_contributed()->set_source("bench");
-    if (!must(ledger.SubmitAndWait(MakeCommand("fund-" + std::to_string(i), cashier, start, fund)))) return false;
+    if (!must(ledger.SubmitAndWait(MakeCommand("fund-" + std::to_string(i), cashier, start, fund))))
+      return false;
   }
   auto day_of = [&](size_t i) { return start.PlusDays(static_cast<int32_t>(i % 330)); };
   std::vector<std::string> borrowers(loans), ids(loans);
@@ -119,9 +126,10 @@ bool Build(Ledger& ledger, size_t loans) {
         v1::Event e;
         const Date born = ParseDate("1960-01-01", "d")->PlusDays(static_cast<int32_t>(i / 900));
         const std::string digits = born.ToString();
-        const std::string first17 =
-            "360802" + digits.substr(0, 4) + digits.substr(5, 2) + digits.substr(8, 2) + std::to_string(100 + i % 900);
-        e.mutable_borrower_registered()->set_national_id(first17 + NationalIdCheckCharacter(first17));
+        const std::string first17 = "360802" + digits.substr(0, 4) + digits.substr(5, 2) +
+                                    digits.substr(8, 2) + std::to_string(100 + i % 900);
+        e.mutable_borrower_registered()->set_national_id(first17 +
+                                                         NationalIdCheckCharacter(first17));
         v1::BorrowerDetails* d = e.mutable_borrower_registered()->mutable_details();
         d->set_name("借款人");
         d->set_phone("13907961234");
@@ -132,7 +140,9 @@ bool Build(Ledger& ledger, size_t loans) {
         d->set_sector("种植");
         return MakeCommand("b" + std::to_string(i), officer, day_of(i), e);
       },
-      [&](size_t i, const CommandResult& r) { borrowers[i] = r.entry.event().borrower_registered().borrower_id(); });
+      [&](size_t i, const CommandResult& r) {
+        borrowers[i] = r.entry.event().borrower_registered().borrower_id();
+      });
   ok = ok && Wave(
                  ledger, loans,
                  [&](size_t i) {
@@ -147,7 +157,9 @@ bool Build(Ledger& ledger, size_t loans) {
                    a->set_jobs_expected(static_cast<int32_t>(1 + i % 9));
                    return MakeCommand("s" + std::to_string(i), officer, day_of(i), e);
                  },
-                 [&](size_t i, const CommandResult& r) { ids[i] = r.entry.event().application_submitted().loan_id(); });
+                 [&](size_t i, const CommandResult& r) {
+                   ids[i] = r.entry.event().application_submitted().loan_id();
+                 });
   ok = ok && Wave(
                  ledger, loans,
                  [&](size_t i) {
@@ -235,22 +247,28 @@ int Main(int argc, char** argv) {
                   std::chrono::duration<double>(Clock::now() - start).count());
       int64_t disbursed = 0;
       const double total_ms = MedianMs(repeat, [&] {
-        absl::StatusOr<ProgrammeReport> r = (*ledger)->GetProgrammeReport({"2020-01-01", "2020-12-31", {}});
+        absl::StatusOr<ProgrammeReport> r =
+            (*ledger)->GetProgrammeReport({"2020-01-01", "2020-12-31", {}});
         if (r.ok()) disbursed = r->total.flows.loans_disbursed();
         return r.ok();
       });
       const double county_ms = MedianMs(repeat, [&] {
-        return (*ledger)->GetProgrammeReport({"2020-01-01", "2020-12-31", {ReportDimension::kCounty}}).ok();
+        return (*ledger)
+            ->GetProgrammeReport({"2020-01-01", "2020-12-31", {ReportDimension::kCounty}})
+            .ok();
       });
-      const double portfolio_ms = MedianMs(repeat, [&] { return (*ledger)->GetPortfolio("2021-03-31").ok(); });
-      const double overdue_ms = MedianMs(repeat, [&] { return (*ledger)->ListOverdueLoans("2021-03-31").ok(); });
+      const double portfolio_ms =
+          MedianMs(repeat, [&] { return (*ledger)->GetPortfolio("2021-03-31").ok(); });
+      const double overdue_ms =
+          MedianMs(repeat, [&] { return (*ledger)->ListOverdueLoans("2021-03-31").ok(); });
       std::printf("%-44s %10s\n", "query (median of runs)", "ms");
       std::printf("%-44s %10.1f\n", "programme report, year 2020, total", total_ms);
       std::printf("%-44s %10.1f\n", "programme report, year 2020, by county", county_ms);
       std::printf("%-44s %10.1f\n", "portfolio (PAR30/PAR90, aging) as of date", portfolio_ms);
       std::printf("%-44s %10.1f\n", "overdue loans as of date", overdue_ms);
       if (disbursed != static_cast<int64_t>(loans)) {
-        std::fprintf(stderr, "the report counts %lld loans disbursed, expected %zu\n", static_cast<long long>(disbursed), loans);
+        std::fprintf(stderr, "the report counts %lld loans disbursed, expected %zu\n",
+                     static_cast<long long>(disbursed), loans);
         code = 1;
       }
     }

@@ -374,7 +374,9 @@ void AddReportCommand(Cli& cli, CLI::App& app) {
     }
     v1::ProgrammeReport report;
     cli.Read(&Stub::GetProgrammeReport, request, &report);
-    cli.Print(report, [&] { return f->csv ? RenderProgrammeReportCsv(report) : RenderProgrammeReport(report); });
+    cli.Print(report, [&] {
+      return f->csv ? RenderProgrammeReportCsv(report) : RenderProgrammeReport(report);
+    });
   });
 }
 

@@ -364,7 +364,9 @@ void AddLoanCommands(Cli& cli, CLI::App& app) {
       request.set_as_of(*as_of);
       v1::ListOverdueLoansResponse response;
       cli.Read(&Stub::ListOverdueLoans, request, &response);
-      cli.Print(response, [&] { return *csv ? RenderOverdueLoansCsv(response) : RenderOverdueLoans(response); });
+      cli.Print(response, [&] {
+        return *csv ? RenderOverdueLoansCsv(response) : RenderOverdueLoans(response);
+      });
     });
   }
 

@@ -559,12 +559,12 @@ std::string RenderProgrammeReport(const v1::ProgrammeReport& report) {
   const auto add = [&](std::vector<std::string> cells, const v1::ReportFigures& f) {
     for (std::string cell :
          {Count(f.applications_received()), Count(f.applications_approved()),
-          Count(f.loans_disbursed()), FormatAmount(f.amount_disbursed()),
-          Count(f.jobs_expected()), Count(f.jobs_reported()),
-          FormatAmount(f.repayments_received()), FormatAmount(f.outstanding_principal()),
-          FormatAmount(f.overdue_principal()), FormatPercent(f.par30_ratio()),
-          FormatPercent(f.on_time_collection_rate()), FormatAmount(f.written_off()),
-          FormatAmount(f.subsidy_accrued()), FormatAmount(f.subsidy_settled())}) {
+          Count(f.loans_disbursed()), FormatAmount(f.amount_disbursed()), Count(f.jobs_expected()),
+          Count(f.jobs_reported()), FormatAmount(f.repayments_received()),
+          FormatAmount(f.outstanding_principal()), FormatAmount(f.overdue_principal()),
+          FormatPercent(f.par30_ratio()), FormatPercent(f.on_time_collection_rate()),
+          FormatAmount(f.written_off()), FormatAmount(f.subsidy_accrued()),
+          FormatAmount(f.subsidy_settled())}) {
       cells.push_back(std::move(cell));
     }
     table.AddRow(std::move(cells));
@@ -617,25 +617,60 @@ constexpr std::string_view kByteOrderMark = "\xef\xbb\xbf";
 std::string RenderProgrammeReportCsv(const v1::ProgrammeReport& report) {
   std::vector<std::string> header;
   for (int d : report.group_by()) header.push_back(ReportDimensionWords().Name(d));
-  for (const char* column :
-       {"from", "to", "applications_received", "applications_approved", "applications_rejected",
-        "applications_withdrawn", "loans_disbursed", "amount_disbursed", "jobs_expected", "jobs_reported",
-        "repayments_received", "loans_outstanding", "outstanding_principal", "overdue_principal", "par30",
-        "par90", "par30_ratio", "par90_ratio", "principal_due", "principal_repaid_on_time",
-        "on_time_collection_rate", "subsidy_accrued", "subsidy_settled", "written_off", "recovered"}) {
+  for (const char* column : {"from",
+                             "to",
+                             "applications_received",
+                             "applications_approved",
+                             "applications_rejected",
+                             "applications_withdrawn",
+                             "loans_disbursed",
+                             "amount_disbursed",
+                             "jobs_expected",
+                             "jobs_reported",
+                             "repayments_received",
+                             "loans_outstanding",
+                             "outstanding_principal",
+                             "overdue_principal",
+                             "par30",
+                             "par90",
+                             "par30_ratio",
+                             "par90_ratio",
+                             "principal_due",
+                             "principal_repaid_on_time",
+                             "on_time_collection_rate",
+                             "subsidy_accrued",
+                             "subsidy_settled",
+                             "written_off",
+                             "recovered"}) {
     header.push_back(column);
   }
   std::string out = std::string(kByteOrderMark) + CsvLine(header);
   auto row = [&](std::vector<std::string> cells, const v1::ReportFigures& f) {
-    for (const std::string& cell :
-         {report.from(), report.to(), std::to_string(f.applications_received()),
-          std::to_string(f.applications_approved()), std::to_string(f.applications_rejected()),
-          std::to_string(f.applications_withdrawn()), std::to_string(f.loans_disbursed()), f.amount_disbursed(),
-          std::to_string(f.jobs_expected()), std::to_string(f.jobs_reported()), f.repayments_received(),
-          std::to_string(f.loans_outstanding()), f.outstanding_principal(), f.overdue_principal(), f.par30(),
-          f.par90(), f.par30_ratio(), f.par90_ratio(), f.principal_due(), f.principal_repaid_on_time(),
-          f.on_time_collection_rate(), f.subsidy_accrued(), f.subsidy_settled(), f.written_off(),
-          f.recovered()}) {
+    for (const std::string& cell : {report.from(),
+                                    report.to(),
+                                    std::to_string(f.applications_received()),
+                                    std::to_string(f.applications_approved()),
+                                    std::to_string(f.applications_rejected()),
+                                    std::to_string(f.applications_withdrawn()),
+                                    std::to_string(f.loans_disbursed()),
+                                    f.amount_disbursed(),
+                                    std::to_string(f.jobs_expected()),
+                                    std::to_string(f.jobs_reported()),
+                                    f.repayments_received(),
+                                    std::to_string(f.loans_outstanding()),
+                                    f.outstanding_principal(),
+                                    f.overdue_principal(),
+                                    f.par30(),
+                                    f.par90(),
+                                    f.par30_ratio(),
+                                    f.par90_ratio(),
+                                    f.principal_due(),
+                                    f.principal_repaid_on_time(),
+                                    f.on_time_collection_rate(),
+                                    f.subsidy_accrued(),
+                                    f.subsidy_settled(),
+                                    f.written_off(),
+                                    f.recovered()}) {
       cells.push_back(cell);
     }
     out += CsvLine(cells);
@@ -650,13 +685,14 @@ std::string RenderProgrammeReportCsv(const v1::ProgrammeReport& report) {
 }
 
 std::string RenderOverdueLoansCsv(const v1::ListOverdueLoansResponse& response) {
-  std::string out = std::string(kByteOrderMark) +
-                    CsvLine({"as_of", "loan_id", "borrower_id", "county", "days_past_due", "aging_bucket",
-                             "oldest_unpaid_due_date", "overdue_principal", "outstanding"});
+  std::string out =
+      std::string(kByteOrderMark) +
+      CsvLine({"as_of", "loan_id", "borrower_id", "county", "days_past_due", "aging_bucket",
+               "oldest_unpaid_due_date", "overdue_principal", "outstanding"});
   for (const v1::OverdueLoan& loan : response.loans()) {
     out += CsvLine({response.as_of(), loan.loan_id(), loan.borrower_id(), loan.county(),
-                    std::to_string(loan.days_past_due()), loan.aging_bucket(), loan.oldest_unpaid_due_date(),
-                    loan.overdue_principal(), loan.outstanding()});
+                    std::to_string(loan.days_past_due()), loan.aging_bucket(),
+                    loan.oldest_unpaid_due_date(), loan.overdue_principal(), loan.outstanding()});
   }
   return out;
 }

@@ -7,12 +7,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define GONGDAI_CHECK(condition)                                                     \
-  do {                                                                               \
-    if (!(condition)) {                                                              \
+#define GONGDAI_CHECK(condition)                                                             \
+  do {                                                                                       \
+    if (!(condition)) {                                                                      \
       std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                  \
-    }                                                                                \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (false)
 
 #endif  // GONGDAI_ENGINE_CHECK_H_

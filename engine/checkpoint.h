@@ -36,7 +36,7 @@ class CheckpointSigner {
   // Reads the Ed25519 private key (PKCS#8 PEM) at `pem_path`, creating one (owner-only)
   // when the file does not exist. The key name is the checkpoint origin.
   [[nodiscard]] static absl::StatusOr<CheckpointSigner> LoadOrCreate(const std::string& pem_path,
-                                                                    std::string origin);
+                                                                     std::string origin);
   CheckpointSigner(CheckpointSigner&&) noexcept;
   ~CheckpointSigner();
 
@@ -56,7 +56,8 @@ class CheckpointSigner {
 // Checks the note's signature with `verifier_key` and parses the checkpoint. DATA_LOSS
 // when the signature does not verify or the note is malformed, INVALID_ARGUMENT for a
 // malformed verifier key.
-[[nodiscard]] absl::StatusOr<Checkpoint> VerifyCheckpoint(std::string_view note, std::string_view verifier_key);
+[[nodiscard]] absl::StatusOr<Checkpoint> VerifyCheckpoint(std::string_view note,
+                                                          std::string_view verifier_key);
 
 std::string Base64Encode(std::string_view bytes);
 [[nodiscard]] absl::StatusOr<std::string> Base64Decode(std::string_view text);

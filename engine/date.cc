@@ -2,8 +2,8 @@
 
 #include <cstdio>
 
-#include "engine/strings.h"
 #include "engine/status.h"
+#include "engine/strings.h"
 
 namespace gongdai {
 namespace {
@@ -67,7 +67,8 @@ absl::StatusOr<Date> ParseDate(std::string_view text, std::string_view field) {
   year_month_day ymd{std::chrono::year(parts[0]), std::chrono::month(parts[1]),
                      std::chrono::day(parts[2])};
   if (!ymd.ok()) return refuse("is not a calendar day");
-  return Date::FromCivil(parts[0], static_cast<unsigned>(parts[1]), static_cast<unsigned>(parts[2]));
+  return Date::FromCivil(parts[0], static_cast<unsigned>(parts[1]),
+                         static_cast<unsigned>(parts[2]));
 }
 
 Date ShanghaiDateAt(int64_t unix_us) {

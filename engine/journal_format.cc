@@ -3,9 +3,9 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
-#include "engine/strings.h"
 #include "engine/money.h"
 #include "engine/sha256.h"
+#include "engine/strings.h"
 
 namespace gongdai {
 
@@ -58,12 +58,12 @@ std::string SealEntry(v1::Entry* entry) {
 absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequence) {
   v1::Entry entry;
   if (!entry.ParseFromArray(stored.data(), static_cast<int>(stored.size()))) {
-    return absl::DataLossError(Cat("entry ", key_sequence, ": stored bytes do not parse as an entry"));
+    return absl::DataLossError(
+        Cat("entry ", key_sequence, ": stored bytes do not parse as an entry"));
   }
   if (stored.size() < kHashFieldBytes || entry.hash().size() != kSha256Bytes) {
-    return absl::DataLossError(
-        Cat("entry ", key_sequence, ": field hash: expected 32 bytes, found ",
-                     entry.hash().size()));
+    return absl::DataLossError(Cat("entry ", key_sequence,
+                                   ": field hash: expected 32 bytes, found ", entry.hash().size()));
   }
   std::string_view body = stored.substr(0, stored.size() - kHashFieldBytes);
   std::string_view trailer = stored.substr(body.size());
@@ -73,13 +73,13 @@ absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequen
         Cat("entry ", key_sequence, ": field hash: not stored last as the format requires"));
   }
   if (CanonicalBytes(entry) != body) {
-    return absl::DataLossError(Cat(
-        "entry ", key_sequence, ": stored bytes are not the canonical encoding of the entry"));
+    return absl::DataLossError(
+        Cat("entry ", key_sequence, ": stored bytes are not the canonical encoding of the entry"));
   }
   std::string expected = ThreadSha256().Digest({std::string_view(&kLeafPrefix, 1), body});
   if (expected != entry.hash()) {
     return absl::DataLossError(Cat("entry ", key_sequence, ": field hash: expected ",
-                                            ToHex(expected), ", stored ", ToHex(entry.hash())));
+                                   ToHex(expected), ", stored ", ToHex(entry.hash())));
   }
   if (entry.sequence() != key_sequence) {
     return absl::DataLossError(Cat("entry ", key_sequence, ": field sequence: expected ",
@@ -95,8 +95,8 @@ absl::Status CheckBalanced(const v1::Entry& entry) {
     const v1::Posting& posting = entry.postings(i);
     if (posting.amount_fen() <= 0) {
       return absl::DataLossError(Cat("entry ", entry.sequence(), ": field postings[", i,
-                                              "].amount_fen: must be positive, found ",
-                                              posting.amount_fen()));
+                                     "].amount_fen: must be positive, found ",
+                                     posting.amount_fen()));
     }
     Money amount = Money::FromFen(posting.amount_fen());
     absl::StatusOr<Money> sum;
@@ -113,9 +113,8 @@ absl::Status CheckBalanced(const v1::Entry& entry) {
     if (!sum.ok()) return sum.status();
   }
   if (debits != credits) {
-    return absl::DataLossError(Cat("entry ", entry.sequence(),
-                                            ": postings do not balance: debits ", debits.ToString(),
-                                            ", credits ", credits.ToString()));
+    return absl::DataLossError(Cat("entry ", entry.sequence(), ": postings do not balance: debits ",
+                                   debits.ToString(), ", credits ", credits.ToString()));
   }
   return absl::OkStatus();
 }

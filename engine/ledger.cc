@@ -11,7 +11,6 @@
 #include <thread>
 #include <unordered_map>
 
-#include "engine/strings.h"
 #include "engine/check.h"
 #include "engine/journal_format.h"
 #include "engine/loan_math.h"
@@ -22,6 +21,7 @@
 #include "engine/sha256.h"
 #include "engine/status.h"
 #include "engine/storage.h"
+#include "engine/strings.h"
 #include "gongdai/v1/state.pb.h"
 
 namespace gongdai {
@@ -70,7 +70,8 @@ class BatchState final : public StateWriter {
     for (size_t s = 0; s < kSpaceCount; ++s) {
       sorted.clear();
       for (const auto& write : writes_[s]) sorted.push_back(&write);
-      std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+      std::sort(sorted.begin(), sorted.end(),
+                [](const auto* a, const auto* b) { return a->first < b->first; });
       for (const auto* write : sorted) {
         if (write->second.has_value()) {
           batch.Put(static_cast<Space>(s), write->first, *write->second);
@@ -156,12 +157,12 @@ std::string DifferenceFromOriginal(const Command& command, const v1::Entry& orig
   if (command.actor.principal_id() != original.actor().principal_id() ||
       command.actor.role() != original.actor().role()) {
     differences.push_back(Cat("actor: ", original.actor().principal_id(), "/",
-                                       original.actor().role(), " -> ",
-                                       command.actor.principal_id(), "/", command.actor.role()));
+                              original.actor().role(), " -> ", command.actor.principal_id(), "/",
+                              command.actor.role()));
   }
   if (!command.business_date.empty() && command.business_date != original.business_date()) {
-    differences.push_back(Cat("business_date: ", original.business_date(), " -> ",
-                                       command.business_date));
+    differences.push_back(
+        Cat("business_date: ", original.business_date(), " -> ", command.business_date));
   }
   // The recorded event also holds what the engine decided (ids, allocations...); only
   // what the caller asked for is compared.
@@ -227,8 +228,9 @@ class Ledger::Impl {
 
   // Calls `visit` with each projection under `prefix` (keys in order) until it returns
   // false.
-  absl::Status ScanPrefix(Space space, std::string_view prefix, std::string_view start_after,
-                          const std::function<bool(std::string_view, std::string_view)>& visit) const;
+  absl::Status ScanPrefix(
+      Space space, std::string_view prefix, std::string_view start_after,
+      const std::function<bool(std::string_view, std::string_view)>& visit) const;
 
   struct Pending {
     Command command;
@@ -251,7 +253,8 @@ class Ledger::Impl {
   void Commit(Prepared& prepared);
   void HandOff(Prepared prepared);
   void WaitUntilCommitted();
-  CommandResult Execute(const Command& command, BatchState& state, JournalHead& head, Date today, int64_t now_us);
+  CommandResult Execute(const Command& command, BatchState& state, JournalHead& head, Date today,
+                        int64_t now_us);
   absl::StatusOr<v1::Entry> ReadEntry(uint64_t sequence, const StorageSnapshot* snapshot) const;
   absl::Status ReplayInto(MemoryState& state, const StorageSnapshot* snapshot) const;
   void Stop(const absl::Status& why);
@@ -309,14 +312,15 @@ absl::Status Ledger::Impl::Start() {
   JournalHead head{0, GenesisHash()};
   if (head_bytes->has_value()) {
     v1::JournalHead stored;
-    if (!stored.ParseFromString(**head_bytes)) return absl::DataLossError("chain head does not parse");
+    if (!stored.ParseFromString(**head_bytes))
+      return absl::DataLossError("chain head does not parse");
     head = JournalHead{stored.sequence(), stored.hash()};
   }
   // The head and the last entry are written in one WriteBatch, so they must agree.
   const uint64_t last_sequence = last->has_value() ? DecodeSequenceKey((*last)->first) : 0;
   if (last_sequence != head.sequence) {
     return absl::DataLossError(Cat("chain head names entry ", head.sequence,
-                                            " but the journal ends at entry ", last_sequence));
+                                   " but the journal ends at entry ", last_sequence));
   }
   if (last_sequence > 0) {
     absl::StatusOr<v1::Entry> entry = OpenEntry((*last)->second, last_sequence);
@@ -385,15 +389,18 @@ PerfectNodeSource Ledger::Impl::Nodes() const {
       if (!entry.ok()) return entry.status();
       return entry->hash();
     }
-    absl::StatusOr<std::optional<std::string>> node = storage_->Get(Space::kProjections, TreeNodeKey(level, index));
+    absl::StatusOr<std::optional<std::string>> node =
+        storage_->Get(Space::kProjections, TreeNodeKey(level, index));
     if (!node.ok()) return node.status();
-    if (!node->has_value()) return absl::DataLossError(Cat("tree node ", level, "/", index, " is missing"));
+    if (!node->has_value())
+      return absl::DataLossError(Cat("tree node ", level, "/", index, " is missing"));
     return **node;
   };
 }
 
 absl::StatusOr<TreeHead> Ledger::Impl::GetTreeHead() const {
-  absl::StatusOr<std::optional<std::string>> stored = storage_->Get(Space::kProjections, kTreeEdgeKey);
+  absl::StatusOr<std::optional<std::string>> stored =
+      storage_->Get(Space::kProjections, kTreeEdgeKey);
   if (!stored.ok()) return stored.status();
   if (!stored->has_value()) return TreeHead{0, MerkleEmptyRoot()};
   absl::StatusOr<CompactRange> edge = CompactRange::Decode(**stored);
@@ -404,7 +411,8 @@ absl::StatusOr<TreeHead> Ledger::Impl::GetTreeHead() const {
 absl::Status Ledger::Impl::CheckTreeSize(uint64_t size) const {
   const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
   if (size > durable) {
-    return InvalidField("tree_size", "BEYOND_TREE", Cat("must be at most the tree's size, ", durable));
+    return InvalidField("tree_size", "BEYOND_TREE",
+                        Cat("must be at most the tree's size, ", durable));
   }
   return absl::OkStatus();
 }
@@ -420,16 +428,17 @@ void Ledger::Impl::Submit(Command command, CommandCallback done) {
       lock.unlock();
       done(CommandResult{WithReason(absl::StatusCode::kUnavailable, "LEDGER_CLOSING",
                                     "the ledger is shutting down"),
-                         {}, false});
+                         {},
+                         false});
       return;
     }
     if (queued_commands_ >= options_.queue_commands_max) {
       lock.unlock();
-      done(CommandResult{
-          WithReason(absl::StatusCode::kResourceExhausted, "QUEUE_FULL",
-                     Cat("the writer queue is full (", options_.queue_commands_max,
-                                  " commands); retry with the same request id")),
-          {}, false});
+      done(CommandResult{WithReason(absl::StatusCode::kResourceExhausted, "QUEUE_FULL",
+                                    Cat("the writer queue is full (", options_.queue_commands_max,
+                                        " commands); retry with the same request id")),
+                         {},
+                         false});
       return;
     }
     queue_.push_back(Pending{std::move(command), std::move(done), nullptr});
@@ -444,9 +453,8 @@ absl::Status Ledger::Impl::RunOnWriter(std::function<absl::Status()> task) {
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     if (shutting_down_) return absl::UnavailableError("the ledger is shutting down");
-    queue_.push_back(Pending{{}, nullptr, [task = std::move(task), promise] {
-                               promise->set_value(task());
-                             }});
+    queue_.push_back(
+        Pending{{}, nullptr, [task = std::move(task), promise] { promise->set_value(task()); }});
   }
   queue_ready_.notify_one();
   return result.get();
@@ -543,7 +551,8 @@ void Ledger::Impl::Commit(Prepared& prepared) {
       durable_sequence_.store(prepared.head.sequence, std::memory_order_release);
     }
   }
-  for (size_t i = 0; i < prepared.batch.size(); ++i) prepared.batch[i].done(std::move(prepared.results[i]));
+  for (size_t i = 0; i < prepared.batch.size(); ++i)
+    prepared.batch[i].done(std::move(prepared.results[i]));
   NotifyWaiters(false);
 }
 
@@ -587,8 +596,8 @@ void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
   HandOff(std::move(prepared));
 }
 
-CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
-                                    JournalHead& head, Date today, int64_t now_us) {
+CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state, JournalHead& head,
+                                    Date today, int64_t now_us) {
   CommandResult result;
   result.status = ValidateCommand(command, today);
   if (!result.status.ok()) return result;
@@ -600,16 +609,20 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
   // The original may be in this batch or the one before it, not yet on disk: it is read
   // through the batch's state, like everything else.
   std::optional<v1::Entry> original;
-  absl::StatusOr<std::optional<std::string>> seen = state.Get(Space::kRequestIds, command.request_id);
+  absl::StatusOr<std::optional<std::string>> seen =
+      state.Get(Space::kRequestIds, command.request_id);
   if (!seen.ok()) return CommandResult{seen.status(), {}, false};
   if (seen->has_value()) {
     const uint64_t sequence = DecodeSequenceKey(**seen);
-    absl::StatusOr<std::optional<std::string>> stored = state.Get(Space::kJournal, SequenceKey(sequence));
+    absl::StatusOr<std::optional<std::string>> stored =
+        state.Get(Space::kJournal, SequenceKey(sequence));
     if (!stored.ok()) return CommandResult{stored.status(), {}, false};
     if (!stored->has_value()) {
-      return CommandResult{absl::DataLossError(Cat("request id ", command.request_id, " names entry ", sequence,
-                                                   ", which is missing")),
-                           {}, false};
+      return CommandResult{
+          absl::DataLossError(Cat("request id ", command.request_id, " names entry ", sequence,
+                                  ", which is missing")),
+          {},
+          false};
     }
     absl::StatusOr<v1::Entry> entry = OpenEntry(**stored, sequence);
     if (!entry.ok()) return CommandResult{entry.status(), {}, false};
@@ -621,8 +634,9 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
       return CommandResult{
           WithReason(absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED",
                      Cat("request id ", command.request_id, " was used for entry ",
-                                  original->sequence(), " with a different command: ", difference)),
-          {}, false};
+                         original->sequence(), " with a different command: ", difference)),
+          {},
+          false};
     }
     return CommandResult{absl::OkStatus(), *std::move(original), true};
   }
@@ -630,9 +644,9 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state,
   if (business_date > today) {
     return CommandResult{Refused("BUSINESS_DATE_IN_FUTURE",
                                  Cat("business date ", business_date.ToString(),
-                                              " is after today's business date ",
-                                              today.ToString())),
-                         {}, false};
+                                     " is after today's business date ", today.ToString())),
+                         {},
+                         false};
   }
   absl::StatusOr<Decision> decision = Decide(state, command, business_date);
   if (!decision.ok()) return CommandResult{decision.status(), {}, false};
@@ -689,8 +703,8 @@ absl::StatusOr<v1::Entry> Ledger::Impl::ReadEntry(uint64_t sequence,
 
 absl::StatusOr<v1::Entry> Ledger::Impl::GetEntry(uint64_t sequence) const {
   if (sequence == 0 || sequence > durable_sequence_.load(std::memory_order_acquire)) {
-    return absl::NotFoundError(Cat("no entry ", sequence, "; the journal ends at ",
-                                            durable_sequence_.load()));
+    return absl::NotFoundError(
+        Cat("no entry ", sequence, "; the journal ends at ", durable_sequence_.load()));
   }
   return ReadEntry(sequence, nullptr);
 }
@@ -698,24 +712,24 @@ absl::StatusOr<v1::Entry> Ledger::Impl::GetEntry(uint64_t sequence) const {
 absl::StatusOr<std::vector<v1::Entry>> Ledger::Impl::ListEntries(uint64_t first,
                                                                  size_t limit) const {
   if (limit > kListEntriesMax) {
-    return InvalidField("limit", "LIMIT_TOO_LARGE",
-                        Cat("must be at most ", kListEntriesMax));
+    return InvalidField("limit", "LIMIT_TOO_LARGE", Cat("must be at most ", kListEntriesMax));
   }
   const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
   std::vector<v1::Entry> entries;
   absl::Status failure;
-  absl::Status scanned = storage_->Scan(
-      Space::kJournal, SequenceKey(std::max<uint64_t>(first, 1)),
-      [&](std::string_view key, std::string_view value) {
-        if (entries.size() >= limit || DecodeSequenceKey(key) > durable) return false;
-        absl::StatusOr<v1::Entry> entry = OpenEntry(value, DecodeSequenceKey(key));
-        if (!entry.ok()) {
-          failure = entry.status();
-          return false;
-        }
-        entries.push_back(*std::move(entry));
-        return true;
-      });
+  absl::Status scanned =
+      storage_->Scan(Space::kJournal, SequenceKey(std::max<uint64_t>(first, 1)),
+                     [&](std::string_view key, std::string_view value) {
+                       if (entries.size() >= limit || DecodeSequenceKey(key) > durable)
+                         return false;
+                       absl::StatusOr<v1::Entry> entry = OpenEntry(value, DecodeSequenceKey(key));
+                       if (!entry.ok()) {
+                         failure = entry.status();
+                         return false;
+                       }
+                       entries.push_back(*std::move(entry));
+                       return true;
+                     });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
   return entries;
@@ -745,8 +759,8 @@ absl::Status Ledger::Impl::VerifyJournal() const {
       [&](std::string_view key, std::string_view value) {
         const uint64_t sequence = DecodeSequenceKey(key);
         if (sequence != expected) {
-          failure = absl::DataLossError(Cat("entry ", expected, ": missing (next key is ",
-                                                     sequence, ")"));
+          failure = absl::DataLossError(
+              Cat("entry ", expected, ": missing (next key is ", sequence, ")"));
           return false;
         }
         absl::StatusOr<v1::Entry> entry = OpenEntry(value, sequence);
@@ -755,9 +769,9 @@ absl::Status Ledger::Impl::VerifyJournal() const {
           return false;
         }
         if (entry->previous_hash() != previous) {
-          failure = absl::DataLossError(Cat(
-              "entry ", sequence, ": field previous_hash: expected ", ToHex(previous), ", found ",
-              ToHex(entry->previous_hash())));
+          failure =
+              absl::DataLossError(Cat("entry ", sequence, ": field previous_hash: expected ",
+                                      ToHex(previous), ", found ", ToHex(entry->previous_hash())));
           return false;
         }
         failure = CheckBalanced(*entry);
@@ -778,7 +792,7 @@ absl::Status Ledger::Impl::VerifyJournal() const {
   }
   if (head.sequence() != expected - 1 || (expected > 1 && head.hash() != previous)) {
     return absl::DataLossError(Cat("chain head names entry ", head.sequence(),
-                                            " but the journal ends at entry ", expected - 1));
+                                   " but the journal ends at entry ", expected - 1));
   }
   return absl::OkStatus();
 }
@@ -833,7 +847,6 @@ absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
   return written;
 }
 
-
 absl::Status Ledger::Impl::ScanPrefix(
     Space space, std::string_view prefix, std::string_view start_after,
     const std::function<bool(std::string_view, std::string_view)>& visit) const {
@@ -859,16 +872,16 @@ absl::StatusOr<v1::ProductState> Ledger::Impl::GetProduct(std::string_view id) c
 absl::StatusOr<std::vector<v1::ProductState>> Ledger::Impl::ListProducts() const {
   std::vector<v1::ProductState> products;
   absl::Status failure;
-  absl::Status scanned = ScanPrefix(Space::kProjections, kProductPrefix, "",
-                                    [&](std::string_view, std::string_view value) {
-                                      v1::ProductState product;
-                                      if (!product.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-                                        failure = absl::DataLossError("product projection does not parse");
-                                        return false;
-                                      }
-                                      products.push_back(std::move(product));
-                                      return products.size() < kPageSizeMax;
-                                    });
+  absl::Status scanned = ScanPrefix(
+      Space::kProjections, kProductPrefix, "", [&](std::string_view, std::string_view value) {
+        v1::ProductState product;
+        if (!product.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          failure = absl::DataLossError("product projection does not parse");
+          return false;
+        }
+        products.push_back(std::move(product));
+        return products.size() < kPageSizeMax;
+      });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
   return products;
@@ -896,7 +909,8 @@ absl::StatusOr<BorrowerPage> Ledger::Impl::ListBorrowers(const BorrowerQuery& qu
           failure = absl::DataLossError(Cat("borrower ", id, " projection does not parse"));
           return false;
         }
-        if (query.status != v1::TALENT_POOL_STATUS_UNSPECIFIED && borrower.status() != query.status) return true;
+        if (query.status != v1::TALENT_POOL_STATUS_UNSPECIFIED && borrower.status() != query.status)
+          return true;
         if (!query.county.empty() && borrower.details().county() != query.county) return true;
         if (page.borrowers.size() == page_size) {
           page.next_page_token = page.borrowers.back().borrower_id();
@@ -914,7 +928,8 @@ absl::StatusOr<v1::LoanState> Ledger::Impl::GetLoan(std::string_view id) const {
   StorageReader reader(*storage_);
   absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(reader, id);
   if (!loan.ok()) return loan.status();
-  if (!loan->has_value()) return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", id));
+  if (!loan->has_value())
+    return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", id));
   return **loan;
 }
 
@@ -928,7 +943,8 @@ absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
     absl::Status valid = ParseDate(query.disbursed_to, "disbursed_to").status();
     if (!valid.ok()) violations.AddStatus("disbursed_to", valid);
   }
-  if (!v1::LoanStatus_IsValid(query.status)) violations.Add("status", "UNKNOWN_ENUM_VALUE", "is not a loan status");
+  if (!v1::LoanStatus_IsValid(query.status))
+    violations.Add("status", "UNKNOWN_ENUM_VALUE", "is not a loan status");
   if (!violations.empty()) return violations.ToStatus();
   const size_t page_size = PageSize(query.page_size);
   StorageReader reader(*storage_);
@@ -936,13 +952,16 @@ absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
   absl::Status failure;
   // Loan ids sort in the order they were assigned, so a page token is the last loan id.
   auto consider = [&](const v1::LoanState& loan) {
-    if (query.status != v1::LOAN_STATUS_UNSPECIFIED && loan.position().status() != query.status) return true;
+    if (query.status != v1::LOAN_STATUS_UNSPECIFIED && loan.position().status() != query.status)
+      return true;
     if (!query.borrower_id.empty() && loan.borrower_id() != query.borrower_id) return true;
     if (!query.product_id.empty() && loan.product_id() != query.product_id) return true;
     if (!query.county.empty() && loan.county() != query.county) return true;
     const std::string& disbursed = loan.position().disbursed_date();
-    if (!query.disbursed_from.empty() && (disbursed.empty() || disbursed < query.disbursed_from)) return true;
-    if (!query.disbursed_to.empty() && (disbursed.empty() || disbursed > query.disbursed_to)) return true;
+    if (!query.disbursed_from.empty() && (disbursed.empty() || disbursed < query.disbursed_from))
+      return true;
+    if (!query.disbursed_to.empty() && (disbursed.empty() || disbursed > query.disbursed_to))
+      return true;
     if (page.loans.size() == page_size) {
       page.next_page_token = page.loans.back().loan_id();
       return false;
@@ -953,26 +972,30 @@ absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
   auto from_index = [&](std::string_view loan_id, std::string_view) {
     absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(reader, loan_id);
     if (!loan.ok() || !loan->has_value()) {
-      failure = loan.ok() ? absl::DataLossError(Cat("index names unknown loan ", loan_id)) : loan.status();
+      failure = loan.ok() ? absl::DataLossError(Cat("index names unknown loan ", loan_id))
+                          : loan.status();
       return false;
     }
     return consider(**loan);
   };
   absl::Status scanned;
   if (!query.borrower_id.empty()) {
-    scanned = ScanPrefix(Space::kIndexes, LoansByBorrowerPrefix(query.borrower_id), query.page_token, from_index);
+    scanned = ScanPrefix(Space::kIndexes, LoansByBorrowerPrefix(query.borrower_id),
+                         query.page_token, from_index);
   } else if (query.status != v1::LOAN_STATUS_UNSPECIFIED) {
-    scanned = ScanPrefix(Space::kIndexes, LoansByStatusPrefix(query.status), query.page_token, from_index);
+    scanned = ScanPrefix(Space::kIndexes, LoansByStatusPrefix(query.status), query.page_token,
+                         from_index);
   } else {
-    scanned = ScanPrefix(Space::kProjections, kLoanPrefix, query.page_token,
-                         [&](std::string_view id, std::string_view value) {
-                           v1::LoanState loan;
-                           if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-                             failure = absl::DataLossError(Cat("loan ", id, " projection does not parse"));
-                             return false;
-                           }
-                           return consider(loan);
-                         });
+    scanned = ScanPrefix(
+        Space::kProjections, kLoanPrefix, query.page_token,
+        [&](std::string_view id, std::string_view value) {
+          v1::LoanState loan;
+          if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+            failure = absl::DataLossError(Cat("loan ", id, " projection does not parse"));
+            return false;
+          }
+          return consider(loan);
+        });
   }
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
@@ -980,7 +1003,7 @@ absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
 }
 
 absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id,
-                                                            std::string_view as_of_text) const {
+                                                             std::string_view as_of_text) const {
   absl::StatusOr<Date> as_of = ParseDate(as_of_text, "as_of");
   if (!as_of.ok()) return as_of.status();
   absl::StatusOr<v1::LoanState> loan = GetLoan(id);
@@ -1009,18 +1032,18 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
   statement.delinquency = DelinquencyAsOf(position, loan->grace_days(), *as_of);
   const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
   absl::Status failure;
-  absl::Status scanned = ScanPrefix(Space::kIndexes, LoanEntriesPrefix(id), "",
-                                    [&](std::string_view key, std::string_view) {
-                                      const uint64_t sequence = DecodeSequenceKey(key);
-                                      if (sequence > durable) return false;
-                                      absl::StatusOr<v1::Entry> entry = ReadEntry(sequence, nullptr);
-                                      if (!entry.ok()) {
-                                        failure = entry.status();
-                                        return false;
-                                      }
-                                      statement.entries.push_back(*std::move(entry));
-                                      return true;
-                                    });
+  absl::Status scanned = ScanPrefix(
+      Space::kIndexes, LoanEntriesPrefix(id), "", [&](std::string_view key, std::string_view) {
+        const uint64_t sequence = DecodeSequenceKey(key);
+        if (sequence > durable) return false;
+        absl::StatusOr<v1::Entry> entry = ReadEntry(sequence, nullptr);
+        if (!entry.ok()) {
+          failure = entry.status();
+          return false;
+        }
+        statement.entries.push_back(*std::move(entry));
+        return true;
+      });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
   statement.loan = *std::move(loan);
@@ -1036,28 +1059,29 @@ absl::StatusOr<PortfolioFigures> Ledger::Impl::GetPortfolio(std::string_view as_
     figures.aging.push_back(PortfolioFigures::Bucket{name, 0, 0});
   }
   absl::Status failure;
-  absl::Status scanned = ScanPrefix(
-      Space::kProjections, kLoanSummaryPrefix, "", [&](std::string_view id, std::string_view value) {
-        v1::LoanSummary loan;
-        if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-          failure = absl::DataLossError(Cat("loan summary ", id, " does not parse"));
-          return false;
-        }
-        const Delinquency d = SummaryDelinquencyAsOf(loan, *as_of);
-        if (d.outstanding_fen <= 0) return true;
-        ++figures.loans_outstanding;
-        figures.outstanding_fen += d.outstanding_fen;
-        figures.overdue_principal_fen += d.overdue_principal_fen;
-        if (d.days_past_due > 30) figures.par30_fen += d.outstanding_fen;
-        if (d.days_past_due > 90) figures.par90_fen += d.outstanding_fen;
-        for (PortfolioFigures::Bucket& bucket : figures.aging) {
-          if (bucket.name == d.bucket) {
-            ++bucket.loans;
-            bucket.outstanding_fen += d.outstanding_fen;
-          }
-        }
-        return true;
-      });
+  absl::Status scanned =
+      ScanPrefix(Space::kProjections, kLoanSummaryPrefix, "",
+                 [&](std::string_view id, std::string_view value) {
+                   v1::LoanSummary loan;
+                   if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                     failure = absl::DataLossError(Cat("loan summary ", id, " does not parse"));
+                     return false;
+                   }
+                   const Delinquency d = SummaryDelinquencyAsOf(loan, *as_of);
+                   if (d.outstanding_fen <= 0) return true;
+                   ++figures.loans_outstanding;
+                   figures.outstanding_fen += d.outstanding_fen;
+                   figures.overdue_principal_fen += d.overdue_principal_fen;
+                   if (d.days_past_due > 30) figures.par30_fen += d.outstanding_fen;
+                   if (d.days_past_due > 90) figures.par90_fen += d.outstanding_fen;
+                   for (PortfolioFigures::Bucket& bucket : figures.aging) {
+                     if (bucket.name == d.bucket) {
+                       ++bucket.loans;
+                       bucket.outstanding_fen += d.outstanding_fen;
+                     }
+                   }
+                   return true;
+                 });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
   return figures;
@@ -1065,14 +1089,23 @@ absl::StatusOr<PortfolioFigures> Ledger::Impl::GetPortfolio(std::string_view as_
 
 namespace {
 
-std::vector<std::string> GroupOf(const ReportDims& dims, const std::vector<ReportDimension>& group_by) {
+std::vector<std::string> GroupOf(const ReportDims& dims,
+                                 const std::vector<ReportDimension>& group_by) {
   std::vector<std::string> group;
   for (ReportDimension d : group_by) {
     switch (d) {
-      case ReportDimension::kCounty: group.push_back(dims.county); break;
-      case ReportDimension::kCategory: group.push_back(v1::BorrowerCategory_Name(dims.category)); break;
-      case ReportDimension::kProduct: group.push_back(dims.product_id); break;
-      case ReportDimension::kFunding: group.push_back(v1::Funding_Name(dims.funding)); break;
+      case ReportDimension::kCounty:
+        group.push_back(dims.county);
+        break;
+      case ReportDimension::kCategory:
+        group.push_back(v1::BorrowerCategory_Name(dims.category));
+        break;
+      case ReportDimension::kProduct:
+        group.push_back(dims.product_id);
+        break;
+      case ReportDimension::kFunding:
+        group.push_back(v1::Funding_Name(dims.funding));
+        break;
     }
   }
   return group;
@@ -1083,7 +1116,8 @@ void AddFlows(v1::ReportCounters& into, const v1::ReportCounters& delta) {
   const google::protobuf::Reflection* reflection = v1::ReportCounters::GetReflection();
   for (int i = 0; i < descriptor->field_count(); ++i) {
     const google::protobuf::FieldDescriptor* field = descriptor->field(i);
-    reflection->SetInt64(&into, field, reflection->GetInt64(into, field) + reflection->GetInt64(delta, field));
+    reflection->SetInt64(&into, field,
+                         reflection->GetInt64(into, field) + reflection->GetInt64(delta, field));
   }
 }
 
@@ -1103,7 +1137,8 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
   absl::StatusOr<Date> to = ParseDate(query.to, "to");
   if (!from.ok()) violations.AddStatus("from", from.status());
   if (!to.ok()) violations.AddStatus("to", to.status());
-  if (from.ok() && to.ok() && *to < *from) violations.Add("to", "BEFORE_FROM", "must not be before from");
+  if (from.ok() && to.ok() && *to < *from)
+    violations.Add("to", "BEFORE_FROM", "must not be before from");
   if (!violations.empty()) return violations.ToStatus();
   ProgrammeReport report;
   report.from = from->ToString();
@@ -1125,7 +1160,8 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
         if (!key.starts_with(kReportPrefix) || key >= end) return false;
         std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
         v1::ReportCounters counters;
-        if (!parsed.has_value() || !counters.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+        if (!parsed.has_value() ||
+            !counters.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
           failure = absl::DataLossError(Cat("report counters under ", key, " do not parse"));
           return false;
         }
@@ -1147,7 +1183,8 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
         }
         const Delinquency d = SummaryDelinquencyAsOf(loan, *to);
         if (d.outstanding_fen <= 0) return true;
-        AddStocks(row(ReportDims{loan.county(), loan.category(), loan.product_id(), loan.funding()}), d);
+        AddStocks(
+            row(ReportDims{loan.county(), loan.category(), loan.product_id(), loan.funding()}), d);
         AddStocks(report.total, d);
         return true;
       },
@@ -1158,30 +1195,34 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
   return report;
 }
 
-absl::StatusOr<std::vector<OverdueLoan>> Ledger::Impl::ListOverdueLoans(std::string_view as_of_text) const {
+absl::StatusOr<std::vector<OverdueLoan>> Ledger::Impl::ListOverdueLoans(
+    std::string_view as_of_text) const {
   absl::StatusOr<Date> as_of = ParseDate(as_of_text, "as_of");
   if (!as_of.ok()) return as_of.status();
   std::vector<OverdueLoan> overdue;
   absl::Status failure;
-  absl::Status scanned = ScanPrefix(
-      Space::kProjections, kLoanSummaryPrefix, "", [&](std::string_view id, std::string_view value) {
-        v1::LoanSummary loan;
-        if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-          failure = absl::DataLossError(Cat("loan summary ", id, " does not parse"));
-          return false;
-        }
-        const Delinquency d = SummaryDelinquencyAsOf(loan, *as_of);
-        if (d.overdue_installments == 0) return true;
-        // The oldest unpaid installment's due date: what the follow-up visit is about.
-        const Date oldest = as_of->PlusDays(-d.days_past_due);
-        overdue.push_back(OverdueLoan{loan.loan_id(), loan.borrower_id(), loan.county(), d.days_past_due, d.bucket,
-                                      d.overdue_principal_fen, d.outstanding_fen, oldest.ToString()});
-        return overdue.size() < 100'000;
-      });
+  absl::Status scanned =
+      ScanPrefix(Space::kProjections, kLoanSummaryPrefix, "",
+                 [&](std::string_view id, std::string_view value) {
+                   v1::LoanSummary loan;
+                   if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                     failure = absl::DataLossError(Cat("loan summary ", id, " does not parse"));
+                     return false;
+                   }
+                   const Delinquency d = SummaryDelinquencyAsOf(loan, *as_of);
+                   if (d.overdue_installments == 0) return true;
+                   // The oldest unpaid installment's due date: what the follow-up visit is about.
+                   const Date oldest = as_of->PlusDays(-d.days_past_due);
+                   overdue.push_back(OverdueLoan{loan.loan_id(), loan.borrower_id(), loan.county(),
+                                                 d.days_past_due, d.bucket, d.overdue_principal_fen,
+                                                 d.outstanding_fen, oldest.ToString()});
+                   return overdue.size() < 100'000;
+                 });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
-  std::stable_sort(overdue.begin(), overdue.end(),
-                   [](const OverdueLoan& a, const OverdueLoan& b) { return a.days_past_due > b.days_past_due; });
+  std::stable_sort(overdue.begin(), overdue.end(), [](const OverdueLoan& a, const OverdueLoan& b) {
+    return a.days_past_due > b.days_past_due;
+  });
   return overdue;
 }
 
@@ -1246,7 +1287,9 @@ absl::StatusOr<v1::BorrowerState> Ledger::GetBorrower(std::string_view id) const
 absl::StatusOr<BorrowerPage> Ledger::ListBorrowers(const BorrowerQuery& query) const {
   return impl_->ListBorrowers(query);
 }
-absl::StatusOr<v1::LoanState> Ledger::GetLoan(std::string_view id) const { return impl_->GetLoan(id); }
+absl::StatusOr<v1::LoanState> Ledger::GetLoan(std::string_view id) const {
+  return impl_->GetLoan(id);
+}
 absl::StatusOr<LoanPage> Ledger::ListLoans(const LoanQuery& query) const {
   return impl_->ListLoans(query);
 }
@@ -1259,7 +1302,8 @@ absl::StatusOr<PortfolioFigures> Ledger::GetPortfolio(std::string_view as_of) co
 }
 absl::StatusOr<TreeHead> Ledger::GetTreeHead() const { return impl_->GetTreeHead(); }
 
-absl::StatusOr<std::vector<std::string>> Ledger::GetInclusionProof(uint64_t index, uint64_t size) const {
+absl::StatusOr<std::vector<std::string>> Ledger::GetInclusionProof(uint64_t index,
+                                                                   uint64_t size) const {
   absl::Status valid = impl_->CheckTreeSize(size);
   if (!valid.ok()) return valid;
   if (index >= size) {
@@ -1268,7 +1312,8 @@ absl::StatusOr<std::vector<std::string>> Ledger::GetInclusionProof(uint64_t inde
   return MerkleInclusionProof(impl_->Nodes(), index, size);
 }
 
-absl::StatusOr<std::vector<std::string>> Ledger::GetConsistencyProof(uint64_t old_size, uint64_t new_size) const {
+absl::StatusOr<std::vector<std::string>> Ledger::GetConsistencyProof(uint64_t old_size,
+                                                                     uint64_t new_size) const {
   absl::Status valid = impl_->CheckTreeSize(new_size);
   if (!valid.ok()) return valid;
   if (old_size == 0 || old_size > new_size) {

@@ -62,10 +62,10 @@ struct JournalHead {
 
 // The first difference between stored projections and a rebuild from the journal.
 struct ProjectionMismatch {
-  std::string space;     // "projections", "indexes" or "request_ids"
-  std::string key;       // printable form of the key
-  std::string stored;    // printable form of the stored value ("<absent>" if none)
-  std::string rebuilt;   // printable form of the rebuilt value ("<absent>" if none)
+  std::string space;    // "projections", "indexes" or "request_ids"
+  std::string key;      // printable form of the key
+  std::string stored;   // printable form of the stored value ("<absent>" if none)
+  std::string rebuilt;  // printable form of the rebuilt value ("<absent>" if none)
 };
 
 // A loan's delinquency as of a date (DESIGN.md section 5).
@@ -225,7 +225,7 @@ class Ledger {
   // Up to `limit` (at most kListEntriesMax) durable entries from `first_sequence` on.
   static constexpr size_t kListEntriesMax = 1000;
   [[nodiscard]] absl::StatusOr<std::vector<v1::Entry>> ListEntries(uint64_t first_sequence,
-                                                                    size_t limit) const;
+                                                                   size_t limit) const;
 
   // The balance (debits minus credits) of `account`; zero for an account never posted.
   [[nodiscard]] absl::StatusOr<Money> GetBalance(std::string_view account) const;
@@ -237,9 +237,10 @@ class Ledger {
   [[nodiscard]] absl::StatusOr<TreeHead> GetTreeHead() const;
   // RFC 6962 inclusion proof of leaf `index` (entry index+1) in the tree of `size` leaves,
   // and consistency proof between sizes; sizes must not exceed the durable tree.
-  [[nodiscard]] absl::StatusOr<std::vector<std::string>> GetInclusionProof(uint64_t index, uint64_t size) const;
-  [[nodiscard]] absl::StatusOr<std::vector<std::string>> GetConsistencyProof(uint64_t old_size,
-                                                                             uint64_t new_size) const;
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> GetInclusionProof(uint64_t index,
+                                                                           uint64_t size) const;
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> GetConsistencyProof(
+      uint64_t old_size, uint64_t new_size) const;
   // The root of the tree of `size` leaves (size <= the durable tree).
   [[nodiscard]] absl::StatusOr<std::string> GetTreeRoot(uint64_t size) const;
 
@@ -266,7 +267,8 @@ class Ledger {
   // per-day report counters, stocks computed from the loans as of the period's end.
   [[nodiscard]] absl::StatusOr<ProgrammeReport> GetProgrammeReport(const ReportQuery& query) const;
   // Loans overdue as of `as_of`, most days past due first, for follow-up visits.
-  [[nodiscard]] absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(std::string_view as_of) const;
+  [[nodiscard]] absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(
+      std::string_view as_of) const;
   // Today's business date, as the writer sees it.
   Date Today() const;
 

@@ -159,7 +159,8 @@ std::optional<v1::LoanSummary> SummaryOf(const v1::LoanState& loan) {
   summary.set_funding(loan.funding());
   summary.set_grace_days(loan.grace_days());
   summary.set_disbursed_day(MustParse(position.disbursed_date()).days_since_epoch());
-  const bool ended = position.status() == v1::LOAN_STATUS_WRITTEN_OFF || position.status() == v1::LOAN_STATUS_CLOSED;
+  const bool ended = position.status() == v1::LOAN_STATUS_WRITTEN_OFF ||
+                     position.status() == v1::LOAN_STATUS_CLOSED;
   if (ended && !position.closed_date().empty()) {
     summary.set_ended_day(MustParse(position.closed_date()).days_since_epoch());
   }

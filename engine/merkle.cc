@@ -36,8 +36,8 @@ absl::Status Path(const PerfectNodeSource& nodes, uint64_t index, uint64_t begin
   return absl::OkStatus();
 }
 
-absl::Status SubProof(const PerfectNodeSource& nodes, uint64_t m, uint64_t begin, uint64_t end, bool whole,
-                      std::vector<std::string>& proof) {
+absl::Status SubProof(const PerfectNodeSource& nodes, uint64_t m, uint64_t begin, uint64_t end,
+                      bool whole, std::vector<std::string>& proof) {
   const uint64_t n = end - begin;
   if (m == n) {
     if (whole) return absl::OkStatus();
@@ -74,7 +74,8 @@ std::string MerkleNodeHash(std::string_view left, std::string_view right) {
 
 std::string MerkleEmptyRoot() { return ThreadSha256().Digest({}); }
 
-absl::StatusOr<std::string> MerkleSubtreeHash(const PerfectNodeSource& nodes, uint64_t begin, uint64_t end) {
+absl::StatusOr<std::string> MerkleSubtreeHash(const PerfectNodeSource& nodes, uint64_t begin,
+                                              uint64_t end) {
   if (end <= begin) return absl::InvalidArgumentError("empty subtree");
   if (IsPerfect(begin, end)) {
     const int level = std::countr_zero(end - begin);
@@ -93,10 +94,11 @@ absl::StatusOr<std::string> MerkleRoot(const PerfectNodeSource& nodes, uint64_t 
   return MerkleSubtreeHash(nodes, 0, size);
 }
 
-absl::StatusOr<std::vector<std::string>> MerkleInclusionProof(const PerfectNodeSource& nodes, uint64_t index,
-                                                              uint64_t size) {
+absl::StatusOr<std::vector<std::string>> MerkleInclusionProof(const PerfectNodeSource& nodes,
+                                                              uint64_t index, uint64_t size) {
   if (index >= size) {
-    return absl::InvalidArgumentError(Cat("leaf ", index, " is not in a tree of ", size, " leaves"));
+    return absl::InvalidArgumentError(
+        Cat("leaf ", index, " is not in a tree of ", size, " leaves"));
   }
   std::vector<std::string> proof;
   absl::Status built = Path(nodes, index, 0, size, proof);
@@ -104,10 +106,12 @@ absl::StatusOr<std::vector<std::string>> MerkleInclusionProof(const PerfectNodeS
   return proof;
 }
 
-absl::StatusOr<std::vector<std::string>> MerkleConsistencyProof(const PerfectNodeSource& nodes, uint64_t old_size,
+absl::StatusOr<std::vector<std::string>> MerkleConsistencyProof(const PerfectNodeSource& nodes,
+                                                                uint64_t old_size,
                                                                 uint64_t new_size) {
   if (old_size == 0 || old_size > new_size) {
-    return absl::InvalidArgumentError(Cat("no consistency proof from size ", old_size, " to ", new_size));
+    return absl::InvalidArgumentError(
+        Cat("no consistency proof from size ", old_size, " to ", new_size));
   }
   std::vector<std::string> proof;
   if (old_size == new_size) return proof;
@@ -140,14 +144,17 @@ absl::Status VerifyMerkleInclusion(std::string_view leaf_hash, uint64_t index, u
   }
   if (sn != 0) return absl::DataLossError("inclusion proof is shorter than the tree is deep");
   if (r != root) {
-    return absl::DataLossError(Cat("inclusion proof gives root ", ToHex(r), ", expected ", ToHex(root)));
+    return absl::DataLossError(
+        Cat("inclusion proof gives root ", ToHex(r), ", expected ", ToHex(root)));
   }
   return absl::OkStatus();
 }
 
-absl::Status VerifyMerkleConsistency(uint64_t old_size, uint64_t new_size, std::string_view old_root,
-                                     std::string_view new_root, const std::vector<std::string>& proof) {
-  if (old_size == 0 || old_size > new_size) return absl::DataLossError("sizes cannot be consistent");
+absl::Status VerifyMerkleConsistency(uint64_t old_size, uint64_t new_size,
+                                     std::string_view old_root, std::string_view new_root,
+                                     const std::vector<std::string>& proof) {
+  if (old_size == 0 || old_size > new_size)
+    return absl::DataLossError("sizes cannot be consistent");
   if (old_size == new_size) {
     if (!proof.empty()) return absl::DataLossError("a proof between equal sizes must be empty");
     if (old_root != new_root) return absl::DataLossError("equal sizes with different roots");
@@ -183,8 +190,12 @@ absl::Status VerifyMerkleConsistency(uint64_t old_size, uint64_t new_size, std::
     sn >>= 1;
   }
   if (sn != 0) return absl::DataLossError("consistency proof is too short");
-  if (fr != old_root) return absl::DataLossError(Cat("consistency proof gives old root ", ToHex(fr), ", expected ", ToHex(old_root)));
-  if (sr != new_root) return absl::DataLossError(Cat("consistency proof gives new root ", ToHex(sr), ", expected ", ToHex(new_root)));
+  if (fr != old_root)
+    return absl::DataLossError(
+        Cat("consistency proof gives old root ", ToHex(fr), ", expected ", ToHex(old_root)));
+  if (sr != new_root)
+    return absl::DataLossError(
+        Cat("consistency proof gives new root ", ToHex(sr), ", expected ", ToHex(new_root)));
   return absl::OkStatus();
 }
 
@@ -205,7 +216,8 @@ absl::StatusOr<CompactRange> CompactRange::Load(const PerfectNodeSource& nodes, 
 absl::StatusOr<CompactRange> CompactRange::Decode(std::string_view bytes) {
   if (bytes.size() < 8) return absl::DataLossError("compact range too short");
   CompactRange range;
-  for (int i = 0; i < 8; ++i) range.size_ = (range.size_ << 8) | static_cast<unsigned char>(bytes[i]);
+  for (int i = 0; i < 8; ++i)
+    range.size_ = (range.size_ << 8) | static_cast<unsigned char>(bytes[i]);
   bytes.remove_prefix(8);
   if (bytes.size() != 32 * static_cast<size_t>(std::popcount(range.size_))) {
     return absl::DataLossError("compact range does not match its size");
@@ -216,13 +228,15 @@ absl::StatusOr<CompactRange> CompactRange::Decode(std::string_view bytes) {
 
 std::string CompactRange::Encode() const {
   std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((size_ >> (56 - 8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<size_t>(i)] = static_cast<char>((size_ >> (56 - 8 * i)) & 0xff);
   for (const std::string& h : hashes_) out += h;
   return out;
 }
 
-void CompactRange::Append(std::string_view leaf_hash,
-                          const std::function<void(int level, uint64_t index, const std::string& hash)>& emit) {
+void CompactRange::Append(
+    std::string_view leaf_hash,
+    const std::function<void(int level, uint64_t index, const std::string& hash)>& emit) {
   std::string hash(leaf_hash);
   uint64_t index = size_;  // the new leaf's index at level 0
   int level = 0;

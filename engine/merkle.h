@@ -30,23 +30,27 @@ std::string MerkleEmptyRoot();
 using PerfectNodeSource = std::function<absl::StatusOr<std::string>(int level, uint64_t index)>;
 
 // MTH(D[begin:end]), from the perfect subtrees that tile the range.
-[[nodiscard]] absl::StatusOr<std::string> MerkleSubtreeHash(const PerfectNodeSource& nodes, uint64_t begin,
-                                                            uint64_t end);
+[[nodiscard]] absl::StatusOr<std::string> MerkleSubtreeHash(const PerfectNodeSource& nodes,
+                                                            uint64_t begin, uint64_t end);
 [[nodiscard]] absl::StatusOr<std::string> MerkleRoot(const PerfectNodeSource& nodes, uint64_t size);
 // RFC 6962 PATH(index, D[0:size]); index < size.
-[[nodiscard]] absl::StatusOr<std::vector<std::string>> MerkleInclusionProof(const PerfectNodeSource& nodes,
-                                                                            uint64_t index, uint64_t size);
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> MerkleInclusionProof(
+    const PerfectNodeSource& nodes, uint64_t index, uint64_t size);
 // RFC 6962 PROOF(old_size, D[0:new_size]); 0 < old_size <= new_size.
-[[nodiscard]] absl::StatusOr<std::vector<std::string>> MerkleConsistencyProof(const PerfectNodeSource& nodes,
-                                                                              uint64_t old_size, uint64_t new_size);
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> MerkleConsistencyProof(
+    const PerfectNodeSource& nodes, uint64_t old_size, uint64_t new_size);
 
 // RFC 9162 section 2.1.3.2. OK when `proof` shows `leaf_hash` at `index` in the tree of
 // `size` leaves with root `root`; DATA_LOSS saying what does not match otherwise.
-[[nodiscard]] absl::Status VerifyMerkleInclusion(std::string_view leaf_hash, uint64_t index, uint64_t size,
-                                                 const std::vector<std::string>& proof, std::string_view root);
+[[nodiscard]] absl::Status VerifyMerkleInclusion(std::string_view leaf_hash, uint64_t index,
+                                                 uint64_t size,
+                                                 const std::vector<std::string>& proof,
+                                                 std::string_view root);
 // RFC 9162 section 2.1.4.2.
-[[nodiscard]] absl::Status VerifyMerkleConsistency(uint64_t old_size, uint64_t new_size, std::string_view old_root,
-                                                   std::string_view new_root, const std::vector<std::string>& proof);
+[[nodiscard]] absl::Status VerifyMerkleConsistency(uint64_t old_size, uint64_t new_size,
+                                                   std::string_view old_root,
+                                                   std::string_view new_root,
+                                                   const std::vector<std::string>& proof);
 
 // The right edge of a tree: the roots of the perfect subtrees that tile [0, size), largest
 // first. Appending a leaf merges equal-sized subtrees and reports each new perfect node.
@@ -54,7 +58,8 @@ class CompactRange {
  public:
   CompactRange() = default;
   // Rebuilds the edge of a tree of `size` leaves from stored perfect nodes.
-  [[nodiscard]] static absl::StatusOr<CompactRange> Load(const PerfectNodeSource& nodes, uint64_t size);
+  [[nodiscard]] static absl::StatusOr<CompactRange> Load(const PerfectNodeSource& nodes,
+                                                         uint64_t size);
   // Serialized form: 8-byte big-endian size, then the 32-byte hashes, largest first.
   [[nodiscard]] static absl::StatusOr<CompactRange> Decode(std::string_view bytes);
   std::string Encode() const;

@@ -2,8 +2,8 @@
 
 #include <stdexcept>
 
-#include "engine/strings.h"
 #include "engine/status.h"
+#include "engine/strings.h"
 
 namespace gongdai {
 namespace {
@@ -54,8 +54,8 @@ CharProblem FindCharProblem(std::string_view text) {
     char c = text[i];
     if (IsDigit(c) || c == '.') continue;
     if ((c == '-' || c == '+') && i == 0) continue;
-    return {"INVALID_CHARACTER", Cat("must contain only digits and one '.' (found '",
-                                              std::string(1, c), "')")};
+    return {"INVALID_CHARACTER",
+            Cat("must contain only digits and one '.' (found '", std::string(1, c), "')")};
   }
   return {};
 }
@@ -126,8 +126,7 @@ std::string Money::ToString() const {
 absl::StatusOr<Money> ParseAmount(std::string_view text, std::string_view field,
                                   const AmountRules& rules) {
   auto refuse = [&](std::string_view reason, std::string_view description) {
-    return InvalidField(field, Cat("AMOUNT_", reason),
-                        Cat("amount \"", text, "\" ", description));
+    return InvalidField(field, Cat("AMOUNT_", reason), Cat("amount \"", text, "\" ", description));
   };
   if (text.empty()) return refuse("EMPTY", "is empty: give a decimal number such as 1234.50");
   CharProblem problem = FindCharProblem(text);
@@ -180,8 +179,7 @@ std::string Rate::ToString() const {
 
 absl::StatusOr<Rate> ParseRate(std::string_view text, std::string_view field) {
   auto refuse = [&](std::string_view reason, std::string_view description) {
-    return InvalidField(field, Cat("RATE_", reason),
-                        Cat("rate \"", text, "\" ", description));
+    return InvalidField(field, Cat("RATE_", reason), Cat("rate \"", text, "\" ", description));
   };
   if (text.empty()) return refuse("EMPTY", "is empty: give a decimal such as 0.0435");
   for (char c : text) {
@@ -206,7 +204,8 @@ absl::StatusOr<Rate> ParseRate(std::string_view text, std::string_view field) {
     units += (c - '0') * scale;
     scale /= 10;
   }
-  if (units > Rate::kUnitsPerOne) return refuse("ABOVE_MAXIMUM", "is above the maximum of 1 (100%)");
+  if (units > Rate::kUnitsPerOne)
+    return refuse("ABOVE_MAXIMUM", "is above the maximum of 1 (100%)");
   return Rate::FromUnits(units);
 }
 

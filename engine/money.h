@@ -9,14 +9,13 @@
 #ifndef GONGDAI_ENGINE_MONEY_H_
 #define GONGDAI_ENGINE_MONEY_H_
 
+#include <boost/multiprecision/cpp_int.hpp>
 #include <compare>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/multiprecision/cpp_int.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

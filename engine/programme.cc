@@ -47,8 +47,9 @@ class Fields {
       Add(field, "TOO_LONG", Cat("must be at most ", max_bytes, " bytes"));
     } else if (!IsUtf8(value)) {
       Add(field, "INVALID_UTF8", "must be valid UTF-8");
-    } else if (std::any_of(value.begin(), value.end(),
-                           [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    } else if (std::any_of(value.begin(), value.end(), [](char c) {
+                 return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+               })) {
       Add(field, "CONTROL_CHARACTER", "must not contain control characters (tabs, newlines...)");
     }
   }
@@ -57,10 +58,10 @@ class Fields {
       Add(field, "REQUIRED", "is required");
       return;
     }
-    const bool ok = value.size() <= kIdBytesMax &&
-                    std::all_of(value.begin(), value.end(), [](char c) {
-                      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-                    });
+    const bool ok =
+        value.size() <= kIdBytesMax && std::all_of(value.begin(), value.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+        });
     if (!ok) Add(field, "ID_INVALID", "must be 1-40 characters of a-z, 0-9 and '-'");
   }
   void Id(std::string_view field, std::string_view value, char letter) {
@@ -68,9 +69,9 @@ class Fields {
       Add(field, "REQUIRED", "is required");
       return;
     }
-    const bool ok = value.size() >= 2 && value.size() <= 12 && value[0] == letter &&
-                    std::all_of(value.begin() + 1, value.end(),
-                                [](char c) { return c >= '0' && c <= '9'; });
+    const bool ok =
+        value.size() >= 2 && value.size() <= 12 && value[0] == letter &&
+        std::all_of(value.begin() + 1, value.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!ok) Add(field, "ID_INVALID", Cat("must look like ", letter, "000123"));
   }
   void AssignedByLedger(std::string_view field, bool set) {
@@ -158,13 +159,17 @@ void ValidateTerms(const v1::ProductTerms& terms, Fields& f) {
     }
     f.Enum("terms.day_count", terms.day_count(), v1::DayCountConvention_IsValid);
   } else if (terms.funding() == v1::FUNDING_UNION_FUND) {
-    if (!terms.bank_id().empty()) f.Add("terms.bank_id", "NOT_ALLOWED", "must be empty for a union-fund product");
+    if (!terms.bank_id().empty())
+      f.Add("terms.bank_id", "NOT_ALLOWED", "must be empty for a union-fund product");
     if (!terms.annual_rate().empty()) {
-      f.Add("terms.annual_rate", "NOT_ALLOWED", "must be empty: union-fund loans are interest-free");
+      f.Add("terms.annual_rate", "NOT_ALLOWED",
+            "must be empty: union-fund loans are interest-free");
     }
-    if (terms.day_count() != 0) f.Add("terms.day_count", "NOT_ALLOWED", "must be unset for a union-fund product");
+    if (terms.day_count() != 0)
+      f.Add("terms.day_count", "NOT_ALLOWED", "must be unset for a union-fund product");
   }
-  if (terms.limits().empty()) f.Add("terms.limits", "REQUIRED", "must name at least one borrower category");
+  if (terms.limits().empty())
+    f.Add("terms.limits", "REQUIRED", "must name at least one borrower category");
   std::set<int> categories;
   for (int i = 0; i < terms.limits_size(); ++i) {
     const std::string at = Cat("terms.limits[", i, "]");
@@ -179,7 +184,8 @@ void ValidateTerms(const v1::ProductTerms& terms, Fields& f) {
   if (terms.term_months_min() > terms.term_months_max()) {
     f.Add("terms.term_months_max", "BELOW_MINIMUM", "must not be below term_months_min");
   }
-  if (terms.methods().empty()) f.Add("terms.methods", "REQUIRED", "must allow at least one repayment method");
+  if (terms.methods().empty())
+    f.Add("terms.methods", "REQUIRED", "must allow at least one repayment method");
   std::set<int> methods;
   for (int i = 0; i < terms.methods_size(); ++i) {
     f.Enum(Cat("terms.methods[", i, "]"), terms.methods(i), v1::RepaymentMethod_IsValid);
@@ -193,7 +199,8 @@ void ValidateTerms(const v1::ProductTerms& terms, Fields& f) {
 
 void ValidateDetails(const v1::BorrowerDetails& d, Fields& f) {
   f.Text("details.name", d.name(), kNameBytesMax, true);
-  if (!IsPhone(d.phone())) f.Add("details.phone", "PHONE_INVALID", "must be an 11-digit mobile number starting with 1");
+  if (!IsPhone(d.phone()))
+    f.Add("details.phone", "PHONE_INVALID", "must be an 11-digit mobile number starting with 1");
   f.Text("details.union_member_number", d.union_member_number(), 32, true);
   f.Enum("details.category", d.category(), v1::BorrowerCategory_IsValid);
   f.Text("details.county", d.county(), 64, true);
@@ -211,7 +218,8 @@ absl::StatusOr<std::optional<Message>> ReadProto(StateReader& state, Space space
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) return std::nullopt;
   Message message;
-  if (!message.ParseFromString(**raw)) return absl::DataLossError(Cat("projection ", key, " does not parse"));
+  if (!message.ParseFromString(**raw))
+    return absl::DataLossError(Cat("projection ", key, " does not parse"));
   return message;
 }
 
@@ -230,7 +238,8 @@ std::string Lower(std::string_view text) {
 
 // Next number of a counter in projections ("n/borrower", "n/loan").
 absl::StatusOr<uint64_t> NextNumber(StateReader& state, std::string_view counter) {
-  absl::StatusOr<std::optional<std::string>> raw = state.Get(Space::kProjections, Cat("n/", counter));
+  absl::StatusOr<std::optional<std::string>> raw =
+      state.Get(Space::kProjections, Cat("n/", counter));
   if (!raw.ok()) return raw.status();
   return (raw->has_value() ? DecodeSequenceKey(**raw) : 0) + 1;
 }
@@ -261,13 +270,16 @@ bool IsBank(const v1::LoanState& loan) { return loan.funding() == v1::FUNDING_PA
 
 // Where a loan's principal comes from and goes back to.
 std::string FundingAccount(const v1::LoanState& loan) {
-  return IsBank(loan) ? Cat("bank:", loan.bank_id(), ":principal_lent") : std::string(kFundCashAccount);
+  return IsBank(loan) ? Cat("bank:", loan.bank_id(), ":principal_lent")
+                      : std::string(kFundCashAccount);
 }
 std::string WriteOffAccount(const v1::LoanState& loan) {
-  return IsBank(loan) ? Cat("bank:", loan.bank_id(), ":writeoffs") : std::string("union:fund:writeoffs");
+  return IsBank(loan) ? Cat("bank:", loan.bank_id(), ":writeoffs")
+                      : std::string("union:fund:writeoffs");
 }
 std::string RecoveryAccount(const v1::LoanState& loan) {
-  return IsBank(loan) ? Cat("bank:", loan.bank_id(), ":recoveries") : std::string("union:fund:recoveries");
+  return IsBank(loan) ? Cat("bank:", loan.bank_id(), ":recoveries")
+                      : std::string("union:fund:recoveries");
 }
 
 DayCount BasisOf(v1::DayCountConvention convention) {
@@ -288,9 +300,9 @@ std::string StatusName(v1::LoanStatus status) {
 }
 
 absl::Status WrongState(const v1::LoanState& loan, std::string_view wanted) {
-  return Refused("INVALID_LOAN_STATE", Cat("loan ", loan.loan_id(), " is ",
-                                           StatusName(loan.position().status()), "; it must be ",
-                                           wanted));
+  return Refused("INVALID_LOAN_STATE",
+                 Cat("loan ", loan.loan_id(), " is ", StatusName(loan.position().status()),
+                     "; it must be ", wanted));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -310,10 +322,10 @@ absl::StatusOr<v1::LoanState> LoanForEntry(Context& c, std::string_view loan_id)
     return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", loan_id));
   }
   if (!(*loan)->last_entry_date().empty() && c.date.ToString() < (*loan)->last_entry_date()) {
-    return Refused("BUSINESS_DATE_BEFORE_LOAN_HISTORY",
-                   Cat("business date ", c.date.ToString(), " is before loan ", loan_id,
-                       "'s latest entry (", (*loan)->last_entry_date(),
-                       "); the ledger never rewrites a loan's history"));
+    return Refused(
+        "BUSINESS_DATE_BEFORE_LOAN_HISTORY",
+        Cat("business date ", c.date.ToString(), " is before loan ", loan_id, "'s latest entry (",
+            (*loan)->last_entry_date(), "); the ledger never rewrites a loan's history"));
   }
   return **loan;
 }
@@ -355,9 +367,11 @@ absl::StatusOr<Decision> DecideProduct(Context& c, const std::string& product_id
                       Cat("product ", product_id, " is already defined; amend it instead"));
   }
   if (amend && !existing->has_value()) {
-    return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND", Cat("no product ", product_id));
+    return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND",
+                      Cat("no product ", product_id));
   }
-  if (amend && (*existing)->terms().funding() != c.command.event.product_amended().terms().funding()) {
+  if (amend &&
+      (*existing)->terms().funding() != c.command.event.product_amended().terms().funding()) {
     return Refused("FUNDING_IS_FIXED", "a product's funding cannot change; define a new product");
   }
   return Decision{c.command.event, {}};
@@ -369,9 +383,9 @@ absl::StatusOr<Decision> DecideRegister(Context& c) {
       c.state.Get(Space::kIndexes, NationalIdIndexKey(event.national_id()));
   if (!holder.ok()) return holder.status();
   if (holder->has_value()) {
-    return WithReason(absl::StatusCode::kAlreadyExists, "BORROWER_ALREADY_REGISTERED",
-                      Cat("a borrower with this national ID number is already registered as ",
-                          **holder));
+    return WithReason(
+        absl::StatusCode::kAlreadyExists, "BORROWER_ALREADY_REGISTERED",
+        Cat("a borrower with this national ID number is already registered as ", **holder));
   }
   absl::StatusOr<uint64_t> number = NextNumber(c.state, "borrower");
   if (!number.ok()) return number.status();
@@ -387,8 +401,8 @@ absl::StatusOr<Decision> DecideSubmit(Context& c) {
   absl::StatusOr<v1::ProductState> product = ExistingProduct(c.state, event.product_id());
   if (!product.ok()) return product.status();
   if (borrower->status() != v1::TALENT_POOL_STATUS_ACTIVE) {
-    return Refused("BORROWER_NOT_ACTIVE",
-                   Cat("borrower ", borrower->borrower_id(), " is not an active member of the talent pool"));
+    return Refused("BORROWER_NOT_ACTIVE", Cat("borrower ", borrower->borrower_id(),
+                                              " is not an active member of the talent pool"));
   }
   const v1::ProductTerms& terms = product->terms();
   const v1::CategoryLimit* limit = nullptr;
@@ -396,9 +410,10 @@ absl::StatusOr<Decision> DecideSubmit(Context& c) {
     if (l.category() == borrower->details().category()) limit = &l;
   }
   if (limit == nullptr) {
-    return Refused("CATEGORY_NOT_ELIGIBLE",
-                   Cat("product ", product->product_id(), " does not lend to borrowers of category ",
-                       v1::BorrowerCategory_Name(borrower->details().category())));
+    return Refused(
+        "CATEGORY_NOT_ELIGIBLE",
+        Cat("product ", product->product_id(), " does not lend to borrowers of category ",
+            v1::BorrowerCategory_Name(borrower->details().category())));
   }
   if (event.amount_fen() > limit->max_amount_fen()) {
     return Refused("EXCEEDS_PRODUCT_LIMIT",
@@ -406,13 +421,15 @@ absl::StatusOr<Decision> DecideSubmit(Context& c) {
                        " is above product ", product->product_id(), "'s limit of ",
                        Money::FromFen(limit->max_amount_fen()).ToString(), " for this category"));
   }
-  if (event.term_months() < terms.term_months_min() || event.term_months() > terms.term_months_max()) {
-    return Refused("TERM_OUTSIDE_PRODUCT_LIMITS",
-                   Cat("term of ", event.term_months(), " months is outside product ",
-                       product->product_id(), "'s ", terms.term_months_min(), "-",
-                       terms.term_months_max(), " months"));
+  if (event.term_months() < terms.term_months_min() ||
+      event.term_months() > terms.term_months_max()) {
+    return Refused(
+        "TERM_OUTSIDE_PRODUCT_LIMITS",
+        Cat("term of ", event.term_months(), " months is outside product ", product->product_id(),
+            "'s ", terms.term_months_min(), "-", terms.term_months_max(), " months"));
   }
-  if (std::find(terms.methods().begin(), terms.methods().end(), event.method()) == terms.methods().end()) {
+  if (std::find(terms.methods().begin(), terms.methods().end(), event.method()) ==
+      terms.methods().end()) {
     return Refused("METHOD_NOT_ALLOWED", Cat("product ", product->product_id(), " does not allow ",
                                              v1::RepaymentMethod_Name(event.method())));
   }
@@ -450,7 +467,8 @@ absl::StatusOr<Decision> DecideApprove(Context& c) {
   return decision;
 }
 
-absl::StatusOr<Decision> DecideCloseApplication(Context& c, const std::string& loan_id, bool reject) {
+absl::StatusOr<Decision> DecideCloseApplication(Context& c, const std::string& loan_id,
+                                                bool reject) {
   absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, loan_id);
   if (!loan.ok()) return loan.status();
   const v1::LoanStatus status = loan->position().status();
@@ -467,7 +485,8 @@ absl::StatusOr<Decision> DecideCloseApplication(Context& c, const std::string& l
 }
 
 absl::StatusOr<Decision> DecideRevoke(Context& c) {
-  absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, c.command.event.approval_revoked().loan_id());
+  absl::StatusOr<v1::LoanState> loan =
+      LoanForEntry(c, c.command.event.approval_revoked().loan_id());
   if (!loan.ok()) return loan.status();
   if (!MayDecide(c.actor())) {
     return WithReason(absl::StatusCode::kPermissionDenied, "APPROVER_ROLE_REQUIRED",
@@ -475,7 +494,8 @@ absl::StatusOr<Decision> DecideRevoke(Context& c) {
   }
   if (loan->approvals().empty() || (loan->position().status() != v1::LOAN_STATUS_APPROVED &&
                                     loan->position().status() != v1::LOAN_STATUS_SUBMITTED)) {
-    return Refused("NOTHING_TO_REVOKE", Cat("loan ", loan->loan_id(), " has no approval to revoke"));
+    return Refused("NOTHING_TO_REVOKE",
+                   Cat("loan ", loan->loan_id(), " has no approval to revoke"));
   }
   return Decision{c.command.event, {}};
 }
@@ -494,9 +514,10 @@ absl::StatusOr<Decision> DecideDisburse(Context& c) {
     absl::StatusOr<int64_t> cash = AccountBalance(c.state, kFundCashAccount);
     if (!cash.ok()) return cash.status();
     if (*cash < loan->amount_fen()) {
-      return Refused("FUND_INSUFFICIENT",
-                     Cat("the union fund holds ", Money::FromFen(*cash).ToString(), ", less than the ",
-                         Money::FromFen(loan->amount_fen()).ToString(), " to disburse"));
+      return Refused(
+          "FUND_INSUFFICIENT",
+          Cat("the union fund holds ", Money::FromFen(*cash).ToString(), ", less than the ",
+              Money::FromFen(loan->amount_fen()).ToString(), " to disburse"));
     }
   }
   absl::StatusOr<std::vector<v1::Installment>> schedule =
@@ -515,7 +536,8 @@ absl::StatusOr<std::vector<v1::AccrualPeriod>> FinalAccruals(const v1::LoanState
   if (!IsBank(loan)) return std::vector<v1::AccrualPeriod>{};
   v1::LoanPosition position = loan.position();
   absl::StatusOr<Rate> rate = ParseRate(loan.annual_rate(), "annual_rate");
-  if (!rate.ok()) return absl::DataLossError(Cat("loan ", loan.loan_id(), " has an unreadable rate"));
+  if (!rate.ok())
+    return absl::DataLossError(Cat("loan ", loan.loan_id(), " has an unreadable rate"));
   return TakeAccrualPeriods(position, date, /*final=*/true, *rate, BasisOf(loan.day_count()));
 }
 
@@ -523,7 +545,8 @@ void PostAccruals(Decision& decision, const v1::LoanState& loan,
                   const std::vector<v1::AccrualPeriod>& periods) {
   int64_t total = 0;
   for (const v1::AccrualPeriod& p : periods) total += p.amount_fen();
-  Move(decision, std::string(kSubsidyExpenseAccount), BankSubsidyPayableAccount(loan.bank_id()), total);
+  Move(decision, std::string(kSubsidyExpenseAccount), BankSubsidyPayableAccount(loan.bank_id()),
+       total);
 }
 
 absl::StatusOr<Decision> DecideRepay(Context& c) {
@@ -542,7 +565,8 @@ absl::StatusOr<Decision> DecideRepay(Context& c) {
   v1::RepaymentRecorded* recorded = decision.event.mutable_repayment_recorded();
   int64_t left = event.amount_fen();
   for (int i = 0; i < loan->position().schedule_size() && left > 0; ++i) {
-    const int64_t unpaid = loan->position().schedule(i).principal_fen() - loan->position().paid_fen(i);
+    const int64_t unpaid =
+        loan->position().schedule(i).principal_fen() - loan->position().paid_fen(i);
     if (unpaid <= 0) continue;
     const int64_t take = std::min(unpaid, left);
     v1::Allocation* allocation = recorded->add_allocations();
@@ -572,33 +596,38 @@ absl::StatusOr<Decision> DecideAccrue(Context& c) {
   if (loan->position().status() != v1::LOAN_STATUS_ACTIVE) return WrongState(*loan, "active");
   v1::LoanPosition position = loan->position();
   absl::StatusOr<Rate> rate = ParseRate(loan->annual_rate(), "annual_rate");
-  if (!rate.ok()) return absl::DataLossError(Cat("loan ", loan->loan_id(), " has an unreadable rate"));
+  if (!rate.ok())
+    return absl::DataLossError(Cat("loan ", loan->loan_id(), " has an unreadable rate"));
   absl::StatusOr<std::vector<v1::AccrualPeriod>> periods =
       TakeAccrualPeriods(position, c.date, /*final=*/false, *rate, BasisOf(loan->day_count()));
   if (!periods.ok()) return periods.status();
   if (periods->empty()) {
-    return Refused("NOTHING_TO_ACCRUE", Cat("loan ", loan->loan_id(), " has no complete month to accrue by ",
-                                            c.date.ToString()));
+    return Refused(
+        "NOTHING_TO_ACCRUE",
+        Cat("loan ", loan->loan_id(), " has no complete month to accrue by ", c.date.ToString()));
   }
   Decision decision{c.command.event, {}};
-  for (const v1::AccrualPeriod& p : *periods) *decision.event.mutable_subsidy_accrued()->add_accruals() = p;
+  for (const v1::AccrualPeriod& p : *periods)
+    *decision.event.mutable_subsidy_accrued()->add_accruals() = p;
   PostAccruals(decision, *loan, *periods);
   return decision;
 }
 
 absl::StatusOr<Decision> DecideSettle(Context& c) {
   const v1::SubsidySettled& event = c.command.event.subsidy_settled();
-  absl::StatusOr<int64_t> payable = AccountBalance(c.state, BankSubsidyPayableAccount(event.bank_id()));
+  absl::StatusOr<int64_t> payable =
+      AccountBalance(c.state, BankSubsidyPayableAccount(event.bank_id()));
   if (!payable.ok()) return payable.status();
   const int64_t owed = -*payable;  // a liability: credit balance
   if (event.amount_fen() > owed) {
     return Refused("EXCEEDS_SUBSIDY_OWED",
-                   Cat("the union owes bank ", event.bank_id(), " ", Money::FromFen(owed).ToString(),
-                       " of subsidy, less than the ", Money::FromFen(event.amount_fen()).ToString(),
-                       " to settle"));
+                   Cat("the union owes bank ", event.bank_id(), " ",
+                       Money::FromFen(owed).ToString(), " of subsidy, less than the ",
+                       Money::FromFen(event.amount_fen()).ToString(), " to settle"));
   }
   Decision decision{c.command.event, {}};
-  Move(decision, BankSubsidyPayableAccount(event.bank_id()), std::string(kOperatingAccount), event.amount_fen());
+  Move(decision, BankSubsidyPayableAccount(event.bank_id()), std::string(kOperatingAccount),
+       event.amount_fen());
   return decision;
 }
 
@@ -638,13 +667,14 @@ absl::StatusOr<Decision> DecideRecovery(Context& c) {
   const v1::RecoveryRecorded& event = c.command.event.recovery_recorded();
   absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, event.loan_id());
   if (!loan.ok()) return loan.status();
-  if (loan->position().status() != v1::LOAN_STATUS_WRITTEN_OFF) return WrongState(*loan, "written off");
+  if (loan->position().status() != v1::LOAN_STATUS_WRITTEN_OFF)
+    return WrongState(*loan, "written off");
   const int64_t recoverable = loan->position().written_off_fen() - loan->position().recovered_fen();
   if (event.amount_fen() > recoverable) {
-    return Refused("EXCEEDS_WRITTEN_OFF",
-                   Cat("recovery of ", Money::FromFen(event.amount_fen()).ToString(),
-                       " is more than the ", Money::FromFen(recoverable).ToString(),
-                       " written off and not yet recovered"));
+    return Refused(
+        "EXCEEDS_WRITTEN_OFF",
+        Cat("recovery of ", Money::FromFen(event.amount_fen()).ToString(), " is more than the ",
+            Money::FromFen(recoverable).ToString(), " written off and not yet recovered"));
   }
   Decision decision{c.command.event, {}};
   Move(decision, FundingAccount(*loan), RecoveryAccount(*loan), event.amount_fen());
@@ -660,19 +690,32 @@ absl::StatusOr<Decision> DecideFund(Context& c) {
 
 std::string LoanIdOf(const v1::Event& event) {
   switch (event.kind_case()) {
-    case v1::Event::kApplicationSubmitted: return event.application_submitted().loan_id();
-    case v1::Event::kApprovalGranted: return event.approval_granted().loan_id();
-    case v1::Event::kApplicationRejected: return event.application_rejected().loan_id();
-    case v1::Event::kApplicationWithdrawn: return event.application_withdrawn().loan_id();
-    case v1::Event::kApprovalRevoked: return event.approval_revoked().loan_id();
-    case v1::Event::kLoanDisbursed: return event.loan_disbursed().loan_id();
-    case v1::Event::kRepaymentRecorded: return event.repayment_recorded().loan_id();
-    case v1::Event::kSubsidyAccrued: return event.subsidy_accrued().loan_id();
-    case v1::Event::kJobsReported: return event.jobs_reported().loan_id();
-    case v1::Event::kLoanWrittenOff: return event.loan_written_off().loan_id();
-    case v1::Event::kRecoveryRecorded: return event.recovery_recorded().loan_id();
-    case v1::Event::kEntryReversed: return event.entry_reversed().loan_id();
-    default: return "";
+    case v1::Event::kApplicationSubmitted:
+      return event.application_submitted().loan_id();
+    case v1::Event::kApprovalGranted:
+      return event.approval_granted().loan_id();
+    case v1::Event::kApplicationRejected:
+      return event.application_rejected().loan_id();
+    case v1::Event::kApplicationWithdrawn:
+      return event.application_withdrawn().loan_id();
+    case v1::Event::kApprovalRevoked:
+      return event.approval_revoked().loan_id();
+    case v1::Event::kLoanDisbursed:
+      return event.loan_disbursed().loan_id();
+    case v1::Event::kRepaymentRecorded:
+      return event.repayment_recorded().loan_id();
+    case v1::Event::kSubsidyAccrued:
+      return event.subsidy_accrued().loan_id();
+    case v1::Event::kJobsReported:
+      return event.jobs_reported().loan_id();
+    case v1::Event::kLoanWrittenOff:
+      return event.loan_written_off().loan_id();
+    case v1::Event::kRecoveryRecorded:
+      return event.recovery_recorded().loan_id();
+    case v1::Event::kEntryReversed:
+      return event.entry_reversed().loan_id();
+    default:
+      return "";
   }
 }
 
@@ -709,15 +752,17 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
   absl::StatusOr<v1::Entry> target = OpenEntry(**stored, event.reversed_sequence());
   if (!target.ok()) return target.status();
   if (!IsReversible(target->event())) {
-    return Refused("NOT_REVERSIBLE", Cat("entry ", target->sequence(),
-                                         " is not a financial entry; record a new decision instead"));
+    return Refused("NOT_REVERSIBLE",
+                   Cat("entry ", target->sequence(),
+                       " is not a financial entry; record a new decision instead"));
   }
   absl::StatusOr<std::optional<std::string>> reversed =
       c.state.Get(Space::kProjections, ReversedKey(target->sequence()));
   if (!reversed.ok()) return reversed.status();
   if (reversed->has_value()) {
-    return Refused("ALREADY_REVERSED", Cat("entry ", target->sequence(), " was already reversed by entry ",
-                                           DecodeSequenceKey(**reversed)));
+    return Refused("ALREADY_REVERSED",
+                   Cat("entry ", target->sequence(), " was already reversed by entry ",
+                       DecodeSequenceKey(**reversed)));
   }
   Decision decision{c.command.event, {}};
   const std::string loan_id = LoanIdOf(target->event());
@@ -726,10 +771,10 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
     if (!loan.ok()) return loan.status();
     if (loan->position().last_financial_sequence() != target->sequence() ||
         !loan->has_position_before_last()) {
-      return Refused("NOT_LATEST_LOAN_ENTRY",
-                     Cat("entry ", target->sequence(), " is not loan ", loan_id,
-                         "'s latest financial entry (", loan->position().last_financial_sequence(),
-                         "); reverse the later entries first"));
+      return Refused(
+          "NOT_LATEST_LOAN_ENTRY",
+          Cat("entry ", target->sequence(), " is not loan ", loan_id, "'s latest financial entry (",
+              loan->position().last_financial_sequence(), "); reverse the later entries first"));
     }
     decision.event.mutable_entry_reversed()->set_loan_id(loan_id);
   }
@@ -749,7 +794,6 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
   return decision;
 }
 
-
 // ---------------------------------------------------------------------------------------
 // Report counters.
 
@@ -759,12 +803,14 @@ void AddCounters(v1::ReportCounters& into, const v1::ReportCounters& delta, int6
   const google::protobuf::Reflection* reflection = v1::ReportCounters::GetReflection();
   for (int i = 0; i < descriptor->field_count(); ++i) {
     const google::protobuf::FieldDescriptor* field = descriptor->field(i);
-    reflection->SetInt64(&into, field,
-                         reflection->GetInt64(into, field) + sign * reflection->GetInt64(delta, field));
+    reflection->SetInt64(
+        &into, field,
+        reflection->GetInt64(into, field) + sign * reflection->GetInt64(delta, field));
   }
 }
 
-absl::Status AddToReport(StateWriter& state, const ReportDims& dims, const v1::Contribution& c, int64_t sign) {
+absl::Status AddToReport(StateWriter& state, const ReportDims& dims, const v1::Contribution& c,
+                         int64_t sign) {
   const std::string key = ReportKey(c.date(), dims);
   absl::StatusOr<std::optional<v1::ReportCounters>> stored =
       ReadProto<v1::ReportCounters>(state, Space::kProjections, key);
@@ -822,7 +868,8 @@ absl::StatusOr<v1::LoanState> MustReadLoan(StateWriter& state, std::string_view 
 
 void SetStatus(StateWriter& state, v1::LoanState& loan, v1::LoanStatus status) {
   const v1::LoanStatus old = loan.position().status();
-  if (old != v1::LOAN_STATUS_UNSPECIFIED) state.Delete(Space::kIndexes, Cat(LoansByStatusPrefix(old), loan.loan_id()));
+  if (old != v1::LOAN_STATUS_UNSPECIFIED)
+    state.Delete(Space::kIndexes, Cat(LoansByStatusPrefix(old), loan.loan_id()));
   state.Put(Space::kIndexes, Cat(LoansByStatusPrefix(status), loan.loan_id()), "");
   loan.mutable_position()->set_status(status);
 }
@@ -837,7 +884,8 @@ void SaveLoan(ApplyContext& a, v1::LoanState& loan) {
   } else if (loan.position().status() == v1::LOAN_STATUS_APPROVED) {
     a.state.Delete(Space::kProjections, LoanSummaryKey(loan.loan_id()));  // a disbursement reversed
   }
-  a.state.Put(Space::kIndexes, Cat(LoanEntriesPrefix(loan.loan_id()), SequenceKey(a.entry.sequence())), "");
+  a.state.Put(Space::kIndexes,
+              Cat(LoanEntriesPrefix(loan.loan_id()), SequenceKey(a.entry.sequence())), "");
 }
 
 // Keeps the position before a financial entry, for its reversal.
@@ -856,11 +904,13 @@ absl::Status ConsumeAccruals(v1::LoanState& loan, Date date,
   }
   v1::LoanPosition& position = *loan.mutable_position();
   AdvanceAccrual(position, date);
-  if (periods.size() > position.pending_size()) return absl::DataLossError("more accrual periods than pending months");
+  if (periods.size() > position.pending_size())
+    return absl::DataLossError("more accrual periods than pending months");
   for (int i = 0; i < periods.size(); ++i) {
     if (periods[i].start_date() != position.pending(i).start_date() ||
         periods[i].principal_fen_days() != position.pending(i).principal_fen_days()) {
-      return absl::DataLossError(Cat("accrual period ", i, " does not match the loan's pending month ",
+      return absl::DataLossError(Cat("accrual period ", i,
+                                     " does not match the loan's pending month ",
                                      position.pending(i).start_date()));
     }
   }
@@ -892,18 +942,21 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       report.On(date).set_applications_rejected(1);
       break;
     case v1::Event::kApplicationWithdrawn:
-      if (position.status() == v1::LOAN_STATUS_APPROVED) report.On(date).set_applications_approved(-1);
+      if (position.status() == v1::LOAN_STATUS_APPROVED)
+        report.On(date).set_applications_approved(-1);
       *loan.mutable_closed_by() = a.Who(event.application_withdrawn().reason());
       SetStatus(a.state, loan, v1::LOAN_STATUS_WITHDRAWN);
       report.On(date).set_applications_withdrawn(1);
       break;
     case v1::Event::kApprovalRevoked:
-      if (position.status() == v1::LOAN_STATUS_APPROVED) report.On(date).set_applications_approved(-1);
+      if (position.status() == v1::LOAN_STATUS_APPROVED)
+        report.On(date).set_applications_approved(-1);
       loan.clear_approvals();
       SetStatus(a.state, loan, v1::LOAN_STATUS_SUBMITTED);
       break;
     case v1::Event::kJobsReported:
-      report.On(date).set_jobs_reported(event.jobs_reported().jobs_created() - loan.jobs_reported());
+      report.On(date).set_jobs_reported(event.jobs_reported().jobs_created() -
+                                        loan.jobs_reported());
       loan.set_jobs_reported(event.jobs_reported().jobs_created());
       break;
     case v1::Event::kLoanDisbursed: {
@@ -934,13 +987,15 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       report.On(date).set_repaid_fen(r.amount_fen());
       for (const v1::Allocation& allocation : r.allocations()) {
         const int index = allocation.installment() - 1;
-        if (index < 0 || index >= position.schedule_size()) return absl::DataLossError("allocation to no installment");
+        if (index < 0 || index >= position.schedule_size())
+          return absl::DataLossError("allocation to no installment");
         const std::string& due_date = position.schedule(index).due_date();
         absl::StatusOr<Date> due = ParseDate(due_date, "due_date");
         if (!due.ok()) return due.status();
         if (a.date <= due->PlusDays(loan.grace_days())) {
           v1::ReportCounters& due_day = report.On(due_date);
-          due_day.set_principal_repaid_on_time_fen(due_day.principal_repaid_on_time_fen() + allocation.principal_fen());
+          due_day.set_principal_repaid_on_time_fen(due_day.principal_repaid_on_time_fen() +
+                                                   allocation.principal_fen());
         }
       }
       if (r.paid_off()) {
@@ -950,7 +1005,8 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       if (IsBank(loan)) AdvanceAccrual(position, a.date);
       for (const v1::Allocation& allocation : r.allocations()) {
         const int index = allocation.installment() - 1;
-        if (index < 0 || index >= position.paid_fen_size()) return absl::DataLossError("allocation to no installment");
+        if (index < 0 || index >= position.paid_fen_size())
+          return absl::DataLossError("allocation to no installment");
         position.set_paid_fen(index, position.paid_fen(index) + allocation.principal_fen());
         if (position.paid_fen(index) > position.schedule(index).principal_fen()) {
           return absl::DataLossError(Cat("installment ", index + 1, " paid beyond its principal"));
@@ -958,7 +1014,8 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       }
       position.set_principal_outstanding_fen(position.principal_outstanding_fen() - r.amount_fen());
       position.set_principal_repaid_fen(position.principal_repaid_fen() + r.amount_fen());
-      if (position.principal_outstanding_fen() < 0) return absl::DataLossError("repaid beyond the principal");
+      if (position.principal_outstanding_fen() < 0)
+        return absl::DataLossError("repaid beyond the principal");
       v1::RepaymentRecord* record = position.add_repayments();
       record->set_sequence(a.entry.sequence());
       record->set_date(a.entry.business_date());
@@ -1000,7 +1057,8 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       position.set_recovered_fen(position.recovered_fen() + event.recovery_recorded().amount_fen());
       break;
     case v1::Event::kEntryReversed: {
-      if (!loan.has_position_before_last()) return absl::DataLossError("reversal with nothing to restore");
+      if (!loan.has_position_before_last())
+        return absl::DataLossError("reversal with nothing to restore");
       const v1::LoanStatus restored = loan.position_before_last().status();
       v1::LoanPosition before = loan.position_before_last();
       // SetStatus moves the status index; then the whole position is restored.
@@ -1036,49 +1094,60 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
 // Public functions.
 
 std::string ReportKey(std::string_view date, const ReportDims& dims) {
-  return Cat(kReportPrefix, date, "/", dims.county, kReportSeparator, static_cast<int>(dims.category),
-             kReportSeparator, dims.product_id, kReportSeparator, static_cast<int>(dims.funding));
+  return Cat(kReportPrefix, date, "/", dims.county, kReportSeparator,
+             static_cast<int>(dims.category), kReportSeparator, dims.product_id, kReportSeparator,
+             static_cast<int>(dims.funding));
 }
 
 std::optional<std::pair<std::string, ReportDims>> ParseReportKey(std::string_view key) {
-  if (!key.starts_with(kReportPrefix) || key.size() < kReportPrefix.size() + 11) return std::nullopt;
+  if (!key.starts_with(kReportPrefix) || key.size() < kReportPrefix.size() + 11)
+    return std::nullopt;
   key.remove_prefix(kReportPrefix.size());
   std::string date(key.substr(0, 10));
   key.remove_prefix(11);
   std::vector<std::string> parts;
   size_t start = 0;
-  for (size_t at = key.find(kReportSeparator); at != std::string_view::npos; at = key.find(kReportSeparator, start)) {
+  for (size_t at = key.find(kReportSeparator); at != std::string_view::npos;
+       at = key.find(kReportSeparator, start)) {
     parts.emplace_back(key.substr(start, at - start));
     start = at + 1;
   }
   parts.emplace_back(key.substr(start));
   if (parts.size() != 4) return std::nullopt;
-  ReportDims dims{parts[0], static_cast<v1::BorrowerCategory>(std::atoi(parts[1].c_str())), parts[2],
-                  static_cast<v1::Funding>(std::atoi(parts[3].c_str()))};
+  ReportDims dims{parts[0], static_cast<v1::BorrowerCategory>(std::atoi(parts[1].c_str())),
+                  parts[2], static_cast<v1::Funding>(std::atoi(parts[3].c_str()))};
   return std::make_pair(std::move(date), std::move(dims));
 }
 
-ReportDims SettlementDims() { return ReportDims{"", v1::BORROWER_CATEGORY_UNSPECIFIED, "", v1::FUNDING_PARTNER_BANK}; }
+ReportDims SettlementDims() {
+  return ReportDims{"", v1::BORROWER_CATEGORY_UNSPECIFIED, "", v1::FUNDING_PARTNER_BANK};
+}
 
 std::string ProductKey(std::string_view id) { return Cat(kProductPrefix, id); }
 std::string BorrowerKey(std::string_view id) { return Cat(kBorrowerPrefix, id); }
 std::string LoanKey(std::string_view id) { return Cat(kLoanPrefix, id); }
 std::string LoanSummaryKey(std::string_view id) { return Cat(kLoanSummaryPrefix, id); }
 std::string NationalIdIndexKey(std::string_view national_id) { return Cat("nid/", national_id); }
-std::string LoansByBorrowerPrefix(std::string_view borrower_id) { return Cat("lb/", borrower_id, "/"); }
+std::string LoansByBorrowerPrefix(std::string_view borrower_id) {
+  return Cat("lb/", borrower_id, "/");
+}
 std::string LoansByStatusPrefix(v1::LoanStatus status) {
   return Cat("ls/", static_cast<char>('a' + static_cast<int>(status)), "/");
 }
 std::string LoanEntriesPrefix(std::string_view loan_id) { return Cat("le/", loan_id, "/"); }
-std::string LoanPrincipalAccount(std::string_view loan_id) { return Cat("loan:", Lower(loan_id), ":principal"); }
+std::string LoanPrincipalAccount(std::string_view loan_id) {
+  return Cat("loan:", Lower(loan_id), ":principal");
+}
 std::string BankSubsidyPayableAccount(std::string_view bank_id) {
   return Cat("bank:", bank_id, ":subsidy_payable");
 }
 
-absl::StatusOr<std::optional<v1::ProductState>> ReadProduct(StateReader& state, std::string_view id) {
+absl::StatusOr<std::optional<v1::ProductState>> ReadProduct(StateReader& state,
+                                                            std::string_view id) {
   return ReadProto<v1::ProductState>(state, Space::kProjections, ProductKey(id));
 }
-absl::StatusOr<std::optional<v1::BorrowerState>> ReadBorrower(StateReader& state, std::string_view id) {
+absl::StatusOr<std::optional<v1::BorrowerState>> ReadBorrower(StateReader& state,
+                                                              std::string_view id) {
   return ReadProto<v1::BorrowerState>(state, Space::kProjections, BorrowerKey(id));
 }
 absl::StatusOr<std::optional<v1::LoanState>> ReadLoan(StateReader& state, std::string_view id) {
@@ -1101,7 +1170,8 @@ void ClearDecidedFields(const v1::Event& request, v1::Event* recorded) {
       break;
     case v1::Event::kLoanDisbursed:
       recorded->mutable_loan_disbursed()->clear_schedule();
-      if (request.loan_disbursed().amount_fen() == 0) recorded->mutable_loan_disbursed()->clear_amount_fen();
+      if (request.loan_disbursed().amount_fen() == 0)
+        recorded->mutable_loan_disbursed()->clear_amount_fen();
       break;
     case v1::Event::kRepaymentRecorded:
       recorded->mutable_repayment_recorded()->clear_allocations();
@@ -1113,7 +1183,8 @@ void ClearDecidedFields(const v1::Event& request, v1::Event* recorded) {
       break;
     case v1::Event::kLoanWrittenOff:
       recorded->mutable_loan_written_off()->clear_accruals();
-      if (request.loan_written_off().amount_fen() == 0) recorded->mutable_loan_written_off()->clear_amount_fen();
+      if (request.loan_written_off().amount_fen() == 0)
+        recorded->mutable_loan_written_off()->clear_amount_fen();
       break;
     case v1::Event::kEntryReversed:
       recorded->mutable_entry_reversed()->clear_loan_id();
@@ -1129,7 +1200,8 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
     case v1::Event::kProductAmended: {
       const bool define = event.has_product_defined();
       Fields f(violations, define ? "event.product_defined." : "event.product_amended.");
-      f.Slug("product_id", define ? event.product_defined().product_id() : event.product_amended().product_id());
+      f.Slug("product_id",
+             define ? event.product_defined().product_id() : event.product_amended().product_id());
       ValidateTerms(define ? event.product_defined().terms() : event.product_amended().terms(), f);
       break;
     }
@@ -1174,11 +1246,13 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
       f.Enum("method", e.method(), v1::RepaymentMethod_IsValid);
       f.Text("purpose", e.purpose(), kTextBytesMax, true);
       f.Range("jobs_expected", e.jobs_expected(), 0, kJobsMax);
-      if (e.guarantors_size() > kGuarantorsMax) f.Add("guarantors", "TOO_MANY", "at most 5 guarantors");
+      if (e.guarantors_size() > kGuarantorsMax)
+        f.Add("guarantors", "TOO_MANY", "at most 5 guarantors");
       for (int i = 0; i < e.guarantors_size() && i < kGuarantorsMax; ++i) {
         const std::string at = Cat("guarantors[", i, "].");
         f.Text(Cat(at, "name"), e.guarantors(i).name(), kNameBytesMax, true);
-        absl::Status id = ValidateNationalId(e.guarantors(i).national_id(), f.Path(Cat(at, "national_id")), today);
+        absl::Status id = ValidateNationalId(e.guarantors(i).national_id(),
+                                             f.Path(Cat(at, "national_id")), today);
         if (!id.ok()) f.AddStatus(Cat(at, "national_id"), id);
         f.Text(Cat(at, "relationship"), e.guarantors(i).relationship(), 64, false);
       }
@@ -1213,7 +1287,8 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
     case v1::Event::kLoanDisbursed: {
       Fields f(violations, "event.loan_disbursed.");
       f.Id("loan_id", event.loan_disbursed().loan_id(), 'L');
-      if (event.loan_disbursed().amount_fen() < 0) f.Add("amount_fen", "AMOUNT_NOT_POSITIVE", "must not be negative");
+      if (event.loan_disbursed().amount_fen() < 0)
+        f.Add("amount_fen", "AMOUNT_NOT_POSITIVE", "must not be negative");
       f.AssignedByLedger("schedule", event.loan_disbursed().schedule_size() > 0);
       break;
     }
@@ -1224,7 +1299,8 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
       f.Amount("amount_fen", e.amount_fen());
       f.Enum("channel", e.channel(), v1::PaymentChannel_IsValid);
       f.Text("reference", e.reference(), kReferenceBytesMax, false);
-      f.AssignedByLedger("allocations", e.allocations_size() > 0 || e.paid_off() || e.accruals_size() > 0);
+      f.AssignedByLedger("allocations",
+                         e.allocations_size() > 0 || e.paid_off() || e.accruals_size() > 0);
       break;
     }
     case v1::Event::kSubsidyAccrued: {
@@ -1250,7 +1326,8 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
     case v1::Event::kLoanWrittenOff: {
       Fields f(violations, "event.loan_written_off.");
       f.Id("loan_id", event.loan_written_off().loan_id(), 'L');
-      if (event.loan_written_off().amount_fen() < 0) f.Add("amount_fen", "AMOUNT_NOT_POSITIVE", "must not be negative");
+      if (event.loan_written_off().amount_fen() < 0)
+        f.Add("amount_fen", "AMOUNT_NOT_POSITIVE", "must not be negative");
       f.Text("reason", event.loan_written_off().reason(), kTextBytesMax, true);
       f.AssignedByLedger("accruals", event.loan_written_off().accruals_size() > 0);
       break;
@@ -1282,11 +1359,15 @@ absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& comm
   Context c{state, command, date};
   const v1::Event& event = command.event;
   switch (event.kind_case()) {
-    case v1::Event::kProductDefined: return DecideProduct(c, event.product_defined().product_id(), false);
-    case v1::Event::kProductAmended: return DecideProduct(c, event.product_amended().product_id(), true);
-    case v1::Event::kBorrowerRegistered: return DecideRegister(c);
+    case v1::Event::kProductDefined:
+      return DecideProduct(c, event.product_defined().product_id(), false);
+    case v1::Event::kProductAmended:
+      return DecideProduct(c, event.product_amended().product_id(), true);
+    case v1::Event::kBorrowerRegistered:
+      return DecideRegister(c);
     case v1::Event::kBorrowerUpdated: {
-      absl::StatusOr<v1::BorrowerState> b = ExistingBorrower(state, event.borrower_updated().borrower_id());
+      absl::StatusOr<v1::BorrowerState> b =
+          ExistingBorrower(state, event.borrower_updated().borrower_id());
       if (!b.ok()) return b.status();
       return Decision{event, {}};
     }
@@ -1295,26 +1376,41 @@ absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& comm
       absl::StatusOr<v1::BorrowerState> b = ExistingBorrower(state, e.borrower_id());
       if (!b.ok()) return b.status();
       if (b->status() == e.status()) {
-        return Refused("STATUS_UNCHANGED", Cat("borrower ", e.borrower_id(), " is already ",
-                                               Lower(v1::TalentPoolStatus_Name(e.status()).substr(19)),
-                                               " in the talent pool"));
+        return Refused(
+            "STATUS_UNCHANGED",
+            Cat("borrower ", e.borrower_id(), " is already ",
+                Lower(v1::TalentPoolStatus_Name(e.status()).substr(19)), " in the talent pool"));
       }
       return Decision{event, {}};
     }
-    case v1::Event::kFundContributed: return DecideFund(c);
-    case v1::Event::kApplicationSubmitted: return DecideSubmit(c);
-    case v1::Event::kApprovalGranted: return DecideApprove(c);
-    case v1::Event::kApplicationRejected: return DecideCloseApplication(c, event.application_rejected().loan_id(), true);
-    case v1::Event::kApplicationWithdrawn: return DecideCloseApplication(c, event.application_withdrawn().loan_id(), false);
-    case v1::Event::kApprovalRevoked: return DecideRevoke(c);
-    case v1::Event::kLoanDisbursed: return DecideDisburse(c);
-    case v1::Event::kRepaymentRecorded: return DecideRepay(c);
-    case v1::Event::kSubsidyAccrued: return DecideAccrue(c);
-    case v1::Event::kSubsidySettled: return DecideSettle(c);
-    case v1::Event::kJobsReported: return DecideJobs(c);
-    case v1::Event::kLoanWrittenOff: return DecideWriteOff(c);
-    case v1::Event::kRecoveryRecorded: return DecideRecovery(c);
-    case v1::Event::kEntryReversed: return DecideReverse(c);
+    case v1::Event::kFundContributed:
+      return DecideFund(c);
+    case v1::Event::kApplicationSubmitted:
+      return DecideSubmit(c);
+    case v1::Event::kApprovalGranted:
+      return DecideApprove(c);
+    case v1::Event::kApplicationRejected:
+      return DecideCloseApplication(c, event.application_rejected().loan_id(), true);
+    case v1::Event::kApplicationWithdrawn:
+      return DecideCloseApplication(c, event.application_withdrawn().loan_id(), false);
+    case v1::Event::kApprovalRevoked:
+      return DecideRevoke(c);
+    case v1::Event::kLoanDisbursed:
+      return DecideDisburse(c);
+    case v1::Event::kRepaymentRecorded:
+      return DecideRepay(c);
+    case v1::Event::kSubsidyAccrued:
+      return DecideAccrue(c);
+    case v1::Event::kSubsidySettled:
+      return DecideSettle(c);
+    case v1::Event::kJobsReported:
+      return DecideJobs(c);
+    case v1::Event::kLoanWrittenOff:
+      return DecideWriteOff(c);
+    case v1::Event::kRecoveryRecorded:
+      return DecideRecovery(c);
+    case v1::Event::kEntryReversed:
+      return DecideReverse(c);
     case v1::Event::kInternalTransfer:
     case v1::Event::KIND_NOT_SET:
       break;
@@ -1331,19 +1427,22 @@ absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state) {
     case v1::Event::kProductDefined:
     case v1::Event::kProductAmended: {
       const bool define = event.has_product_defined();
-      const std::string& id = define ? event.product_defined().product_id() : event.product_amended().product_id();
+      const std::string& id =
+          define ? event.product_defined().product_id() : event.product_amended().product_id();
       v1::ProductState product;
       if (!define) {
         absl::StatusOr<std::optional<v1::ProductState>> existing = ReadProduct(state, id);
         if (!existing.ok()) return existing.status();
-        if (!existing->has_value()) return absl::DataLossError(Cat("amendment of unknown product ", id));
+        if (!existing->has_value())
+          return absl::DataLossError(Cat("amendment of unknown product ", id));
         product = **existing;
         product.set_amended_sequence(entry.sequence());
       } else {
         product.set_defined_sequence(entry.sequence());
       }
       product.set_product_id(id);
-      *product.mutable_terms() = define ? event.product_defined().terms() : event.product_amended().terms();
+      *product.mutable_terms() =
+          define ? event.product_defined().terms() : event.product_amended().terms();
       WriteProto(state, Space::kProjections, ProductKey(id), product);
       return absl::OkStatus();
     }
@@ -1368,7 +1467,8 @@ absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state) {
                                      : event.talent_pool_status_changed().borrower_id();
       absl::StatusOr<std::optional<v1::BorrowerState>> borrower = ReadBorrower(state, id);
       if (!borrower.ok()) return borrower.status();
-      if (!borrower->has_value()) return absl::DataLossError(Cat("entry refers to unknown borrower ", id));
+      if (!borrower->has_value())
+        return absl::DataLossError(Cat("entry refers to unknown borrower ", id));
       if (update) {
         *(*borrower)->mutable_details() = event.borrower_updated().details();
       } else {
@@ -1380,7 +1480,8 @@ absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state) {
     }
     case v1::Event::kApplicationSubmitted: {
       const v1::ApplicationSubmitted& e = event.application_submitted();
-      absl::StatusOr<std::optional<v1::BorrowerState>> borrower = ReadBorrower(state, e.borrower_id());
+      absl::StatusOr<std::optional<v1::BorrowerState>> borrower =
+          ReadBorrower(state, e.borrower_id());
       absl::StatusOr<std::optional<v1::ProductState>> product = ReadProduct(state, e.product_id());
       if (!borrower.ok()) return borrower.status();
       if (!product.ok()) return product.status();

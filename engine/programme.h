@@ -75,9 +75,9 @@ std::string BankSubsidyPayableAccount(std::string_view bank_id);
 [[nodiscard]] absl::StatusOr<std::optional<v1::ProductState>> ReadProduct(StateReader& state,
                                                                           std::string_view id);
 [[nodiscard]] absl::StatusOr<std::optional<v1::BorrowerState>> ReadBorrower(StateReader& state,
-                                                                           std::string_view id);
+                                                                            std::string_view id);
 [[nodiscard]] absl::StatusOr<std::optional<v1::LoanState>> ReadLoan(StateReader& state,
-                                                                   std::string_view id);
+                                                                    std::string_view id);
 
 }  // namespace gongdai
 

@@ -43,15 +43,15 @@ void MemoryState::Delete(Space space, std::string_view key) {
   spaces_[static_cast<size_t>(space)].erase(std::string(key));
 }
 
-absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(const Storage& storage,
-                                                                      const StorageSnapshot* snapshot,
-                                                                      const MemoryState& expected_state) {
+absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
+    const Storage& storage, const StorageSnapshot* snapshot, const MemoryState& expected_state) {
   for (Space space : kDerivedSpaces) {
     const std::map<std::string, std::string>& expected = expected_state.space(space);
     auto next = expected.begin();
     std::optional<ProjectionMismatch> mismatch;
     auto report = [&](std::string_view key, std::string stored, std::string want) {
-      mismatch = ProjectionMismatch{std::string(SpaceName(space)), Printable(key), std::move(stored), std::move(want)};
+      mismatch = ProjectionMismatch{std::string(SpaceName(space)), Printable(key),
+                                    std::move(stored), std::move(want)};
     };
     absl::Status scanned = storage.Scan(
         space, "",
@@ -73,7 +73,8 @@ absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(const Sto
         },
         snapshot);
     if (!scanned.ok()) return scanned;
-    if (!mismatch.has_value() && next != expected.end()) report(next->first, "<absent>", Printable(next->second));
+    if (!mismatch.has_value() && next != expected.end())
+      report(next->first, "<absent>", Printable(next->second));
     if (mismatch.has_value()) return mismatch;
   }
   return std::nullopt;
@@ -82,21 +83,24 @@ absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(const Sto
 absl::Status Replayer::Check(const v1::Entry& entry) {
   const uint64_t expected = tree_.size() + 1;
   if (entry.sequence() != expected) {
-    return absl::DataLossError(entry.sequence() > expected
-                                   ? Cat("entry ", expected, ": missing (the next entry is ", entry.sequence(), ")")
-                                   : Cat("entry ", expected, ": field sequence: expected ", expected, ", found ",
-                                         entry.sequence()));
+    return absl::DataLossError(
+        entry.sequence() > expected
+            ? Cat("entry ", expected, ": missing (the next entry is ", entry.sequence(), ")")
+            : Cat("entry ", expected, ": field sequence: expected ", expected, ", found ",
+                  entry.sequence()));
   }
   if (entry.previous_hash() != last_hash_) {
-    return absl::DataLossError(Cat("entry ", expected, ": field previous_hash: expected ", ToHex(last_hash_),
-                                   " (the hash of entry ", expected - 1, "), found ", ToHex(entry.previous_hash())));
+    return absl::DataLossError(Cat("entry ", expected, ": field previous_hash: expected ",
+                                   ToHex(last_hash_), " (the hash of entry ", expected - 1,
+                                   "), found ", ToHex(entry.previous_hash())));
   }
   absl::Status balanced = CheckBalanced(entry);
   if (!balanced.ok()) return balanced;
   absl::Status applied = Apply(entry, state_);
   if (!applied.ok()) {
-    return absl::DataLossError(Cat("entry ", expected, ": replay through apply failed: ",
-                                   std::string_view(applied.message().data(), applied.message().size())));
+    return absl::DataLossError(
+        Cat("entry ", expected, ": replay through apply failed: ",
+            std::string_view(applied.message().data(), applied.message().size())));
   }
   tree_.Append(entry.hash(), [](int, uint64_t, const std::string&) {});
   last_hash_ = entry.hash();
@@ -105,9 +109,10 @@ absl::Status Replayer::Check(const v1::Entry& entry) {
 
 absl::Status Replayer::AddStored(std::string_view bytes, uint64_t key_sequence) {
   if (key_sequence != tree_.size() + 1) {
-    return absl::DataLossError(key_sequence > tree_.size() + 1
-                                   ? Cat("entry ", tree_.size() + 1, ": missing (the next key is ", key_sequence, ")")
-                                   : Cat("entry ", key_sequence, ": stored twice"));
+    return absl::DataLossError(
+        key_sequence > tree_.size() + 1
+            ? Cat("entry ", tree_.size() + 1, ": missing (the next key is ", key_sequence, ")")
+            : Cat("entry ", key_sequence, ": stored twice"));
   }
   absl::StatusOr<v1::Entry> entry = OpenEntry(bytes, key_sequence);
   if (!entry.ok()) return entry.status();
@@ -118,7 +123,8 @@ absl::Status Replayer::AddParsed(const v1::Entry& entry) {
   const std::string canonical = CanonicalBytes(entry);
   const std::string hash = ThreadSha256().Digest({std::string_view("\x00", 1), canonical});
   if (hash != entry.hash()) {
-    return absl::DataLossError(Cat("entry ", entry.sequence(), ": field hash: the entry's bytes hash to ", ToHex(hash),
+    return absl::DataLossError(Cat("entry ", entry.sequence(),
+                                   ": field hash: the entry's bytes hash to ", ToHex(hash),
                                    ", the export says ", ToHex(entry.hash())));
   }
   return Check(entry);
@@ -127,8 +133,9 @@ absl::Status Replayer::AddParsed(const v1::Entry& entry) {
 absl::Status Replayer::ApplyOnly(const v1::Entry& entry) {
   absl::Status applied = ApplyWithoutTree(entry, state_);
   if (!applied.ok()) {
-    return absl::DataLossError(Cat("entry ", entry.sequence(), ": replay through apply failed: ",
-                                   std::string_view(applied.message().data(), applied.message().size())));
+    return absl::DataLossError(
+        Cat("entry ", entry.sequence(), ": replay through apply failed: ",
+            std::string_view(applied.message().data(), applied.message().size())));
   }
   last_hash_ = entry.hash();
   return absl::OkStatus();
@@ -147,7 +154,8 @@ std::optional<v1::BorrowerState> Replayer::Borrower(std::string_view borrower_id
 }
 
 Money Replayer::Balance(std::string_view account) {
-  absl::StatusOr<std::optional<std::string>> raw = state_.Get(Space::kProjections, AccountKey(account));
+  absl::StatusOr<std::optional<std::string>> raw =
+      state_.Get(Space::kProjections, AccountKey(account));
   v1::AccountState state;
   if (!raw.ok() || !raw->has_value() || !state.ParseFromString(**raw)) return Money();
   return Money::FromFen(state.balance_fen());
@@ -170,7 +178,8 @@ std::vector<std::pair<std::string, int64_t>> Replayer::Balances() const {
   for (auto it = projections.lower_bound(std::string(kAccountPrefix));
        it != projections.end() && it->first.starts_with(kAccountPrefix); ++it) {
     v1::AccountState state;
-    if (state.ParseFromString(it->second)) balances.emplace_back(it->first.substr(kAccountPrefix.size()), state.balance_fen());
+    if (state.ParseFromString(it->second))
+      balances.emplace_back(it->first.substr(kAccountPrefix.size()), state.balance_fen());
   }
   return balances;
 }
@@ -188,7 +197,8 @@ absl::StatusOr<std::unique_ptr<DatabaseCopy>> DatabaseCopy::Open(const std::stri
   }
   LedgerOptions options;
   options.create_if_missing = false;
-  absl::StatusOr<std::unique_ptr<Storage>> storage = Storage::Open(db, options, OpenMode::kReadOnly);
+  absl::StatusOr<std::unique_ptr<Storage>> storage =
+      Storage::Open(db, options, OpenMode::kReadOnly);
   if (!storage.ok()) return storage.status();
   return std::unique_ptr<DatabaseCopy>(new DatabaseCopy(*std::move(storage)));
 }
@@ -208,22 +218,26 @@ absl::Status DatabaseCopy::ForEachEntry(
 }
 
 absl::StatusOr<uint64_t> DatabaseCopy::HeadSequence() const {
-  absl::StatusOr<std::optional<std::string>> head = storage_->Get(Space::kMeta, kMetaHeadKey, snapshot_.get());
+  absl::StatusOr<std::optional<std::string>> head =
+      storage_->Get(Space::kMeta, kMetaHeadKey, snapshot_.get());
   if (!head.ok()) return head.status();
   if (!head->has_value()) return 0;
   v1::JournalHead parsed;
-  if (!parsed.ParseFromString(**head)) return absl::DataLossError("the stored chain head does not parse");
+  if (!parsed.ParseFromString(**head))
+    return absl::DataLossError("the stored chain head does not parse");
   return parsed.sequence();
 }
 
-absl::StatusOr<std::optional<ProjectionMismatch>> DatabaseCopy::CompareWith(const Replayer& replay) const {
+absl::StatusOr<std::optional<ProjectionMismatch>> DatabaseCopy::CompareWith(
+    const Replayer& replay) const {
   return CompareDerivedSpaces(*storage_, snapshot_.get(), replay.state());
 }
 
 std::string LoanIdOfEvent(const v1::Event& event) { return ProgrammeLoanId(event); }
 
 std::string EventKindName(const v1::Event& event) {
-  const google::protobuf::FieldDescriptor* field = v1::Event::descriptor()->FindFieldByNumber(event.kind_case());
+  const google::protobuf::FieldDescriptor* field =
+      v1::Event::descriptor()->FindFieldByNumber(event.kind_case());
   return field == nullptr ? "none" : field->name();
 }
 

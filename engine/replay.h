@@ -31,14 +31,17 @@ class MemoryState final : public StateWriter {
   absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override;
   void Put(Space space, std::string_view key, std::string_view value) override;
   void Delete(Space space, std::string_view key) override;
-  const std::map<std::string, std::string>& space(Space s) const { return spaces_[static_cast<size_t>(s)]; }
+  const std::map<std::string, std::string>& space(Space s) const {
+    return spaces_[static_cast<size_t>(s)];
+  }
 
  private:
   std::array<std::map<std::string, std::string>, kSpaceCount> spaces_;
 };
 
 // The spaces a rebuild reproduces: projections, indexes, request ids.
-inline constexpr Space kDerivedSpaces[] = {Space::kProjections, Space::kIndexes, Space::kRequestIds};
+inline constexpr Space kDerivedSpaces[] = {Space::kProjections, Space::kIndexes,
+                                           Space::kRequestIds};
 
 // The first difference between `storage` (at `snapshot`) and `expected`, in key order of
 // the derived spaces; nullopt when they are byte-identical.
@@ -82,10 +85,12 @@ class DatabaseCopy {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<DatabaseCopy>> Open(const std::string& path);
   // Calls `visit(bytes, key_sequence)` for every journal entry in key order.
   [[nodiscard]] absl::Status ForEachEntry(
-      const std::function<absl::Status(std::string_view bytes, uint64_t key_sequence)>& visit) const;
+      const std::function<absl::Status(std::string_view bytes, uint64_t key_sequence)>& visit)
+      const;
   // The sequence the stored chain head names (0 for none).
   [[nodiscard]] absl::StatusOr<uint64_t> HeadSequence() const;
-  [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> CompareWith(const Replayer& replay) const;
+  [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> CompareWith(
+      const Replayer& replay) const;
 
  private:
   explicit DatabaseCopy(std::unique_ptr<Storage> storage);

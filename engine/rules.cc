@@ -1,11 +1,11 @@
 #include "engine/rules.h"
 
-#include "engine/strings.h"
 #include "engine/journal_format.h"
 #include "engine/merkle.h"
 #include "engine/money.h"
 #include "engine/programme.h"
 #include "engine/status.h"
+#include "engine/strings.h"
 #include "gongdai/v1/state.pb.h"
 
 namespace gongdai {
@@ -20,7 +20,8 @@ constexpr int kAccountSegmentsMax = 8;
 constexpr std::string_view kExternalAccountPrefix = "external:";
 
 absl::StatusOr<v1::AccountState> ReadAccount(StateReader& state, std::string_view account) {
-  absl::StatusOr<std::optional<std::string>> raw = state.Get(Space::kProjections, AccountKey(account));
+  absl::StatusOr<std::optional<std::string>> raw =
+      state.Get(Space::kProjections, AccountKey(account));
   if (!raw.ok()) return raw.status();
   v1::AccountState account_state;
   if (raw->has_value() && !account_state.ParseFromString(**raw)) {
@@ -31,9 +32,11 @@ absl::StatusOr<v1::AccountState> ReadAccount(StateReader& state, std::string_vie
 
 absl::Status ValidateTransfer(const v1::InternalTransfer& transfer) {
   ViolationCollector violations;
-  absl::Status from = ValidateAccountPath(transfer.from_account(), "event.internal_transfer.from_account");
+  absl::Status from =
+      ValidateAccountPath(transfer.from_account(), "event.internal_transfer.from_account");
   if (!from.ok()) violations.AddStatus("event.internal_transfer.from_account", from);
-  absl::Status to = ValidateAccountPath(transfer.to_account(), "event.internal_transfer.to_account");
+  absl::Status to =
+      ValidateAccountPath(transfer.to_account(), "event.internal_transfer.to_account");
   if (!to.ok()) violations.AddStatus("event.internal_transfer.to_account", to);
   if (from.ok() && to.ok() && transfer.from_account() == transfer.to_account()) {
     violations.Add("event.internal_transfer.to_account", "SAME_ACCOUNT",
@@ -56,9 +59,8 @@ absl::StatusOr<Decision> DecideTransfer(StateReader& state, const v1::InternalTr
     if (source->balance_fen() < transfer.amount_fen()) {
       return Refused("INSUFFICIENT_FUNDS",
                      Cat("account ", transfer.from_account(), " holds ",
-                                  Money::FromFen(source->balance_fen()).ToString(),
-                                  ", less than the ",
-                                  Money::FromFen(transfer.amount_fen()).ToString(), " to move"));
+                         Money::FromFen(source->balance_fen()).ToString(), ", less than the ",
+                         Money::FromFen(transfer.amount_fen()).ToString(), " to move"));
     }
   }
   Decision decision;
@@ -84,9 +86,7 @@ bool IsPrintableAscii(std::string_view text) {
 
 }  // namespace
 
-std::string AccountKey(std::string_view account) {
-  return Cat(kAccountPrefix, account);
-}
+std::string AccountKey(std::string_view account) { return Cat(kAccountPrefix, account); }
 
 std::string DateIndexKey(Date date, uint64_t sequence) {
   std::string key(kDateIndexPrefix);
@@ -189,8 +189,8 @@ absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state) {
     if (!next.ok()) return next.status();
     absl::StatusOr<int64_t> next_fen = next->ToInt64Fen();
     if (!next_fen.ok()) {
-      return Refused("BALANCE_OUT_OF_RANGE", Cat("account ", posting.account(),
-                                                          " would leave the journal's range"));
+      return Refused("BALANCE_OUT_OF_RANGE",
+                     Cat("account ", posting.account(), " would leave the journal's range"));
     }
     account->set_balance_fen(*next_fen);
     account->set_last_sequence(entry.sequence());

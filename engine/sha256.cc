@@ -24,7 +24,8 @@ std::string Sha256::Digest(std::initializer_list<std::string_view> parts) {
   for (std::string_view part : parts) {
     GONGDAI_CHECK(EVP_DigestUpdate(ctx_, part.data(), part.size()) == 1);
   }
-  GONGDAI_CHECK(EVP_DigestFinal_ex(ctx_, reinterpret_cast<unsigned char*>(out.data()), &length) == 1);
+  GONGDAI_CHECK(EVP_DigestFinal_ex(ctx_, reinterpret_cast<unsigned char*>(out.data()), &length) ==
+                1);
   GONGDAI_CHECK(length == kSha256Bytes);
   return out;
 }

@@ -26,8 +26,8 @@ v1::ErrorDetail DetailOf(const absl::Status& status) {
 
 absl::Status InvalidField(std::string_view field, std::string_view reason,
                           std::string_view description) {
-  return InvalidFields({FieldViolation{std::string(field), std::string(description),
-                                       std::string(reason)}});
+  return InvalidFields(
+      {FieldViolation{std::string(field), std::string(description), std::string(reason)}});
 }
 
 absl::Status InvalidFields(const std::vector<FieldViolation>& violations) {

@@ -7,9 +7,9 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
-#include "engine/check.h"
 #include <vector>
 
+#include "engine/check.h"
 #include "engine/strings.h"
 
 namespace gongdai {
@@ -144,8 +144,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& path,
 
   std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName,
-                           rocksdb::ColumnFamilyOptions());
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
   for (size_t i = 0; i < kSpaceCount; ++i) {
     Space space = static_cast<Space>(i);
     descriptors.emplace_back(std::string(SpaceName(space)), SpaceOptions(space, options, cache));
@@ -174,7 +173,8 @@ absl::StatusOr<std::optional<std::string>> Storage::Get(Space space, std::string
   rocksdb::ReadOptions read;
   read.snapshot = RocksOf(snapshot);
   std::string value;
-  rocksdb::Status s = impl_->db->Get(read, impl_->handle(space), rocksdb::Slice(key.data(), key.size()), &value);
+  rocksdb::Status s =
+      impl_->db->Get(read, impl_->handle(space), rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, Cat("reading ", SpaceName(space)));
   return value;

@@ -14,13 +14,14 @@ namespace gongdai {
 namespace strings_internal {
 
 inline void Append(std::string& out, std::string_view text) { out.append(text); }
-inline void Append(std::string& out, absl::string_view text) { out.append(text.data(), text.size()); }
+inline void Append(std::string& out, absl::string_view text) {
+  out.append(text.data(), text.size());
+}
 inline void Append(std::string& out, const char* text) { out.append(text); }
 inline void Append(std::string& out, const std::string& text) { out.append(text); }
 inline void Append(std::string& out, char c) { out.push_back(c); }
 template <std::integral T>
-  requires(!std::same_as<T, char> && !std::same_as<T, bool>)
-void Append(std::string& out, T value) {
+requires(!std::same_as<T, char> && !std::same_as<T, bool>) void Append(std::string& out, T value) {
   out.append(std::to_string(value));
 }
 

@@ -2,10 +2,10 @@
 
 #include <openssl/rand.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 
 #include <filesystem>
 #include <fstream>
-#include <toml++/toml.h>
 
 #include "engine/sha256.h"
 #include "engine/strings.h"
@@ -49,7 +49,8 @@ const std::map<std::string, std::vector<Role>, std::less<>>& MethodTable() {
       {"ListEntries", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
       {"GetAccountBalance", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
       {"GetPortfolio", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kPortal, kAdmin}},
-      {"GetProgrammeReport", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kPortal, kAdmin}},
+      {"GetProgrammeReport",
+       {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kPortal, kAdmin}},
       {"ListOverdueLoans", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
       {"GetCheckpoint", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
       {"GetInclusionProof", {kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kAdmin}},
@@ -62,7 +63,8 @@ const std::map<std::string, std::vector<Role>, std::less<>>& MethodTable() {
 std::string RandomToken(std::string_view role) {
   unsigned char bytes[24];
   if (RAND_bytes(bytes, sizeof(bytes)) != 1) std::abort();  // no entropy: nothing is safe
-  return Cat("gd_", role, "_", ToHex(std::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes))));
+  return Cat("gd_", role, "_",
+             ToHex(std::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes))));
 }
 
 }  // namespace
@@ -71,13 +73,20 @@ std::string Sha256Hex(std::string_view text) { return ToHex(ThreadSha256().Diges
 
 std::string_view RoleName(Role role) {
   switch (role) {
-    case kOfficer: return "officer";
-    case kApprover: return "approver";
-    case kCashier: return "cashier";
-    case kSupervisor: return "supervisor";
-    case kAuditor: return "auditor";
-    case kPortal: return "portal";
-    case kAdmin: return "admin";
+    case kOfficer:
+      return "officer";
+    case kApprover:
+      return "approver";
+    case kCashier:
+      return "cashier";
+    case kSupervisor:
+      return "supervisor";
+    case kAuditor:
+      return "auditor";
+    case kPortal:
+      return "portal";
+    case kAdmin:
+      return "admin";
   }
   return "unknown";
 }
@@ -96,15 +105,17 @@ absl::StatusOr<Authenticator> Authenticator::Create(const std::vector<TokenEntry
     for (const std::string& name : entry.roles) {
       std::optional<Role> role = ParseRole(name);
       if (!role.has_value()) {
-        return absl::InvalidArgumentError(Cat("token of ", entry.principal_id, ": unknown role \"", name,
-                                              "\" (officer, approver, cashier, supervisor, auditor, portal, admin)"));
+        return absl::InvalidArgumentError(
+            Cat("token of ", entry.principal_id, ": unknown role \"", name,
+                "\" (officer, approver, cashier, supervisor, auditor, portal, admin)"));
       }
       principal.roles.push_back(*role);
     }
     std::string hash = entry.sha256_hex;
     for (char& c : hash) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (!authenticator.by_hash_.emplace(hash, std::move(principal)).second) {
-      return absl::InvalidArgumentError(Cat("two tokens have the same hash (", entry.principal_id, ")"));
+      return absl::InvalidArgumentError(
+          Cat("two tokens have the same hash (", entry.principal_id, ")"));
     }
   }
   return authenticator;
@@ -113,7 +124,8 @@ absl::StatusOr<Authenticator> Authenticator::Create(const std::vector<TokenEntry
 absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authorization) const {
   constexpr std::string_view kBearer = "Bearer ";
   if (authorization.empty()) {
-    return absl::UnauthenticatedError("missing authorization: send \"authorization: Bearer <token>\"");
+    return absl::UnauthenticatedError(
+        "missing authorization: send \"authorization: Bearer <token>\"");
   }
   if (!authorization.starts_with(kBearer) || authorization.size() == kBearer.size() ||
       authorization.size() > 512) {
@@ -143,8 +155,8 @@ absl::StatusOr<Role> Authorize(const Principal& principal, std::string_view meth
   }
   std::string names;
   for (Role role : allowed) names += Cat(names.empty() ? "" : ", ", RoleName(role));
-  return absl::PermissionDeniedError(Cat(principal.id, " may not call ", method, " (allowed roles: ",
-                                         names.empty() ? "none" : names, ")"));
+  return absl::PermissionDeniedError(Cat(principal.id, " may not call ", method,
+                                         " (allowed roles: ", names.empty() ? "none" : names, ")"));
 }
 
 bool MaySeePersonalData(Role role) {
@@ -159,7 +171,8 @@ absl::StatusOr<DevelopmentTokens> EnsureDevelopmentTokens(const std::string& dat
   result.tokens_path = (dir / "dev-tokens.toml").string();
   std::error_code error;
   fs::create_directories(dir, error);
-  if (error) return absl::UnavailableError(Cat("cannot create ", dir.string(), ": ", error.message()));
+  if (error)
+    return absl::UnavailableError(Cat("cannot create ", dir.string(), ": ", error.message()));
 
   if (!fs::exists(hashes_path)) {
     struct Person {
@@ -167,9 +180,10 @@ absl::StatusOr<DevelopmentTokens> EnsureDevelopmentTokens(const std::string& dat
       Role role;
     };
     const std::vector<Person> people = {
-        {"dev-officer", kOfficer},   {"dev-approver", kApprover},     {"dev-approver2", kApprover},
-        {"dev-cashier", kCashier},   {"dev-supervisor", kSupervisor}, {"dev-auditor", kAuditor},
-        {"dev-portal", kPortal},     {"dev-admin", kAdmin}};
+        {"dev-officer", kOfficer},       {"dev-approver", kApprover},
+        {"dev-approver2", kApprover},    {"dev-cashier", kCashier},
+        {"dev-supervisor", kSupervisor}, {"dev-auditor", kAuditor},
+        {"dev-portal", kPortal},         {"dev-admin", kAdmin}};
     std::string tokens_text =
         "# Development tokens of this gongdai-server, one per role. Keep this file private;\n"
         "# the server keeps only their hashes (dev-token-hashes.toml). The gongdai client\n"
@@ -187,10 +201,13 @@ absl::StatusOr<DevelopmentTokens> EnsureDevelopmentTokens(const std::string& dat
       std::ofstream out(tmp, std::ios::trunc);
       if (!out) return absl::UnavailableError(Cat("cannot write ", tmp));
     }
-    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace, error);
+    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace,
+                    error);
     std::ofstream(tmp, std::ios::trunc) << tokens_text;
     fs::rename(tmp, result.tokens_path, error);
-    if (error) return absl::UnavailableError(Cat("cannot write ", result.tokens_path, ": ", error.message()));
+    if (error)
+      return absl::UnavailableError(
+          Cat("cannot write ", result.tokens_path, ": ", error.message()));
     std::ofstream(hashes_path, std::ios::trunc) << hashes_text;
     result.created = true;
   }
@@ -201,13 +218,17 @@ absl::StatusOr<DevelopmentTokens> EnsureDevelopmentTokens(const std::string& dat
     return absl::DataLossError(Cat(hashes_path.string(), ": ", std::string(e.description())));
   }
   const toml::array* tokens = hashes.get_as<toml::array>("tokens");
-  if (tokens == nullptr) return absl::DataLossError(Cat(hashes_path.string(), " has no [[tokens]]"));
+  if (tokens == nullptr)
+    return absl::DataLossError(Cat(hashes_path.string(), " has no [[tokens]]"));
   for (const toml::node& node : *tokens) {
     const toml::table* table = node.as_table();
     if (table == nullptr) return absl::DataLossError(Cat(hashes_path.string(), ": bad entry"));
     TokenEntry entry;
-    entry.sha256_hex = table->get_as<std::string>("sha256") ? table->get_as<std::string>("sha256")->get() : "";
-    entry.principal_id = table->get_as<std::string>("principal") ? table->get_as<std::string>("principal")->get() : "";
+    entry.sha256_hex =
+        table->get_as<std::string>("sha256") ? table->get_as<std::string>("sha256")->get() : "";
+    entry.principal_id = table->get_as<std::string>("principal")
+                             ? table->get_as<std::string>("principal")->get()
+                             : "";
     if (const toml::array* roles = table->get_as<toml::array>("roles")) {
       for (const toml::node& role : *roles) entry.roles.push_back(role.value_or(std::string()));
     }

@@ -15,8 +15,8 @@
 namespace gongdai::server {
 
 enum class Role { kOfficer, kApprover, kCashier, kSupervisor, kAuditor, kPortal, kAdmin };
-inline constexpr Role kAllRoles[] = {Role::kOfficer, Role::kApprover, Role::kCashier,
-                                     Role::kSupervisor, Role::kAuditor, Role::kPortal,
+inline constexpr Role kAllRoles[] = {Role::kOfficer,    Role::kApprover, Role::kCashier,
+                                     Role::kSupervisor, Role::kAuditor,  Role::kPortal,
                                      Role::kAdmin};
 
 std::string_view RoleName(Role role);
@@ -62,7 +62,8 @@ struct DevelopmentTokens {
   std::string tokens_path;
   bool created = false;
 };
-[[nodiscard]] absl::StatusOr<DevelopmentTokens> EnsureDevelopmentTokens(const std::string& data_dir);
+[[nodiscard]] absl::StatusOr<DevelopmentTokens> EnsureDevelopmentTokens(
+    const std::string& data_dir);
 
 std::string Sha256Hex(std::string_view text);
 

@@ -1,7 +1,8 @@
 #include "server/config.h"
 
-#include <set>
 #include <toml++/toml.h>
+
+#include <set>
 
 #include "engine/date.h"
 #include "engine/strings.h"
@@ -34,10 +35,10 @@ absl::Status Read(const toml::table& table, std::string_view where, const char* 
   return absl::OkStatus();
 }
 
-#define GONGDAI_RETURN_IF_ERROR(expr)      \
-  do {                                     \
-    absl::Status status_ = (expr);         \
-    if (!status_.ok()) return status_;     \
+#define GONGDAI_RETURN_IF_ERROR(expr)  \
+  do {                                 \
+    absl::Status status_ = (expr);     \
+    if (!status_.ok()) return status_; \
   } while (false)
 
 absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
@@ -55,7 +56,8 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
     if (entry.sha256_hex.size() != 64) return Bad(Cat(where, "sha256"), "must be 64 hex digits");
     if (entry.principal_id.empty()) return Bad(Cat(where, "principal"), "is required");
     const toml::array* roles = table->get_as<toml::array>("roles");
-    if (roles == nullptr || roles->empty()) return Bad(Cat(where, "roles"), "must list at least one role");
+    if (roles == nullptr || roles->empty())
+      return Bad(Cat(where, "roles"), "must list at least one role");
     for (const toml::node& role : *roles) {
       std::optional<std::string> name = role.value<std::string>();
       if (!name.has_value()) return Bad(Cat(where, "roles"), "must be strings");
@@ -73,17 +75,19 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    return absl::InvalidArgumentError(
-        Cat("config ", path, ": ", std::string(e.description()), " at line ",
-            static_cast<int64_t>(e.source().begin.line)));
+    return absl::InvalidArgumentError(Cat("config ", path, ": ", std::string(e.description()),
+                                          " at line ",
+                                          static_cast<int64_t>(e.source().begin.line)));
   }
   ServerConfig config;
   GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
-      root, "", {"listen", "data_dir", "tls", "tokens", "business_date", "writer", "grpc", "checkpoint"}));
+      root, "",
+      {"listen", "data_dir", "tls", "tokens", "business_date", "writer", "grpc", "checkpoint"}));
   if (const toml::table* checkpoint = root.get_as<toml::table>("checkpoint")) {
     GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*checkpoint, "checkpoint.", {"origin", "key_file"}));
     GONGDAI_RETURN_IF_ERROR(Read(*checkpoint, "checkpoint.", "origin", config.checkpoint_origin));
-    GONGDAI_RETURN_IF_ERROR(Read(*checkpoint, "checkpoint.", "key_file", config.checkpoint_key_file));
+    GONGDAI_RETURN_IF_ERROR(
+        Read(*checkpoint, "checkpoint.", "key_file", config.checkpoint_key_file));
   }
   GONGDAI_RETURN_IF_ERROR(Read(root, "", "listen", config.listen_address));
   GONGDAI_RETURN_IF_ERROR(Read(root, "", "data_dir", config.data_dir));
@@ -110,25 +114,30 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
     }
   }
   if (const toml::table* writer = root.get_as<toml::table>("writer")) {
-    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*writer, "writer.", {"queue_commands_max", "batch_commands_max"}));
+    GONGDAI_RETURN_IF_ERROR(
+        OnlyKnownKeys(*writer, "writer.", {"queue_commands_max", "batch_commands_max"}));
     int64_t queue = static_cast<int64_t>(config.queue_commands_max);
     int64_t batch = static_cast<int64_t>(config.batch_commands_max);
     GONGDAI_RETURN_IF_ERROR(Read(*writer, "writer.", "queue_commands_max", queue));
     GONGDAI_RETURN_IF_ERROR(Read(*writer, "writer.", "batch_commands_max", batch));
-    if (queue < 1 || queue > 1'000'000) return Bad("writer.queue_commands_max", "must be 1-1000000");
+    if (queue < 1 || queue > 1'000'000)
+      return Bad("writer.queue_commands_max", "must be 1-1000000");
     if (batch < 1 || batch > 65'536) return Bad("writer.batch_commands_max", "must be 1-65536");
     config.queue_commands_max = static_cast<size_t>(queue);
     config.batch_commands_max = static_cast<size_t>(batch);
   }
   if (const toml::table* grpc = root.get_as<toml::table>("grpc")) {
-    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*grpc, "grpc.", {"max_message_bytes", "reflection", "max_concurrent_streams"}));
+    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
+        *grpc, "grpc.", {"max_message_bytes", "reflection", "max_concurrent_streams"}));
     int64_t bytes = config.max_message_bytes;
     int64_t streams = config.max_concurrent_streams;
     GONGDAI_RETURN_IF_ERROR(Read(*grpc, "grpc.", "max_message_bytes", bytes));
     GONGDAI_RETURN_IF_ERROR(Read(*grpc, "grpc.", "reflection", config.reflection));
     GONGDAI_RETURN_IF_ERROR(Read(*grpc, "grpc.", "max_concurrent_streams", streams));
-    if (bytes < 1024 || bytes > (int64_t{64} << 20)) return Bad("grpc.max_message_bytes", "must be 1 KiB-64 MiB");
-    if (streams < 1 || streams > 100'000) return Bad("grpc.max_concurrent_streams", "must be 1-100000");
+    if (bytes < 1024 || bytes > (int64_t{64} << 20))
+      return Bad("grpc.max_message_bytes", "must be 1 KiB-64 MiB");
+    if (streams < 1 || streams > 100'000)
+      return Bad("grpc.max_concurrent_streams", "must be 1-100000");
     config.max_message_bytes = static_cast<int>(bytes);
     config.max_concurrent_streams = static_cast<int>(streams);
   }

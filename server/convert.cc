@@ -42,7 +42,8 @@ std::string MaskPhone(std::string_view phone) {
   return Cat(phone.substr(0, 3), "****", phone.substr(7));
 }
 
-v1::ProductTerms TermsFromInput(const v1::ProductTermsInput& input, ViolationCollector& violations) {
+v1::ProductTerms TermsFromInput(const v1::ProductTermsInput& input,
+                                ViolationCollector& violations) {
   v1::ProductTerms terms;
   terms.set_name(input.name());
   terms.set_funding(input.funding());
@@ -52,8 +53,8 @@ v1::ProductTerms TermsFromInput(const v1::ProductTermsInput& input, ViolationCol
   for (int i = 0; i < input.limits_size(); ++i) {
     v1::CategoryLimit* limit = terms.add_limits();
     limit->set_category(input.limits(i).category());
-    limit->set_max_amount_fen(
-        AmountFen(input.limits(i).max_amount(), Cat("terms.limits[", i, "].max_amount"), violations));
+    limit->set_max_amount_fen(AmountFen(input.limits(i).max_amount(),
+                                        Cat("terms.limits[", i, "].max_amount"), violations));
     if (limit->max_amount_fen() == 0) limit->set_max_amount_fen(1);  // reported above
   }
   terms.set_term_months_min(input.term_months_min());
@@ -63,7 +64,8 @@ v1::ProductTerms TermsFromInput(const v1::ProductTermsInput& input, ViolationCol
   if (!input.dual_approval_above().empty()) {
     AmountRules rules;
     rules.max_fen = kApiAmountFenMax;
-    absl::StatusOr<Money> threshold = ParseAmount(input.dual_approval_above(), "terms.dual_approval_above", rules);
+    absl::StatusOr<Money> threshold =
+        ParseAmount(input.dual_approval_above(), "terms.dual_approval_above", rules);
     if (threshold.ok()) {
       terms.set_dual_approval_above_fen(static_cast<int64_t>(threshold->fen()));
     } else {
@@ -236,15 +238,18 @@ absl::StatusOr<ReportQuery> ReportQueryFromRequest(const v1::GetProgrammeReportR
   const bool by_dates = !r.from().empty() || !r.to().empty();
   if (by_dates) {
     if (r.year() != 0 || r.quarter() != 0 || r.month() != 0) {
-      v.Add("year", "CONFLICTING_PERIOD", "give either a year (with a quarter or month) or from and to, not both");
+      v.Add("year", "CONFLICTING_PERIOD",
+            "give either a year (with a quarter or month) or from and to, not both");
     }
     if (r.from().empty()) v.Add("from", "REQUIRED", "is required with to");
     if (r.to().empty()) v.Add("to", "REQUIRED", "is required with from");
     query.from = r.from();
     query.to = r.to();
   } else {
-    if (r.year() < 1990 || r.year() > 2999) v.Add("year", "OUT_OF_RANGE", "must be a year such as 2020 (or give from and to)");
-    if (r.quarter() != 0 && r.month() != 0) v.Add("month", "CONFLICTING_PERIOD", "give a quarter or a month, not both");
+    if (r.year() < 1990 || r.year() > 2999)
+      v.Add("year", "OUT_OF_RANGE", "must be a year such as 2020 (or give from and to)");
+    if (r.quarter() != 0 && r.month() != 0)
+      v.Add("month", "CONFLICTING_PERIOD", "give a quarter or a month, not both");
     if (r.quarter() < 0 || r.quarter() > 4) v.Add("quarter", "OUT_OF_RANGE", "must be 1-4");
     if (r.month() < 0 || r.month() > 12) v.Add("month", "OUT_OF_RANGE", "must be 1-12");
     if (v.empty()) {
@@ -258,11 +263,21 @@ absl::StatusOr<ReportQuery> ReportQueryFromRequest(const v1::GetProgrammeReportR
   }
   for (int i = 0; i < r.group_by_size(); ++i) {
     switch (r.group_by(i)) {
-      case v1::REPORT_DIMENSION_COUNTY: query.group_by.push_back(ReportDimension::kCounty); break;
-      case v1::REPORT_DIMENSION_CATEGORY: query.group_by.push_back(ReportDimension::kCategory); break;
-      case v1::REPORT_DIMENSION_PRODUCT: query.group_by.push_back(ReportDimension::kProduct); break;
-      case v1::REPORT_DIMENSION_FUNDING: query.group_by.push_back(ReportDimension::kFunding); break;
-      default: v.Add(Cat("group_by[", i, "]"), "UNKNOWN_ENUM_VALUE", "is not a report dimension"); break;
+      case v1::REPORT_DIMENSION_COUNTY:
+        query.group_by.push_back(ReportDimension::kCounty);
+        break;
+      case v1::REPORT_DIMENSION_CATEGORY:
+        query.group_by.push_back(ReportDimension::kCategory);
+        break;
+      case v1::REPORT_DIMENSION_PRODUCT:
+        query.group_by.push_back(ReportDimension::kProduct);
+        break;
+      case v1::REPORT_DIMENSION_FUNDING:
+        query.group_by.push_back(ReportDimension::kFunding);
+        break;
+      default:
+        v.Add(Cat("group_by[", i, "]"), "UNKNOWN_ENUM_VALUE", "is not a report dimension");
+        break;
     }
   }
   if (!v.empty()) return v.ToStatus();
@@ -301,7 +316,8 @@ v1::ReportFigures FiguresToApi(const ReportRow& row) {
 }
 }  // namespace
 
-v1::ProgrammeReport ReportToApi(const ProgrammeReport& report, const v1::GetProgrammeReportRequest& request) {
+v1::ProgrammeReport ReportToApi(const ProgrammeReport& report,
+                                const v1::GetProgrammeReportRequest& request) {
   v1::ProgrammeReport out;
   out.set_from(report.from);
   out.set_to(report.to);

@@ -33,8 +33,10 @@ v1::Portfolio PortfolioToApi(const PortfolioFigures& figures);
 
 // The period of a report request ("year", "year+quarter", "year+month" or "from/to");
 // INVALID_ARGUMENT naming the fields otherwise.
-[[nodiscard]] absl::StatusOr<ReportQuery> ReportQueryFromRequest(const v1::GetProgrammeReportRequest& request);
-v1::ProgrammeReport ReportToApi(const ProgrammeReport& report, const v1::GetProgrammeReportRequest& request);
+[[nodiscard]] absl::StatusOr<ReportQuery> ReportQueryFromRequest(
+    const v1::GetProgrammeReportRequest& request);
+v1::ProgrammeReport ReportToApi(const ProgrammeReport& report,
+                                const v1::GetProgrammeReportRequest& request);
 
 v1::LoanStatus ToEngineStatus(v1::ApiLoanStatus::Value status);
 v1::ApiLoanStatus::Value ToApiStatus(v1::LoanStatus status);

@@ -51,11 +51,12 @@ constexpr std::array<County, 13> kCounties = {{{"吉州区", "360802"},
                                                {"永新县", "360830"},
                                                {"井冈山市", "360881"}}};
 
-constexpr std::array<const char*, 20> kSurnames = {"刘", "王", "李", "张", "陈", "杨", "黄", "赵", "周", "吴",
-                                                   "罗", "曾", "彭", "肖", "郭", "胡", "邓", "袁", "谢", "钟"};
-constexpr std::array<const char*, 24> kGiven = {"建华", "秀英", "志强", "丽萍", "国平", "海燕", "春生", "桂兰",
-                                                "文斌", "小红", "冬梅", "永福", "红梅", "金水", "玉珍", "卫东",
-                                                "晓峰", "美玲", "家明", "淑芬", "振宇", "雪琴", "德胜", "婷"};
+constexpr std::array<const char*, 20> kSurnames = {"刘", "王", "李", "张", "陈", "杨", "黄",
+                                                   "赵", "周", "吴", "罗", "曾", "彭", "肖",
+                                                   "郭", "胡", "邓", "袁", "谢", "钟"};
+constexpr std::array<const char*, 24> kGiven = {
+    "建华", "秀英", "志强", "丽萍", "国平", "海燕", "春生", "桂兰", "文斌", "小红", "冬梅", "永福",
+    "红梅", "金水", "玉珍", "卫东", "晓峰", "美玲", "家明", "淑芬", "振宇", "雪琴", "德胜", "婷"};
 struct Trade {
   const char* enterprise;
   const char* sector;
@@ -129,7 +130,12 @@ struct PlannedLoan {
   int officer = 0;
   int approver = 0;
   // Rejected and withdrawn applications never reach disbursement.
-  enum class Outcome { kDisbursed, kRejected, kWithdrawnSubmitted, kWithdrawnApproved } outcome = Outcome::kDisbursed;
+  enum class Outcome {
+    kDisbursed,
+    kRejected,
+    kWithdrawnSubmitted,
+    kWithdrawnApproved
+  } outcome = Outcome::kDisbursed;
   std::string loan_id;  // once submitted
   bool jobs_follow_up = false;
   bool reversal_demo = false;
@@ -265,9 +271,11 @@ Applicant DemoBuilder::NewApplicant(int county, v1::BorrowerCategory category) {
   a.county = county;
   a.category = category;
   a.trade = rng_.Below(static_cast<int>(kTrades.size()));
-  a.name = Cat(kSurnames[static_cast<size_t>(rng_.Below(20))], kGiven[static_cast<size_t>(rng_.Below(24))]);
+  a.name = Cat(kSurnames[static_cast<size_t>(rng_.Below(20))],
+               kGiven[static_cast<size_t>(rng_.Below(24))]);
   const Date born = D("1962-01-01").PlusDays(rng_.Below(33 * 365));
-  const std::string birth = Cat(born.ToString().substr(0, 4), born.ToString().substr(5, 2), born.ToString().substr(8, 2));
+  const std::string birth =
+      Cat(born.ToString().substr(0, 4), born.ToString().substr(5, 2), born.ToString().substr(8, 2));
   std::string serial = std::to_string(100 + (++national_id_serial_ % 900));
   const std::string first17 = Cat(kCounties[static_cast<size_t>(county)].region, birth, serial);
   a.national_id = first17 + NationalIdCheckCharacter(first17);
@@ -285,7 +293,8 @@ void DemoBuilder::Plan() {
     loan.applicant = NewApplicant(i % static_cast<int>(kCounties.size()), category);
     loan.bank = category == v1::BORROWER_CATEGORY_SMALL_ENTERPRISE || rng_.Percent(45);
     loan.term_months = loan.bank ? 12 * rng_.Between(1, 3) : (rng_.Percent(60) ? 12 : 24);
-    loan.method = rng_.Percent(75) ? v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY : v1::REPAYMENT_METHOD_BULLET;
+    loan.method = rng_.Percent(75) ? v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY
+                                   : v1::REPAYMENT_METHOD_BULLET;
     loan.disburse_date = NextWorkday(D("2020-01-20").PlusDays(rng_.Below(340)));
     loan.submit_date = NextWorkday(loan.disburse_date.PlusDays(-rng_.Between(8, 15)));
     loan.approve_date = NextWorkday(loan.submit_date.PlusDays(rng_.Between(1, 4)));
@@ -308,7 +317,8 @@ void DemoBuilder::Plan() {
   // off and partly recovered.
   for (PlannedLoan& loan : loans_) {
     if (!loan.bank && loan.behaviour == Behaviour::kPunctual && loan.term_months == 24 &&
-        loan.method == v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY && loan.disburse_date < D("2020-06-01")) {
+        loan.method == v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY &&
+        loan.disburse_date < D("2020-06-01")) {
       loan.reversal_demo = true;
       break;
     }
@@ -350,9 +360,12 @@ void DemoBuilder::PlanAmountsAndJobs() {
   // a time until they add up to exactly 62,470,000.00 yuan.
   auto bounds = [](const PlannedLoan& loan) -> std::pair<int, int> {
     switch (loan.applicant.category) {
-      case v1::BORROWER_CATEGORY_ORDINARY_MEMBER: return {3, 10};
-      case v1::BORROWER_CATEGORY_MODEL_WORKER: return {5, 30};
-      default: return {10, 50};
+      case v1::BORROWER_CATEGORY_ORDINARY_MEMBER:
+        return {3, 10};
+      case v1::BORROWER_CATEGORY_MODEL_WORKER:
+        return {5, 30};
+      default:
+        return {10, 50};
     }
   };
   constexpr int64_t kStepFen = 1'000'000;  // 10,000 yuan
@@ -410,40 +423,46 @@ void DemoBuilder::ScheduleApplication(PlannedLoan& loan) {
   PlannedLoan* l = &loan;
   const v1::Actor& officer = Officers()[static_cast<size_t>(loan.officer)];
   const v1::Actor& approver = Approvers()[static_cast<size_t>(loan.approver)];
-  Schedule(loan.register_date, kRegister, [this, l, &officer] {
-    v1::Event e;
-    v1::BorrowerRegistered* r = e.mutable_borrower_registered();
-    r->set_national_id(l->applicant.national_id);
-    v1::BorrowerDetails* d = r->mutable_details();
-    const Trade& trade = kTrades[static_cast<size_t>(l->applicant.trade)];
-    d->set_name(l->applicant.name);
-    d->set_phone(l->applicant.phone);
-    d->set_union_member_number(Cat("JA-", 100000 + (l - loans_.data())));
-    d->set_category(l->applicant.category);
-    d->set_county(kCounties[static_cast<size_t>(l->applicant.county)].name);
-    d->set_enterprise_name(Cat(l->applicant.name.substr(0, 3), "·", trade.enterprise));
-    d->set_sector(trade.sector);
-    return MakeCommand(officer, l->register_date, std::move(e));
-  }, [this, l](const CommandResult& r) {
-    l->applicant.borrower_id = r.entry.event().borrower_registered().borrower_id();
-    ++summary_.borrowers;
-    return absl::OkStatus();
-  });
-  Schedule(loan.submit_date, kSubmit, [this, l, &officer] {
-    v1::Event e;
-    v1::ApplicationSubmitted* a = e.mutable_application_submitted();
-    a->set_borrower_id(l->applicant.borrower_id);
-    a->set_product_id(l->bank ? kBankProduct : kFundProduct);
-    a->set_amount_fen(l->amount_fen);
-    a->set_term_months(l->term_months);
-    a->set_method(l->method);
-    a->set_purpose(kTrades[static_cast<size_t>(l->applicant.trade)].purpose);
-    a->set_jobs_expected(l->jobs);
-    return MakeCommand(officer, l->submit_date, std::move(e));
-  }, [l](const CommandResult& r) {
-    l->loan_id = r.entry.event().application_submitted().loan_id();
-    return absl::OkStatus();
-  });
+  Schedule(
+      loan.register_date, kRegister,
+      [this, l, &officer] {
+        v1::Event e;
+        v1::BorrowerRegistered* r = e.mutable_borrower_registered();
+        r->set_national_id(l->applicant.national_id);
+        v1::BorrowerDetails* d = r->mutable_details();
+        const Trade& trade = kTrades[static_cast<size_t>(l->applicant.trade)];
+        d->set_name(l->applicant.name);
+        d->set_phone(l->applicant.phone);
+        d->set_union_member_number(Cat("JA-", 100000 + (l - loans_.data())));
+        d->set_category(l->applicant.category);
+        d->set_county(kCounties[static_cast<size_t>(l->applicant.county)].name);
+        d->set_enterprise_name(Cat(l->applicant.name.substr(0, 3), "·", trade.enterprise));
+        d->set_sector(trade.sector);
+        return MakeCommand(officer, l->register_date, std::move(e));
+      },
+      [this, l](const CommandResult& r) {
+        l->applicant.borrower_id = r.entry.event().borrower_registered().borrower_id();
+        ++summary_.borrowers;
+        return absl::OkStatus();
+      });
+  Schedule(
+      loan.submit_date, kSubmit,
+      [this, l, &officer] {
+        v1::Event e;
+        v1::ApplicationSubmitted* a = e.mutable_application_submitted();
+        a->set_borrower_id(l->applicant.borrower_id);
+        a->set_product_id(l->bank ? kBankProduct : kFundProduct);
+        a->set_amount_fen(l->amount_fen);
+        a->set_term_months(l->term_months);
+        a->set_method(l->method);
+        a->set_purpose(kTrades[static_cast<size_t>(l->applicant.trade)].purpose);
+        a->set_jobs_expected(l->jobs);
+        return MakeCommand(officer, l->submit_date, std::move(e));
+      },
+      [l](const CommandResult& r) {
+        l->loan_id = r.entry.event().application_submitted().loan_id();
+        return absl::OkStatus();
+      });
   auto approve = [this, l](const v1::Actor& who) {
     return [this, l, &who]() -> std::optional<Command> {
       v1::Event e;
@@ -454,30 +473,38 @@ void DemoBuilder::ScheduleApplication(PlannedLoan& loan) {
   };
   using Outcome = PlannedLoan::Outcome;
   if (loan.outcome == Outcome::kRejected) {
-    Schedule(loan.approve_date, kDecide, [this, l, &approver] {
-      static constexpr std::array<const char*, 4> kReasons = {"经营计划不完整", "担保条件不足",
-                                                              "近三年有不良信用记录", "项目不符合扶持方向"};
-      v1::Event e;
-      e.mutable_application_rejected()->set_loan_id(l->loan_id);
-      e.mutable_application_rejected()->set_reason(kReasons[static_cast<size_t>(rng_.Below(4))]);
-      return MakeCommand(approver, l->approve_date, std::move(e));
-    }, [this](const CommandResult&) {
-      ++summary_.applications_rejected;
-      return absl::OkStatus();
-    });
+    Schedule(
+        loan.approve_date, kDecide,
+        [this, l, &approver] {
+          static constexpr std::array<const char*, 4> kReasons = {
+              "经营计划不完整", "担保条件不足", "近三年有不良信用记录", "项目不符合扶持方向"};
+          v1::Event e;
+          e.mutable_application_rejected()->set_loan_id(l->loan_id);
+          e.mutable_application_rejected()->set_reason(
+              kReasons[static_cast<size_t>(rng_.Below(4))]);
+          return MakeCommand(approver, l->approve_date, std::move(e));
+        },
+        [this](const CommandResult&) {
+          ++summary_.applications_rejected;
+          return absl::OkStatus();
+        });
     return;
   }
-  if (loan.outcome != Outcome::kWithdrawnSubmitted) Schedule(loan.approve_date, kApproveFirst, approve(approver));
+  if (loan.outcome != Outcome::kWithdrawnSubmitted)
+    Schedule(loan.approve_date, kApproveFirst, approve(approver));
   if (loan.outcome != Outcome::kDisbursed) {
-    Schedule(loan.disburse_date, kDecide, [this, l, &officer] {
-      v1::Event e;
-      e.mutable_application_withdrawn()->set_loan_id(l->loan_id);
-      e.mutable_application_withdrawn()->set_reason("申请人已另行筹措资金");
-      return MakeCommand(officer, l->disburse_date, std::move(e));
-    }, [this](const CommandResult&) {
-      ++summary_.applications_withdrawn;
-      return absl::OkStatus();
-    });
+    Schedule(
+        loan.disburse_date, kDecide,
+        [this, l, &officer] {
+          v1::Event e;
+          e.mutable_application_withdrawn()->set_loan_id(l->loan_id);
+          e.mutable_application_withdrawn()->set_reason("申请人已另行筹措资金");
+          return MakeCommand(officer, l->disburse_date, std::move(e));
+        },
+        [this](const CommandResult&) {
+          ++summary_.applications_withdrawn;
+          return absl::OkStatus();
+        });
     return;
   }
   const int64_t threshold = (l->bank ? BankTerms() : FundTerms()).dual_approval_above_fen();
@@ -486,17 +513,20 @@ void DemoBuilder::ScheduleApplication(PlannedLoan& loan) {
     Schedule(loan.approve_date, kApproveSecond, approve(second));
   }
   const v1::Actor& cashier = Cashiers()[static_cast<size_t>(rng_.Below(2))];
-  Schedule(loan.disburse_date, kDisburse, [this, l, &cashier] {
-    v1::Event e;
-    e.mutable_loan_disbursed()->set_loan_id(l->loan_id);
-    e.mutable_loan_disbursed()->set_amount_fen(l->amount_fen);
-    return MakeCommand(cashier, l->disburse_date, std::move(e));
-  }, [this, l](const CommandResult& r) {
-    ++summary_.loans_disbursed;
-    summary_.disbursed_fen += l->amount_fen;
-    summary_.jobs_expected += l->jobs;
-    return ScheduleRepayments(*l, r.entry);
-  });
+  Schedule(
+      loan.disburse_date, kDisburse,
+      [this, l, &cashier] {
+        v1::Event e;
+        e.mutable_loan_disbursed()->set_loan_id(l->loan_id);
+        e.mutable_loan_disbursed()->set_amount_fen(l->amount_fen);
+        return MakeCommand(cashier, l->disburse_date, std::move(e));
+      },
+      [this, l](const CommandResult& r) {
+        ++summary_.loans_disbursed;
+        summary_.disbursed_fen += l->amount_fen;
+        summary_.jobs_expected += l->jobs;
+        return ScheduleRepayments(*l, r.entry);
+      });
 }
 
 absl::Status DemoBuilder::ScheduleRepayments(PlannedLoan& loan, const v1::Entry& disbursement) {
@@ -514,11 +544,16 @@ absl::Status DemoBuilder::ScheduleRepayments(PlannedLoan& loan, const v1::Entry&
     const Date due = D(schedule[k].due_date());
     const int64_t principal = schedule[k].principal_fen();
     switch (loan.behaviour) {
-      case Behaviour::kPunctual: pay(due.PlusDays(-rng_.Between(0, 2)), principal); break;
-      case Behaviour::kEarly:
-        pay(due, principal + (k == 2 && k + 1 < schedule.size() ? schedule[k + 1].principal_fen() : 0));
+      case Behaviour::kPunctual:
+        pay(due.PlusDays(-rng_.Between(0, 2)), principal);
         break;
-      case Behaviour::kLate: pay(due.PlusDays(rng_.Between(6, 40)), principal); break;
+      case Behaviour::kEarly:
+        pay(due,
+            principal + (k == 2 && k + 1 < schedule.size() ? schedule[k + 1].principal_fen() : 0));
+        break;
+      case Behaviour::kLate:
+        pay(due.PlusDays(rng_.Between(6, 40)), principal);
+        break;
       case Behaviour::kPartial:
         pay(due, principal / 2);
         pay(due.PlusDays(15), principal - principal / 2);
@@ -582,7 +617,8 @@ absl::Status DemoBuilder::ScheduleRepayments(PlannedLoan& loan, const v1::Entry&
     Schedule(D("2021-03-15"), kWriteOff, [this, l]() -> std::optional<Command> {
       v1::Event e;
       e.mutable_loan_written_off()->set_loan_id(l->loan_id);
-      e.mutable_loan_written_off()->set_reason("借款人经营失败外出务工, 催收逾180天无果, 经审批核销");
+      e.mutable_loan_written_off()->set_reason(
+          "借款人经营失败外出务工, 催收逾180天无果, 经审批核销");
       return MakeCommand(Supervisor(), D("2021-03-15"), std::move(e));
     });
     Schedule(D("2021-03-25"), kRecover, [this, l]() -> std::optional<Command> {
@@ -615,15 +651,17 @@ absl::Status DemoBuilder::Execute() {
       if (!commands[i].has_value()) continue;
       auto promise = std::make_shared<std::promise<CommandResult>>();
       results[i] = promise->get_future();
-      ledger_.Submit(*commands[i], [promise](CommandResult r) { promise->set_value(std::move(r)); });
+      ledger_.Submit(*commands[i],
+                     [promise](CommandResult r) { promise->set_value(std::move(r)); });
     }
     for (size_t i = 0; i < group.size(); ++i) {
       if (!commands[i].has_value()) continue;
       CommandResult result = results[i].get();
       if (!result.status.ok()) {
-        return absl::InternalError(Cat("demo book: ", date.ToString(), " phase ", phase, ": ",
-                                       commands[i]->event.ShortDebugString(), ": ",
-                                       std::string_view(result.status.message().data(), result.status.message().size())));
+        return absl::InternalError(
+            Cat("demo book: ", date.ToString(), " phase ", phase, ": ",
+                commands[i]->event.ShortDebugString(), ": ",
+                std::string_view(result.status.message().data(), result.status.message().size())));
       }
       if (group[i].after) {
         absl::Status after = group[i].after(result);
@@ -640,8 +678,8 @@ absl::StatusOr<DemoSummary> DemoBuilder::Run() {
   }
   if (ledger_.Today() < end_) {
     return Refused("BUSINESS_DATE_TOO_EARLY",
-                   Cat("the demo book runs through ", kDemoBusinessDate, "; today's business date is ",
-                       ledger_.Today().ToString()));
+                   Cat("the demo book runs through ", kDemoBusinessDate,
+                       "; today's business date is ", ledger_.Today().ToString()));
   }
   Plan();
   const Date start = D("2020-01-02");
@@ -659,11 +697,13 @@ absl::StatusOr<DemoSummary> DemoBuilder::Run() {
   });
   int64_t fund_loans_fen = 0;
   for (const PlannedLoan& loan : loans_) {
-    if (!loan.bank && loan.outcome == PlannedLoan::Outcome::kDisbursed) fund_loans_fen += loan.amount_fen;
+    if (!loan.bank && loan.outcome == PlannedLoan::Outcome::kDisbursed)
+      fund_loans_fen += loan.amount_fen;
   }
   // The revolving fund: the city federation's capital, topped up by the province.
   const std::array<std::pair<const char*, int64_t>, 2> contributions = {
-      {{"吉安市总工会", fund_loans_fen * 6 / 10}, {"江西省总工会 (专项资金)", fund_loans_fen * 5 / 10}}};
+      {{"吉安市总工会", fund_loans_fen * 6 / 10},
+       {"江西省总工会 (专项资金)", fund_loans_fen * 5 / 10}}};
   for (const auto& [source, amount] : contributions) {
     Schedule(start, kContribute, [this, start, source, amount]() -> std::optional<Command> {
       v1::Event e;
@@ -679,11 +719,14 @@ absl::StatusOr<DemoSummary> DemoBuilder::Run() {
   for (const char* quarter : {"2020-04-01", "2020-07-01", "2020-10-01", "2021-01-01"}) {
     const Date day = D(quarter);
     for (PlannedLoan& loan : loans_) {
-      if (!loan.bank || loan.outcome != PlannedLoan::Outcome::kDisbursed || loan.disburse_date >= day) continue;
+      if (!loan.bank || loan.outcome != PlannedLoan::Outcome::kDisbursed ||
+          loan.disburse_date >= day)
+        continue;
       PlannedLoan* l = &loan;
       Schedule(day, kAccrue, [this, l, day]() -> std::optional<Command> {
         absl::StatusOr<v1::LoanState> state = ledger_.GetLoan(l->loan_id);
-        if (!state.ok() || state->position().status() != v1::LOAN_STATUS_ACTIVE) return std::nullopt;
+        if (!state.ok() || state->position().status() != v1::LOAN_STATUS_ACTIVE)
+          return std::nullopt;
         v1::Event e;
         e.mutable_subsidy_accrued()->set_loan_id(l->loan_id);
         return MakeCommand(Cashiers()[1], day, std::move(e));

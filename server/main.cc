@@ -1,13 +1,13 @@
 // gongdai-server: serves the Gongdai ledger over gRPC.
-#include <CLI/CLI.hpp>
+#include <pthread.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <pthread.h>
 
 #include "engine/checkpoint.h"
 #include "server/config.h"
@@ -23,18 +23,22 @@ int main(int argc, char** argv) {
   bool print_config = false;
   bool demo = false;
   bool print_key = false;
-  app.add_option("-c,--config", config_path, "TOML configuration file (every setting has a default)")
+  app.add_option("-c,--config", config_path,
+                 "TOML configuration file (every setting has a default)")
       ->check(CLI::ExistingFile);
-  app.add_option("--listen", listen, "address to listen on, overriding the config (default 127.0.0.1:50051)");
-  app.add_option("--data-dir", data_dir, "data directory, overriding the config (default ./gongdai-data)");
+  app.add_option("--listen", listen,
+                 "address to listen on, overriding the config (default 127.0.0.1:50051)");
+  app.add_option("--data-dir", data_dir,
+                 "data directory, overriding the config (default ./gongdai-data)");
   app.add_option("--business-date", business_date,
                  "fix today's business date (YYYY-MM-DD), for demos and tests");
   app.add_flag("--print-default-config", print_config, "print the default configuration and exit");
   app.add_flag("--print-public-key", print_key,
                "print the verifier key of the server's checkpoints (for auditors) and exit");
-  app.add_flag("--demo", demo,
-               "load the demo book (Ji'an's 2020 programme: 330 loans, 62,470,000.00 yuan) into an "
-               "empty ledger; fixes the business date at 2021-03-31 unless --business-date is given");
+  app.add_flag(
+      "--demo", demo,
+      "load the demo book (Ji'an's 2020 programme: 330 loans, 62,470,000.00 yuan) into an "
+      "empty ledger; fixes the business date at 2021-03-31 unless --business-date is given");
   app.footer(
       "Examples:\n  gongdai-server --data-dir /var/lib/gongdai --listen 127.0.0.1:50051\n"
       "  gongdai-server --demo    # the demo book in ./gongdai-data");
@@ -58,7 +62,8 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) config.listen_address = listen;
   if (!data_dir.empty()) config.data_dir = data_dir;
-  if (demo && business_date.empty()) business_date = std::string(gongdai::server::kDemoBusinessDate);
+  if (demo && business_date.empty())
+    business_date = std::string(gongdai::server::kDemoBusinessDate);
   if (!business_date.empty()) {
     if (!gongdai::ParseDate(business_date, "--business-date").ok()) {
       std::cerr << "gongdai-server: --business-date must be YYYY-MM-DD\n";
@@ -70,9 +75,10 @@ int main(int argc, char** argv) {
 
   if (print_key) {
     std::filesystem::create_directories(config.data_dir);
-    const std::string key_file = config.checkpoint_key_file.empty()
-                                     ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()
-                                     : config.checkpoint_key_file;
+    const std::string key_file =
+        config.checkpoint_key_file.empty()
+            ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()
+            : config.checkpoint_key_file;
     absl::StatusOr<gongdai::CheckpointSigner> signer =
         gongdai::CheckpointSigner::LoadOrCreate(key_file, config.checkpoint_origin);
     if (!signer.ok()) {
@@ -104,12 +110,13 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       absl::StatusOr<gongdai::server::DemoSummary> loaded = gongdai::server::LoadDemoBook(ledger);
       if (!loaded.ok()) return loaded.status();
-      std::printf("demo book loaded: %d borrowers, %d loans disbursed in 2020 (%s yuan, %d jobs expected), "
-                  "%d applications rejected, %d withdrawn, %llu entries\n",
-                  loaded->borrowers, loaded->loans_disbursed,
-                  gongdai::Money::FromFen(loaded->disbursed_fen).ToString().c_str(), loaded->jobs_expected,
-                  loaded->applications_rejected, loaded->applications_withdrawn,
-                  static_cast<unsigned long long>(loaded->entries));
+      std::printf(
+          "demo book loaded: %d borrowers, %d loans disbursed in 2020 (%s yuan, %d jobs expected), "
+          "%d applications rejected, %d withdrawn, %llu entries\n",
+          loaded->borrowers, loaded->loans_disbursed,
+          gongdai::Money::FromFen(loaded->disbursed_fen).ToString().c_str(), loaded->jobs_expected,
+          loaded->applications_rejected, loaded->applications_withdrawn,
+          static_cast<unsigned long long>(loaded->entries));
       return absl::OkStatus();
     };
   }

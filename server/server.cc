@@ -60,16 +60,19 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
     if (!prepared.ok()) return prepared;
   }
 
-  const std::string key_file = config.checkpoint_key_file.empty()
-                                   ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()
-                                   : config.checkpoint_key_file;
-  absl::StatusOr<CheckpointSigner> signer = CheckpointSigner::LoadOrCreate(key_file, config.checkpoint_origin);
+  const std::string key_file =
+      config.checkpoint_key_file.empty()
+          ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()
+          : config.checkpoint_key_file;
+  absl::StatusOr<CheckpointSigner> signer =
+      CheckpointSigner::LoadOrCreate(key_file, config.checkpoint_origin);
   if (!signer.ok()) return signer.status();
   server->signer_ = std::make_unique<CheckpointSigner>(*std::move(signer));
 
   GongdaiServer* raw = server.get();
-  server->service_ = std::make_unique<LedgerService>(server->ledger_.get(), server->authenticator_.get(),
-                                                     server->signer_.get(), [raw] { raw->MarkNotServing(); });
+  server->service_ =
+      std::make_unique<LedgerService>(server->ledger_.get(), server->authenticator_.get(),
+                                      server->signer_.get(), [raw] { raw->MarkNotServing(); });
 
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (!config.tls_cert_file.empty()) {

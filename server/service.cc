@@ -52,7 +52,8 @@ void FillReceipt(const CommandResult& result, v1::EntryReceipt* receipt) {
 
 }  // namespace
 
-LedgerService::LedgerService(Ledger* ledger, const Authenticator* authenticator, const CheckpointSigner* signer,
+LedgerService::LedgerService(Ledger* ledger, const Authenticator* authenticator,
+                             const CheckpointSigner* signer,
                              std::function<void()> on_writer_stopped)
     : ledger_(ledger),
       authenticator_(authenticator),
@@ -65,7 +66,8 @@ LedgerService::Reactor* LedgerService::Write(Context* context, const char* metho
                                              Fill fill) {
   const Clock::time_point start = Clock::now();
   Reactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Principal> principal = authenticator_->Authenticate(Metadata(context, "authorization"));
+  absl::StatusOr<Principal> principal =
+      authenticator_->Authenticate(Metadata(context, "authorization"));
   absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, method) : principal.status();
   if (!role.ok()) {
     grpc::Status status = ToGrpcStatus(role.status());
@@ -112,19 +114,22 @@ LedgerService::Reactor* LedgerService::Write(Context* context, const char* metho
 LedgerService::Reactor* LedgerService::Read(Context* context, const char* method, Run run) {
   const Clock::time_point start = Clock::now();
   Reactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Principal> principal = authenticator_->Authenticate(Metadata(context, "authorization"));
+  absl::StatusOr<Principal> principal =
+      authenticator_->Authenticate(Metadata(context, "authorization"));
   absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, method) : principal.status();
   absl::Status outcome = role.status();
   if (role.ok()) outcome = run(Caller{*principal, *role});
   grpc::Status status = ToGrpcStatus(outcome);
-  LogRequest(method, principal.ok() ? principal->id : "", role.ok() ? RoleName(*role) : "", status, start);
+  LogRequest(method, principal.ok() ? principal->id : "", role.ok() ? RoleName(*role) : "", status,
+             start);
   reactor->Finish(status);
   return reactor;
 }
 
 LedgerService::Fill LedgerService::LoanFill(v1::LoanResponse* response,
                                             std::function<std::string(const v1::Event&)> loan_id) {
-  return [this, response, loan_id = std::move(loan_id)](const CommandResult& result, const Caller& caller) {
+  return [this, response, loan_id = std::move(loan_id)](const CommandResult& result,
+                                                        const Caller& caller) {
     FillReceipt(result, response->mutable_entry());
     absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(loan_id(result.entry.event()));
     if (!loan.ok()) return loan.status();
@@ -147,7 +152,8 @@ LedgerService::Reactor* LedgerService::DefineProduct(Context* c, const v1::Defin
       },
       [this, response](const CommandResult& result, const Caller&) {
         FillReceipt(result, response->mutable_entry());
-        absl::StatusOr<v1::ProductState> p = ledger_->GetProduct(result.entry.event().product_defined().product_id());
+        absl::StatusOr<v1::ProductState> p =
+            ledger_->GetProduct(result.entry.event().product_defined().product_id());
         if (!p.ok()) return p.status();
         *response->mutable_product() = ProductToApi(*p);
         return absl::OkStatus();
@@ -166,7 +172,8 @@ LedgerService::Reactor* LedgerService::AmendProduct(Context* c, const v1::AmendP
       },
       [this, response](const CommandResult& result, const Caller&) {
         FillReceipt(result, response->mutable_entry());
-        absl::StatusOr<v1::ProductState> p = ledger_->GetProduct(result.entry.event().product_amended().product_id());
+        absl::StatusOr<v1::ProductState> p =
+            ledger_->GetProduct(result.entry.event().product_amended().product_id());
         if (!p.ok()) return p.status();
         *response->mutable_product() = ProductToApi(*p);
         return absl::OkStatus();
@@ -200,7 +207,8 @@ LedgerService::Fill BorrowerFill(Ledger* ledger, v1::BorrowerResponse* response,
                                  std::function<std::string(const v1::Event&)> id);
 }  // namespace
 
-LedgerService::Reactor* LedgerService::RegisterBorrower(Context* c, const v1::RegisterBorrowerRequest* r,
+LedgerService::Reactor* LedgerService::RegisterBorrower(Context* c,
+                                                        const v1::RegisterBorrowerRequest* r,
                                                         v1::BorrowerResponse* response) {
   return Write(
       c, "RegisterBorrower", r->request_id(), r->business_date(),
@@ -210,10 +218,12 @@ LedgerService::Reactor* LedgerService::RegisterBorrower(Context* c, const v1::Re
         *e.mutable_borrower_registered()->mutable_details() = DetailsFromInput(r->details());
         return e;
       },
-      BorrowerFill(ledger_, response, [](const v1::Event& e) { return e.borrower_registered().borrower_id(); }));
+      BorrowerFill(ledger_, response,
+                   [](const v1::Event& e) { return e.borrower_registered().borrower_id(); }));
 }
 
-LedgerService::Reactor* LedgerService::UpdateBorrower(Context* c, const v1::UpdateBorrowerRequest* r,
+LedgerService::Reactor* LedgerService::UpdateBorrower(Context* c,
+                                                      const v1::UpdateBorrowerRequest* r,
                                                       v1::BorrowerResponse* response) {
   return Write(
       c, "UpdateBorrower", r->request_id(), r->business_date(),
@@ -223,12 +233,12 @@ LedgerService::Reactor* LedgerService::UpdateBorrower(Context* c, const v1::Upda
         *e.mutable_borrower_updated()->mutable_details() = DetailsFromInput(r->details());
         return e;
       },
-      BorrowerFill(ledger_, response, [](const v1::Event& e) { return e.borrower_updated().borrower_id(); }));
+      BorrowerFill(ledger_, response,
+                   [](const v1::Event& e) { return e.borrower_updated().borrower_id(); }));
 }
 
-LedgerService::Reactor* LedgerService::ChangeTalentPoolStatus(Context* c,
-                                                              const v1::ChangeTalentPoolStatusRequest* r,
-                                                              v1::BorrowerResponse* response) {
+LedgerService::Reactor* LedgerService::ChangeTalentPoolStatus(
+    Context* c, const v1::ChangeTalentPoolStatusRequest* r, v1::BorrowerResponse* response) {
   return Write(
       c, "ChangeTalentPoolStatus", r->request_id(), r->business_date(),
       [r](ViolationCollector&) {
@@ -239,8 +249,9 @@ LedgerService::Reactor* LedgerService::ChangeTalentPoolStatus(Context* c,
         change->set_reason(r->reason());
         return e;
       },
-      BorrowerFill(ledger_, response,
-                   [](const v1::Event& e) { return e.talent_pool_status_changed().borrower_id(); }));
+      BorrowerFill(ledger_, response, [](const v1::Event& e) {
+        return e.talent_pool_status_changed().borrower_id();
+      }));
 }
 
 namespace {
@@ -272,7 +283,8 @@ LedgerService::Reactor* LedgerService::ListBorrowers(Context* c, const v1::ListB
   return Read(c, "ListBorrowers", [this, r, response](const Caller& caller) {
     ViolationCollector v;
     if (r->page_size() < 0) v.Add("page_size", "OUT_OF_RANGE", "must not be negative");
-    if (!v1::TalentPoolStatus_IsValid(r->status())) v.Add("status", "UNKNOWN_ENUM_VALUE", "is not a status");
+    if (!v1::TalentPoolStatus_IsValid(r->status()))
+      v.Add("status", "UNKNOWN_ENUM_VALUE", "is not a status");
     if (!v.empty()) return v.ToStatus();
     BorrowerQuery query;
     query.status = r->status();
@@ -281,7 +293,8 @@ LedgerService::Reactor* LedgerService::ListBorrowers(Context* c, const v1::ListB
     query.page_token = r->page_token();
     absl::StatusOr<BorrowerPage> page = ledger_->ListBorrowers(query);
     if (!page.ok()) return page.status();
-    for (const v1::BorrowerState& b : page->borrowers) *response->add_borrowers() = BorrowerToApi(b, caller.personal());
+    for (const v1::BorrowerState& b : page->borrowers)
+      *response->add_borrowers() = BorrowerToApi(b, caller.personal());
     response->set_next_page_token(page->next_page_token);
     return absl::OkStatus();
   });
@@ -289,7 +302,8 @@ LedgerService::Reactor* LedgerService::ListBorrowers(Context* c, const v1::ListB
 
 // ---- Applications and loans ------------------------------------------------------------
 
-LedgerService::Reactor* LedgerService::SubmitApplication(Context* c, const v1::SubmitApplicationRequest* r,
+LedgerService::Reactor* LedgerService::SubmitApplication(Context* c,
+                                                         const v1::SubmitApplicationRequest* r,
                                                          v1::LoanResponse* response) {
   return Write(
       c, "SubmitApplication", r->request_id(), r->business_date(),
@@ -310,7 +324,8 @@ LedgerService::Reactor* LedgerService::SubmitApplication(Context* c, const v1::S
       LoanFill(response, [](const v1::Event& e) { return e.application_submitted().loan_id(); }));
 }
 
-LedgerService::Reactor* LedgerService::ApproveApplication(Context* c, const v1::ApproveApplicationRequest* r,
+LedgerService::Reactor* LedgerService::ApproveApplication(Context* c,
+                                                          const v1::ApproveApplicationRequest* r,
                                                           v1::LoanResponse* response) {
   return Write(
       c, "ApproveApplication", r->request_id(), r->business_date(),
@@ -323,7 +338,8 @@ LedgerService::Reactor* LedgerService::ApproveApplication(Context* c, const v1::
       LoanFill(response, [](const v1::Event& e) { return e.approval_granted().loan_id(); }));
 }
 
-LedgerService::Reactor* LedgerService::RejectApplication(Context* c, const v1::RejectApplicationRequest* r,
+LedgerService::Reactor* LedgerService::RejectApplication(Context* c,
+                                                         const v1::RejectApplicationRequest* r,
                                                          v1::LoanResponse* response) {
   return Write(
       c, "RejectApplication", r->request_id(), r->business_date(),
@@ -336,7 +352,8 @@ LedgerService::Reactor* LedgerService::RejectApplication(Context* c, const v1::R
       LoanFill(response, [](const v1::Event& e) { return e.application_rejected().loan_id(); }));
 }
 
-LedgerService::Reactor* LedgerService::WithdrawApplication(Context* c, const v1::WithdrawApplicationRequest* r,
+LedgerService::Reactor* LedgerService::WithdrawApplication(Context* c,
+                                                           const v1::WithdrawApplicationRequest* r,
                                                            v1::LoanResponse* response) {
   return Write(
       c, "WithdrawApplication", r->request_id(), r->business_date(),
@@ -349,7 +366,8 @@ LedgerService::Reactor* LedgerService::WithdrawApplication(Context* c, const v1:
       LoanFill(response, [](const v1::Event& e) { return e.application_withdrawn().loan_id(); }));
 }
 
-LedgerService::Reactor* LedgerService::RevokeApproval(Context* c, const v1::RevokeApprovalRequest* r,
+LedgerService::Reactor* LedgerService::RevokeApproval(Context* c,
+                                                      const v1::RevokeApprovalRequest* r,
                                                       v1::LoanResponse* response) {
   return Write(
       c, "RevokeApproval", r->request_id(), r->business_date(),
@@ -369,13 +387,15 @@ LedgerService::Reactor* LedgerService::DisburseLoan(Context* c, const v1::Disbur
       [r](ViolationCollector& v) {
         v1::Event e;
         e.mutable_loan_disbursed()->set_loan_id(r->loan_id());
-        e.mutable_loan_disbursed()->set_amount_fen(AmountFen(r->amount(), "amount", v, /*optional=*/true));
+        e.mutable_loan_disbursed()->set_amount_fen(
+            AmountFen(r->amount(), "amount", v, /*optional=*/true));
         return e;
       },
       LoanFill(response, [](const v1::Event& e) { return e.loan_disbursed().loan_id(); }));
 }
 
-LedgerService::Reactor* LedgerService::RecordRepayment(Context* c, const v1::RecordRepaymentRequest* r,
+LedgerService::Reactor* LedgerService::RecordRepayment(Context* c,
+                                                       const v1::RecordRepaymentRequest* r,
                                                        v1::LoanResponse* response) {
   return Write(
       c, "RecordRepayment", r->request_id(), r->business_date(),
@@ -431,7 +451,8 @@ LedgerService::Reactor* LedgerService::WriteOffLoan(Context* c, const v1::WriteO
       LoanFill(response, [](const v1::Event& e) { return e.loan_written_off().loan_id(); }));
 }
 
-LedgerService::Reactor* LedgerService::RecordRecovery(Context* c, const v1::RecordRecoveryRequest* r,
+LedgerService::Reactor* LedgerService::RecordRecovery(Context* c,
+                                                      const v1::RecordRecoveryRequest* r,
                                                       v1::LoanResponse* response) {
   return Write(
       c, "RecordRecovery", r->request_id(), r->business_date(),
@@ -448,7 +469,8 @@ LedgerService::Reactor* LedgerService::RecordRecovery(Context* c, const v1::Reco
       LoanFill(response, [](const v1::Event& e) { return e.recovery_recorded().loan_id(); }));
 }
 
-LedgerService::Reactor* LedgerService::GetLoan(Context* c, const v1::GetLoanRequest* r, v1::Loan* response) {
+LedgerService::Reactor* LedgerService::GetLoan(Context* c, const v1::GetLoanRequest* r,
+                                               v1::Loan* response) {
   return Read(c, "GetLoan", [this, r, response](const Caller& caller) {
     absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(r->loan_id());
     if (!loan.ok()) return loan.status();
@@ -462,7 +484,8 @@ LedgerService::Reactor* LedgerService::ListLoans(Context* c, const v1::ListLoans
   return Read(c, "ListLoans", [this, r, response](const Caller& caller) {
     ViolationCollector v;
     if (r->page_size() < 0) v.Add("page_size", "OUT_OF_RANGE", "must not be negative");
-    if (!v1::ApiLoanStatus::Value_IsValid(r->status())) v.Add("status", "UNKNOWN_ENUM_VALUE", "is not a loan status");
+    if (!v1::ApiLoanStatus::Value_IsValid(r->status()))
+      v.Add("status", "UNKNOWN_ENUM_VALUE", "is not a loan status");
     if (!v.empty()) return v.ToStatus();
     LoanQuery query;
     query.status = ToEngineStatus(r->status());
@@ -475,13 +498,15 @@ LedgerService::Reactor* LedgerService::ListLoans(Context* c, const v1::ListLoans
     query.page_token = r->page_token();
     absl::StatusOr<LoanPage> page = ledger_->ListLoans(query);
     if (!page.ok()) return page.status();
-    for (const v1::LoanState& loan : page->loans) *response->add_loans() = LoanToApi(loan, caller.personal());
+    for (const v1::LoanState& loan : page->loans)
+      *response->add_loans() = LoanToApi(loan, caller.personal());
     response->set_next_page_token(page->next_page_token);
     return absl::OkStatus();
   });
 }
 
-LedgerService::Reactor* LedgerService::GetLoanStatement(Context* c, const v1::GetLoanStatementRequest* r,
+LedgerService::Reactor* LedgerService::GetLoanStatement(Context* c,
+                                                        const v1::GetLoanStatementRequest* r,
                                                         v1::LoanStatement* response) {
   return Read(c, "GetLoanStatement", [this, r, response](const Caller& caller) {
     const std::string as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
@@ -494,9 +519,8 @@ LedgerService::Reactor* LedgerService::GetLoanStatement(Context* c, const v1::Ge
 
 // ---- Fund, subsidy, corrections --------------------------------------------------------
 
-LedgerService::Reactor* LedgerService::RecordFundContribution(Context* c,
-                                                              const v1::RecordFundContributionRequest* r,
-                                                              v1::EntryResponse* response) {
+LedgerService::Reactor* LedgerService::RecordFundContribution(
+    Context* c, const v1::RecordFundContributionRequest* r, v1::EntryResponse* response) {
   return Write(
       c, "RecordFundContribution", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
@@ -551,7 +575,8 @@ LedgerService::Reactor* LedgerService::ReverseEntry(Context* c, const v1::Revers
 
 // ---- Journal, accounts, figures --------------------------------------------------------
 
-LedgerService::Reactor* LedgerService::GetEntry(Context* c, const v1::GetEntryRequest* r, v1::Entry* response) {
+LedgerService::Reactor* LedgerService::GetEntry(Context* c, const v1::GetEntryRequest* r,
+                                                v1::Entry* response) {
   return Read(c, "GetEntry", [this, r, response](const Caller&) {
     absl::StatusOr<v1::Entry> entry = ledger_->GetEntry(r->sequence());
     if (!entry.ok()) return entry.status();
@@ -563,20 +588,24 @@ LedgerService::Reactor* LedgerService::GetEntry(Context* c, const v1::GetEntryRe
 LedgerService::Reactor* LedgerService::ListEntries(Context* c, const v1::ListEntriesRequest* r,
                                                    v1::ListEntriesResponse* response) {
   return Read(c, "ListEntries", [this, r, response](const Caller&) {
-    if (r->page_size() < 0) return InvalidField("page_size", "OUT_OF_RANGE", "must not be negative");
-    const size_t limit = r->page_size() == 0 ? kPageSizeDefault
-                                             : std::min<size_t>(static_cast<size_t>(r->page_size()), kPageSizeMax);
+    if (r->page_size() < 0)
+      return InvalidField("page_size", "OUT_OF_RANGE", "must not be negative");
+    const size_t limit = r->page_size() == 0
+                             ? kPageSizeDefault
+                             : std::min<size_t>(static_cast<size_t>(r->page_size()), kPageSizeMax);
     const uint64_t first = std::max<uint64_t>(r->start_sequence(), 1);
     absl::StatusOr<std::vector<v1::Entry>> entries = ledger_->ListEntries(first, limit);
     if (!entries.ok()) return entries.status();
     for (v1::Entry& entry : *entries) *response->add_entries() = std::move(entry);
-    const uint64_t next = response->entries().empty() ? first : response->entries().rbegin()->sequence() + 1;
+    const uint64_t next =
+        response->entries().empty() ? first : response->entries().rbegin()->sequence() + 1;
     response->set_next_sequence(next <= ledger_->Head().sequence ? next : 0);
     return absl::OkStatus();
   });
 }
 
-LedgerService::Reactor* LedgerService::GetAccountBalance(Context* c, const v1::GetAccountBalanceRequest* r,
+LedgerService::Reactor* LedgerService::GetAccountBalance(Context* c,
+                                                         const v1::GetAccountBalanceRequest* r,
                                                          v1::AccountBalance* response) {
   return Read(c, "GetAccountBalance", [this, r, response](const Caller&) {
     absl::StatusOr<Money> balance = ledger_->GetBalance(r->account());
@@ -598,7 +627,8 @@ LedgerService::Reactor* LedgerService::GetPortfolio(Context* c, const v1::GetPor
   });
 }
 
-LedgerService::Reactor* LedgerService::GetProgrammeReport(Context* c, const v1::GetProgrammeReportRequest* r,
+LedgerService::Reactor* LedgerService::GetProgrammeReport(Context* c,
+                                                          const v1::GetProgrammeReportRequest* r,
                                                           v1::ProgrammeReport* response) {
   return Read(c, "GetProgrammeReport", [this, r, response](const Caller&) {
     absl::StatusOr<ReportQuery> query = ReportQueryFromRequest(*r);
@@ -610,7 +640,8 @@ LedgerService::Reactor* LedgerService::GetProgrammeReport(Context* c, const v1::
   });
 }
 
-LedgerService::Reactor* LedgerService::ListOverdueLoans(Context* c, const v1::ListOverdueLoansRequest* r,
+LedgerService::Reactor* LedgerService::ListOverdueLoans(Context* c,
+                                                        const v1::ListOverdueLoansRequest* r,
                                                         v1::ListOverdueLoansResponse* response) {
   return Read(c, "ListOverdueLoans", [this, r, response](const Caller&) {
     const std::string as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
@@ -649,11 +680,14 @@ LedgerService::Reactor* LedgerService::GetCheckpoint(Context* c, const v1::GetCh
   });
 }
 
-LedgerService::Reactor* LedgerService::GetInclusionProof(Context* c, const v1::GetInclusionProofRequest* r,
+LedgerService::Reactor* LedgerService::GetInclusionProof(Context* c,
+                                                         const v1::GetInclusionProofRequest* r,
                                                          v1::InclusionProof* response) {
   return Read(c, "GetInclusionProof", [this, r, response](const Caller&) {
-    if (r->sequence() == 0) return InvalidField("sequence", "REQUIRED", "must name an entry (1 or more)");
-    absl::StatusOr<std::vector<std::string>> proof = ledger_->GetInclusionProof(r->sequence() - 1, r->tree_size());
+    if (r->sequence() == 0)
+      return InvalidField("sequence", "REQUIRED", "must name an entry (1 or more)");
+    absl::StatusOr<std::vector<std::string>> proof =
+        ledger_->GetInclusionProof(r->sequence() - 1, r->tree_size());
     if (!proof.ok()) return proof.status();
     absl::StatusOr<v1::Entry> entry = ledger_->GetEntry(r->sequence());
     if (!entry.ok()) return entry.status();
@@ -665,10 +699,12 @@ LedgerService::Reactor* LedgerService::GetInclusionProof(Context* c, const v1::G
   });
 }
 
-LedgerService::Reactor* LedgerService::GetConsistencyProof(Context* c, const v1::GetConsistencyProofRequest* r,
+LedgerService::Reactor* LedgerService::GetConsistencyProof(Context* c,
+                                                           const v1::GetConsistencyProofRequest* r,
                                                            v1::ConsistencyProof* response) {
   return Read(c, "GetConsistencyProof", [this, r, response](const Caller&) {
-    absl::StatusOr<std::vector<std::string>> proof = ledger_->GetConsistencyProof(r->old_size(), r->new_size());
+    absl::StatusOr<std::vector<std::string>> proof =
+        ledger_->GetConsistencyProof(r->old_size(), r->new_size());
     if (!proof.ok()) return proof.status();
     response->set_old_size(r->old_size());
     response->set_new_size(r->new_size());
@@ -685,7 +721,10 @@ namespace {
 class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
  public:
   EntryStream(Ledger* ledger, uint64_t start, bool follow, std::string principal)
-      : ledger_(ledger), next_(std::max<uint64_t>(start, 1)), follow_(follow), principal_(std::move(principal)),
+      : ledger_(ledger),
+        next_(std::max<uint64_t>(start, 1)),
+        follow_(follow),
+        principal_(std::move(principal)),
         shared_(std::make_shared<Shared>()) {}
 
   void Begin() {
@@ -729,7 +768,8 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
         End(ToGrpcStatus(entries.status()));
         return;
       }
-      buffer_.assign(std::make_move_iterator(entries->begin()), std::make_move_iterator(entries->end()));
+      buffer_.assign(std::make_move_iterator(entries->begin()),
+                     std::make_move_iterator(entries->end()));
       std::reverse(buffer_.begin(), buffer_.end());
     }
     if (!buffer_.empty()) {
@@ -787,9 +827,11 @@ thread_local const EntryStream* EntryStream::inside_next_ = nullptr;
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::Entry>* LedgerService::StreamEntries(Context* c, const v1::StreamEntriesRequest* r) {
+grpc::ServerWriteReactor<v1::Entry>* LedgerService::StreamEntries(
+    Context* c, const v1::StreamEntriesRequest* r) {
   absl::StatusOr<Principal> principal = authenticator_->Authenticate(Metadata(c, "authorization"));
-  absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, "StreamEntries") : principal.status();
+  absl::StatusOr<Role> role =
+      principal.ok() ? Authorize(*principal, "StreamEntries") : principal.status();
   if (!role.ok()) {
     class Refusal final : public grpc::ServerWriteReactor<v1::Entry> {
      public:

@@ -29,17 +29,25 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   Reactor* DefineProduct(Context*, const v1::DefineProductRequest*, v1::ProductResponse*) override;
   Reactor* AmendProduct(Context*, const v1::AmendProductRequest*, v1::ProductResponse*) override;
   Reactor* GetProduct(Context*, const v1::GetProductRequest*, v1::Product*) override;
-  Reactor* ListProducts(Context*, const v1::ListProductsRequest*, v1::ListProductsResponse*) override;
-  Reactor* RegisterBorrower(Context*, const v1::RegisterBorrowerRequest*, v1::BorrowerResponse*) override;
-  Reactor* UpdateBorrower(Context*, const v1::UpdateBorrowerRequest*, v1::BorrowerResponse*) override;
+  Reactor* ListProducts(Context*, const v1::ListProductsRequest*,
+                        v1::ListProductsResponse*) override;
+  Reactor* RegisterBorrower(Context*, const v1::RegisterBorrowerRequest*,
+                            v1::BorrowerResponse*) override;
+  Reactor* UpdateBorrower(Context*, const v1::UpdateBorrowerRequest*,
+                          v1::BorrowerResponse*) override;
   Reactor* ChangeTalentPoolStatus(Context*, const v1::ChangeTalentPoolStatusRequest*,
                                   v1::BorrowerResponse*) override;
   Reactor* GetBorrower(Context*, const v1::GetBorrowerRequest*, v1::Borrower*) override;
-  Reactor* ListBorrowers(Context*, const v1::ListBorrowersRequest*, v1::ListBorrowersResponse*) override;
-  Reactor* SubmitApplication(Context*, const v1::SubmitApplicationRequest*, v1::LoanResponse*) override;
-  Reactor* ApproveApplication(Context*, const v1::ApproveApplicationRequest*, v1::LoanResponse*) override;
-  Reactor* RejectApplication(Context*, const v1::RejectApplicationRequest*, v1::LoanResponse*) override;
-  Reactor* WithdrawApplication(Context*, const v1::WithdrawApplicationRequest*, v1::LoanResponse*) override;
+  Reactor* ListBorrowers(Context*, const v1::ListBorrowersRequest*,
+                         v1::ListBorrowersResponse*) override;
+  Reactor* SubmitApplication(Context*, const v1::SubmitApplicationRequest*,
+                             v1::LoanResponse*) override;
+  Reactor* ApproveApplication(Context*, const v1::ApproveApplicationRequest*,
+                              v1::LoanResponse*) override;
+  Reactor* RejectApplication(Context*, const v1::RejectApplicationRequest*,
+                             v1::LoanResponse*) override;
+  Reactor* WithdrawApplication(Context*, const v1::WithdrawApplicationRequest*,
+                               v1::LoanResponse*) override;
   Reactor* RevokeApproval(Context*, const v1::RevokeApprovalRequest*, v1::LoanResponse*) override;
   Reactor* DisburseLoan(Context*, const v1::DisburseLoanRequest*, v1::LoanResponse*) override;
   Reactor* RecordRepayment(Context*, const v1::RecordRepaymentRequest*, v1::LoanResponse*) override;
@@ -49,21 +57,28 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   Reactor* RecordRecovery(Context*, const v1::RecordRecoveryRequest*, v1::LoanResponse*) override;
   Reactor* GetLoan(Context*, const v1::GetLoanRequest*, v1::Loan*) override;
   Reactor* ListLoans(Context*, const v1::ListLoansRequest*, v1::ListLoansResponse*) override;
-  Reactor* GetLoanStatement(Context*, const v1::GetLoanStatementRequest*, v1::LoanStatement*) override;
+  Reactor* GetLoanStatement(Context*, const v1::GetLoanStatementRequest*,
+                            v1::LoanStatement*) override;
   Reactor* RecordFundContribution(Context*, const v1::RecordFundContributionRequest*,
                                   v1::EntryResponse*) override;
   Reactor* SettleSubsidy(Context*, const v1::SettleSubsidyRequest*, v1::EntryResponse*) override;
   Reactor* ReverseEntry(Context*, const v1::ReverseEntryRequest*, v1::EntryResponse*) override;
   Reactor* GetEntry(Context*, const v1::GetEntryRequest*, v1::Entry*) override;
   Reactor* ListEntries(Context*, const v1::ListEntriesRequest*, v1::ListEntriesResponse*) override;
-  Reactor* GetAccountBalance(Context*, const v1::GetAccountBalanceRequest*, v1::AccountBalance*) override;
+  Reactor* GetAccountBalance(Context*, const v1::GetAccountBalanceRequest*,
+                             v1::AccountBalance*) override;
   Reactor* GetPortfolio(Context*, const v1::GetPortfolioRequest*, v1::Portfolio*) override;
-  Reactor* GetProgrammeReport(Context*, const v1::GetProgrammeReportRequest*, v1::ProgrammeReport*) override;
-  Reactor* ListOverdueLoans(Context*, const v1::ListOverdueLoansRequest*, v1::ListOverdueLoansResponse*) override;
+  Reactor* GetProgrammeReport(Context*, const v1::GetProgrammeReportRequest*,
+                              v1::ProgrammeReport*) override;
+  Reactor* ListOverdueLoans(Context*, const v1::ListOverdueLoansRequest*,
+                            v1::ListOverdueLoansResponse*) override;
   Reactor* GetCheckpoint(Context*, const v1::GetCheckpointRequest*, v1::SignedCheckpoint*) override;
-  Reactor* GetInclusionProof(Context*, const v1::GetInclusionProofRequest*, v1::InclusionProof*) override;
-  Reactor* GetConsistencyProof(Context*, const v1::GetConsistencyProofRequest*, v1::ConsistencyProof*) override;
-  grpc::ServerWriteReactor<v1::Entry>* StreamEntries(Context*, const v1::StreamEntriesRequest*) override;
+  Reactor* GetInclusionProof(Context*, const v1::GetInclusionProofRequest*,
+                             v1::InclusionProof*) override;
+  Reactor* GetConsistencyProof(Context*, const v1::GetConsistencyProofRequest*,
+                               v1::ConsistencyProof*) override;
+  grpc::ServerWriteReactor<v1::Entry>* StreamEntries(Context*,
+                                                     const v1::StreamEntriesRequest*) override;
 
   struct Caller;
   using Fill = std::function<absl::Status(const CommandResult&, const Caller&)>;

@@ -16,9 +16,9 @@
 #include "engine/replay.h"
 #include "engine/sha256.h"
 #include "gongdai/v1/state.pb.h"
+#include "server/demo.h"
 #include "tests/programme_fixture.h"
 #include "tests/raw_db.h"
-#include "server/demo.h"
 #include "tests/server_process.h"
 
 namespace gongdai {
@@ -51,17 +51,21 @@ class AuditTest : public testing::ProgrammeTest {
     Ok(testing::kCashier, Contribute(50'000'000));
     SetToday("2020-01-15");
     std::vector<std::string> loans;
-    for (int i = 0; i < 4; ++i) loans.push_back(ActiveLoan(Register("借款人" + std::to_string(i)), i % 2 ? "psbc-2020" : "fund-2020", 1'200'000, 12));
+    for (int i = 0; i < 4; ++i)
+      loans.push_back(ActiveLoan(Register("借款人" + std::to_string(i)),
+                                 i % 2 ? "psbc-2020" : "fund-2020", 1'200'000, 12));
     SetToday("2020-03-20");
     for (const std::string& loan : loans) Ok(testing::kCashier, Repay(loan, 200'000));
     v1::Entry wrong = Ok(testing::kCashier, Repay(loans[0], 300'000));
     Ok(testing::kSupervisor, Reverse(wrong.sequence()));
     Ok(testing::kCashier, Accrue(loans[1]));
     size_ = ledger_->Head().sequence;
-    signer_ = std::make_unique<CheckpointSigner>(*CheckpointSigner::LoadOrCreate(copies_.Sub("key.pem"), "test.ledger"));
+    signer_ = std::make_unique<CheckpointSigner>(
+        *CheckpointSigner::LoadOrCreate(copies_.Sub("key.pem"), "test.ledger"));
     TreeHead head = *ledger_->GetTreeHead();
     checkpoint_ = copies_.Sub("cp.txt");
-    std::ofstream(checkpoint_) << signer_->Sign(Checkpoint{"test.ledger", head.size, head.root, 1600000000});
+    std::ofstream(checkpoint_) << signer_->Sign(
+        Checkpoint{"test.ledger", head.size, head.root, 1600000000});
     ledger_.reset();
   }
 
@@ -87,7 +91,8 @@ class AuditTest : public testing::ProgrammeTest {
 TEST_F(AuditTest, UntouchedCopyVerifies) {
   RunResult r = Verify(Copy("clean"), checkpoint_);
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("verified " + std::to_string(size_) + " entries"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("verified " + std::to_string(size_) + " entries"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("every stored projection"), std::string::npos);
   EXPECT_NE(r.out.find("signature good"), std::string::npos);
 }
@@ -149,7 +154,9 @@ TEST_F(AuditTest, TruncatedJournalIsCaught) {
   }
   RunResult r = Verify(db);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("FAILED: entry " + std::to_string(size_ - 2) + ": missing"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("FAILED: entry " + std::to_string(size_ - 2) + ": missing"),
+            std::string::npos)
+      << r.err;
 
   // Even with the chain head and projections rewritten to match, the signed checkpoint
   // still covers the missing entries.
@@ -161,14 +168,16 @@ TEST_F(AuditTest, TruncatedJournalIsCaught) {
   Replayer replay;
   {
     RawDb raw(rewritten);
-    for (const auto& [key, value] : raw.All("journal")) ASSERT_TRUE(replay.AddStored(value, DecodeSequenceKey(key)).ok());
+    for (const auto& [key, value] : raw.All("journal"))
+      ASSERT_TRUE(replay.AddStored(value, DecodeSequenceKey(key)).ok());
     for (const char* space : {"projections", "indexes", "request_ids"}) {
       for (const auto& [key, value] : raw.All(space)) raw.Delete(space, key);
     }
     const Space spaces[] = {Space::kProjections, Space::kIndexes, Space::kRequestIds};
     const char* names[] = {"projections", "indexes", "request_ids"};
     for (int i = 0; i < 3; ++i) {
-      for (const auto& [key, value] : replay.state().space(spaces[i])) raw.Put(names[i], key, value);
+      for (const auto& [key, value] : replay.state().space(spaces[i]))
+        raw.Put(names[i], key, value);
     }
     v1::JournalHead head;
     head.set_sequence(replay.size());
@@ -178,8 +187,9 @@ TEST_F(AuditTest, TruncatedJournalIsCaught) {
   EXPECT_EQ(Verify(rewritten).code, 0);  // consistent on its own...
   r = Verify(rewritten, checkpoint_);    // ...but not with what was signed
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("FAILED: entry " + std::to_string(size_ - 2) + ": missing (the checkpoint covers"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("FAILED: entry " + std::to_string(size_ - 2) + ": missing (the checkpoint covers"),
+      std::string::npos)
       << r.err;
 }
 
@@ -208,14 +218,16 @@ TEST_F(AuditTest, ExportThenVerifyTheExportAndReplayAsOfADate) {
   std::getline(csv_in, header);
   EXPECT_EQ(header.substr(0, 3), "\xef\xbb\xbf");  // a spreadsheet sees UTF-8
   EXPECT_NE(header.find("seq,date,actor,role,event,loan,account,debit,credit"), std::string::npos);
-  RunResult verified = Audit({"verify", "--export", jsonl, "--checkpoint", checkpoint_, "--public-key", signer_->VerifierKey()});
+  RunResult verified = Audit({"verify", "--export", jsonl, "--checkpoint", checkpoint_,
+                              "--public-key", signer_->VerifierKey()});
   EXPECT_EQ(verified.code, 0) << verified.err;
   // A changed amount in the export breaks that entry's hash.
   std::ifstream in(jsonl);
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   size_t target = 0;
-  while (target < lines.size() && lines[target].find("\"amount_fen\":\"") == std::string::npos) ++target;
+  while (target < lines.size() && lines[target].find("\"amount_fen\":\"") == std::string::npos)
+    ++target;
   ASSERT_LT(target, lines.size());
   lines[target].insert(lines[target].find("\"amount_fen\":\"") + 14, "1");
   const std::string tampered = copies_.Sub("tampered.jsonl");
@@ -224,16 +236,18 @@ TEST_F(AuditTest, ExportThenVerifyTheExportAndReplayAsOfADate) {
   out.close();
   RunResult caught = Audit({"verify", "--export", tampered});
   EXPECT_EQ(caught.code, 1);
-  EXPECT_NE(caught.err.find("FAILED: entry " + std::to_string(target + 1) + ": field hash"), std::string::npos)
+  EXPECT_NE(caught.err.find("FAILED: entry " + std::to_string(target + 1) + ": field hash"),
+            std::string::npos)
       << caught.err;
 
-  RunResult then = Audit({"replay", "--export", jsonl, "--as-of", "2020-01-31", "--loan", "L000001"});
+  RunResult then =
+      Audit({"replay", "--export", jsonl, "--as-of", "2020-01-31", "--loan", "L000001"});
   EXPECT_EQ(then.code, 0) << then.err;
   EXPECT_NE(then.out.find("outstanding 12,000.00"), std::string::npos) << then.out;
   RunResult now = Audit({"replay", "--export", jsonl, "--loan", "L000001"});
   EXPECT_NE(now.out.find("outstanding 10,000.00"), std::string::npos) << now.out;
-  RunResult proved = Audit({"prove", "--export", jsonl, "--sequence", "12", "--checkpoint", checkpoint_, "--public-key",
-                            signer_->VerifierKey()});
+  RunResult proved = Audit({"prove", "--export", jsonl, "--sequence", "12", "--checkpoint",
+                            checkpoint_, "--public-key", signer_->VerifierKey()});
   EXPECT_EQ(proved.code, 0) << proved.err;
   EXPECT_NE(proved.out.find("entry 12"), std::string::npos);
 }
@@ -242,8 +256,8 @@ TEST_F(AuditTest, ExportThenVerifyTheExportAndReplayAsOfADate) {
 TEST(AuditDemo, DemoBookPassesVerify) {
   TempDir dir, out;
   {
-    absl::StatusOr<std::unique_ptr<Ledger>> ledger =
-        Ledger::Open(dir.path(), testing::FixedDayOptions(std::string(server::kDemoBusinessDate).c_str()));
+    absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(
+        dir.path(), testing::FixedDayOptions(std::string(server::kDemoBusinessDate).c_str()));
     ASSERT_TRUE(ledger.ok());
     ASSERT_TRUE(server::LoadDemoBook(**ledger).ok());
   }
@@ -293,15 +307,18 @@ TEST(AuditLive, AuditorStreamingWhileOfficersWriteVerifiesAgainstTheFinalCheckpo
   writer.join();
   v1::SignedCheckpoint checkpoint;
   auto checkpoint_context = call("auditor");
-  ASSERT_TRUE(stub->GetCheckpoint(checkpoint_context.get(), v1::GetCheckpointRequest(), &checkpoint).ok());
-  while (streamed.size() < checkpoint.tree_size() && reader->Read(&entry)) streamed.push_back(entry);
+  ASSERT_TRUE(
+      stub->GetCheckpoint(checkpoint_context.get(), v1::GetCheckpointRequest(), &checkpoint).ok());
+  while (streamed.size() < checkpoint.tree_size() && reader->Read(&entry))
+    streamed.push_back(entry);
   stream_context->TryCancel();
   reader->Finish().IgnoreError();
   ASSERT_EQ(streamed.size(), checkpoint.tree_size());
   ASSERT_GE(streamed.size(), 50u);
 
   // The key comes from the server's own command, not from the server's answers.
-  const std::string key_command = std::string(GONGDAI_SERVER_BINARY) + " --data-dir " + dir.Sub("data") + " --print-public-key";
+  const std::string key_command =
+      std::string(GONGDAI_SERVER_BINARY) + " --data-dir " + dir.Sub("data") + " --print-public-key";
   FILE* pipe = ::popen(key_command.c_str(), "r");
   char line[512] = {0};
   ASSERT_NE(std::fgets(line, sizeof(line), pipe), nullptr);
@@ -315,12 +332,15 @@ TEST(AuditLive, AuditorStreamingWhileOfficersWriteVerifiesAgainstTheFinalCheckpo
   EXPECT_EQ(replay.root(), verified->root);
 
   // And the tool says the same.
-  RunResult tool = Audit({"verify", "--server", server.address(), "--token-file", dir.Sub("data") + "/dev-tokens.toml",
-                          "--public-key", key});
+  RunResult tool = Audit({"verify", "--server", server.address(), "--token-file",
+                          dir.Sub("data") + "/dev-tokens.toml", "--public-key", key});
   EXPECT_EQ(tool.code, 0) << tool.err;
-  EXPECT_NE(tool.out.find("every account balance the server reports equals the replay"), std::string::npos) << tool.out;
-  RunResult wrong_role = Audit({"verify", "--server", server.address(), "--token-file",
-                                dir.Sub("data") + "/dev-tokens.toml", "--as", "portal", "--public-key", key});
+  EXPECT_NE(tool.out.find("every account balance the server reports equals the replay"),
+            std::string::npos)
+      << tool.out;
+  RunResult wrong_role =
+      Audit({"verify", "--server", server.address(), "--token-file",
+             dir.Sub("data") + "/dev-tokens.toml", "--as", "portal", "--public-key", key});
   EXPECT_EQ(wrong_role.code, 4) << wrong_role.err;
 }
 

@@ -476,7 +476,10 @@ TEST_F(CliTest, OverdueLoansAndTheProgrammeReport) {
   ASSERT_EQ(r.code, 0) << r.Show();
   lines = Lines(r.out);
   ASSERT_GE(lines.size(), 3u) << r.out;
-  EXPECT_TRUE(lines[0].starts_with("\xef\xbb\xbf" "county,from,to,applications_received")) << lines[0];
+  EXPECT_TRUE(
+      lines[0].starts_with("\xef\xbb\xbf"
+                           "county,from,to,applications_received"))
+      << lines[0];
   EXPECT_TRUE(Contains(r.out, "吉州区,2020-01-01,2020-12-31,1,1,0,0,1,12000.00,3,")) << r.out;
   EXPECT_TRUE(lines.back().starts_with("total,")) << r.out;
   r = As("officer", {"loan", "overdue", "--as-of", "2020-09-06", "--csv"});

@@ -17,8 +17,8 @@ TEST(Date, ParsesAndFormats) {
 }
 
 TEST(Date, RefusesNonDates) {
-  for (const char* text : {"", "2020-3-15", "2020/03/15", "2020-02-30", "2021-02-29",
-                           "2020-13-01", "2020-00-10", "20200315", "1899-12-31", "2020-03-15Z"}) {
+  for (const char* text : {"", "2020-3-15", "2020/03/15", "2020-02-30", "2021-02-29", "2020-13-01",
+                           "2020-00-10", "20200315", "1899-12-31", "2020-03-15Z"}) {
     absl::StatusOr<Date> date = ParseDate(text, "business_date");
     ASSERT_FALSE(date.ok()) << text;
     EXPECT_EQ(FieldViolationsOf(date.status())[0].field, "business_date");

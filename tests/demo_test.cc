@@ -33,7 +33,8 @@ class DemoTest : public ::testing::Test {
     summary_ = new server::DemoSummary(*summary);
     entries_ = new std::vector<v1::Entry>();
     for (uint64_t next = 1;;) {
-      absl::StatusOr<std::vector<v1::Entry>> page = ledger_->ListEntries(next, Ledger::kListEntriesMax);
+      absl::StatusOr<std::vector<v1::Entry>> page =
+          ledger_->ListEntries(next, Ledger::kListEntriesMax);
       ASSERT_TRUE(page.ok());
       if (page->empty()) break;
       for (v1::Entry& e : *page) entries_->push_back(std::move(e));
@@ -84,14 +85,17 @@ TEST_F(DemoTest, TheBookHasWhatADemoShouldShow) {
     if (e.event().has_application_submitted()) submitters.insert(e.actor().principal_id());
     if (e.event().has_approval_granted()) approvers.insert(e.actor().principal_id());
   }
-  for (const char* kind : {"product_defined", "borrower_registered", "fund_contributed", "application_submitted",
-                           "approval_granted", "application_rejected", "application_withdrawn", "loan_disbursed",
-                           "repayment_recorded", "subsidy_accrued", "subsidy_settled", "jobs_reported",
-                           "loan_written_off", "recovery_recorded", "entry_reversed"}) {
+  for (const char* kind :
+       {"product_defined", "borrower_registered", "fund_contributed", "application_submitted",
+        "approval_granted", "application_rejected", "application_withdrawn", "loan_disbursed",
+        "repayment_recorded", "subsidy_accrued", "subsidy_settled", "jobs_reported",
+        "loan_written_off", "recovery_recorded", "entry_reversed"}) {
     EXPECT_TRUE(kinds.count(kind)) << kind;
   }
-  for (const std::string& s : submitters) EXPECT_FALSE(approvers.count(s)) << s;  // four eyes throughout
-  absl::StatusOr<std::vector<OverdueLoan>> overdue = ledger_->ListOverdueLoans(server::kDemoBusinessDate);
+  for (const std::string& s : submitters)
+    EXPECT_FALSE(approvers.count(s)) << s;  // four eyes throughout
+  absl::StatusOr<std::vector<OverdueLoan>> overdue =
+      ledger_->ListOverdueLoans(server::kDemoBusinessDate);
   ASSERT_TRUE(overdue.ok());
   EXPECT_GT(overdue->size(), 5u);
   EXPECT_LT(overdue->size(), 120u);
@@ -102,7 +106,8 @@ TEST_F(DemoTest, TheBookHasWhatADemoShouldShow) {
 
 TEST_F(DemoTest, JournalVerifiesAndProjectionsEqualARebuild) {
   EXPECT_TRUE(ledger_->VerifyJournal().ok());
-  absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = ledger_->CompareProjectionsWithRebuild();
+  absl::StatusOr<std::optional<ProjectionMismatch>> mismatch =
+      ledger_->CompareProjectionsWithRebuild();
   ASSERT_TRUE(mismatch.ok());
   EXPECT_FALSE(mismatch->has_value()) << (*mismatch)->space << " " << (*mismatch)->key;
 }
@@ -120,12 +125,14 @@ TEST_F(DemoTest, LoanSummariesGiveTheSameDelinquencyAsTheFullRecords) {
       std::optional<v1::LoanSummary> summary = SummaryOf(loan);
       ASSERT_EQ(summary.has_value(), !loan.position().disbursed_date().empty()) << loan.loan_id();
       if (!summary.has_value()) continue;
-      for (const char* date : {"2020-03-15", "2020-07-01", "2020-12-31", "2021-02-14", "2021-03-31"}) {
+      for (const char* date :
+           {"2020-03-15", "2020-07-01", "2020-12-31", "2021-02-14", "2021-03-31"}) {
         const Date as_of = *ParseDate(date, "d");
         const Delinquency full = DelinquencyAsOf(loan.position(), loan.grace_days(), as_of);
         const Delinquency small = SummaryDelinquencyAsOf(*summary, as_of);
         ASSERT_EQ(small.outstanding_fen, full.outstanding_fen) << loan.loan_id() << " " << date;
-        ASSERT_EQ(small.overdue_principal_fen, full.overdue_principal_fen) << loan.loan_id() << " " << date;
+        ASSERT_EQ(small.overdue_principal_fen, full.overdue_principal_fen)
+            << loan.loan_id() << " " << date;
         ASSERT_EQ(small.days_past_due, full.days_past_due) << loan.loan_id() << " " << date;
         ASSERT_EQ(small.bucket, full.bucket) << loan.loan_id() << " " << date;
         ++compared;
@@ -168,16 +175,19 @@ struct LoanFacts {
 Date D(const std::string& text) { return *ParseDate(text, "date"); }
 
 // Flows within [from, to] and stocks as of `to`, grouped by county ("" holds settlements).
-std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, Date from, Date to) {
+std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, Date from,
+                                         Date to) {
   std::set<uint64_t> reversed;
   for (const v1::Entry& e : entries) {
-    if (e.event().has_entry_reversed()) reversed.insert(e.event().entry_reversed().reversed_sequence());
+    if (e.event().has_entry_reversed())
+      reversed.insert(e.event().entry_reversed().reversed_sequence());
   }
   std::map<std::string, std::string> county_of_borrower;
   std::map<std::string, int> grace_of_product;
   std::map<std::string, LoanFacts> loans;
   std::map<std::string, Figures> out;
-  auto flow = [&](const std::string& county, const std::string& date, const char* name, int64_t amount) {
+  auto flow = [&](const std::string& county, const std::string& date, const char* name,
+                  int64_t amount) {
     const Date day = D(date);
     if (day < from || day > to) return;
     out[county].flows[name] += amount;
@@ -186,9 +196,12 @@ std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, 
     if (reversed.count(e.sequence()) || e.event().has_entry_reversed()) continue;
     const v1::Event& ev = e.event();
     const std::string& date = e.business_date();
-    if (ev.has_product_defined()) grace_of_product[ev.product_defined().product_id()] = ev.product_defined().terms().grace_days();
+    if (ev.has_product_defined())
+      grace_of_product[ev.product_defined().product_id()] =
+          ev.product_defined().terms().grace_days();
     if (ev.has_borrower_registered()) {
-      county_of_borrower[ev.borrower_registered().borrower_id()] = ev.borrower_registered().details().county();
+      county_of_borrower[ev.borrower_registered().borrower_id()] =
+          ev.borrower_registered().details().county();
     }
     if (ev.has_application_submitted()) {
       const auto& a = ev.application_submitted();
@@ -198,12 +211,14 @@ std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, 
       loan.jobs_expected = a.jobs_expected();
       flow(loan.county, date, "applications_received", 1);
     }
-    if (ev.has_approval_granted() && ev.approval_granted().approvals() == ev.approval_granted().approvals_required()) {
+    if (ev.has_approval_granted() &&
+        ev.approval_granted().approvals() == ev.approval_granted().approvals_required()) {
       LoanFacts& loan = loans[ev.approval_granted().loan_id()];
       loan.approved = true;
       flow(loan.county, date, "applications_approved", 1);
     }
-    if (ev.has_application_rejected()) flow(loans[ev.application_rejected().loan_id()].county, date, "applications_rejected", 1);
+    if (ev.has_application_rejected())
+      flow(loans[ev.application_rejected().loan_id()].county, date, "applications_rejected", 1);
     if (ev.has_application_withdrawn()) {
       LoanFacts& loan = loans[ev.application_withdrawn().loan_id()];
       flow(loan.county, date, "applications_withdrawn", 1);
@@ -211,15 +226,18 @@ std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, 
     }
     if (ev.has_loan_disbursed()) {
       LoanFacts& loan = loans[ev.loan_disbursed().loan_id()];
-      loan.schedule.assign(ev.loan_disbursed().schedule().begin(), ev.loan_disbursed().schedule().end());
+      loan.schedule.assign(ev.loan_disbursed().schedule().begin(),
+                           ev.loan_disbursed().schedule().end());
       loan.disbursed = D(date);
       flow(loan.county, date, "loans_disbursed", 1);
       flow(loan.county, date, "disbursed_fen", ev.loan_disbursed().amount_fen());
       flow(loan.county, date, "jobs_expected", loan.jobs_expected);
-      for (const v1::Installment& i : loan.schedule) flow(loan.county, i.due_date(), "principal_due_fen", i.principal_fen());
+      for (const v1::Installment& i : loan.schedule)
+        flow(loan.county, i.due_date(), "principal_due_fen", i.principal_fen());
     }
     auto accrued = [&](const LoanFacts& loan, const auto& periods) {
-      for (const v1::AccrualPeriod& p : periods) flow(loan.county, date, "subsidy_accrued_fen", p.amount_fen());
+      for (const v1::AccrualPeriod& p : periods)
+        flow(loan.county, date, "subsidy_accrued_fen", p.amount_fen());
     };
     if (ev.has_repayment_recorded()) {
       const auto& r = ev.repayment_recorded();
@@ -235,11 +253,14 @@ std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, 
       loan.repayments.emplace_back(D(date), allocations);
       accrued(loan, r.accruals());
     }
-    if (ev.has_subsidy_accrued()) accrued(loans[ev.subsidy_accrued().loan_id()], ev.subsidy_accrued().accruals());
-    if (ev.has_subsidy_settled()) flow("", date, "subsidy_settled_fen", ev.subsidy_settled().amount_fen());
+    if (ev.has_subsidy_accrued())
+      accrued(loans[ev.subsidy_accrued().loan_id()], ev.subsidy_accrued().accruals());
+    if (ev.has_subsidy_settled())
+      flow("", date, "subsidy_settled_fen", ev.subsidy_settled().amount_fen());
     if (ev.has_jobs_reported()) {
       LoanFacts& loan = loans[ev.jobs_reported().loan_id()];
-      flow(loan.county, date, "jobs_reported", ev.jobs_reported().jobs_created() - loan.jobs_reported);
+      flow(loan.county, date, "jobs_reported",
+           ev.jobs_reported().jobs_created() - loan.jobs_reported);
       loan.jobs_reported = ev.jobs_reported().jobs_created();
     }
     if (ev.has_loan_written_off()) {
@@ -248,7 +269,9 @@ std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, 
       accrued(loan, ev.loan_written_off().accruals());
       loan.written_off = D(date);
     }
-    if (ev.has_recovery_recorded()) flow(loans[ev.recovery_recorded().loan_id()].county, date, "recovered_fen", ev.recovery_recorded().amount_fen());
+    if (ev.has_recovery_recorded())
+      flow(loans[ev.recovery_recorded().loan_id()].county, date, "recovered_fen",
+           ev.recovery_recorded().amount_fen());
   }
   for (const auto& [id, loan] : loans) {
     if (loan.schedule.empty() || loan.disbursed > to) continue;
@@ -256,7 +279,8 @@ std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, 
     std::vector<int64_t> paid(loan.schedule.size(), 0);
     for (const auto& [day, allocations] : loan.repayments) {
       if (day > to) continue;
-      for (const v1::Allocation& a : allocations) paid[static_cast<size_t>(a.installment() - 1)] += a.principal_fen();
+      for (const v1::Allocation& a : allocations)
+        paid[static_cast<size_t>(a.installment() - 1)] += a.principal_fen();
     }
     int64_t outstanding = 0, overdue = 0;
     std::optional<Date> oldest_unpaid;
@@ -280,7 +304,8 @@ std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, 
   return out;
 }
 
-void ExpectReportMatches(const ProgrammeReport& report, const std::map<std::string, Figures>& expected) {
+void ExpectReportMatches(const ProgrammeReport& report,
+                         const std::map<std::string, Figures>& expected) {
   std::set<std::string> seen;
   for (const ReportRow& row : report.rows) {
     const std::string county = row.group.at(0);
@@ -312,9 +337,12 @@ void ExpectReportMatches(const ProgrammeReport& report, const std::map<std::stri
 }
 
 TEST_F(DemoTest, EveryReportFigureAgreesWithARecomputationFromTheJournal) {
-  for (const auto& [from, to] : std::vector<std::pair<const char*, const char*>>{
-           {"2020-01-01", "2020-12-31"}, {"2020-04-01", "2020-06-30"}, {"2021-01-01", "2021-03-31"},
-           {"2020-03-01", "2020-03-31"}, {"2020-01-01", "2021-03-31"}}) {
+  for (const auto& [from, to] :
+       std::vector<std::pair<const char*, const char*>>{{"2020-01-01", "2020-12-31"},
+                                                        {"2020-04-01", "2020-06-30"},
+                                                        {"2021-01-01", "2021-03-31"},
+                                                        {"2020-03-01", "2020-03-31"},
+                                                        {"2020-01-01", "2021-03-31"}}) {
     ReportQuery query{from, to, {ReportDimension::kCounty}};
     absl::StatusOr<ProgrammeReport> report = ledger_->GetProgrammeReport(query);
     ASSERT_TRUE(report.ok()) << report.status();

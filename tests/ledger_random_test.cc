@@ -54,7 +54,8 @@ class Model {
     if (command.business_date > "2020-06-30") {
       return {absl::StatusCode::kFailedPrecondition, "BUSINESS_DATE_IN_FUTURE"};
     }
-    if (!t.from_account().starts_with("external:") && balances_[t.from_account()] < t.amount_fen()) {
+    if (!t.from_account().starts_with("external:") &&
+        balances_[t.from_account()] < t.amount_fen()) {
       return {absl::StatusCode::kFailedPrecondition, "INSUFFICIENT_FUNDS"};
     }
     balances_[t.from_account()] -= t.amount_fen();
@@ -72,7 +73,8 @@ class Model {
     // The generator's invalid accounts are exactly these shapes.
     return !account.empty() && account.find(' ') == std::string::npos &&
            account.find("::") == std::string::npos && account.find(':') != std::string::npos &&
-           std::none_of(account.begin(), account.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+           std::none_of(account.begin(), account.end(),
+                        [](char c) { return c >= 'A' && c <= 'Z'; });
   }
 
   std::map<std::string, int64_t> balances_;
@@ -112,9 +114,9 @@ class Generator {
 
  private:
   std::string Account() {
-    static const char* const kAccounts[] = {"union:fund:cash", "member:m1:cash", "member:m2:cash",
-                                            "member:m3:cash", "loan:l1:principal",
-                                            "external:bank:psbc"};
+    static const char* const kAccounts[] = {"union:fund:cash",   "member:m1:cash",
+                                            "member:m2:cash",    "member:m3:cash",
+                                            "loan:l1:principal", "external:bank:psbc"};
     return kAccounts[Pick(6)];
   }
   static constexpr const char* kBadAccounts[] = {"", "Union:fund", "union::cash", "no segments"};
@@ -164,7 +166,8 @@ TEST(LedgerRandomized, EngineAgreesWithModelThroughBatchesAndReopens) {
         commands.push_back(generator.Next());
         auto promise = std::make_shared<std::promise<CommandResult>>();
         futures.push_back(promise->get_future());
-        ledger->Submit(commands.back(), [promise](CommandResult r) { promise->set_value(std::move(r)); });
+        ledger->Submit(commands.back(),
+                       [promise](CommandResult r) { promise->set_value(std::move(r)); });
       }
       for (int i = 0; i < group; ++i) {
         CommandResult result = futures[i].get();

@@ -23,7 +23,8 @@ using testing::RawDb;
 using testing::TempDir;
 using testing::Transfer;
 
-std::unique_ptr<Ledger> OpenOrDie(const std::string& path, LedgerOptions options = FixedDayOptions()) {
+std::unique_ptr<Ledger> OpenOrDie(const std::string& path,
+                                  LedgerOptions options = FixedDayOptions()) {
   absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(path, std::move(options));
   EXPECT_TRUE(ledger.ok()) << ledger.status();
   return ledger.ok() ? *std::move(ledger) : nullptr;
@@ -97,7 +98,8 @@ TEST(JournalFormat, EntryHashMatchesDocumentedEncoding) {
             "a08d06");
   EXPECT_EQ(canonical.size(), 183u);
   const std::string stored = SealEntry(&entry);
-  EXPECT_EQ(ToHex(entry.hash()), "fdf1eacb0b390d02465c5b5dff7f50c4e4779fa87cd022f62ac797752ecc6532");
+  EXPECT_EQ(ToHex(entry.hash()),
+            "fdf1eacb0b390d02465c5b5dff7f50c4e4779fa87cd022f62ac797752ecc6532");
   EXPECT_EQ(stored, canonical + std::string("\x7a\x20", 2) + entry.hash());
   // The hash is SHA-256 over 0x00 || canonical bytes (an RFC 6962 leaf).
   EXPECT_EQ(entry.hash(), ThreadSha256().Digest({std::string(1, '\0'), canonical}));
@@ -145,9 +147,11 @@ TEST(JournalFormat, UnbalancedPostingsAreRejected) {
 TEST(Ledger, RetryWithSameRequestIdReturnsOriginalEntry) {
   TempDir dir;
   auto ledger = OpenOrDie(dir.path());
-  CommandResult first = ledger->SubmitAndWait(Transfer("loan-42-pay-1", "external:bank:psbc", "union:fund:cash", 500));
+  CommandResult first = ledger->SubmitAndWait(
+      Transfer("loan-42-pay-1", "external:bank:psbc", "union:fund:cash", 500));
   ASSERT_TRUE(first.status.ok());
-  CommandResult again = ledger->SubmitAndWait(Transfer("loan-42-pay-1", "external:bank:psbc", "union:fund:cash", 500));
+  CommandResult again = ledger->SubmitAndWait(
+      Transfer("loan-42-pay-1", "external:bank:psbc", "union:fund:cash", 500));
   ASSERT_TRUE(again.status.ok()) << again.status;
   EXPECT_TRUE(again.replayed);
   EXPECT_EQ(again.entry.sequence(), first.entry.sequence());
@@ -159,10 +163,13 @@ TEST(Ledger, RetryWithSameRequestIdReturnsOriginalEntry) {
 TEST(Ledger, RetryAnswersOriginalEvenWhenStateChanged) {
   TempDir dir;
   auto ledger = OpenOrDie(dir.path());
-  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("in", "external:x:y", "union:fund:cash", 500)).status.ok());
-  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 500)).status.ok());
+  ASSERT_TRUE(
+      ledger->SubmitAndWait(Transfer("in", "external:x:y", "union:fund:cash", 500)).status.ok());
+  ASSERT_TRUE(
+      ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 500)).status.ok());
   // Funds are gone now, but the retry must still answer with the original entry.
-  CommandResult retry = ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 500));
+  CommandResult retry =
+      ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 500));
   ASSERT_TRUE(retry.status.ok()) << retry.status;
   EXPECT_TRUE(retry.replayed);
   EXPECT_EQ(retry.entry.sequence(), 2u);
@@ -171,8 +178,10 @@ TEST(Ledger, RetryAnswersOriginalEvenWhenStateChanged) {
 TEST(Ledger, ReusedRequestIdWithDifferentCommandIsAlreadyExists) {
   TempDir dir;
   auto ledger = OpenOrDie(dir.path());
-  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("dup", "external:bank:psbc", "union:fund:cash", 500)).status.ok());
-  CommandResult different = ledger->SubmitAndWait(Transfer("dup", "external:bank:psbc", "union:fund:cash", 700));
+  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("dup", "external:bank:psbc", "union:fund:cash", 500))
+                  .status.ok());
+  CommandResult different =
+      ledger->SubmitAndWait(Transfer("dup", "external:bank:psbc", "union:fund:cash", 700));
   EXPECT_EQ(different.status.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(ReasonOf(different.status), "REQUEST_ID_REUSED");
   EXPECT_NE(different.status.message().find("amount_fen"), absl::string_view::npos)
@@ -220,16 +229,19 @@ TEST(Ledger, IdempotencyHoldsAfterReopen) {
   uint64_t sequence = 0;
   {
     auto ledger = OpenOrDie(dir.path());
-    CommandResult first = ledger->SubmitAndWait(Transfer("persist", "external:bank:psbc", "union:fund:cash", 900));
+    CommandResult first =
+        ledger->SubmitAndWait(Transfer("persist", "external:bank:psbc", "union:fund:cash", 900));
     ASSERT_TRUE(first.status.ok());
     sequence = first.entry.sequence();
   }
   auto ledger = OpenOrDie(dir.path());
-  CommandResult retry = ledger->SubmitAndWait(Transfer("persist", "external:bank:psbc", "union:fund:cash", 900));
+  CommandResult retry =
+      ledger->SubmitAndWait(Transfer("persist", "external:bank:psbc", "union:fund:cash", 900));
   ASSERT_TRUE(retry.status.ok()) << retry.status;
   EXPECT_TRUE(retry.replayed);
   EXPECT_EQ(retry.entry.sequence(), sequence);
-  CommandResult different = ledger->SubmitAndWait(Transfer("persist", "external:bank:psbc", "union:fund:cash", 901));
+  CommandResult different =
+      ledger->SubmitAndWait(Transfer("persist", "external:bank:psbc", "union:fund:cash", 901));
   EXPECT_EQ(different.status.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(ledger->Head().sequence, 1u);
 }
@@ -245,7 +257,8 @@ TEST(Ledger, SequenceNumbersStayGapFreeAcrossRestarts) {
       EXPECT_EQ(result.entry.sequence(), static_cast<uint64_t>(round * 4 + i + 1));
     }
     // A refused command uses no sequence number.
-    EXPECT_FALSE(ledger->SubmitAndWait(Transfer("bad" + std::to_string(round), "c:d", "c:d", 1)).status.ok());
+    EXPECT_FALSE(ledger->SubmitAndWait(Transfer("bad" + std::to_string(round), "c:d", "c:d", 1))
+                     .status.ok());
   }
   auto ledger = OpenOrDie(dir.path());
   EXPECT_EQ(ledger->Head().sequence, 12u);
@@ -259,8 +272,10 @@ TEST(Ledger, SequenceNumbersStayGapFreeAcrossRestarts) {
 TEST(Ledger, InsufficientFundsIsRefusedAndWritesNothing) {
   TempDir dir;
   auto ledger = OpenOrDie(dir.path());
-  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("in", "external:bank:psbc", "union:fund:cash", 1000)).status.ok());
-  CommandResult refused = ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 1001));
+  ASSERT_TRUE(ledger->SubmitAndWait(Transfer("in", "external:bank:psbc", "union:fund:cash", 1000))
+                  .status.ok());
+  CommandResult refused =
+      ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 1001));
   EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReasonOf(refused.status), "INSUFFICIENT_FUNDS");
   EXPECT_NE(refused.status.message().find("10.00"), absl::string_view::npos) << refused.status;
@@ -268,7 +283,8 @@ TEST(Ledger, InsufficientFundsIsRefusedAndWritesNothing) {
   EXPECT_EQ(Balance(*ledger, "union:fund:cash"), 1000);
   EXPECT_EQ(Balance(*ledger, "member:m1:cash"), 0);
   // The refused request id is not burnt: a corrected command may use it.
-  EXPECT_TRUE(ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 1000)).status.ok());
+  EXPECT_TRUE(ledger->SubmitAndWait(Transfer("out", "union:fund:cash", "member:m1:cash", 1000))
+                  .status.ok());
 }
 
 TEST(Ledger, EveryInvalidFieldIsReportedAtOnce) {
@@ -294,10 +310,12 @@ TEST(Ledger, EveryInvalidFieldIsReportedAtOnce) {
 TEST(Ledger, BusinessDateRules) {
   TempDir dir;
   auto ledger = OpenOrDie(dir.path(), FixedDayOptions("2020-06-30"));
-  CommandResult future = ledger->SubmitAndWait(Transfer("f", "external:a:b", "c:d", 1, "2020-07-01"));
+  CommandResult future =
+      ledger->SubmitAndWait(Transfer("f", "external:a:b", "c:d", 1, "2020-07-01"));
   EXPECT_EQ(future.status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReasonOf(future.status), "BUSINESS_DATE_IN_FUTURE");
-  CommandResult malformed = ledger->SubmitAndWait(Transfer("m", "external:a:b", "c:d", 1, "2020-02-30"));
+  CommandResult malformed =
+      ledger->SubmitAndWait(Transfer("m", "external:a:b", "c:d", 1, "2020-02-30"));
   EXPECT_EQ(malformed.status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(FieldViolationsOf(malformed.status)[0].field, "business_date");
   CommandResult past = ledger->SubmitAndWait(Transfer("p", "external:a:b", "c:d", 1, "2020-01-15"));
@@ -340,7 +358,8 @@ TEST(Ledger, ManyThreadsSubmittingConcurrentlyAreAllAccountedFor) {
   EXPECT_EQ(*sequences.begin(), 1u);
   EXPECT_EQ(*sequences.rbegin(), static_cast<uint64_t>(kThreads * kPerThread));
   EXPECT_TRUE(ledger->VerifyJournal().ok());
-  absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = ledger->CompareProjectionsWithRebuild();
+  absl::StatusOr<std::optional<ProjectionMismatch>> mismatch =
+      ledger->CompareProjectionsWithRebuild();
   ASSERT_TRUE(mismatch.ok());
   EXPECT_FALSE(mismatch->has_value());
 }
@@ -408,7 +427,8 @@ TEST(Ledger, FailedSyncStopsTheWriterAndLosesNothingAcknowledged) {
     options.env = fault.env.get();
     auto ledger = OpenOrDie(dir.path(), options);
     for (int i = 0; i < 10; ++i) {
-      CommandResult r = ledger->SubmitAndWait(Transfer("ok" + std::to_string(i), "external:a:b", "c:d", 100));
+      CommandResult r =
+          ledger->SubmitAndWait(Transfer("ok" + std::to_string(i), "external:a:b", "c:d", 100));
       ASSERT_TRUE(r.status.ok());
       acknowledged.push_back(r.entry);
     }
@@ -451,7 +471,8 @@ TEST(Ledger, VerifyJournalNamesATamperedEntry) {
   {
     auto ledger = OpenOrDie(dir.path());
     for (int i = 0; i < 8; ++i) {
-      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5)).status.ok());
+      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5))
+                      .status.ok());
     }
   }
   {
@@ -473,7 +494,8 @@ TEST(Ledger, VerifyJournalNamesADeletedEntry) {
   {
     auto ledger = OpenOrDie(dir.path());
     for (int i = 0; i < 6; ++i) {
-      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5)).status.ok());
+      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5))
+                      .status.ok());
     }
   }
   { RawDb(dir.path()).Delete("journal", SequenceKey(3)); }
@@ -488,7 +510,8 @@ TEST(Ledger, OpenRefusesAJournalWhoseLastEntryDisagreesWithTheHead) {
   {
     auto ledger = OpenOrDie(dir.path());
     for (int i = 0; i < 3; ++i) {
-      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5)).status.ok());
+      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5))
+                      .status.ok());
     }
   }
   { RawDb(dir.path()).Delete("journal", SequenceKey(3)); }
@@ -501,8 +524,9 @@ TEST(Ledger, RebuildProducesByteIdenticalProjections) {
   {
     auto ledger = OpenOrDie(dir.path());
     for (int i = 0; i < 50; ++i) {
-      ASSERT_TRUE(ledger->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b",
-                                                 "member:m" + std::to_string(i % 7) + ":cash", 5 + i))
+      ASSERT_TRUE(ledger
+                      ->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b",
+                                               "member:m" + std::to_string(i % 7) + ":cash", 5 + i))
                       .status.ok());
     }
     auto mismatch = ledger->CompareProjectionsWithRebuild();

@@ -14,8 +14,8 @@ struct ParseCase {
 
 TEST(ParseAmount, AcceptsPlainDecimals) {
   const ParseCase cases[] = {
-      {"1234.5", 123450}, {"0.10", 10},   {"300000", 30000000}, {"0", 0},
-      {"0.01", 1},        {"1234.50", 123450}, {"007", 700},    {"62470000.00", 6247000000},
+      {"1234.5", 123450}, {"0.10", 10},        {"300000", 30000000}, {"0", 0},
+      {"0.01", 1},        {"1234.50", 123450}, {"007", 700},         {"62470000.00", 6247000000},
   };
   for (const ParseCase& c : cases) {
     absl::StatusOr<Money> money = ParseAmount(c.text, "amount");
@@ -128,8 +128,8 @@ TEST(Money, ArithmeticOverflowIsAnErrorNotAWrap) {
 }
 
 TEST(Money, ValuesBeyondTheJournalRangeDoNotNarrow) {
-  absl::StatusOr<Money> big = Money::FromFen(std::numeric_limits<int64_t>::max()).Plus(
-      Money::FromFen(1));
+  absl::StatusOr<Money> big =
+      Money::FromFen(std::numeric_limits<int64_t>::max()).Plus(Money::FromFen(1));
   ASSERT_TRUE(big.ok());
   EXPECT_EQ(big->ToInt64Fen().status().code(), absl::StatusCode::kOutOfRange);
 }
@@ -182,15 +182,15 @@ TEST(RoundHalfEven, NonTiesRoundToNearest) {
 TEST(SimpleInterest, ExactAndRoundedOnce) {
   // 100,000.00 yuan at 4.35% for 30 days on ACT/360: 10,000,000 x 0.0435 x 30 / 360
   // = 36,250 fen exactly.
-  EXPECT_EQ(SimpleInterest(Money::FromFen(10'000'000), *ParseRate("0.0435", "r"), 30,
-                           DayCount::kAct360)
-                ->fen(),
-            36250);
+  EXPECT_EQ(
+      SimpleInterest(Money::FromFen(10'000'000), *ParseRate("0.0435", "r"), 30, DayCount::kAct360)
+          ->fen(),
+      36250);
   // ACT/365: 10,000,000 x 0.0435 x 30 / 365 = 35753.424... -> 35753 fen.
-  EXPECT_EQ(SimpleInterest(Money::FromFen(10'000'000), *ParseRate("0.0435", "r"), 30,
-                           DayCount::kAct365)
-                ->fen(),
-            35753);
+  EXPECT_EQ(
+      SimpleInterest(Money::FromFen(10'000'000), *ParseRate("0.0435", "r"), 30, DayCount::kAct365)
+          ->fen(),
+      35753);
 }
 
 TEST(SimpleInterest, HalfFenTiesRoundToEven) {
@@ -200,7 +200,7 @@ TEST(SimpleInterest, HalfFenTiesRoundToEven) {
   const Rate one = *ParseRate("1", "r");
   EXPECT_EQ(SimpleInterest(Money::FromFen(180), one, 1, DayCount::kAct360)->fen(), 0);
   EXPECT_EQ(SimpleInterest(Money::FromFen(540), one, 1, DayCount::kAct360)->fen(), 2);
-  EXPECT_EQ(SimpleInterest(Money::FromFen(900), one, 1, DayCount::kAct360)->fen(), 2);  // 2.5
+  EXPECT_EQ(SimpleInterest(Money::FromFen(900), one, 1, DayCount::kAct360)->fen(), 2);   // 2.5
   EXPECT_EQ(SimpleInterest(Money::FromFen(1260), one, 1, DayCount::kAct360)->fen(), 4);  // 3.5
   // 0.0365 a year on ACT/365 is 0.0001 a day: 5,000 fen for 1 day = 0.5 fen -> 0;
   // 15,000 fen = 1.5 -> 2.

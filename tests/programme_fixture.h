@@ -57,8 +57,9 @@ inline v1::ProductTerms UnionFundTerms() {
   return terms;
 }
 
-inline v1::ProductTerms BankTerms(const char* rate = "0.0435",
-                                  v1::DayCountConvention day_count = v1::DAY_COUNT_CONVENTION_ACT_360) {
+inline v1::ProductTerms BankTerms(
+    const char* rate = "0.0435",
+    v1::DayCountConvention day_count = v1::DAY_COUNT_CONVENTION_ACT_360) {
   v1::ProductTerms terms;
   terms.set_name("庐陵工贷 (邮储银行)");
   terms.set_funding(v1::FUNDING_PARTNER_BANK);
@@ -120,9 +121,10 @@ class ProgrammeTest : public ::testing::Test {
     Ok(kSupervisor, event);
   }
 
-  static v1::BorrowerDetails Details(const std::string& name,
-                                     v1::BorrowerCategory category = v1::BORROWER_CATEGORY_ORDINARY_MEMBER,
-                                     const std::string& county = "吉州区") {
+  static v1::BorrowerDetails Details(
+      const std::string& name,
+      v1::BorrowerCategory category = v1::BORROWER_CATEGORY_ORDINARY_MEMBER,
+      const std::string& county = "吉州区") {
     v1::BorrowerDetails d;
     d.set_name(name);
     d.set_phone("13907961234");
@@ -143,9 +145,9 @@ class ProgrammeTest : public ::testing::Test {
     return Ok(kOfficer, event).event().borrower_registered().borrower_id();
   }
 
-  static v1::Event Application(const std::string& borrower, const std::string& product,
-                               int64_t amount_fen, int term_months,
-                               v1::RepaymentMethod method = v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY) {
+  static v1::Event Application(
+      const std::string& borrower, const std::string& product, int64_t amount_fen, int term_months,
+      v1::RepaymentMethod method = v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY) {
     v1::Event event;
     v1::ApplicationSubmitted* a = event.mutable_application_submitted();
     a->set_borrower_id(borrower);
@@ -204,9 +206,9 @@ class ProgrammeTest : public ::testing::Test {
   }
 
   // Submits, approves and disburses a loan on today's date.
-  std::string ActiveLoan(const std::string& borrower, const std::string& product, int64_t amount_fen,
-                         int term_months,
-                         v1::RepaymentMethod method = v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY) {
+  std::string ActiveLoan(
+      const std::string& borrower, const std::string& product, int64_t amount_fen, int term_months,
+      v1::RepaymentMethod method = v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY) {
     std::string loan = Submit(borrower, product, amount_fen, term_months, method);
     if (loan.empty()) return loan;  // Submit has already failed the test
     Ok(kApprover, Approve(loan));

@@ -50,9 +50,9 @@ class ProgrammeRandomTest : public ProgrammeTest {
   std::vector<std::string> loan_ids_;
   int64_t fund_cash_ = 0;
   std::set<std::string> accounts_;
-  const std::vector<v1::Actor> people_ = {testing::kOfficer, testing::kOfficer2, testing::kApprover,
-                                          testing::kApprover2, testing::kCashier,
-                                          testing::kSupervisor};
+  const std::vector<v1::Actor> people_ = {testing::kOfficer,  testing::kOfficer2,
+                                          testing::kApprover, testing::kApprover2,
+                                          testing::kCashier,  testing::kSupervisor};
 
   // Runs a command, checks the engine's answer against the model's expectation and the
   // invariants, and returns whether it committed.
@@ -62,9 +62,9 @@ class ProgrammeRandomTest : public ProgrammeTest {
       EXPECT_TRUE(result.status.ok()) << event.ShortDebugString() << ": " << result.status;
     } else {
       std::vector<FieldViolation> violations = FieldViolationsOf(result.status);
-      const std::string reason = violations.empty() ? ReasonOf(result.status) : violations[0].reason;
-      EXPECT_EQ(reason, expected_reason)
-          << event.ShortDebugString() << ": " << result.status;
+      const std::string reason =
+          violations.empty() ? ReasonOf(result.status) : violations[0].reason;
+      EXPECT_EQ(reason, expected_reason) << event.ShortDebugString() << ": " << result.status;
     }
     if (!result.status.ok()) return false;
     EXPECT_TRUE(CheckBalanced(result.entry).ok());
@@ -99,24 +99,31 @@ class ProgrammeRandomTest : public ProgrammeTest {
     loan.fund_effect = fund_effect;
   }
 
-  std::string RandomLoan() { return loan_ids_.empty() ? "" : loan_ids_[Pick(static_cast<int>(loan_ids_.size()))]; }
+  std::string RandomLoan() {
+    return loan_ids_.empty() ? "" : loan_ids_[Pick(static_cast<int>(loan_ids_.size()))];
+  }
 
   void RandomStep() {
     const int kind = Pick(100);
     if (kind < 8 || borrowers_.empty()) {
       v1::Event e;
-      e.mutable_borrower_registered()->set_national_id(testing::NationalId("19800101", static_cast<int>(borrowers_.size()) + 1));
-      *e.mutable_borrower_registered()->mutable_details() = Details("借款人", v1::BORROWER_CATEGORY_ORDINARY_MEMBER);
-      if (Step(testing::kOfficer, e, "")) borrowers_[last_entry_.event().borrower_registered().borrower_id()] = true;
+      e.mutable_borrower_registered()->set_national_id(
+          testing::NationalId("19800101", static_cast<int>(borrowers_.size()) + 1));
+      *e.mutable_borrower_registered()->mutable_details() =
+          Details("借款人", v1::BORROWER_CATEGORY_ORDINARY_MEMBER);
+      if (Step(testing::kOfficer, e, ""))
+        borrowers_[last_entry_.event().borrower_registered().borrower_id()] = true;
     } else if (kind < 11) {
       auto it = std::next(borrowers_.begin(), Pick(static_cast<int>(borrowers_.size())));
       v1::Event e;
       auto* change = e.mutable_talent_pool_status_changed();
       change->set_borrower_id(it->first);
       const bool activate = Pick(2) == 0;
-      change->set_status(activate ? v1::TALENT_POOL_STATUS_ACTIVE : v1::TALENT_POOL_STATUS_SUSPENDED);
+      change->set_status(activate ? v1::TALENT_POOL_STATUS_ACTIVE
+                                  : v1::TALENT_POOL_STATUS_SUSPENDED);
       change->set_reason("年度复核");
-      if (Step(testing::kSupervisor, e, it->second == activate ? "STATUS_UNCHANGED" : "")) it->second = activate;
+      if (Step(testing::kSupervisor, e, it->second == activate ? "STATUS_UNCHANGED" : ""))
+        it->second = activate;
     } else if (kind < 16) {
       const int64_t amount = 100'000 * (1 + Pick(50));
       if (Step(testing::kCashier, Contribute(amount), "")) fund_cash_ += amount;
@@ -126,8 +133,10 @@ class ProgrammeRandomTest : public ProgrammeTest {
       const int64_t amount = 100'000 * (1 + Pick(120));  // up to 120,000 yuan: some over the limit
       const v1::Actor& officer = people_[Pick(2)];
       std::string reason;
-      if (!it->second) reason = "BORROWER_NOT_ACTIVE";
-      else if (amount > 10'000'000) reason = "EXCEEDS_PRODUCT_LIMIT";
+      if (!it->second)
+        reason = "BORROWER_NOT_ACTIVE";
+      else if (amount > 10'000'000)
+        reason = "EXCEEDS_PRODUCT_LIMIT";
       v1::Event e = Application(it->first, bank ? "psbc" : "fund", amount, 3 + Pick(10));
       if (Step(officer, e, reason)) {
         ModelLoan loan;
@@ -146,21 +155,28 @@ class ProgrammeRandomTest : public ProgrammeTest {
       ModelLoan& loan = loans_[id];
       const v1::Actor& who = people_[Pick(static_cast<int>(people_.size()))];
       std::string reason;
-      if (who.role() != "approver" && who.role() != "supervisor") reason = "APPROVER_ROLE_REQUIRED";
-      else if (loan.status != v1::LOAN_STATUS_SUBMITTED) reason = "INVALID_LOAN_STATE";
-      else if (who.principal_id() == loan.submitter) reason = "SELF_APPROVAL_FORBIDDEN";
-      else if (loan.approvers.count(who.principal_id())) reason = "DUPLICATE_APPROVAL";
+      if (who.role() != "approver" && who.role() != "supervisor")
+        reason = "APPROVER_ROLE_REQUIRED";
+      else if (loan.status != v1::LOAN_STATUS_SUBMITTED)
+        reason = "INVALID_LOAN_STATE";
+      else if (who.principal_id() == loan.submitter)
+        reason = "SELF_APPROVAL_FORBIDDEN";
+      else if (loan.approvers.count(who.principal_id()))
+        reason = "DUPLICATE_APPROVAL";
       if (Step(who, Approve(id), reason)) {
         loan.approvers.insert(who.principal_id());
-        if (static_cast<int>(loan.approvers.size()) >= loan.required) loan.status = v1::LOAN_STATUS_APPROVED;
+        if (static_cast<int>(loan.approvers.size()) >= loan.required)
+          loan.status = v1::LOAN_STATUS_APPROVED;
       }
     } else if (kind < 55) {
       const std::string id = RandomLoan();
       if (id.empty()) return;
       ModelLoan& loan = loans_[id];
       std::string reason;
-      if (loan.status != v1::LOAN_STATUS_APPROVED) reason = "INVALID_LOAN_STATE";
-      else if (!loan.bank && fund_cash_ < loan.amount) reason = "FUND_INSUFFICIENT";
+      if (loan.status != v1::LOAN_STATUS_APPROVED)
+        reason = "INVALID_LOAN_STATE";
+      else if (!loan.bank && fund_cash_ < loan.amount)
+        reason = "FUND_INSUFFICIENT";
       if (Step(testing::kCashier, Disburse(id), reason)) {
         Remember(loan, loan.bank ? 0 : -loan.amount);
         loan.status = v1::LOAN_STATUS_ACTIVE;
@@ -172,11 +188,16 @@ class ProgrammeRandomTest : public ProgrammeTest {
       const std::string id = RandomLoan();
       if (id.empty()) return;
       ModelLoan& loan = loans_[id];
-      const int64_t amount = Pick(4) == 0 ? loan.outstanding + Pick(3) : 1 + Pick(static_cast<int>(std::max<int64_t>(loan.outstanding, 1)));
+      const int64_t amount =
+          Pick(4) == 0 ? loan.outstanding + Pick(3)
+                       : 1 + Pick(static_cast<int>(std::max<int64_t>(loan.outstanding, 1)));
       std::string reason;
-      if (amount <= 0) reason = "AMOUNT_NOT_POSITIVE";
-      else if (loan.status != v1::LOAN_STATUS_ACTIVE) reason = "INVALID_LOAN_STATE";
-      else if (amount > loan.outstanding) reason = "EXCEEDS_OUTSTANDING";
+      if (amount <= 0)
+        reason = "AMOUNT_NOT_POSITIVE";
+      else if (loan.status != v1::LOAN_STATUS_ACTIVE)
+        reason = "INVALID_LOAN_STATE";
+      else if (amount > loan.outstanding)
+        reason = "EXCEEDS_OUTSTANDING";
       if (Step(testing::kCashier, Repay(id, amount), reason)) {
         Remember(loan, loan.bank ? 0 : amount);
         loan.outstanding -= amount;
@@ -217,7 +238,8 @@ class ProgrammeRandomTest : public ProgrammeTest {
       if (id.empty() || !loans_[id].bank) return;
       CommandResult result = Run(testing::kCashier, Accrue(id));
       const std::string reason = ReasonOf(result.status);
-      EXPECT_TRUE(result.status.ok() || reason == "NOTHING_TO_ACCRUE" || reason == "INVALID_LOAN_STATE")
+      EXPECT_TRUE(result.status.ok() || reason == "NOTHING_TO_ACCRUE" ||
+                  reason == "INVALID_LOAN_STATE")
           << result.status;
       if (result.status.ok()) {
         for (const v1::Posting& p : result.entry.postings()) accounts_.insert(p.account());
@@ -235,7 +257,8 @@ class ProgrammeRandomTest : public ProgrammeTest {
 
 TEST_F(ProgrammeRandomTest, LongRandomProgrammesKeepEveryInvariant) {
   const char* seed_text = std::getenv("GONGDAI_SEED");
-  const uint64_t seed = seed_text != nullptr ? std::strtoull(seed_text, nullptr, 10) : std::random_device()();
+  const uint64_t seed =
+      seed_text != nullptr ? std::strtoull(seed_text, nullptr, 10) : std::random_device()();
   std::printf("GONGDAI_SEED=%llu\n", static_cast<unsigned long long>(seed));
   SCOPED_TRACE("GONGDAI_SEED=" + std::to_string(seed));
   random_.seed(seed);

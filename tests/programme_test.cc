@@ -33,9 +33,9 @@ TEST(NationalId, AcceptsValidNumbersIncludingCheckX) {
 
 TEST(NationalId, RefusesBadLengthCharactersBirthDateAndCheck) {
   const Date today = *ParseDate("2020-06-30", "d");
-  for (const char* bad : {"11010519491231002", "11010519491231002XX", "1101051949123100 X",
-                          "11010519491231002x", "110105194912310021", "110105194913310028",
-                          "110105203001010027", "A1010519491231002X"}) {
+  for (const char* bad :
+       {"11010519491231002", "11010519491231002XX", "1101051949123100 X", "11010519491231002x",
+        "110105194912310021", "110105194913310028", "110105203001010027", "A1010519491231002X"}) {
     absl::Status status = ValidateNationalId(bad, "national_id", today);
     ASSERT_FALSE(status.ok()) << bad;
     EXPECT_EQ(FieldViolationsOf(status)[0].reason, "NATIONAL_ID_INVALID") << bad;
@@ -210,8 +210,8 @@ TEST_F(ProgrammeTest, RejectWithdrawAndRevokeFollowTheStateMachine) {
 
 TEST(Schedule, InstallmentsSumToPrincipalForEveryTerm) {
   const Date start = *ParseDate("2020-01-31", "d");
-  for (int64_t amount : {int64_t{1}, int64_t{99}, int64_t{10'000'000}, int64_t{30'000'001},
-                         int64_t{50'000'000}}) {
+  for (int64_t amount :
+       {int64_t{1}, int64_t{99}, int64_t{10'000'000}, int64_t{30'000'001}, int64_t{50'000'000}}) {
     for (int term = 1; term <= 120; ++term) {
       absl::StatusOr<std::vector<v1::Installment>> schedule =
           BuildSchedule(start, amount, term, v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
@@ -236,7 +236,8 @@ TEST_F(ProgrammeTest, ScheduleClampsToMonthEnd) {
   EXPECT_EQ(state.position().schedule(1).due_date(), "2020-03-31");
   EXPECT_EQ(state.position().schedule(2).due_date(), "2020-04-30");
   EXPECT_EQ(state.position().schedule(3).due_date(), "2020-05-31");
-  for (const v1::Installment& i : state.position().schedule()) EXPECT_EQ(i.principal_fen(), 250'000);
+  for (const v1::Installment& i : state.position().schedule())
+    EXPECT_EQ(i.principal_fen(), 250'000);
   const std::string bullet =
       ActiveLoan(Register("李四"), "fund-2020", 1'000'000, 13, v1::REPAYMENT_METHOD_BULLET);
   ASSERT_EQ(Loan(bullet).position().schedule_size(), 1);
@@ -313,7 +314,8 @@ TEST_F(RepaymentTest, RetryOfARepaymentReturnsTheOriginalAllocation) {
   command.event.mutable_repayment_recorded()->set_amount_fen(160'000);
   CommandResult different = ledger_->SubmitAndWait(command);
   EXPECT_EQ(different.status.code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_NE(different.status.message().find("amount_fen"), absl::string_view::npos) << different.status;
+  EXPECT_NE(different.status.message().find("amount_fen"), absl::string_view::npos)
+      << different.status;
   EXPECT_EQ(Loan(loan_).position().principal_repaid_fen(), 150'000);
 }
 
@@ -475,8 +477,8 @@ TEST_F(ProgrammeTest, PortfolioAtRiskCountsOutstandingPrincipalOfLateLoans) {
   SetToday("2020-01-10");
   const std::string punctual = ActiveLoan(Register("甲"), "fund-2020", 1'200'000, 12);
   const std::string late = ActiveLoan(Register("乙"), "fund-2020", 600'000, 6);
-  const std::string very_late = ActiveLoan(Register("丙"), "fund-2020", 3'000'000, 3,
-                                           v1::REPAYMENT_METHOD_BULLET);
+  const std::string very_late =
+      ActiveLoan(Register("丙"), "fund-2020", 3'000'000, 3, v1::REPAYMENT_METHOD_BULLET);
   SetToday("2020-05-20");
   for (int month = 0; month < 4; ++month) Ok(kCashier, Repay(punctual, 100'000));
   Ok(kCashier, Repay(late, 200'000));
@@ -506,11 +508,13 @@ class SubsidyTest : public ProgrammeTest {
     DefineProduct("bank-" + std::to_string(++products_), testing::BankTerms(rate, day_count));
     SetToday(date);
     return ActiveLoan(Register("借款人" + std::to_string(products_)),
-                      "bank-" + std::to_string(products_), amount_fen, 12, v1::REPAYMENT_METHOD_BULLET);
+                      "bank-" + std::to_string(products_), amount_fen, 12,
+                      v1::REPAYMENT_METHOD_BULLET);
   }
   std::vector<int64_t> AccrualAmounts(const v1::Entry& entry) {
     std::vector<int64_t> out;
-    for (const v1::AccrualPeriod& p : entry.event().subsidy_accrued().accruals()) out.push_back(p.amount_fen());
+    for (const v1::AccrualPeriod& p : entry.event().subsidy_accrued().accruals())
+      out.push_back(p.amount_fen());
     return out;
   }
   int products_ = 0;
@@ -523,7 +527,8 @@ class SubsidyTest : public ProgrammeTest {
 // February 2020 (29 days, a leap year): 290,000,000 fen-days.
 //   ACT/360: 35,041.67 -> 35,042;  ACT/365: 34,561.64 -> 34,562
 TEST_F(SubsidyTest, AccruesDailyAndPostsPerCalendarMonthAct360AcrossALeapFebruary) {
-  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
+  const std::string loan =
+      BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
   SetToday("2020-01-31");
   EXPECT_EQ(ReasonOf(Run(kCashier, Accrue(loan)).status), "NOTHING_TO_ACCRUE");
   SetToday("2020-03-01");
@@ -538,7 +543,8 @@ TEST_F(SubsidyTest, AccruesDailyAndPostsPerCalendarMonthAct360AcrossALeapFebruar
 }
 
 TEST_F(SubsidyTest, Act365GivesTheSameDaysOverThreeHundredSixtyFive) {
-  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_365, 10'000'000, "2020-01-15");
+  const std::string loan =
+      BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_365, 10'000'000, "2020-01-15");
   SetToday("2020-03-01");
   EXPECT_EQ(AccrualAmounts(Ok(kCashier, Accrue(loan))), (std::vector<int64_t>{20'260, 34'562}));
 }
@@ -547,8 +553,10 @@ TEST_F(SubsidyTest, Act365GivesTheSameDaysOverThreeHundredSixtyFive) {
 // days at 6,000,000 = 222,000,000 fen-days; x 0.0435 / 360 = 26,825 exactly, / 365 =
 // 26,457.53 -> 26,458.
 TEST_F(SubsidyTest, PartialRepaymentMidPeriodChangesThePrincipalFromThatDay) {
-  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
-  const std::string loan365 = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_365, 10'000'000, "2020-01-15");
+  const std::string loan =
+      BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
+  const std::string loan365 =
+      BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_365, 10'000'000, "2020-01-15");
   SetToday("2020-03-01");
   Ok(kCashier, Accrue(loan));
   Ok(kCashier, Accrue(loan365));
@@ -566,15 +574,18 @@ TEST_F(SubsidyTest, PartialRepaymentMidPeriodChangesThePrincipalFromThatDay) {
 // 0.0365 a year on ACT/365 is exactly 0.0001 a day. One day on 1,005,000 fen is 100.5
 // fen: a tie, rounded to the even 100. On 1,015,000 fen it is 101.5: rounded to 102.
 TEST_F(SubsidyTest, HalfFenTiesRoundToEvenOnlyOncePerPeriod) {
-  const std::string even_down = BankLoan("0.0365", v1::DAY_COUNT_CONVENTION_ACT_365, 1'005'000, "2020-01-31");
-  const std::string even_up = BankLoan("0.0365", v1::DAY_COUNT_CONVENTION_ACT_365, 1'015'000, "2020-01-31");
+  const std::string even_down =
+      BankLoan("0.0365", v1::DAY_COUNT_CONVENTION_ACT_365, 1'005'000, "2020-01-31");
+  const std::string even_up =
+      BankLoan("0.0365", v1::DAY_COUNT_CONVENTION_ACT_365, 1'015'000, "2020-01-31");
   SetToday("2020-02-01");
   EXPECT_EQ(AccrualAmounts(Ok(kCashier, Accrue(even_down))), (std::vector<int64_t>{100}));
   EXPECT_EQ(AccrualAmounts(Ok(kCashier, Accrue(even_up))), (std::vector<int64_t>{102}));
 }
 
 TEST_F(SubsidyTest, PayoffPostsTheLastPartialPeriodAndSettlementIsBoundedByWhatIsOwed) {
-  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
+  const std::string loan =
+      BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
   SetToday("2020-02-11");
   // Payoff on 2020-02-11: January's 17 days and February's 10 days, rounded separately.
   v1::Entry payoff = Ok(kCashier, Repay(loan, 10'000'000));
@@ -602,7 +613,8 @@ TEST_F(SubsidyTest, PayoffPostsTheLastPartialPeriodAndSettlementIsBoundedByWhatI
 }
 
 TEST_F(SubsidyTest, ReversingAnAccrualRestoresThePendingMonths) {
-  const std::string loan = BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
+  const std::string loan =
+      BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
   SetToday("2020-03-01");
   v1::Entry accrual = Ok(kCashier, Accrue(loan));
   Ok(kSupervisor, Reverse(accrual.sequence()));

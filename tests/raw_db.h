@@ -19,7 +19,8 @@ class RawDb {
     std::vector<std::string> names;
     Check(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names));
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    for (const std::string& name : names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    for (const std::string& name : names)
+      descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     Check(rocksdb::DB::Open(rocksdb::DBOptions(), path, descriptors, &handles, &db));
@@ -46,7 +47,8 @@ class RawDb {
   }
   std::vector<std::pair<std::string, std::string>> All(const std::string& cf) {
     std::vector<std::pair<std::string, std::string>> out;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_.at(cf)));
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_.at(cf)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       out.emplace_back(it->key().ToString(), it->value().ToString());
     }

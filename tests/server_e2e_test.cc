@@ -168,7 +168,8 @@ class ServerTest : public ::testing::Test {
       std::vector<grpc::Slice> slices;
       (void)response.Dump(&slices);
       response_bytes->clear();
-      for (const grpc::Slice& s : slices) response_bytes->append(reinterpret_cast<const char*>(s.begin()), s.size());
+      for (const grpc::Slice& s : slices)
+        response_bytes->append(reinterpret_cast<const char*>(s.begin()), s.size());
     }
     return status;
   }
@@ -190,7 +191,8 @@ TEST_F(ServerTest, WholeLoanLifecycleOverTheWire) {
   const std::string loan_id = ActiveLoan();
   ASSERT_EQ(loan_id, "L000001");
   v1::LoanResponse loan;
-  grpc::Status paid = Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1500"), &loan);
+  grpc::Status paid =
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1500"), &loan);
   ASSERT_TRUE(paid.ok()) << paid.error_message();
   EXPECT_EQ(loan.loan().principal_outstanding(), "10500.00");
   EXPECT_EQ(loan.loan().schedule(0).paid(), "1000.00");
@@ -204,7 +206,8 @@ TEST_F(ServerTest, WholeLoanLifecycleOverTheWire) {
   EXPECT_EQ(statement.installments(1).state(), "overdue");  // due 08-30, plus 5 days grace
   EXPECT_EQ(statement.days_past_due(), 7);
   EXPECT_EQ(statement.entries_size(), 4);
-  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", Repayment("pay-2", loan_id, "10500"), &loan).ok());
+  ASSERT_TRUE(
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-2", loan_id, "10500"), &loan).ok());
   EXPECT_EQ(loan.loan().status(), v1::ApiLoanStatus::CLOSED);
   v1::GetAccountBalanceRequest balance_request;
   balance_request.set_account("union:fund:cash");
@@ -243,20 +246,27 @@ TEST_F(ServerTest, EveryRoleAgainstEveryMethodFollowsTheTable) {
       // error or an answer), others are refused before anything else is looked at.
       grpc::Status status = RawCall("/gongdai.v1.LoanLedger/" + method, who, "");
       if (may) {
-        EXPECT_NE(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method << " as " << who;
-        EXPECT_NE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << method << " as " << who;
+        EXPECT_NE(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << method << " as " << who;
+        EXPECT_NE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+            << method << " as " << who;
       } else {
-        EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method << " as " << who;
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << method << " as " << who;
       }
     }
     EXPECT_EQ(RawCall("/gongdai.v1.LoanLedger/" + method, "", "").error_code(),
-              grpc::StatusCode::UNAUTHENTICATED) << method;
+              grpc::StatusCode::UNAUTHENTICATED)
+        << method;
   }
   // An auditor reads everything and writes nothing.
   for (const std::string& method : methods) {
-    const bool read = method.starts_with("Get") || method.starts_with("List") || method.starts_with("Stream");
+    const bool read =
+        method.starts_with("Get") || method.starts_with("List") || method.starts_with("Stream");
     const auto& allowed = server::RolesFor(method);
-    EXPECT_EQ(std::find(allowed.begin(), allowed.end(), server::Role::kAuditor) != allowed.end(), read) << method;
+    EXPECT_EQ(std::find(allowed.begin(), allowed.end(), server::Role::kAuditor) != allowed.end(),
+              read)
+        << method;
   }
 }
 
@@ -269,7 +279,8 @@ TEST_F(ServerTest, InvalidFieldsComeBackTogetherWithTheirPaths) {
   grpc::Status status = Call(&Stub::RecordRepayment, "cashier", bad, &loan);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(BadFields(status), (std::vector<std::string>{"amount", "business_date", "channel"}));
-  EXPECT_NE(status.error_message().find("more than 2 decimals"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("more than 2 decimals"), std::string::npos)
+      << status.error_message();
 
   v1::DefineProductRequest product = FundProduct("x");
   product.mutable_terms()->mutable_limits(0)->set_max_amount("1,000");
@@ -285,14 +296,16 @@ TEST_F(ServerTest, InvalidFieldsComeBackTogetherWithTheirPaths) {
   v1::BorrowerResponse registered;
   status = Call(&Stub::RegisterBorrower, "officer", borrower, &registered);
   EXPECT_EQ(BadFields(status), (std::vector<std::string>{"national_id", "details.phone"}));
-  EXPECT_EQ(Call(&Stub::RecordRepayment, "cashier", v1::RecordRepaymentRequest(), &loan).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(
+      Call(&Stub::RecordRepayment, "cashier", v1::RecordRepaymentRequest(), &loan).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(ServerTest, RefusedRulesComeBackWithTheirReasons) {
   const std::string loan_id = ActiveLoan();
   v1::LoanResponse loan;
-  grpc::Status status = Call(&Stub::RecordRepayment, "cashier", Repayment("over", loan_id, "12000.01"), &loan);
+  grpc::Status status =
+      Call(&Stub::RecordRepayment, "cashier", Repayment("over", loan_id, "12000.01"), &loan);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(Reason(status), "EXCEEDS_OUTSTANDING");
   EXPECT_NE(status.error_message().find("12000.00"), std::string::npos);
@@ -334,14 +347,17 @@ TEST_F(ServerTest, RefusedRulesComeBackWithTheirReasons) {
 TEST_F(ServerTest, RetriedWriteReturnsTheOriginalAnswer) {
   const std::string loan_id = ActiveLoan();
   v1::LoanResponse first, again;
-  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", Repayment("pay-once", loan_id, "800"), &first).ok());
-  grpc::Status retried = Call(&Stub::RecordRepayment, "cashier", Repayment("pay-once", loan_id, "800"), &again);
+  ASSERT_TRUE(
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-once", loan_id, "800"), &first).ok());
+  grpc::Status retried =
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-once", loan_id, "800"), &again);
   ASSERT_TRUE(retried.ok()) << retried.error_message();
   EXPECT_FALSE(first.entry().replayed());
   EXPECT_TRUE(again.entry().replayed());
   EXPECT_EQ(again.entry().sequence(), first.entry().sequence());
   EXPECT_EQ(again.loan().principal_outstanding(), "11200.00");
-  grpc::Status different = Call(&Stub::RecordRepayment, "cashier", Repayment("pay-once", loan_id, "900"), &again);
+  grpc::Status different =
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-once", loan_id, "900"), &again);
   EXPECT_EQ(different.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(Reason(different), "REQUEST_ID_REUSED");
 }
@@ -349,7 +365,8 @@ TEST_F(ServerTest, RetriedWriteReturnsTheOriginalAnswer) {
 TEST_F(ServerTest, RestartKeepsEverything) {
   const std::string loan_id = ActiveLoan();
   v1::LoanResponse paid;
-  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1000"), &paid).ok());
+  ASSERT_TRUE(
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1000"), &paid).ok());
   const std::string officer_token = server_->Token("officer");
   EXPECT_EQ(server_->Stop(), 0);
   StartServer();
@@ -361,7 +378,8 @@ TEST_F(ServerTest, RestartKeepsEverything) {
   ASSERT_TRUE(Call(&Stub::GetLoan, "officer", get, &loan).ok());
   EXPECT_EQ(loan.principal_outstanding(), "11000.00");
   v1::LoanResponse retry;
-  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1000"), &retry).ok());
+  ASSERT_TRUE(
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1000"), &retry).ok());
   EXPECT_TRUE(retry.entry().replayed());
 }
 
@@ -374,7 +392,8 @@ TEST_F(ServerTest, PersonalDataIsMaskedForRolesThatDoNotNeedIt) {
   ASSERT_TRUE(Call(&Stub::GetBorrower, "auditor", get, &masked).ok());
   EXPECT_EQ(full.national_id().size(), 18u);
   EXPECT_EQ(full.national_id().find('*'), std::string::npos);
-  EXPECT_EQ(masked.national_id(), full.national_id().substr(0, 4) + "**********" + full.national_id().substr(14));
+  EXPECT_EQ(masked.national_id(),
+            full.national_id().substr(0, 4) + "**********" + full.national_id().substr(14));
   EXPECT_EQ(masked.phone(), "139****1234");
   EXPECT_EQ(full.phone(), "13907961234");
   // Logs carry neither tokens nor ID numbers.
@@ -409,7 +428,8 @@ TEST_F(ServerTest, BadInputOverTheWireGetsClearErrorsAndTheServerKeepsServing) {
   EXPECT_EQ(Call(&Stub::SubmitApplication, "officer", huge, &loan).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
   // Bytes that are not a protobuf message at all.
-  grpc::Status garbage = RawCall("/gongdai.v1.LoanLedger/GetLoan", "officer", "\xff\xff\xff\xff garbage");
+  grpc::Status garbage =
+      RawCall("/gongdai.v1.LoanLedger/GetLoan", "officer", "\xff\xff\xff\xff garbage");
   EXPECT_FALSE(garbage.ok());  // gRPC itself refuses bytes that do not parse
   // Missing fields and an unknown enum value.
   v1::ListLoansRequest list;
@@ -420,7 +440,8 @@ TEST_F(ServerTest, BadInputOverTheWireGetsClearErrorsAndTheServerKeepsServing) {
   v1::SubmitApplicationRequest empty;
   status = Call(&Stub::SubmitApplication, "officer", empty, &loan);
   const std::vector<std::string> fields = BadFields(status);
-  for (const char* field : {"request_id", "borrower_id", "product_id", "amount", "term_months", "method", "purpose"}) {
+  for (const char* field :
+       {"request_id", "borrower_id", "product_id", "amount", "term_months", "method", "purpose"}) {
     EXPECT_NE(std::find(fields.begin(), fields.end(), field), fields.end()) << field;
   }
   // And it keeps serving.
@@ -432,12 +453,13 @@ TEST_F(ServerTest, TlsWhenConfigured) {
   server_->Stop();
   const std::string key = dir_.Sub("key.pem");
   const std::string cert = dir_.Sub("cert.pem");
-  const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
-                              " -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null";
+  const std::string command =
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
+      " -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0);
   const std::string config = dir_.Sub("server.toml");
-  std::ofstream(config) << "listen = \"127.0.0.1:0\"\n[tls]\ncert_file = \"" << cert << "\"\nkey_file = \"" << key
-                        << "\"\n";
+  std::ofstream(config) << "listen = \"127.0.0.1:0\"\n[tls]\ncert_file = \"" << cert
+                        << "\"\nkey_file = \"" << key << "\"\n";
   server_ = std::make_unique<ServerProcess>();
   ASSERT_TRUE(server_->Start(dir_.Sub("tls-data"), {"--config", config})) << server_->startup();
   EXPECT_NE(server_->startup().find("(TLS)"), std::string::npos);
@@ -476,7 +498,8 @@ TEST_F(ServerTest, HealthTurnsNotServingWhenTheEngineStops) {
   EXPECT_EQ(HealthStatus(), 1);  // SERVING
   std::ofstream(trigger) << "fail";
   v1::LoanResponse loan;
-  grpc::Status failed = Call(&Stub::RecordRepayment, "cashier", Repayment("doomed", loan_id, "100"), &loan);
+  grpc::Status failed =
+      Call(&Stub::RecordRepayment, "cashier", Repayment("doomed", loan_id, "100"), &loan);
   EXPECT_EQ(failed.error_code(), grpc::StatusCode::UNAVAILABLE) << failed.error_message();
   EXPECT_EQ(HealthStatus(), 2);  // NOT_SERVING
   std::filesystem::remove(trigger);
@@ -486,7 +509,8 @@ TEST_F(ServerTest, HealthTurnsNotServingWhenTheEngineStops) {
   v1::Loan read;
   EXPECT_TRUE(Call(&Stub::GetLoan, "officer", get, &read).ok());
   EXPECT_EQ(read.principal_outstanding(), "12000.00");
-  EXPECT_EQ(Call(&Stub::RecordRepayment, "cashier", Repayment("later", loan_id, "100"), &loan).error_code(),
+  EXPECT_EQ(Call(&Stub::RecordRepayment, "cashier", Repayment("later", loan_id, "100"), &loan)
+                .error_code(),
             grpc::StatusCode::UNAVAILABLE);
 }
 
@@ -510,12 +534,15 @@ TEST_F(ServerTest, DemoBookAndItsReportOverTheWire) {
   EXPECT_EQ(report.total().jobs_expected(), 2556);
   EXPECT_EQ(report.rows_size(), 14);
   v1::ListOverdueLoansResponse overdue;
-  ASSERT_TRUE(Call(&Stub::ListOverdueLoans, "officer", v1::ListOverdueLoansRequest(), &overdue).ok());
+  ASSERT_TRUE(
+      Call(&Stub::ListOverdueLoans, "officer", v1::ListOverdueLoansRequest(), &overdue).ok());
   EXPECT_EQ(overdue.as_of(), "2021-03-31");
   ASSERT_GT(overdue.loans_size(), 0);
-  EXPECT_GE(overdue.loans(0).days_past_due(), overdue.loans(overdue.loans_size() - 1).days_past_due());
-  EXPECT_EQ(Call(&Stub::ListOverdueLoans, "portal", v1::ListOverdueLoansRequest(), &overdue).error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_GE(overdue.loans(0).days_past_due(),
+            overdue.loans(overdue.loans_size() - 1).days_past_due());
+  EXPECT_EQ(
+      Call(&Stub::ListOverdueLoans, "portal", v1::ListOverdueLoansRequest(), &overdue).error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
   // A quarter, and a bad period.
   v1::GetProgrammeReportRequest quarter;
   quarter.set_year(2020);
@@ -529,7 +556,8 @@ TEST_F(ServerTest, DemoBookAndItsReportOverTheWire) {
   server_->Stop();
   server_ = std::make_unique<ServerProcess>();
   ASSERT_TRUE(server_->Start(dir_.Sub("demo"), {"--demo"}));
-  EXPECT_NE(server_->startup().find("demo book not loaded"), std::string::npos) << server_->startup();
+  EXPECT_NE(server_->startup().find("demo book not loaded"), std::string::npos)
+      << server_->startup();
 }
 
 }  // namespace

@@ -100,7 +100,8 @@ class ServerProcess {
   }
 
   std::unique_ptr<v1::LoanLedger::Stub> Stub() const {
-    return v1::LoanLedger::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    return v1::LoanLedger::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -11,7 +12,6 @@
 #include <memory>
 #include <optional>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "engine/checkpoint.h"
 #include "engine/date.h"
@@ -48,7 +48,9 @@ struct Outcome {
 
 Outcome Fault(std::string message) { return {kExitFailed, std::move(message)}; }
 Outcome Trouble(int code, std::string message) { return {code, std::move(message)}; }
-std::string Message(const absl::Status& s) { return std::string(s.message().data(), s.message().size()); }
+std::string Message(const absl::Status& s) {
+  return std::string(s.message().data(), s.message().size());
+}
 
 absl::StatusOr<std::string> ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -77,7 +79,9 @@ absl::StatusOr<std::string> LoadToken(const Options& o) {
   std::string path = o.token_file;
   if (path.empty()) path = "gongdai-data/dev-tokens.toml";
   absl::StatusOr<std::string> text = ReadText(path);
-  if (!text.ok()) return absl::InvalidArgumentError(Cat("no token: give --token-file (", Message(text.status()), ")"));
+  if (!text.ok())
+    return absl::InvalidArgumentError(
+        Cat("no token: give --token-file (", Message(text.status()), ")"));
   try {
     toml::table table = toml::parse(*text);
     if (const toml::table* tokens = table.get_as<toml::table>("tokens")) {
@@ -88,7 +92,8 @@ absl::StatusOr<std::string> LoadToken(const Options& o) {
     // Not TOML: the file holds the token alone.
   }
   std::string token = *text;
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+    token.pop_back();
   return token;
 }
 
@@ -129,10 +134,13 @@ Outcome FromRpc(const grpc::Status& status, std::string_view what) {
   const std::string text = Cat(what, ": ", status.error_message());
   switch (status.error_code()) {
     case grpc::StatusCode::UNAUTHENTICATED:
-    case grpc::StatusCode::PERMISSION_DENIED: return Trouble(kExitAuth, text);
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return Trouble(kExitAuth, text);
     case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return Trouble(kExitUnreachable, text);
-    default: return Trouble(kExitUsage, text);
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return Trouble(kExitUnreachable, text);
+    default:
+      return Trouble(kExitUsage, text);
   }
 }
 
@@ -149,7 +157,9 @@ struct Item {
 Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const Item&)>& visit,
                      uint64_t start_sequence = 1) {
   int sources = !o.db.empty() + !o.export_file.empty() + !o.server.empty();
-  if (sources != 1) return Trouble(kExitUsage, "give exactly one source: --db DIR, --export FILE or --server ADDRESS");
+  if (sources != 1)
+    return Trouble(kExitUsage,
+                   "give exactly one source: --db DIR, --export FILE or --server ADDRESS");
   if (!o.db.empty()) {
     absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(o.db);
     if (!copy.ok()) return Trouble(kExitUsage, Message(copy.status()));
@@ -182,7 +192,8 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
   v1::StreamEntriesRequest request;
   request.set_start_sequence(start_sequence);
   auto context = server->Context();
-  std::unique_ptr<grpc::ClientReader<v1::Entry>> reader = server->stub().StreamEntries(context.get(), request);
+  std::unique_ptr<grpc::ClientReader<v1::Entry>> reader =
+      server->stub().StreamEntries(context.get(), request);
   v1::Entry entry;
   absl::Status visited;
   while (visited.ok() && reader->Read(&entry)) visited = visit(Item{&entry, {}, entry.sequence()});
@@ -198,9 +209,11 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
 
 // ---- Checkpoints ----------------------------------------------------------------------
 
-absl::StatusOr<std::optional<Checkpoint>> LoadCheckpoint(const std::string& path, const Options& o) {
+absl::StatusOr<std::optional<Checkpoint>> LoadCheckpoint(const std::string& path,
+                                                         const Options& o) {
   if (path.empty()) return std::nullopt;
-  if (o.public_key.empty()) return absl::InvalidArgumentError("a checkpoint needs --public-key to check it");
+  if (o.public_key.empty())
+    return absl::InvalidArgumentError("a checkpoint needs --public-key to check it");
   absl::StatusOr<std::string> note = ReadText(path);
   if (!note.ok()) return note.status();
   absl::StatusOr<Checkpoint> checkpoint = VerifyCheckpoint(*note, o.public_key);
@@ -229,8 +242,8 @@ Outcome CompareBalances(Server& server, const Replayer& replay, std::ostream&) {
     grpc::Status got = server.stub().GetAccountBalance(context.get(), request, &balance);
     if (!got.ok()) return FromRpc(got, Cat("reading account ", account));
     if (balance.balance() != Money::FromFen(fen).ToString()) {
-      return Fault(Cat("account ", account, ": the server says ", balance.balance(), ", the replay gives ",
-                       Money::FromFen(fen).ToString()));
+      return Fault(Cat("account ", account, ": the server says ", balance.balance(),
+                       ", the replay gives ", Money::FromFen(fen).ToString()));
     }
   }
   return {};
@@ -239,13 +252,16 @@ Outcome CompareBalances(Server& server, const Replayer& replay, std::ostream&) {
 Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   absl::StatusOr<std::optional<Checkpoint>> checkpoint = LoadCheckpoint(o.checkpoint_file, o);
   if (!checkpoint.ok()) {
-    return checkpoint.status().code() == absl::StatusCode::kDataLoss ? Fault(Message(checkpoint.status()))
-                                                                     : Trouble(kExitUsage, Message(checkpoint.status()));
+    return checkpoint.status().code() == absl::StatusCode::kDataLoss
+               ? Fault(Message(checkpoint.status()))
+               : Trouble(kExitUsage, Message(checkpoint.status()));
   }
-  absl::StatusOr<std::optional<Checkpoint>> previous = LoadCheckpoint(o.previous_checkpoint_file, o);
+  absl::StatusOr<std::optional<Checkpoint>> previous =
+      LoadCheckpoint(o.previous_checkpoint_file, o);
   if (!previous.ok()) {
-    return previous.status().code() == absl::StatusCode::kDataLoss ? Fault(Message(previous.status()))
-                                                                   : Trouble(kExitUsage, Message(previous.status()));
+    return previous.status().code() == absl::StatusCode::kDataLoss
+               ? Fault(Message(previous.status()))
+               : Trouble(kExitUsage, Message(previous.status()));
   }
   if (!o.server.empty() && !checkpoint->has_value()) {
     // Against a live server, its latest checkpoint, checked with the auditor's own key.
@@ -254,7 +270,8 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
     if (!server.ok()) return Trouble(kExitUsage, Message(server.status()));
     v1::SignedCheckpoint signed_checkpoint;
     auto context = server->Context();
-    grpc::Status got = server->stub().GetCheckpoint(context.get(), v1::GetCheckpointRequest(), &signed_checkpoint);
+    grpc::Status got =
+        server->stub().GetCheckpoint(context.get(), v1::GetCheckpointRequest(), &signed_checkpoint);
     if (!got.ok()) return FromRpc(got, "fetching the checkpoint");
     absl::StatusOr<Checkpoint> verified = VerifyCheckpoint(signed_checkpoint.note(), o.public_key);
     if (!verified.ok()) return Fault(Cat("the server's checkpoint: ", Message(verified.status())));
@@ -269,10 +286,13 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   std::optional<std::string> root_at_checkpoint, root_at_previous;
   if (checkpoint->has_value() && (*checkpoint)->size == 0) root_at_checkpoint = MerkleEmptyRoot();
   Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
-    absl::Status added = item.parsed != nullptr ? replay.AddParsed(*item.parsed) : replay.AddStored(item.stored, item.key);
+    absl::Status added = item.parsed != nullptr ? replay.AddParsed(*item.parsed)
+                                                : replay.AddStored(item.stored, item.key);
     if (!added.ok()) return added;
-    if (checkpoint->has_value() && replay.size() == (*checkpoint)->size) root_at_checkpoint = replay.root();
-    if (previous->has_value() && replay.size() == (*previous)->size) root_at_previous = replay.root();
+    if (checkpoint->has_value() && replay.size() == (*checkpoint)->size)
+      root_at_checkpoint = replay.root();
+    if (previous->has_value() && replay.size() == (*previous)->size)
+      root_at_previous = replay.root();
     progress.Tick(replay.size(), err);
     return absl::OkStatus();
   });
@@ -286,15 +306,16 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
     if (!head.ok()) return Fault(Message(head.status()));
     if (*head != replay.size()) {
       return Fault(*head > replay.size()
-                       ? Cat("entry ", replay.size() + 1, ": missing (the chain head names entry ", *head,
-                             " but the journal ends at entry ", replay.size(), ")")
+                       ? Cat("entry ", replay.size() + 1, ": missing (the chain head names entry ",
+                             *head, " but the journal ends at entry ", replay.size(), ")")
                        : Cat("entry ", *head + 1, ": beyond the chain head (", *head, ")"));
     }
     absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = (*copy)->CompareWith(replay);
     if (!mismatch.ok()) return Fault(Message(mismatch.status()));
     if (mismatch->has_value()) {
       const ProjectionMismatch& m = **mismatch;
-      return Fault(Cat(m.space, " ", m.key, ": stored ", m.stored, ", the replay gives ", m.rebuilt));
+      return Fault(
+          Cat(m.space, " ", m.key, ": stored ", m.stored, ", the replay gives ", m.rebuilt));
     }
   }
   bool balances_compared = false;
@@ -306,15 +327,20 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
     for (int attempt = 0; attempt < 5 && !balances_compared; ++attempt) {
       v1::SignedCheckpoint now;
       auto context = server->Context();
-      grpc::Status got = server->stub().GetCheckpoint(context.get(), v1::GetCheckpointRequest(), &now);
+      grpc::Status got =
+          server->stub().GetCheckpoint(context.get(), v1::GetCheckpointRequest(), &now);
       if (!got.ok()) return FromRpc(got, "fetching the checkpoint");
       if (now.tree_size() > replay.size()) {
-        Outcome more = ForEachEntry(o, [&](const Item& item) -> absl::Status {
-          absl::Status added = replay.AddParsed(*item.parsed);
-          if (!added.ok()) return added;
-          if (checkpoint->has_value() && replay.size() == (*checkpoint)->size) root_at_checkpoint = replay.root();
-          return absl::OkStatus();
-        }, replay.size() + 1);
+        Outcome more = ForEachEntry(
+            o,
+            [&](const Item& item) -> absl::Status {
+              absl::Status added = replay.AddParsed(*item.parsed);
+              if (!added.ok()) return added;
+              if (checkpoint->has_value() && replay.size() == (*checkpoint)->size)
+                root_at_checkpoint = replay.root();
+              return absl::OkStatus();
+            },
+            replay.size() + 1);
         if (more.code != kExitOk) return more;
         continue;
       }
@@ -340,14 +366,15 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
                        " entries; the source has ", replay.size(), ")"));
     }
     if (*root_at_checkpoint != c.root) {
-      return Fault(Cat("the tree of the first ", c.size, " entries has root ", ToHex(*root_at_checkpoint),
-                       "; the signed checkpoint says ", ToHex(c.root)));
+      return Fault(Cat("the tree of the first ", c.size, " entries has root ",
+                       ToHex(*root_at_checkpoint), "; the signed checkpoint says ", ToHex(c.root)));
     }
   }
   if (previous->has_value()) {
     if (!root_at_previous.has_value() || *root_at_previous != (*previous)->root) {
-      return Fault(Cat("the journal is not consistent with the earlier checkpoint of ", (*previous)->size,
-                       " entries: its first ", (*previous)->size, " entries have another root"));
+      return Fault(Cat("the journal is not consistent with the earlier checkpoint of ",
+                       (*previous)->size, " entries: its first ", (*previous)->size,
+                       " entries have another root"));
     }
   }
 
@@ -358,12 +385,15 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
     if (!loan.position().disbursed_date().empty()) disbursed += loan.amount_fen();
     outstanding += loan.position().principal_outstanding_fen();
   }
-  out << "verified " << replay.size() << " entries: hashes, sequence, chain links, balanced postings, replay\n";
+  out << "verified " << replay.size()
+      << " entries: hashes, sequence, chain links, balanced postings, replay\n";
   out << "tree root " << ToHex(replay.root()) << "\n";
   if (checkpoint->has_value()) {
-    out << "checkpoint: signature good, root of the first " << (*checkpoint)->size << " entries matches\n";
+    out << "checkpoint: signature good, root of the first " << (*checkpoint)->size
+        << " entries matches\n";
   }
-  if (previous->has_value()) out << "consistent with the earlier checkpoint of " << (*previous)->size << " entries\n";
+  if (previous->has_value())
+    out << "consistent with the earlier checkpoint of " << (*previous)->size << " entries\n";
   if (!o.db.empty()) out << "every stored projection, index and request id equals the replay\n";
   if (balances_compared) out << "every account balance the server reports equals the replay\n";
   if (!o.server.empty() && !balances_compared) {
@@ -372,7 +402,8 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   out << "loans: " << replay.Loans().size();
   for (const auto& [status, count] : by_status) out << ", " << count << " " << status;
   out << "\ndisbursed " << Yuan(disbursed) << ", principal outstanding " << Yuan(outstanding)
-      << ", union fund cash " << Yuan(static_cast<int64_t>(replay.Balance("union:fund:cash").fen())) << "\n";
+      << ", union fund cash " << Yuan(static_cast<int64_t>(replay.Balance("union:fund:cash").fen()))
+      << "\n";
   return {};
 }
 
@@ -386,8 +417,10 @@ std::string CsvField(std::string_view text) {
   return out + "\"";
 }
 
-Outcome Export(const Options& o, const std::string& jsonl, const std::string& csv, std::ostream& out) {
-  if (jsonl.empty() && csv.empty()) return Trouble(kExitUsage, "give --jsonl FILE and/or --csv FILE");
+Outcome Export(const Options& o, const std::string& jsonl, const std::string& csv,
+               std::ostream& out) {
+  if (jsonl.empty() && csv.empty())
+    return Trouble(kExitUsage, "give --jsonl FILE and/or --csv FILE");
   std::ofstream json_out, csv_out;
   if (!jsonl.empty()) {
     json_out.open(jsonl, std::ios::trunc);
@@ -397,7 +430,8 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
     csv_out.open(csv, std::ios::trunc | std::ios::binary);
     if (!csv_out) return Trouble(kExitUsage, Cat("cannot write ", csv));
     // UTF-8 with a byte-order mark, so a spreadsheet shows Chinese names.
-    csv_out << "\xef\xbb\xbf" << "seq,date,actor,role,event,loan,account,debit,credit\r\n";
+    csv_out << "\xef\xbb\xbf"
+            << "seq,date,actor,role,event,loan,account,debit,credit\r\n";
   }
   uint64_t count = 0;
   Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
@@ -428,8 +462,9 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
       for (const v1::Posting& p : entry.postings()) {
         const std::string amount = Money::FromFen(p.amount_fen()).ToString();
         const bool debit = p.side() == v1::POSTING_SIDE_DEBIT;
-        csv_out << entry.sequence() << "," << entry.business_date() << "," << CsvField(entry.actor().principal_id())
-                << "," << entry.actor().role() << "," << kind << "," << loan << "," << CsvField(p.account()) << ","
+        csv_out << entry.sequence() << "," << entry.business_date() << ","
+                << CsvField(entry.actor().principal_id()) << "," << entry.actor().role() << ","
+                << kind << "," << loan << "," << CsvField(p.account()) << ","
                 << (debit ? amount : "") << "," << (debit ? "" : amount) << "\r\n";
       }
     }
@@ -442,14 +477,15 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
   return {};
 }
 
-Outcome Replay(const Options& o, const std::string& as_of, const std::string& loan_id, const std::string& borrower_id,
-               const std::string& account, std::ostream& out) {
+Outcome Replay(const Options& o, const std::string& as_of, const std::string& loan_id,
+               const std::string& borrower_id, const std::string& account, std::ostream& out) {
   uint64_t last_sequence = UINT64_MAX;
   std::optional<Date> last_date;
   if (!as_of.empty()) {
     if (as_of.find('-') != std::string::npos) {
       absl::StatusOr<Date> date = ParseDate(as_of, "--as-of");
-      if (!date.ok()) return Trouble(kExitUsage, "--as-of must be a sequence number or a date YYYY-MM-DD");
+      if (!date.ok())
+        return Trouble(kExitUsage, "--as-of must be a sequence number or a date YYYY-MM-DD");
       last_date = *date;
     } else {
       try {
@@ -479,8 +515,11 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
     return replay.AddParsed(entry);
   });
   if (read.code != kExitOk && read.message != "done") return read;
-  const Date date = last_date.has_value() ? *last_date : *ParseDate(latest_date.empty() ? "1970-01-01" : latest_date, "d");
-  out << "as of " << (last_date.has_value() ? "business date " + date.ToString() : Cat("entry ", replay.size()))
+  const Date date = last_date.has_value()
+                        ? *last_date
+                        : *ParseDate(latest_date.empty() ? "1970-01-01" : latest_date, "d");
+  out << "as of "
+      << (last_date.has_value() ? "business date " + date.ToString() : Cat("entry ", replay.size()))
       << "\n";
   if (!account.empty()) {
     out << account << ": " << Yuan(static_cast<int64_t>(replay.Balance(account).fen())) << "\n";
@@ -489,9 +528,9 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
   auto print_loan = [&](const v1::LoanState& loan) {
     const Delinquency d = DelinquencyAsOf(loan.position(), loan.grace_days(), date);
     out << loan.loan_id() << "  " << loan.borrower_id() << "  " << loan.county() << "  "
-        << v1::LoanStatus_Name(loan.position().status()).substr(12) << "  amount " << Yuan(loan.amount_fen())
-        << "  outstanding " << Yuan(d.outstanding_fen) << "  days past due " << d.days_past_due << " ("
-        << d.bucket << ")\n";
+        << v1::LoanStatus_Name(loan.position().status()).substr(12) << "  amount "
+        << Yuan(loan.amount_fen()) << "  outstanding " << Yuan(d.outstanding_fen)
+        << "  days past due " << d.days_past_due << " (" << d.bucket << ")\n";
   };
   if (!loan_id.empty()) {
     std::optional<v1::LoanState> loan = replay.Loan(loan_id);
@@ -500,16 +539,18 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
     const std::vector<int64_t> paid = PaidAsOf(loan->position(), date);
     for (int i = 0; i < loan->position().schedule_size(); ++i) {
       const v1::Installment& inst = loan->position().schedule(i);
-      out << "  " << inst.number() << "  due " << inst.due_date() << "  " << Yuan(inst.principal_fen()) << "  paid "
-          << Yuan(paid[static_cast<size_t>(i)]) << "\n";
+      out << "  " << inst.number() << "  due " << inst.due_date() << "  "
+          << Yuan(inst.principal_fen()) << "  paid " << Yuan(paid[static_cast<size_t>(i)]) << "\n";
     }
     return {};
   }
   if (!borrower_id.empty()) {
     std::optional<v1::BorrowerState> borrower = replay.Borrower(borrower_id);
-    if (!borrower.has_value()) return Trouble(kExitUsage, Cat("no borrower ", borrower_id, " then"));
-    out << borrower->borrower_id() << "  " << borrower->details().name() << "  " << borrower->details().county()
-        << "  " << v1::TalentPoolStatus_Name(borrower->status()).substr(19) << "\n";
+    if (!borrower.has_value())
+      return Trouble(kExitUsage, Cat("no borrower ", borrower_id, " then"));
+    out << borrower->borrower_id() << "  " << borrower->details().name() << "  "
+        << borrower->details().county() << "  "
+        << v1::TalentPoolStatus_Name(borrower->status()).substr(19) << "\n";
     for (const v1::LoanState& loan : replay.Loans()) {
       if (loan.borrower_id() == borrower_id) print_loan(loan);
     }
@@ -524,21 +565,24 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
     if (d.days_past_due > 30) par30 += d.outstanding_fen;
     if (d.days_past_due > 90) par90 += d.outstanding_fen;
   }
-  out << "portfolio: " << loans << " loans outstanding, principal " << Yuan(outstanding) << ", PAR30 " << Yuan(par30)
-      << ", PAR90 " << Yuan(par90) << "\n";
-  out << "union fund cash " << Yuan(static_cast<int64_t>(replay.Balance("union:fund:cash").fen())) << "\n";
+  out << "portfolio: " << loans << " loans outstanding, principal " << Yuan(outstanding)
+      << ", PAR30 " << Yuan(par30) << ", PAR90 " << Yuan(par90) << "\n";
+  out << "union fund cash " << Yuan(static_cast<int64_t>(replay.Balance("union:fund:cash").fen()))
+      << "\n";
   return {};
 }
 
 Outcome Prove(const Options& o, uint64_t sequence, std::ostream& out) {
   absl::StatusOr<std::optional<Checkpoint>> checkpoint = LoadCheckpoint(o.checkpoint_file, o);
   if (!checkpoint.ok() || !checkpoint->has_value()) {
-    return checkpoint.ok() ? Trouble(kExitUsage, "prove needs --checkpoint FILE and --public-key KEY")
-                           : Fault(Message(checkpoint.status()));
+    return checkpoint.ok()
+               ? Trouble(kExitUsage, "prove needs --checkpoint FILE and --public-key KEY")
+               : Fault(Message(checkpoint.status()));
   }
   const Checkpoint& c = **checkpoint;
   if (sequence == 0 || sequence > c.size) {
-    return Trouble(kExitUsage, Cat("entry ", sequence, " is not within the checkpoint's ", c.size, " entries"));
+    return Trouble(kExitUsage,
+                   Cat("entry ", sequence, " is not within the checkpoint's ", c.size, " entries"));
   }
   v1::Entry entry;
   std::vector<std::string> proof;
@@ -555,7 +599,8 @@ Outcome Prove(const Options& o, uint64_t sequence, std::ostream& out) {
     entry = response.entry();
     for (const std::string& hex : response.hashes()) {
       std::string bytes;
-      for (size_t i = 0; i + 1 < hex.size(); i += 2) bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+      for (size_t i = 0; i + 1 < hex.size(); i += 2)
+        bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
       proof.push_back(bytes);
     }
   } else {
@@ -575,18 +620,22 @@ Outcome Prove(const Options& o, uint64_t sequence, std::ostream& out) {
       return absl::OkStatus();
     });
     if (read.code != kExitOk) return read;
-    if (leaves.size() < c.size) return Fault(Cat("the source has ", leaves.size(), " entries; the checkpoint ", c.size));
+    if (leaves.size() < c.size)
+      return Fault(Cat("the source has ", leaves.size(), " entries; the checkpoint ", c.size));
     PerfectNodeSource nodes = [&leaves](int level, uint64_t index) -> absl::StatusOr<std::string> {
-      std::vector<std::string> hashes(leaves.begin() + static_cast<ptrdiff_t>(index << level),
-                                      leaves.begin() + static_cast<ptrdiff_t>((index + 1) << level));
+      std::vector<std::string> hashes(
+          leaves.begin() + static_cast<ptrdiff_t>(index << level),
+          leaves.begin() + static_cast<ptrdiff_t>((index + 1) << level));
       while (hashes.size() > 1) {
         std::vector<std::string> up;
-        for (size_t i = 0; i < hashes.size(); i += 2) up.push_back(MerkleNodeHash(hashes[i], hashes[i + 1]));
+        for (size_t i = 0; i < hashes.size(); i += 2)
+          up.push_back(MerkleNodeHash(hashes[i], hashes[i + 1]));
         hashes.swap(up);
       }
       return hashes[0];
     };
-    absl::StatusOr<std::vector<std::string>> built = MerkleInclusionProof(nodes, sequence - 1, c.size);
+    absl::StatusOr<std::vector<std::string>> built =
+        MerkleInclusionProof(nodes, sequence - 1, c.size);
     if (!built.ok()) return Fault(Message(built.status()));
     proof = *built;
   }
@@ -600,8 +649,9 @@ Outcome Prove(const Options& o, uint64_t sequence, std::ostream& out) {
   out << "entry " << sequence << " (" << EventKindName(entry.event());
   const std::string loan = LoanIdOfEvent(entry.event());
   if (!loan.empty()) out << " " << loan;
-  out << ", " << entry.business_date() << ", by " << entry.actor().principal_id() << ") is in the ledger signed at "
-      << c.size << " entries (root " << ToHex(c.root).substr(0, 16) << "...)\n";
+  out << ", " << entry.business_date() << ", by " << entry.actor().principal_id()
+      << ") is in the ledger signed at " << c.size << " entries (root "
+      << ToHex(c.root).substr(0, 16) << "...)\n";
   return {};
 }
 
@@ -611,7 +661,8 @@ Outcome SaveCheckpoint(const Options& o, const std::string& path, std::ostream& 
   if (!server.ok()) return Trouble(kExitUsage, Message(server.status()));
   v1::SignedCheckpoint signed_checkpoint;
   auto context = server->Context();
-  grpc::Status got = server->stub().GetCheckpoint(context.get(), v1::GetCheckpointRequest(), &signed_checkpoint);
+  grpc::Status got =
+      server->stub().GetCheckpoint(context.get(), v1::GetCheckpointRequest(), &signed_checkpoint);
   if (!got.ok()) return FromRpc(got, "fetching the checkpoint");
   if (!o.public_key.empty()) {
     absl::StatusOr<Checkpoint> verified = VerifyCheckpoint(signed_checkpoint.note(), o.public_key);
@@ -621,20 +672,25 @@ Outcome SaveCheckpoint(const Options& o, const std::string& path, std::ostream& 
     out << signed_checkpoint.note();
   } else {
     std::ofstream(path, std::ios::trunc) << signed_checkpoint.note();
-    out << "checkpoint of " << signed_checkpoint.tree_size() << " entries saved to " << path << "\n";
+    out << "checkpoint of " << signed_checkpoint.tree_size() << " entries saved to " << path
+        << "\n";
   }
   return {};
 }
 
 void AddSourceOptions(CLI::App* command, Options& o) {
-  command->add_option("--db", o.db, "a read-only copy of a ledger database (or a stopped server's data directory)");
-  command->add_option("--export", o.export_file, "a JSON-lines export made by `gongdai-audit export`");
+  command->add_option(
+      "--db", o.db, "a read-only copy of a ledger database (or a stopped server's data directory)");
+  command->add_option("--export", o.export_file,
+                      "a JSON-lines export made by `gongdai-audit export`");
   command->add_option("--server", o.server, "a live server, host:port (with an auditor token)");
   command->add_option("--token-file", o.token_file,
-                      "token file (the token alone, or a development tokens file); default ./gongdai-data/dev-tokens.toml");
+                      "token file (the token alone, or a development tokens file); default "
+                      "./gongdai-data/dev-tokens.toml");
   command->add_option("--as", o.as, "which token of a development tokens file (default: auditor)");
   command->add_option("--ca-file", o.ca_file, "CA certificate (PEM) for a TLS server");
-  command->add_option("--tls-server-name", o.tls_server_name, "the name in the server's certificate");
+  command->add_option("--tls-server-name", o.tls_server_name,
+                      "the name in the server's certificate");
 }
 
 }  // namespace
@@ -651,40 +707,56 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   std::string jsonl, csv, as_of, loan, borrower, account, out_file;
   uint64_t sequence = 0;
 
-  CLI::App* verify = app.add_subcommand("verify", "check every entry, the chain, the tree, the checkpoint and the replay");
+  CLI::App* verify = app.add_subcommand(
+      "verify", "check every entry, the chain, the tree, the checkpoint and the replay");
   AddSourceOptions(verify, o);
-  verify->add_option("--public-key", o.public_key, "the server's verifier key (gongdai-server --print-public-key)");
-  verify->add_option("--checkpoint", o.checkpoint_file, "a signed checkpoint the journal must match");
+  verify->add_option("--public-key", o.public_key,
+                     "the server's verifier key (gongdai-server --print-public-key)");
+  verify->add_option("--checkpoint", o.checkpoint_file,
+                     "a signed checkpoint the journal must match");
   verify->add_option("--previous-checkpoint", o.previous_checkpoint_file,
                      "an earlier checkpoint you kept: the journal must extend it");
-  verify->footer("Example:\n  gongdai-audit verify --export journal.jsonl --checkpoint cp.txt --public-key KEY");
+  verify->footer(
+      "Example:\n  gongdai-audit verify --export journal.jsonl --checkpoint cp.txt --public-key "
+      "KEY");
 
-  CLI::App* exporter = app.add_subcommand("export", "write the journal as JSON lines and its postings as CSV");
+  CLI::App* exporter =
+      app.add_subcommand("export", "write the journal as JSON lines and its postings as CSV");
   AddSourceOptions(exporter, o);
   exporter->add_option("--jsonl", jsonl, "JSON lines: every field of every entry, hashes in hex");
-  exporter->add_option("--csv", csv, "one row per posting (UTF-8 with BOM, opens in a spreadsheet)");
-  exporter->footer("Example:\n  gongdai-audit export --server 127.0.0.1:50051 --jsonl journal.jsonl --csv postings.csv");
+  exporter->add_option("--csv", csv,
+                       "one row per posting (UTF-8 with BOM, opens in a spreadsheet)");
+  exporter->footer(
+      "Example:\n  gongdai-audit export --server 127.0.0.1:50051 --jsonl journal.jsonl --csv "
+      "postings.csv");
 
-  CLI::App* replay = app.add_subcommand("replay", "show a loan, a borrower, an account or the portfolio as it stood");
+  CLI::App* replay = app.add_subcommand(
+      "replay", "show a loan, a borrower, an account or the portfolio as it stood");
   AddSourceOptions(replay, o);
   replay->add_option("--as-of", as_of, "an entry's sequence number, or a business date YYYY-MM-DD");
   replay->add_option("--loan", loan, "a loan id, e.g. L000042");
   replay->add_option("--borrower", borrower, "a borrower id and their loans");
   replay->add_option("--account", account, "an account, e.g. union:fund:cash");
-  replay->footer("Example:\n  gongdai-audit replay --export journal.jsonl --as-of 2020-12-31 --loan L000042");
+  replay->footer(
+      "Example:\n  gongdai-audit replay --export journal.jsonl --as-of 2020-12-31 --loan L000042");
 
-  CLI::App* prove = app.add_subcommand("prove", "check that one entry is in the ledger a checkpoint signs");
+  CLI::App* prove =
+      app.add_subcommand("prove", "check that one entry is in the ledger a checkpoint signs");
   AddSourceOptions(prove, o);
   prove->add_option("--sequence", sequence, "the entry's sequence number")->required();
   prove->add_option("--checkpoint", o.checkpoint_file, "the signed checkpoint")->required();
   prove->add_option("--public-key", o.public_key, "the server's verifier key")->required();
-  prove->footer("Example:\n  gongdai-audit prove --server 127.0.0.1:50051 --sequence 1234 --checkpoint cp.txt --public-key KEY");
+  prove->footer(
+      "Example:\n  gongdai-audit prove --server 127.0.0.1:50051 --sequence 1234 --checkpoint "
+      "cp.txt --public-key KEY");
 
-  CLI::App* checkpoint = app.add_subcommand("checkpoint", "fetch the server's signed checkpoint, to keep");
+  CLI::App* checkpoint =
+      app.add_subcommand("checkpoint", "fetch the server's signed checkpoint, to keep");
   AddSourceOptions(checkpoint, o);
   checkpoint->add_option("--out", out_file, "where to save it (default: print it)");
   checkpoint->add_option("--public-key", o.public_key, "check its signature before saving");
-  checkpoint->footer("Example:\n  gongdai-audit checkpoint --server 127.0.0.1:50051 --out cp-2021-03-31.txt");
+  checkpoint->footer(
+      "Example:\n  gongdai-audit checkpoint --server 127.0.0.1:50051 --out cp-2021-03-31.txt");
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
@@ -710,7 +782,8 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   if (prove->parsed()) outcome = Prove(o, sequence, out);
   if (checkpoint->parsed()) outcome = SaveCheckpoint(o, out_file, out);
   if (outcome.code == kExitFailed) err << "FAILED: " << outcome.message << "\n";
-  if (outcome.code != kExitOk && outcome.code != kExitFailed) err << "gongdai-audit: " << outcome.message << "\n";
+  if (outcome.code != kExitOk && outcome.code != kExitFailed)
+    err << "gongdai-audit: " << outcome.message << "\n";
   return outcome.code;
 }
 

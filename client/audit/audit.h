@@ -11,10 +11,10 @@ namespace gongdai::audit {
 
 // Exit codes.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;      // the verification found a fault
-inline constexpr int kExitUsage = 2;       // bad flags or an unreadable source
-inline constexpr int kExitAuth = 4;        // the server refused the token
-inline constexpr int kExitUnreachable = 5; // the server could not be reached
+inline constexpr int kExitFailed = 1;       // the verification found a fault
+inline constexpr int kExitUsage = 2;        // bad flags or an unreadable source
+inline constexpr int kExitAuth = 4;         // the server refused the token
+inline constexpr int kExitUnreachable = 5;  // the server could not be reached
 
 // Runs the tool with `args` (argv without the program name), writing to `out` and
 // `err`; returns the exit code.
