@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-debian.sh
+# Sources follow .clang-format (Google style); a change that does not is refused here.
+git ls-files -z '*.cc' '*.h' | xargs -0 clang-format --dry-run --Werror
 cmake --preset ci
 cmake --build --preset ci --parallel 2
 ctest --preset ci --parallel 2
