@@ -16,6 +16,7 @@ packages=(
   golang-github-gogo-googleapis-dev  # google/rpc/*.proto (status, error details), compiled with protoc
   clang-format
   openssl  # the TLS end-to-end test makes its own certificate
+  postgresql-15  # bench/run-postgres-peer.sh: initdb, postgres, pgbench (psql comes with it)
 )
 
 missing=()
