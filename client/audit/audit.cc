@@ -154,6 +154,12 @@ struct Item {
   uint64_t key = 0;
 };
 
+// The entry of an item: parsed (export, server) or opened from its stored bytes.
+absl::StatusOr<v1::Entry> EntryOf(const Item& item) {
+  if (item.parsed != nullptr) return *item.parsed;
+  return OpenEntry(item.stored, item.key);
+}
+
 Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const Item&)>& visit,
                      uint64_t start_sequence = 1) {
   int sources = !o.db.empty() + !o.export_file.empty() + !o.server.empty();
@@ -435,14 +441,9 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
   }
   uint64_t count = 0;
   Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
-    v1::Entry entry;
-    if (item.parsed != nullptr) {
-      entry = *item.parsed;
-    } else {
-      absl::StatusOr<v1::Entry> opened = OpenEntry(item.stored, item.key);
-      if (!opened.ok()) return opened.status();
-      entry = *std::move(opened);
-    }
+    absl::StatusOr<v1::Entry> opened = EntryOf(item);
+    if (!opened.ok()) return opened.status();
+    const v1::Entry& entry = *opened;
     if (json_out.is_open()) {
       v1::ExportLine line;
       *line.mutable_entry() = entry;
@@ -498,14 +499,9 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
   Replayer replay;
   std::string latest_date;
   Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
-    v1::Entry entry;
-    if (item.parsed != nullptr) {
-      entry = *item.parsed;
-    } else {
-      absl::StatusOr<v1::Entry> opened = OpenEntry(item.stored, item.key);
-      if (!opened.ok()) return opened.status();
-      entry = *std::move(opened);
-    }
+    absl::StatusOr<v1::Entry> opened = EntryOf(item);
+    if (!opened.ok()) return opened.status();
+    const v1::Entry& entry = *opened;
     if (entry.sequence() > last_sequence) return absl::CancelledError("done");
     if (last_date.has_value()) {
       if (*ParseDate(entry.business_date(), "date") > *last_date) return absl::OkStatus();
@@ -607,14 +603,9 @@ Outcome Prove(const Options& o, uint64_t sequence, std::ostream& out) {
     // From an export or a database copy: the proof is computed here from the leaves.
     std::vector<std::string> leaves;
     Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
-      v1::Entry e;
-      if (item.parsed != nullptr) {
-        e = *item.parsed;
-      } else {
-        absl::StatusOr<v1::Entry> opened = OpenEntry(item.stored, item.key);
-        if (!opened.ok()) return opened.status();
-        e = *std::move(opened);
-      }
+      absl::StatusOr<v1::Entry> opened = EntryOf(item);
+      if (!opened.ok()) return opened.status();
+      const v1::Entry& e = *opened;
       if (e.sequence() == sequence) entry = e;
       if (leaves.size() < c.size) leaves.push_back(e.hash());
       return absl::OkStatus();
