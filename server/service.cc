@@ -138,6 +138,25 @@ LedgerService::Fill LedgerService::LoanFill(v1::LoanResponse* response,
   };
 }
 
+LedgerService::Fill LedgerService::ProductFill(v1::ProductResponse* response,
+                                               std::string product_id) {
+  return [this, response, product_id = std::move(product_id)](const CommandResult& result,
+                                                              const Caller&) {
+    FillReceipt(result, response->mutable_entry());
+    absl::StatusOr<v1::ProductState> product = ledger_->GetProduct(product_id);
+    if (!product.ok()) return product.status();
+    *response->mutable_product() = ProductToApi(*product);
+    return absl::OkStatus();
+  };
+}
+
+LedgerService::Fill LedgerService::ReceiptFill(v1::EntryResponse* response) {
+  return [response](const CommandResult& result, const Caller&) {
+    FillReceipt(result, response->mutable_entry());
+    return absl::OkStatus();
+  };
+}
+
 // ---- Products --------------------------------------------------------------------------
 
 LedgerService::Reactor* LedgerService::DefineProduct(Context* c, const v1::DefineProductRequest* r,
@@ -150,14 +169,7 @@ LedgerService::Reactor* LedgerService::DefineProduct(Context* c, const v1::Defin
         *e.mutable_product_defined()->mutable_terms() = TermsFromInput(r->terms(), v);
         return e;
       },
-      [this, response](const CommandResult& result, const Caller&) {
-        FillReceipt(result, response->mutable_entry());
-        absl::StatusOr<v1::ProductState> p =
-            ledger_->GetProduct(result.entry.event().product_defined().product_id());
-        if (!p.ok()) return p.status();
-        *response->mutable_product() = ProductToApi(*p);
-        return absl::OkStatus();
-      });
+      ProductFill(response, r->product_id()));
 }
 
 LedgerService::Reactor* LedgerService::AmendProduct(Context* c, const v1::AmendProductRequest* r,
@@ -170,14 +182,7 @@ LedgerService::Reactor* LedgerService::AmendProduct(Context* c, const v1::AmendP
         *e.mutable_product_amended()->mutable_terms() = TermsFromInput(r->terms(), v);
         return e;
       },
-      [this, response](const CommandResult& result, const Caller&) {
-        FillReceipt(result, response->mutable_entry());
-        absl::StatusOr<v1::ProductState> p =
-            ledger_->GetProduct(result.entry.event().product_amended().product_id());
-        if (!p.ok()) return p.status();
-        *response->mutable_product() = ProductToApi(*p);
-        return absl::OkStatus();
-      });
+      ProductFill(response, r->product_id()));
 }
 
 LedgerService::Reactor* LedgerService::GetProduct(Context* c, const v1::GetProductRequest* r,
@@ -532,10 +537,7 @@ LedgerService::Reactor* LedgerService::RecordFundContribution(
         f->set_reference(r->reference());
         return e;
       },
-      [response](const CommandResult& result, const Caller&) {
-        FillReceipt(result, response->mutable_entry());
-        return absl::OkStatus();
-      });
+      ReceiptFill(response));
 }
 
 LedgerService::Reactor* LedgerService::SettleSubsidy(Context* c, const v1::SettleSubsidyRequest* r,
@@ -551,10 +553,7 @@ LedgerService::Reactor* LedgerService::SettleSubsidy(Context* c, const v1::Settl
         s->set_reference(r->reference());
         return e;
       },
-      [response](const CommandResult& result, const Caller&) {
-        FillReceipt(result, response->mutable_entry());
-        return absl::OkStatus();
-      });
+      ReceiptFill(response));
 }
 
 LedgerService::Reactor* LedgerService::ReverseEntry(Context* c, const v1::ReverseEntryRequest* r,
@@ -567,10 +566,7 @@ LedgerService::Reactor* LedgerService::ReverseEntry(Context* c, const v1::Revers
         e.mutable_entry_reversed()->set_reason(r->reason());
         return e;
       },
-      [response](const CommandResult& result, const Caller&) {
-        FillReceipt(result, response->mutable_entry());
-        return absl::OkStatus();
-      });
+      ReceiptFill(response));
 }
 
 // ---- Journal, accounts, figures --------------------------------------------------------

@@ -90,6 +90,8 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   Reactor* Write(Context* context, const char* method, const std::string& request_id,
                  const std::string& business_date, BuildEvent build, Fill fill);
   Reactor* Read(Context* context, const char* method, Run run);
+  Fill ProductFill(v1::ProductResponse* response, std::string product_id);
+  static Fill ReceiptFill(v1::EntryResponse* response);
   Fill LoanFill(v1::LoanResponse* response, std::function<std::string(const v1::Event&)> loan_id);
 
   Ledger* const ledger_;
