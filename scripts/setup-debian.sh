@@ -9,6 +9,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libboost-dev
   libssl-dev
+  libjemalloc-dev  # the allocator of the server, the tools and the benchmarks (not under sanitizers)
   libabsl-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
