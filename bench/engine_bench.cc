@@ -50,6 +50,7 @@
 #include "engine/date.h"
 #include "engine/ledger.h"
 #include "engine/options.h"
+#include "engine/storage_config.h"
 #include "gongdai/v1/journal.pb.h"
 
 namespace gongdai::bench {
@@ -448,8 +449,9 @@ struct RawResult {
   double write_batch_bytes_per_entry = 0;
 };
 
-// The engine's RocksDB configuration (engine/storage.cc): a default column family plus
-// one per key space, bloom filters on all but the journal, no compression.
+// Opened with the engine's own RocksDB configuration (engine/storage_config.h): a default
+// column family plus one per key space, bloom filters on all but the journal (on the files
+// and on the memtables), no compression.
 struct RawDatabase {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [0] is the default family
@@ -466,30 +468,8 @@ struct RawDatabase {
 
 absl::Status OpenRawDatabase(const std::filesystem::path& path, RawDatabase& out) {
   const LedgerOptions defaults;
-  rocksdb::DBOptions db_options;
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
-  db_options.paranoid_checks = true;
-  db_options.max_background_jobs = 2;
-  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  db_options.max_total_wal_size = 4 * defaults.write_buffer_bytes * kSpaceCount;
-  db_options.keep_log_file_num = 4;
-  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(defaults.block_cache_bytes);
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-  for (size_t space = 0; space < kSpaceCount; ++space) {
-    rocksdb::ColumnFamilyOptions cf;
-    cf.write_buffer_size = defaults.write_buffer_bytes;
-    cf.compression = rocksdb::kNoCompression;
-    rocksdb::BlockBasedTableOptions table;
-    table.block_cache = cache;
-    if (space != kJournal) {
-      table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-      table.whole_key_filtering = true;
-    }
-    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    descriptors.emplace_back(kSpaceNames[space], cf);
-  }
+  const rocksdb::DBOptions db_options = LedgerDBOptions(defaults);
+  const std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = LedgerColumnFamilies(defaults);
   rocksdb::DB* raw_db = nullptr;
   absl::Status opened =
       FromRocks(rocksdb::DB::Open(db_options, path.string(), descriptors, &out.handles, &raw_db),
