@@ -1121,14 +1121,6 @@ void AddFlows(v1::ReportCounters& into, const v1::ReportCounters& delta) {
   }
 }
 
-void AddStocks(ReportRow& into, const Delinquency& d) {
-  into.loans_outstanding += 1;
-  into.outstanding_fen += d.outstanding_fen;
-  into.overdue_principal_fen += d.overdue_principal_fen;
-  if (d.days_past_due > 30) into.par30_fen += d.outstanding_fen;
-  if (d.days_past_due > 90) into.par90_fen += d.outstanding_fen;
-}
-
 }  // namespace
 
 absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQuery& query) const {
@@ -1172,25 +1164,45 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
       snapshot.get());
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
+  // Stocks as of `to`: the running changes of every day up to it, summed per dimension.
+  std::map<std::string, std::pair<ReportDims, v1::StockChange>> stocks;
+  const std::string stocks_end = Cat(kStockPrefix, report.to, "0");
   scanned = storage_->Scan(
-      Space::kProjections, kLoanSummaryPrefix,
+      Space::kProjections, kStockPrefix,
       [&](std::string_view key, std::string_view value) {
-        if (!key.starts_with(kLoanSummaryPrefix)) return false;
-        v1::LoanSummary loan;
-        if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-          failure = absl::DataLossError(Cat("projection ", key, " does not parse"));
+        if (!key.starts_with(kStockPrefix) || key >= stocks_end) return false;
+        std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
+        v1::StockChange change;
+        if (!parsed.has_value() ||
+            !change.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          failure = absl::DataLossError(Cat("stock changes under ", key, " do not parse"));
           return false;
         }
-        const Delinquency d = SummaryDelinquencyAsOf(loan, *to);
-        if (d.outstanding_fen <= 0) return true;
-        AddStocks(
-            row(ReportDims{loan.county(), loan.category(), loan.product_id(), loan.funding()}), d);
-        AddStocks(report.total, d);
+        // Key without the date: "k/" + "YYYY-MM-DD/".
+        auto [at, inserted] = stocks.try_emplace(std::string(key.substr(kStockPrefix.size() + 11)));
+        if (inserted) at->second.first = std::move(parsed->second);
+        v1::StockChange& sum = at->second.second;
+        sum.set_loans_outstanding(sum.loans_outstanding() + change.loans_outstanding());
+        sum.set_outstanding_fen(sum.outstanding_fen() + change.outstanding_fen());
+        sum.set_overdue_principal_fen(sum.overdue_principal_fen() + change.overdue_principal_fen());
+        sum.set_par30_fen(sum.par30_fen() + change.par30_fen());
+        sum.set_par90_fen(sum.par90_fen() + change.par90_fen());
         return true;
       },
       snapshot.get());
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
+  for (const auto& [unused, dims_and_sum] : stocks) {
+    const auto& [dims, sum] = dims_and_sum;
+    if (sum.loans_outstanding() <= 0) continue;
+    for (ReportRow* into : {&row(dims), &report.total}) {
+      into->loans_outstanding += sum.loans_outstanding();
+      into->outstanding_fen += sum.outstanding_fen();
+      into->overdue_principal_fen += sum.overdue_principal_fen();
+      into->par30_fen += sum.par30_fen();
+      into->par90_fen += sum.par90_fen();
+    }
+  }
   for (auto& [group, r] : rows) report.rows.push_back(std::move(r));
   return report;
 }

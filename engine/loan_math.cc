@@ -1,5 +1,7 @@
 #include "engine/loan_math.h"
 
+#include <algorithm>
+
 #include "engine/check.h"
 #include "engine/strings.h"
 
@@ -204,6 +206,78 @@ Delinquency SummaryDelinquencyAsOf(const v1::LoanSummary& s, Date as_of) {
   if (result.overdue_installments > 0) result.days_past_due = today - s.due_day(oldest_unpaid);
   result.bucket = AgingBucket(result.days_past_due);
   return result;
+}
+
+Stocks StocksOf(const Delinquency& d) {
+  Stocks stocks;
+  if (d.outstanding_fen <= 0) return stocks;
+  stocks.loans_outstanding = 1;
+  stocks.outstanding_fen = d.outstanding_fen;
+  stocks.overdue_principal_fen = d.overdue_principal_fen;
+  if (d.days_past_due > 30) stocks.par30_fen = d.outstanding_fen;
+  if (d.days_past_due > 90) stocks.par90_fen = d.outstanding_fen;
+  return stocks;
+}
+
+std::vector<std::pair<int32_t, Stocks>> StockSteps(const v1::LoanSummary& s) {
+  // SummaryDelinquencyAsOf(s, t) changes only on these days: the disbursement, the end, a
+  // payment, and for each installment the day after its grace (it turns overdue) and the
+  // 31st and 91st days after its due date (PAR30, PAR90 for the oldest unpaid one).
+  std::vector<int32_t> days;
+  days.reserve(2 + static_cast<size_t>(s.paid_day_size()) + 3 * s.due_day_size());
+  days.push_back(s.disbursed_day());
+  if (s.ended_day() != 0) days.push_back(s.ended_day());
+  for (int32_t day : s.paid_day()) days.push_back(day);
+  for (int32_t due : s.due_day()) {
+    days.push_back(due + s.grace_days() + 1);
+    days.push_back(due + 31);
+    days.push_back(due + 91);
+  }
+  std::sort(days.begin(), days.end());
+  days.erase(std::unique(days.begin(), days.end()), days.end());
+
+  // Payments in day order, applied as the sweep passes their day.
+  std::vector<int> payments(static_cast<size_t>(s.paid_day_size()));
+  for (size_t i = 0; i < payments.size(); ++i) payments[i] = static_cast<int>(i);
+  std::stable_sort(payments.begin(), payments.end(),
+                   [&s](int a, int b) { return s.paid_day(a) < s.paid_day(b); });
+  std::vector<int64_t> unpaid(s.principal_fen().begin(), s.principal_fen().end());
+  size_t next_payment = 0;
+
+  std::vector<std::pair<int32_t, Stocks>> steps;
+  Stocks previous;
+  for (int32_t today : days) {
+    if (today < s.disbursed_day()) continue;
+    while (next_payment < payments.size() && s.paid_day(payments[next_payment]) <= today) {
+      const int p = payments[next_payment++];
+      const int index = s.paid_installment(p) - 1;
+      GONGDAI_CHECK(index >= 0 && index < static_cast<int>(unpaid.size()));
+      unpaid[static_cast<size_t>(index)] -= s.paid_fen(p);
+    }
+    // The same figures as SummaryDelinquencyAsOf(s, today), from the running balances.
+    Delinquency d;
+    if (s.ended_day() == 0 || s.ended_day() > today) {
+      int oldest_unpaid = -1;
+      for (size_t i = 0; i < unpaid.size(); ++i) {
+        if (unpaid[i] <= 0) continue;
+        d.outstanding_fen += unpaid[i];
+        if (oldest_unpaid < 0) oldest_unpaid = static_cast<int>(i);
+        if (today > s.due_day(static_cast<int>(i)) + s.grace_days()) {
+          ++d.overdue_installments;
+          d.overdue_principal_fen += unpaid[i];
+        }
+      }
+      if (d.overdue_installments > 0) d.days_past_due = today - s.due_day(oldest_unpaid);
+    }
+    const Stocks now = StocksOf(d);
+    const Stocks change{now.loans_outstanding - previous.loans_outstanding,
+                        now.outstanding_fen - previous.outstanding_fen,
+                        now.overdue_principal_fen - previous.overdue_principal_fen,
+                        now.par30_fen - previous.par30_fen, now.par90_fen - previous.par90_fen};
+    if (change != Stocks{}) steps.emplace_back(today, change);
+    previous = now;
+  }
+  return steps;
 }
 
 }  // namespace gongdai

@@ -47,6 +47,24 @@ std::string AgingBucket(int days_past_due);
 std::optional<v1::LoanSummary> SummaryOf(const v1::LoanState& loan);
 Delinquency SummaryDelinquencyAsOf(const v1::LoanSummary& summary, Date as_of);
 
+// What a loan adds to the report's stocks as of a day: nothing unless it has principal
+// outstanding then; PAR30/PAR90 hold its whole outstanding once it is more than 30/90 days
+// past due.
+struct Stocks {
+  int64_t loans_outstanding = 0;
+  int64_t outstanding_fen = 0;
+  int64_t overdue_principal_fen = 0;
+  int64_t par30_fen = 0;
+  int64_t par90_fen = 0;
+  friend bool operator==(const Stocks&, const Stocks&) = default;
+};
+Stocks StocksOf(const Delinquency& delinquency);
+
+// A loan's stocks as a step function of the day: (day, change) in ascending day order,
+// no change zero. For every day t, the sum of the changes on days <= t equals
+// StocksOf(SummaryDelinquencyAsOf(summary, t)).
+std::vector<std::pair<int32_t, Stocks>> StockSteps(const v1::LoanSummary& summary);
+
 }  // namespace gongdai
 
 #endif  // GONGDAI_ENGINE_LOAN_MATH_H_

@@ -1,6 +1,7 @@
 #include "engine/programme.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "engine/check.h"
@@ -874,18 +875,74 @@ void SetStatus(StateWriter& state, v1::LoanState& loan, v1::LoanStatus status) {
   loan.mutable_position()->set_status(status);
 }
 
-void SaveLoan(ApplyContext& a, v1::LoanState& loan) {
+// Moves the report's running stocks from the loan's old step function to its new one:
+// only the days whose change differs are rewritten (a repayment touches two or three).
+absl::Status UpdateStocks(StateWriter& state, const ReportDims& dims,
+                          const std::optional<v1::LoanSummary>& before,
+                          const std::optional<v1::LoanSummary>& after) {
+  std::map<int32_t, Stocks> delta;
+  if (before.has_value()) {
+    for (const auto& [day, change] : StockSteps(*before)) {
+      Stocks& d = delta[day];
+      d.loans_outstanding -= change.loans_outstanding;
+      d.outstanding_fen -= change.outstanding_fen;
+      d.overdue_principal_fen -= change.overdue_principal_fen;
+      d.par30_fen -= change.par30_fen;
+      d.par90_fen -= change.par90_fen;
+    }
+  }
+  if (after.has_value()) {
+    for (const auto& [day, change] : StockSteps(*after)) {
+      Stocks& d = delta[day];
+      d.loans_outstanding += change.loans_outstanding;
+      d.outstanding_fen += change.outstanding_fen;
+      d.overdue_principal_fen += change.overdue_principal_fen;
+      d.par30_fen += change.par30_fen;
+      d.par90_fen += change.par90_fen;
+    }
+  }
+  for (const auto& [day, d] : delta) {
+    if (d == Stocks{}) continue;
+    const std::string key = StockKey(Date::FromDays(day).ToString(), dims);
+    absl::StatusOr<std::optional<v1::StockChange>> stored =
+        ReadProto<v1::StockChange>(state, Space::kProjections, key);
+    if (!stored.ok()) return stored.status();
+    v1::StockChange change = stored->value_or(v1::StockChange());
+    change.set_loans_outstanding(change.loans_outstanding() + d.loans_outstanding);
+    change.set_outstanding_fen(change.outstanding_fen() + d.outstanding_fen);
+    change.set_overdue_principal_fen(change.overdue_principal_fen() + d.overdue_principal_fen);
+    change.set_par30_fen(change.par30_fen() + d.par30_fen);
+    change.set_par90_fen(change.par90_fen() + d.par90_fen);
+    if (change.ByteSizeLong() == 0) {
+      state.Delete(Space::kProjections, key);  // the day's changes cancel out
+    } else {
+      WriteProto(state, Space::kProjections, key, change);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SaveLoan(ApplyContext& a, v1::LoanState& loan) {
   loan.set_last_entry_date(a.entry.business_date());
   WriteProto(a.state, Space::kProjections, LoanKey(loan.loan_id()), loan);
   // The small record the portfolio and the report read; only disbursed loans have one.
   std::optional<v1::LoanSummary> summary = SummaryOf(loan);
+  const std::string summary_key = LoanSummaryKey(loan.loan_id());
+  absl::StatusOr<std::optional<v1::LoanSummary>> before =
+      ReadProto<v1::LoanSummary>(a.state, Space::kProjections, summary_key);
+  if (!before.ok()) return before.status();
   if (summary.has_value()) {
-    WriteProto(a.state, Space::kProjections, LoanSummaryKey(loan.loan_id()), *summary);
-  } else if (loan.position().status() == v1::LOAN_STATUS_APPROVED) {
-    a.state.Delete(Space::kProjections, LoanSummaryKey(loan.loan_id()));  // a disbursement reversed
+    WriteProto(a.state, Space::kProjections, summary_key, *summary);
+  } else if (before->has_value()) {
+    a.state.Delete(Space::kProjections, summary_key);  // a disbursement reversed
+  }
+  if (before->has_value() || summary.has_value()) {
+    absl::Status updated = UpdateStocks(a.state, DimsOf(loan), *before, summary);
+    if (!updated.ok()) return updated;
   }
   a.state.Put(Space::kIndexes,
               Cat(LoanEntriesPrefix(loan.loan_id()), SequenceKey(a.entry.sequence())), "");
+  return absl::OkStatus();
 }
 
 // Keeps the position before a financial entry, for its reversal.
@@ -1084,8 +1141,7 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
     loan.clear_last_contributions();
     for (const v1::Contribution& c : report.list()) *loan.add_last_contributions() = c;
   }
-  SaveLoan(a, loan);
-  return absl::OkStatus();
+  return SaveLoan(a, loan);
 }
 
 }  // namespace
@@ -1093,16 +1149,29 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
 // ---------------------------------------------------------------------------------------
 // Public functions.
 
+namespace {
+
+std::string DatedDimsKey(std::string_view prefix, std::string_view date, const ReportDims& dims) {
+  return Cat(prefix, date, "/", dims.county, kReportSeparator, static_cast<int>(dims.category),
+             kReportSeparator, dims.product_id, kReportSeparator, static_cast<int>(dims.funding));
+}
+
+}  // namespace
+
 std::string ReportKey(std::string_view date, const ReportDims& dims) {
-  return Cat(kReportPrefix, date, "/", dims.county, kReportSeparator,
-             static_cast<int>(dims.category), kReportSeparator, dims.product_id, kReportSeparator,
-             static_cast<int>(dims.funding));
+  return DatedDimsKey(kReportPrefix, date, dims);
+}
+
+std::string StockKey(std::string_view date, const ReportDims& dims) {
+  return DatedDimsKey(kStockPrefix, date, dims);
 }
 
 std::optional<std::pair<std::string, ReportDims>> ParseReportKey(std::string_view key) {
-  if (!key.starts_with(kReportPrefix) || key.size() < kReportPrefix.size() + 11)
-    return std::nullopt;
-  key.remove_prefix(kReportPrefix.size());
+  std::string_view prefix;
+  if (key.starts_with(kReportPrefix)) prefix = kReportPrefix;
+  if (key.starts_with(kStockPrefix)) prefix = kStockPrefix;
+  if (prefix.empty() || key.size() < prefix.size() + 11) return std::nullopt;
+  key.remove_prefix(prefix.size());
   std::string date(key.substr(0, 10));
   key.remove_prefix(11);
   std::vector<std::string> parts;
@@ -1510,7 +1579,8 @@ absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state) {
       loan.set_submitted_date(entry.business_date());
       loan.set_approvals_required(e.amount_fen() > terms.dual_approval_above_fen() ? 2 : 1);
       SetStatus(state, loan, v1::LOAN_STATUS_SUBMITTED);
-      SaveLoan(a, loan);
+      absl::Status saved = SaveLoan(a, loan);
+      if (!saved.ok()) return saved;
       v1::Contribution received;
       received.set_date(entry.business_date());
       received.mutable_counters()->set_applications_received(1);

@@ -59,6 +59,11 @@ struct ReportDims {
 inline constexpr std::string_view kReportPrefix = "g/";
 inline constexpr char kReportSeparator = '\x1f';
 std::string ReportKey(std::string_view date, const ReportDims& dims);
+// The report's running stocks: one StockChange per day and dimension, under
+// "k/<date>/<dims>" (dims as in ReportKey).
+inline constexpr std::string_view kStockPrefix = "k/";
+std::string StockKey(std::string_view date, const ReportDims& dims);
+// Parses a ReportKey or a StockKey into its date and dimensions.
 std::optional<std::pair<std::string, ReportDims>> ParseReportKey(std::string_view key);
 // Subsidy settlements belong to no loan: they are counted under partner-bank funding.
 ReportDims SettlementDims();
