@@ -80,21 +80,29 @@ int Main(int argc, char** argv) {
   uint64_t entries = 1'000'000;
   std::string dir = std::filesystem::temp_directory_path().string();
   bool smoke = false;
+  std::string db;
   app.add_option("--entries", entries, "journal length (default 1,000,000)");
+  app.add_option("--db", db,
+                 "measure an existing database (a stopped server's data, or the book that "
+                 "gongdai-scale-bench --keep leaves) instead of building one; it is only read");
   app.add_option("--dir", dir, "where to build the scratch database (removed at the end)");
   app.add_flag("--smoke", smoke, "10,000 entries, to check the benchmark runs");
   CLI11_PARSE(app, argc, argv);
   if (smoke) entries = 10'000;
-  const std::string path = dir + "/gongdai-replay-bench-" + std::to_string(::getpid());
+  const bool scratch = db.empty();
+  const std::string path =
+      scratch ? dir + "/gongdai-replay-bench-" + std::to_string(::getpid()) : db;
 
   Clock::time_point start = Clock::now();
-  if (!Build(path, entries)) {
-    std::fprintf(stderr, "building the journal failed\n");
-    std::filesystem::remove_all(path);
-    return 1;
+  if (scratch) {
+    if (!Build(path, entries)) {
+      std::fprintf(stderr, "building the journal failed\n");
+      std::filesystem::remove_all(path);
+      return 1;
+    }
+    std::printf("built %llu entries in %.1f s\n", static_cast<unsigned long long>(entries),
+                Seconds(start));
   }
-  std::printf("built %llu entries in %.1f s\n", static_cast<unsigned long long>(entries),
-              Seconds(start));
 
   absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(path);
   if (!copy.ok()) return 1;
@@ -102,6 +110,7 @@ int Main(int argc, char** argv) {
   // The physical limit: read and hash every entry, check the link.
   start = Clock::now();
   uint64_t bytes = 0;
+  uint64_t replay_entries = 0;
   std::string last(32, '\0');
   Sha256& sha = ThreadSha256();
   absl::Status chained =
@@ -112,11 +121,13 @@ int Main(int argc, char** argv) {
         if (hash != stored.substr(stored.size() - 32))
           return absl::DataLossError(Cat("entry ", key));
         bytes += stored.size();
+        ++replay_entries;
         last = std::move(hash);
         return absl::OkStatus();
       });
   const double chain_s = Seconds(start);
   if (!chained.ok()) return 1;
+  if (!scratch) entries = replay_entries;
 
   start = Clock::now();
   Replayer replay;
@@ -144,7 +155,7 @@ int Main(int argc, char** argv) {
   std::printf("average entry %.0f bytes; chain %.2f s, verify %.2f s, compare %.2f s\n", bytes / n,
               chain_s, verify_s, compare_s);
   copy->reset();
-  std::filesystem::remove_all(path);
+  if (scratch) std::filesystem::remove_all(path);
   return 0;
 }
 

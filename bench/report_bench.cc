@@ -15,27 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "bench/book.h"
 #include "engine/ledger.h"
-#include "engine/national_id.h"
 
 namespace gongdai::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const char* const kCounties[] = {"吉州区", "青原区", "吉安县",  "吉水县", "峡江县",
-                                 "新干县", "永丰县", "泰和县",  "遂川县", "万安县",
-                                 "安福县", "永新县", "井冈山市"};
-
-v1::Actor Actor(const char* id, const char* role) {
-  v1::Actor actor;
-  actor.set_principal_id(id);
-  actor.set_role(role);
-  return actor;
-}
-
-// Submits `count` commands made by `make(i)` with a bounded window; `after(i, result)`
-// sees each answer. Returns false on the first refusal.
 bool Wave(Ledger& ledger, size_t count, const std::function<Command(size_t)>& make,
           const std::function<void(size_t, const CommandResult&)>& after) {
   constexpr size_t kWindow = 4096;
@@ -60,44 +47,12 @@ bool Wave(Ledger& ledger, size_t count, const std::function<Command(size_t)>& ma
   return true;
 }
 
-Command MakeCommand(std::string request_id, const v1::Actor& actor, Date date, v1::Event event) {
-  Command c;
-  c.request_id = std::move(request_id);
-  c.actor = actor;
-  c.business_date = date.ToString();
-  c.event = std::move(event);
-  return c;
-}
-
-v1::ProductTerms Terms(bool bank) {
-  v1::ProductTerms t;
-  t.set_name(bank ? "bank" : "fund");
-  t.set_funding(bank ? v1::FUNDING_PARTNER_BANK : v1::FUNDING_UNION_FUND);
-  if (bank) {
-    t.set_bank_id("psbc");
-    t.set_annual_rate("0.0435");
-    t.set_day_count(v1::DAY_COUNT_CONVENTION_ACT_360);
-  }
-  for (auto category : {v1::BORROWER_CATEGORY_ORDINARY_MEMBER, v1::BORROWER_CATEGORY_MODEL_WORKER,
-                        v1::BORROWER_CATEGORY_SMALL_ENTERPRISE}) {
-    v1::CategoryLimit* l = t.add_limits();
-    l->set_category(category);
-    l->set_max_amount_fen(50'000'000);
-  }
-  t.set_term_months_min(12);
-  t.set_term_months_max(24);
-  t.add_methods(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
-  t.set_grace_days(5);
-  t.set_dual_approval_above_fen(50'000'000);
-  return t;
-}
-
 bool Build(Ledger& ledger, size_t loans) {
   const Date start = *ParseDate("2020-01-02", "d");
-  const v1::Actor officer = Actor("officer.a", "officer"),
-                  approver = Actor("approver.a", "approver"),
-                  cashier = Actor("cashier.a", "cashier"),
-                  supervisor = Actor("supervisor.a", "supervisor");
+  const v1::Actor officer = BookActor("officer.a", "officer"),
+                  approver = BookActor("approver.a", "approver"),
+                  cashier = BookActor("cashier.a", "cashier"),
+                  supervisor = BookActor("supervisor.a", "supervisor");
   auto must = [](const CommandResult& r) {
     if (!r.status.ok())
       std::fprintf(stderr, "refused: %s\n", std::string(r.status.message()).c_str());
@@ -106,7 +61,7 @@ bool Build(Ledger& ledger, size_t loans) {
   for (bool bank : {false, true}) {
     v1::Event e;
     e.mutable_product_defined()->set_product_id(bank ? "bank" : "fund");
-    *e.mutable_product_defined()->mutable_terms() = Terms(bank);
+    *e.mutable_product_defined()->mutable_terms() = BookTerms(bank, 24);
     if (!must(ledger.SubmitAndWait(MakeCommand(bank ? "p-bank" : "p-fund", supervisor, start, e))))
       return false;
   }
@@ -123,22 +78,7 @@ bool Build(Ledger& ledger, size_t loans) {
   bool ok = Wave(
       ledger, loans,
       [&](size_t i) {
-        v1::Event e;
-        const Date born = ParseDate("1960-01-01", "d")->PlusDays(static_cast<int32_t>(i / 900));
-        const std::string digits = born.ToString();
-        const std::string first17 = "360802" + digits.substr(0, 4) + digits.substr(5, 2) +
-                                    digits.substr(8, 2) + std::to_string(100 + i % 900);
-        e.mutable_borrower_registered()->set_national_id(first17 +
-                                                         NationalIdCheckCharacter(first17));
-        v1::BorrowerDetails* d = e.mutable_borrower_registered()->mutable_details();
-        d->set_name("借款人");
-        d->set_phone("13907961234");
-        d->set_union_member_number("JA-" + std::to_string(i));
-        d->set_category(static_cast<v1::BorrowerCategory>(1 + i % 3));
-        d->set_county(kCounties[i % 13]);
-        d->set_enterprise_name("企业");
-        d->set_sector("种植");
-        return MakeCommand("b" + std::to_string(i), officer, day_of(i), e);
+        return MakeCommand("b" + std::to_string(i), officer, day_of(i), BorrowerRegistration(i));
       },
       [&](size_t i, const CommandResult& r) {
         borrowers[i] = r.entry.event().borrower_registered().borrower_id();
@@ -150,7 +90,7 @@ bool Build(Ledger& ledger, size_t loans) {
                    v1::ApplicationSubmitted* a = e.mutable_application_submitted();
                    a->set_borrower_id(borrowers[i]);
                    a->set_product_id(i % 2 ? "bank" : "fund");
-                   a->set_amount_fen(static_cast<int64_t>(1'000'000 + (i % 40) * 500'000));
+                   a->set_amount_fen(LoanAmountFen(i));
                    a->set_term_months(12);
                    a->set_method(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
                    a->set_purpose("扩大经营");
@@ -186,7 +126,7 @@ bool Build(Ledger& ledger, size_t loans) {
         ledger, paying.size(),
         [&](size_t j) {
           const size_t i = paying[j];
-          const int64_t amount = static_cast<int64_t>(1'000'000 + (i % 40) * 500'000) / 12;
+          const int64_t amount = LoanAmountFen(i) / 12;
           v1::Event e;
           e.mutable_repayment_recorded()->set_loan_id(ids[i]);
           e.mutable_repayment_recorded()->set_amount_fen(amount);

@@ -241,7 +241,19 @@ std::vector<std::pair<int32_t, Stocks>> StockSteps(const v1::LoanSummary& s) {
   for (size_t i = 0; i < payments.size(); ++i) payments[i] = static_cast<int>(i);
   std::stable_sort(payments.begin(), payments.end(),
                    [&s](int a, int b) { return s.paid_day(a) < s.paid_day(b); });
+  const int n = s.due_day_size();
   std::vector<int64_t> unpaid(s.principal_fen().begin(), s.principal_fen().end());
+  bool monotonic = std::is_sorted(s.due_day().begin(), s.due_day().end());
+  for (int p = 0; p < s.paid_fen_size(); ++p) monotonic = monotonic && s.paid_fen(p) > 0;
+  // With due dates in order and payments only reducing what is unpaid (always so for a
+  // schedule), the sweep keeps its sums as it goes: installments turn overdue in order,
+  // and the oldest unpaid one only moves forward. Otherwise each day is summed afresh.
+  int64_t outstanding = 0;
+  for (int64_t u : unpaid) outstanding += std::max<int64_t>(u, 0);
+  int64_t overdue = 0;
+  int overdue_count = 0;  // installments [0, turned) are past their grace
+  int turned = 0;
+  int oldest = 0;  // every installment before it is paid
   size_t next_payment = 0;
 
   std::vector<std::pair<int32_t, Stocks>> steps;
@@ -251,23 +263,48 @@ std::vector<std::pair<int32_t, Stocks>> StockSteps(const v1::LoanSummary& s) {
     while (next_payment < payments.size() && s.paid_day(payments[next_payment]) <= today) {
       const int p = payments[next_payment++];
       const int index = s.paid_installment(p) - 1;
-      GONGDAI_CHECK(index >= 0 && index < static_cast<int>(unpaid.size()));
-      unpaid[static_cast<size_t>(index)] -= s.paid_fen(p);
+      GONGDAI_CHECK(index >= 0 && index < n);
+      int64_t& u = unpaid[static_cast<size_t>(index)];
+      const int64_t counted_before = std::max<int64_t>(u, 0);
+      u -= s.paid_fen(p);
+      const int64_t counted_after = std::max<int64_t>(u, 0);
+      outstanding += counted_after - counted_before;
+      if (index < turned) {
+        overdue += counted_after - counted_before;
+        if (counted_before > 0 && counted_after == 0) --overdue_count;
+      }
     }
-    // The same figures as SummaryDelinquencyAsOf(s, today), from the running balances.
     Delinquency d;
     if (s.ended_day() == 0 || s.ended_day() > today) {
-      int oldest_unpaid = -1;
-      for (size_t i = 0; i < unpaid.size(); ++i) {
-        if (unpaid[i] <= 0) continue;
-        d.outstanding_fen += unpaid[i];
-        if (oldest_unpaid < 0) oldest_unpaid = static_cast<int>(i);
-        if (today > s.due_day(static_cast<int>(i)) + s.grace_days()) {
-          ++d.overdue_installments;
-          d.overdue_principal_fen += unpaid[i];
+      if (monotonic) {
+        while (turned < n && today > s.due_day(turned) + s.grace_days()) {
+          const int64_t u = unpaid[static_cast<size_t>(turned)];
+          if (u > 0) {
+            overdue += u;
+            ++overdue_count;
+          }
+          ++turned;
         }
+        while (oldest < n && unpaid[static_cast<size_t>(oldest)] <= 0) ++oldest;
+        d.outstanding_fen = outstanding;
+        d.overdue_installments = overdue_count;
+        d.overdue_principal_fen = overdue;
+        if (overdue_count > 0) d.days_past_due = today - s.due_day(oldest);
+      } else {
+        // The same figures as SummaryDelinquencyAsOf(s, today), summed afresh.
+        int oldest_unpaid = -1;
+        for (int i = 0; i < n; ++i) {
+          const int64_t u = unpaid[static_cast<size_t>(i)];
+          if (u <= 0) continue;
+          d.outstanding_fen += u;
+          if (oldest_unpaid < 0) oldest_unpaid = i;
+          if (today > s.due_day(i) + s.grace_days()) {
+            ++d.overdue_installments;
+            d.overdue_principal_fen += u;
+          }
+        }
+        if (d.overdue_installments > 0) d.days_past_due = today - s.due_day(oldest_unpaid);
       }
-      if (d.overdue_installments > 0) d.days_past_due = today - s.due_day(oldest_unpaid);
     }
     const Stocks now = StocksOf(d);
     const Stocks change{now.loans_outstanding - previous.loans_outstanding,

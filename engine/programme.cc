@@ -947,8 +947,14 @@ absl::Status SaveLoan(ApplyContext& a, v1::LoanState& loan) {
 
 // Keeps the position before a financial entry, for its reversal.
 void BeginFinancial(ApplyContext& a, v1::LoanState& loan) {
-  *loan.mutable_position_before_last() = loan.position();
-  loan.mutable_position()->set_last_financial_sequence(a.entry.sequence());
+  // Everything but the repayments, which would make every repayment copy all earlier ones.
+  v1::LoanPosition& position = *loan.mutable_position();
+  google::protobuf::RepeatedPtrField<v1::RepaymentRecord> repayments;
+  repayments.Swap(position.mutable_repayments());
+  *loan.mutable_position_before_last() = position;
+  repayments.Swap(position.mutable_repayments());
+  loan.set_repayments_before_last(position.repayments_size());
+  position.set_last_financial_sequence(a.entry.sequence());
 }
 
 // Removes the pending subsidy months an entry posted, checking they are the ones the
@@ -1118,10 +1124,17 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
         return absl::DataLossError("reversal with nothing to restore");
       const v1::LoanStatus restored = loan.position_before_last().status();
       v1::LoanPosition before = loan.position_before_last();
+      const int kept = loan.repayments_before_last();
+      const int now = loan.position().repayments_size();
+      if (kept < 0 || kept > now)
+        return absl::DataLossError("reversal keeps more repayments than the loan has");
+      before.mutable_repayments()->Swap(loan.mutable_position()->mutable_repayments());
+      before.mutable_repayments()->DeleteSubrange(kept, now - kept);
       // SetStatus moves the status index; then the whole position is restored.
       SetStatus(a.state, loan, restored);
       *loan.mutable_position() = std::move(before);
       loan.clear_position_before_last();
+      loan.clear_repayments_before_last();
       // The reversed entry's report counters are taken back.
       for (const v1::Contribution& c : loan.last_contributions()) {
         absl::Status taken = AddToReport(a.state, DimsOf(loan), c, -1);
