@@ -143,6 +143,16 @@ struct Storage::Impl {
 
   ~Impl() {
     if (db == nullptr) return;
+    if (!read_only) {
+      // Every acknowledged write is already in the synced log. Flushing the memtables on a
+      // clean close spares the next open from replaying up to max_total_wal_size of log
+      // (seconds on a large book); after a crash the log is replayed as before. A failure
+      // here loses nothing, so its status is dropped.
+      rocksdb::FlushOptions flush;
+      flush.wait = true;
+      db->Flush(flush, std::vector<rocksdb::ColumnFamilyHandle*>(handles.begin(), handles.end()))
+          .PermitUncheckedError();
+    }
     for (rocksdb::ColumnFamilyHandle* handle : owned_handles) {
       // Closing a handle cannot lose data; its status is deliberately dropped.
       db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
