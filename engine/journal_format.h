@@ -26,6 +26,11 @@ inline constexpr size_t kHashFieldBytes = 2 + 32;
 inline constexpr std::string_view kMetaHeadKey = "head";
 inline constexpr std::string_view kMetaFormatKey = "format";
 inline constexpr std::string_view kFormatVersion = "gongdai-journal-1";
+// The version of what apply derives (projections, indexes, request ids). Raised whenever
+// apply's output for the same journal changes; a database whose derived state has another
+// version (or none, before version 2) is rebuilt from its journal when the ledger opens.
+inline constexpr std::string_view kMetaProjectionsKey = "projections";
+inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-2";
 inline constexpr std::string_view kAccountPrefix = "a/";
 inline constexpr std::string_view kDateIndexPrefix = "d/";
 

@@ -204,6 +204,7 @@ class Ledger::Impl {
   absl::Status VerifyJournal() const;
   absl::StatusOr<std::optional<ProjectionMismatch>> CompareProjectionsWithRebuild() const;
   absl::Status RebuildProjectionsOnWriter();
+  bool projections_rebuilt_on_open() const { return projections_rebuilt_on_open_; }
 
   absl::StatusOr<v1::ProductState> GetProduct(std::string_view id) const;
   absl::StatusOr<std::vector<v1::ProductState>> ListProducts() const;
@@ -288,6 +289,7 @@ class Ledger::Impl {
   absl::Status writer_status_;
   std::atomic<uint64_t> durable_sequence_{0};
   std::atomic<bool> stopped_{false};
+  bool projections_rebuilt_on_open_ = false;
 };
 
 absl::Status Ledger::Impl::Start() {
@@ -333,6 +335,24 @@ absl::Status Ledger::Impl::Start() {
   head_ = head;
   next_head_ = head;
   durable_sequence_.store(head.sequence, std::memory_order_release);
+
+  // Derived state from an engine whose apply differed is rebuilt before anything reads it:
+  // the journal is the truth, and a report over stale projections would be wrong without
+  // saying so. Before the writer starts, so no command interleaves.
+  absl::StatusOr<std::optional<std::string>> projections =
+      storage_->Get(Space::kMeta, kMetaProjectionsKey);
+  if (!projections.ok()) return projections.status();
+  if (*projections != std::optional<std::string>(kProjectionsVersion)) {
+    if (head.sequence > 0) {
+      absl::Status rebuilt = RebuildProjectionsOnWriter();
+      if (!rebuilt.ok()) return rebuilt;
+      projections_rebuilt_on_open_ = true;
+    }
+    StorageBatch batch = storage_->NewBatch();
+    batch.Put(Space::kMeta, kMetaProjectionsKey, kProjectionsVersion);
+    absl::Status written = storage_->Write(batch, /*sync=*/true);
+    if (!written.ok()) return written;
+  }
   committer_ = std::thread([this] { CommitterLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
@@ -1359,6 +1379,8 @@ absl::Status Ledger::VerifyJournal() const { return impl_->VerifyJournal(); }
 absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::CompareProjectionsWithRebuild() const {
   return impl_->CompareProjectionsWithRebuild();
 }
+
+bool Ledger::ProjectionsRebuiltOnOpen() const { return impl_->projections_rebuilt_on_open(); }
 
 absl::Status Ledger::RebuildProjections() {
   return impl_->RunOnWriter([this] { return impl_->RebuildProjectionsOnWriter(); });

@@ -264,7 +264,8 @@ class Ledger {
                                                                std::string_view as_of) const;
   [[nodiscard]] absl::StatusOr<PortfolioFigures> GetPortfolio(std::string_view as_of) const;
   // The programme report (DESIGN.md, issue "programme reports"): flows summed from the
-  // per-day report counters, stocks computed from the loans as of the period's end.
+  // per-day report counters, stocks as of the period's end summed from the per-day
+  // running changes that apply keeps (docs/journal-format.md, `k/`).
   [[nodiscard]] absl::StatusOr<ProgrammeReport> GetProgrammeReport(const ReportQuery& query) const;
   // Loans overdue as of `as_of`, most days past due first, for follow-up visits.
   [[nodiscard]] absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(
@@ -289,6 +290,10 @@ class Ledger {
   // Replaces every stored projection, index and request id with a rebuild from the
   // journal, on the writer thread (writes wait meanwhile), in one synced WriteBatch.
   [[nodiscard]] absl::Status RebuildProjections();
+
+  // True when Open found derived state written by an engine whose apply differed (its
+  // projections version, kept in meta) and rebuilt it from the journal.
+  bool ProjectionsRebuiltOnOpen() const;
 
   class Impl;
 

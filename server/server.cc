@@ -55,6 +55,12 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
       Ledger::Open((std::filesystem::path(config.data_dir) / "ledger").string(), options);
   if (!ledger.ok()) return ledger.status();
   server->ledger_ = *std::move(ledger);
+  if (server->ledger_->ProjectionsRebuiltOnOpen()) {
+    spdlog::warn(
+        "derived state (balances, loans, indexes, report figures) was written by an earlier "
+        "version: rebuilt from the journal ({} entries)",
+        server->ledger_->Head().sequence);
+  }
   if (prepare) {
     absl::Status prepared = prepare(*server->ledger_);
     if (!prepared.ok()) return prepared;

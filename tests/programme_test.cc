@@ -4,6 +4,7 @@
 #include "engine/national_id.h"
 #include "engine/status.h"
 #include "tests/programme_fixture.h"
+#include "tests/raw_db.h"
 
 namespace gongdai {
 namespace {
@@ -678,6 +679,46 @@ TEST_F(ProgrammeTest, ProjectionsSurviveReopenAndEqualARebuild) {
   ASSERT_TRUE(mismatch.ok()) << mismatch.status();
   EXPECT_FALSE(mismatch->has_value()) << (*mismatch)->space << " " << (*mismatch)->key;
   EXPECT_TRUE(ledger_->VerifyJournal().ok());
+}
+
+TEST_F(ProgrammeTest, DerivedStateOfAnOlderEngineIsRebuiltWhenTheLedgerOpens) {
+  DefineProduct("psbc-2020", testing::BankTerms());
+  const std::string loan = ActiveLoan(Register("王建国"), "psbc-2020", 10'000'000, 12);
+  SetToday("2020-06-30");
+  const ReportQuery year{"2020-01-01", "2020-12-31", {}};
+  absl::StatusOr<ProgrammeReport> expected = ledger_->GetProgrammeReport(year);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_EQ(expected->total.loans_outstanding, 1);
+  Reopen();
+  EXPECT_FALSE(ledger_->ProjectionsRebuiltOnOpen()) << "current derived state is kept as it is";
+
+  // What an engine before the running stocks left: no projections version, no k/ keys.
+  ledger_.reset();
+  {
+    testing::RawDb raw(dir_.path());
+    ASSERT_TRUE(raw.Get("meta", "projections").has_value());
+    raw.Delete("meta", "projections");
+    int removed = 0;
+    for (const auto& [key, value] : raw.All("projections")) {
+      if (key.starts_with("k/")) {
+        raw.Delete("projections", key);
+        ++removed;
+      }
+    }
+    ASSERT_GT(removed, 0);
+  }
+  Reopen();
+  EXPECT_TRUE(ledger_->ProjectionsRebuiltOnOpen());
+  absl::StatusOr<ProgrammeReport> report = ledger_->GetProgrammeReport(year);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->total.loans_outstanding, expected->total.loans_outstanding);
+  EXPECT_EQ(report->total.outstanding_fen, expected->total.outstanding_fen);
+  EXPECT_EQ(report->total.overdue_principal_fen, expected->total.overdue_principal_fen);
+  auto mismatch = ledger_->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(mismatch.ok()) << mismatch.status();
+  EXPECT_FALSE(mismatch->has_value()) << (*mismatch)->space << " " << (*mismatch)->key;
+  Reopen();
+  EXPECT_FALSE(ledger_->ProjectionsRebuiltOnOpen()) << "the version is recorded after a rebuild";
 }
 
 }  // namespace
