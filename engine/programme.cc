@@ -947,13 +947,18 @@ absl::Status SaveLoan(ApplyContext& a, v1::LoanState& loan) {
 
 // Keeps the position before a financial entry, for its reversal.
 void BeginFinancial(ApplyContext& a, v1::LoanState& loan) {
-  // Everything but the repayments, which would make every repayment copy all earlier ones.
+  // Everything but the schedule and the repayments, which every financial entry would
+  // otherwise copy whole.
   v1::LoanPosition& position = *loan.mutable_position();
   google::protobuf::RepeatedPtrField<v1::RepaymentRecord> repayments;
+  google::protobuf::RepeatedPtrField<v1::Installment> schedule;
   repayments.Swap(position.mutable_repayments());
+  schedule.Swap(position.mutable_schedule());
   *loan.mutable_position_before_last() = position;
   repayments.Swap(position.mutable_repayments());
+  schedule.Swap(position.mutable_schedule());
   loan.set_repayments_before_last(position.repayments_size());
+  loan.set_schedule_before_last(position.schedule_size());
   position.set_last_financial_sequence(a.entry.sequence());
 }
 
@@ -1126,15 +1131,21 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       v1::LoanPosition before = loan.position_before_last();
       const int kept = loan.repayments_before_last();
       const int now = loan.position().repayments_size();
-      if (kept < 0 || kept > now)
-        return absl::DataLossError("reversal keeps more repayments than the loan has");
+      const int kept_installments = loan.schedule_before_last();
+      const int installments = loan.position().schedule_size();
+      if (kept < 0 || kept > now || kept_installments < 0 || kept_installments > installments)
+        return absl::DataLossError("reversal keeps more than the loan has");
       before.mutable_repayments()->Swap(loan.mutable_position()->mutable_repayments());
       before.mutable_repayments()->DeleteSubrange(kept, now - kept);
+      before.mutable_schedule()->Swap(loan.mutable_position()->mutable_schedule());
+      before.mutable_schedule()->DeleteSubrange(kept_installments,
+                                                installments - kept_installments);
       // SetStatus moves the status index; then the whole position is restored.
       SetStatus(a.state, loan, restored);
       *loan.mutable_position() = std::move(before);
       loan.clear_position_before_last();
       loan.clear_repayments_before_last();
+      loan.clear_schedule_before_last();
       // The reversed entry's report counters are taken back.
       for (const v1::Contribution& c : loan.last_contributions()) {
         absl::Status taken = AddToReport(a.state, DimsOf(loan), c, -1);
