@@ -886,7 +886,7 @@ absl::StatusOr<v1::ProductState> Ledger::Impl::GetProduct(std::string_view id) c
   if (!product->has_value()) {
     return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND", Cat("no product ", id));
   }
-  return **product;
+  return std::move(**product);
 }
 
 absl::StatusOr<std::vector<v1::ProductState>> Ledger::Impl::ListProducts() const {
@@ -914,7 +914,7 @@ absl::StatusOr<v1::BorrowerState> Ledger::Impl::GetBorrower(std::string_view id)
   if (!borrower->has_value()) {
     return WithReason(absl::StatusCode::kNotFound, "BORROWER_NOT_FOUND", Cat("no borrower ", id));
   }
-  return **borrower;
+  return std::move(**borrower);
 }
 
 absl::StatusOr<BorrowerPage> Ledger::Impl::ListBorrowers(const BorrowerQuery& query) const {
@@ -950,7 +950,7 @@ absl::StatusOr<v1::LoanState> Ledger::Impl::GetLoan(std::string_view id) const {
   if (!loan.ok()) return loan.status();
   if (!loan->has_value())
     return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", id));
-  return **loan;
+  return std::move(**loan);
 }
 
 absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {

@@ -328,7 +328,7 @@ absl::StatusOr<v1::LoanState> LoanForEntry(Context& c, std::string_view loan_id)
         Cat("business date ", c.date.ToString(), " is before loan ", loan_id, "'s latest entry (",
             (*loan)->last_entry_date(), "); the ledger never rewrites a loan's history"));
   }
-  return **loan;
+  return std::move(**loan);
 }
 
 absl::StatusOr<v1::BorrowerState> ExistingBorrower(StateReader& state, std::string_view id) {
@@ -337,7 +337,7 @@ absl::StatusOr<v1::BorrowerState> ExistingBorrower(StateReader& state, std::stri
   if (!borrower->has_value()) {
     return WithReason(absl::StatusCode::kNotFound, "BORROWER_NOT_FOUND", Cat("no borrower ", id));
   }
-  return **borrower;
+  return std::move(**borrower);
 }
 
 absl::StatusOr<v1::ProductState> ExistingProduct(StateReader& state, std::string_view id) {
@@ -346,7 +346,7 @@ absl::StatusOr<v1::ProductState> ExistingProduct(StateReader& state, std::string
   if (!product->has_value()) {
     return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND", Cat("no product ", id));
   }
-  return **product;
+  return std::move(**product);
 }
 
 absl::StatusOr<int64_t> AccountBalance(StateReader& state, std::string_view account) {
@@ -864,7 +864,7 @@ absl::StatusOr<v1::LoanState> MustReadLoan(StateWriter& state, std::string_view 
   absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(state, loan_id);
   if (!loan.ok()) return loan.status();
   if (!loan->has_value()) return absl::DataLossError(Cat("entry refers to unknown loan ", loan_id));
-  return **loan;
+  return std::move(**loan);
 }
 
 void SetStatus(StateWriter& state, v1::LoanState& loan, v1::LoanStatus status) {
