@@ -98,13 +98,13 @@ absl::StatusOr<std::vector<v1::AccrualPeriod>> TakeAccrualPeriods(v1::LoanPositi
 
 std::vector<int64_t> PaidAsOf(const v1::LoanPosition& position, Date as_of) {
   std::vector<int64_t> paid(static_cast<size_t>(position.schedule_size()), 0);
-  for (const v1::RepaymentRecord& repayment : position.repayments()) {
-    if (MustParse(repayment.date()) > as_of) continue;
-    for (const v1::Allocation& allocation : repayment.allocations()) {
-      const int index = allocation.installment() - 1;
-      GONGDAI_CHECK(index >= 0 && index < position.schedule_size());
-      paid[static_cast<size_t>(index)] += allocation.principal_fen();
-    }
+  GONGDAI_CHECK(position.allocation_installment_size() == position.allocation_day_size() &&
+                position.allocation_fen_size() == position.allocation_day_size());
+  for (int i = 0; i < position.allocation_day_size(); ++i) {
+    if (position.allocation_day(i) > as_of.days_since_epoch()) continue;
+    const int index = position.allocation_installment(i) - 1;
+    GONGDAI_CHECK(index >= 0 && index < position.schedule_size());
+    paid[static_cast<size_t>(index)] += position.allocation_fen(i);
   }
   return paid;
 }
@@ -170,14 +170,9 @@ std::optional<v1::LoanSummary> SummaryOf(const v1::LoanState& loan) {
     summary.add_due_day(MustParse(installment.due_date()).days_since_epoch());
     summary.add_principal_fen(installment.principal_fen());
   }
-  for (const v1::RepaymentRecord& repayment : position.repayments()) {
-    const int32_t day = MustParse(repayment.date()).days_since_epoch();
-    for (const v1::Allocation& allocation : repayment.allocations()) {
-      summary.add_paid_day(day);
-      summary.add_paid_installment(allocation.installment());
-      summary.add_paid_fen(allocation.principal_fen());
-    }
-  }
+  *summary.mutable_paid_day() = position.allocation_day();
+  *summary.mutable_paid_installment() = position.allocation_installment();
+  *summary.mutable_paid_fen() = position.allocation_fen();
   return summary;
 }
 

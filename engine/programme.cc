@@ -779,11 +779,22 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
     }
     decision.event.mutable_entry_reversed()->set_loan_id(loan_id);
   }
-  if (target->event().has_fund_contributed()) {
+  // The fund's cash never goes below zero: reversing an entry that brought cash in (a
+  // contribution, a repayment or recovery of a union-fund loan) needs that cash still there.
+  int64_t cash_in = 0;
+  for (const v1::Posting& posting : target->postings()) {
+    if (posting.account() != kFundCashAccount) continue;
+    cash_in +=
+        posting.side() == v1::POSTING_SIDE_DEBIT ? posting.amount_fen() : -posting.amount_fen();
+  }
+  if (cash_in > 0) {
     absl::StatusOr<int64_t> cash = AccountBalance(c.state, kFundCashAccount);
     if (!cash.ok()) return cash.status();
-    if (*cash < target->event().fund_contributed().amount_fen()) {
-      return Refused("FUND_INSUFFICIENT", "the fund no longer holds the contribution to reverse");
+    if (*cash < cash_in) {
+      return Refused("FUND_INSUFFICIENT",
+                     Cat("the fund holds ", Money::FromFen(*cash).ToString(), ", less than the ",
+                         Money::FromFen(cash_in).ToString(), " entry ", target->sequence(),
+                         " brought in; it cannot be reversed until the fund has it again"));
     }
   }
   for (const v1::Posting& posting : target->postings()) {
@@ -950,14 +961,19 @@ void BeginFinancial(ApplyContext& a, v1::LoanState& loan) {
   // Everything but the schedule and the repayments, which every financial entry would
   // otherwise copy whole.
   v1::LoanPosition& position = *loan.mutable_position();
-  google::protobuf::RepeatedPtrField<v1::RepaymentRecord> repayments;
   google::protobuf::RepeatedPtrField<v1::Installment> schedule;
-  repayments.Swap(position.mutable_repayments());
+  google::protobuf::RepeatedField<int32_t> days, installments;
+  google::protobuf::RepeatedField<int64_t> amounts;
   schedule.Swap(position.mutable_schedule());
+  days.Swap(position.mutable_allocation_day());
+  installments.Swap(position.mutable_allocation_installment());
+  amounts.Swap(position.mutable_allocation_fen());
   *loan.mutable_position_before_last() = position;
-  repayments.Swap(position.mutable_repayments());
   schedule.Swap(position.mutable_schedule());
-  loan.set_repayments_before_last(position.repayments_size());
+  days.Swap(position.mutable_allocation_day());
+  installments.Swap(position.mutable_allocation_installment());
+  amounts.Swap(position.mutable_allocation_fen());
+  loan.set_allocations_before_last(position.allocation_day_size());
   loan.set_schedule_before_last(position.schedule_size());
   position.set_last_financial_sequence(a.entry.sequence());
 }
@@ -1084,11 +1100,11 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       position.set_principal_repaid_fen(position.principal_repaid_fen() + r.amount_fen());
       if (position.principal_outstanding_fen() < 0)
         return absl::DataLossError("repaid beyond the principal");
-      v1::RepaymentRecord* record = position.add_repayments();
-      record->set_sequence(a.entry.sequence());
-      record->set_date(a.entry.business_date());
-      record->set_amount_fen(r.amount_fen());
-      *record->mutable_allocations() = r.allocations();
+      for (const v1::Allocation& allocation : r.allocations()) {
+        position.add_allocation_day(a.date.days_since_epoch());
+        position.add_allocation_installment(allocation.installment());
+        position.add_allocation_fen(allocation.principal_fen());
+      }
       if (r.paid_off()) {
         absl::Status consumed = ConsumeAccruals(loan, a.date, r.accruals());
         if (!consumed.ok()) return consumed;
@@ -1129,14 +1145,21 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
         return absl::DataLossError("reversal with nothing to restore");
       const v1::LoanStatus restored = loan.position_before_last().status();
       v1::LoanPosition before = loan.position_before_last();
-      const int kept = loan.repayments_before_last();
-      const int now = loan.position().repayments_size();
+      const int kept = loan.allocations_before_last();
+      const int now = loan.position().allocation_day_size();
       const int kept_installments = loan.schedule_before_last();
       const int installments = loan.position().schedule_size();
-      if (kept < 0 || kept > now || kept_installments < 0 || kept_installments > installments)
+      if (kept < 0 || kept > now || loan.position().allocation_installment_size() != now ||
+          loan.position().allocation_fen_size() != now || kept_installments < 0 ||
+          kept_installments > installments)
         return absl::DataLossError("reversal keeps more than the loan has");
-      before.mutable_repayments()->Swap(loan.mutable_position()->mutable_repayments());
-      before.mutable_repayments()->DeleteSubrange(kept, now - kept);
+      v1::LoanPosition& current = *loan.mutable_position();
+      before.mutable_allocation_day()->Swap(current.mutable_allocation_day());
+      before.mutable_allocation_installment()->Swap(current.mutable_allocation_installment());
+      before.mutable_allocation_fen()->Swap(current.mutable_allocation_fen());
+      before.mutable_allocation_day()->Truncate(kept);
+      before.mutable_allocation_installment()->Truncate(kept);
+      before.mutable_allocation_fen()->Truncate(kept);
       before.mutable_schedule()->Swap(loan.mutable_position()->mutable_schedule());
       before.mutable_schedule()->DeleteSubrange(kept_installments,
                                                 installments - kept_installments);
@@ -1144,7 +1167,7 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       SetStatus(a.state, loan, restored);
       *loan.mutable_position() = std::move(before);
       loan.clear_position_before_last();
-      loan.clear_repayments_before_last();
+      loan.clear_allocations_before_last();
       loan.clear_schedule_before_last();
       // The reversed entry's report counters are taken back.
       for (const v1::Contribution& c : loan.last_contributions()) {

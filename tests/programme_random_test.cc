@@ -212,6 +212,8 @@ class ProgrammeRandomTest : public ProgrammeTest {
       ModelLoan& loan = loans_[id];
       std::string reason;
       if (!loan.undoable || loan.last_financial == 0) return;  // nothing the model can undo
+      // The fund must still hold the cash the entry brought in.
+      if (loan.fund_effect > fund_cash_) reason = "FUND_INSUFFICIENT";
       if (Step(testing::kSupervisor, Reverse(loan.last_financial), reason)) {
         loan.status = loan.status_before;
         loan.outstanding = loan.outstanding_before;

@@ -374,6 +374,31 @@ TEST_F(RepaymentTest, ReversalRestoresTheScheduleState) {
             "NOT_LATEST_LOAN_ENTRY");
 }
 
+TEST_F(RepaymentTest, ARepaymentTheFundHasLentOnCannotBeReversed) {
+  // The fixture's fund: 100,000,000 fen in, 1,200,000 lent. A repayment brings 100,000
+  // back; lending out everything the fund then holds leaves nothing to give back.
+  SetToday("2020-02-20");
+  const v1::Entry repayment = Ok(kCashier, Repay(loan_, 100'000));
+  const int64_t cash = Balance("union:fund:cash");
+  ASSERT_EQ(cash, 100'000'000 - 1'200'000 + 100'000);
+  int64_t lent = 0;
+  for (int i = 0; lent < cash; ++i) {
+    const int64_t amount = std::min<int64_t>(cash - lent, 10'000'000);
+    ActiveLoan(Register("借款人" + std::to_string(i)), "fund-2020", amount, 12);
+    lent += amount;
+  }
+  ASSERT_EQ(Balance("union:fund:cash"), 0);
+  CommandResult reversal = Run(kSupervisor, Reverse(repayment.sequence()));
+  EXPECT_EQ(ReasonOf(reversal.status), "FUND_INSUFFICIENT") << reversal.status;
+  EXPECT_EQ(Balance("union:fund:cash"), 0);
+  EXPECT_EQ(Loan(loan_).position().principal_repaid_fen(), 100'000);
+  // With the cash back in the fund, the same reversal goes through.
+  Ok(kCashier, Contribute(100'000));
+  Ok(kSupervisor, Reverse(repayment.sequence()));
+  EXPECT_EQ(Balance("union:fund:cash"), 0);
+  EXPECT_EQ(Loan(loan_).position().principal_repaid_fen(), 0);
+}
+
 TEST_F(RepaymentTest, OnlyTheLatestFinancialEntryOfALoanCanBeReversed) {
   SetToday("2020-02-20");
   v1::Entry first = Ok(kCashier, Repay(loan_, 100'000));
