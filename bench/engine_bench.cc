@@ -47,6 +47,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "bench/scratch_directory.h"
 #include "engine/date.h"
 #include "engine/ledger.h"
 #include "engine/options.h"
@@ -136,45 +137,6 @@ std::string RequestId(size_t batch_size, size_t submitter, uint64_t counter) {
                 static_cast<unsigned long long>(counter));
   return id;
 }
-
-// The directory every file of the run lives in; removed with everything in it.
-class ScratchDirectory {
- public:
-  static absl::StatusOr<std::unique_ptr<ScratchDirectory>> Create(const std::string& parent) {
-    std::string pattern = (std::filesystem::path(parent) / "gongdai-engine-bench.XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-      return absl::UnavailableError("cannot create a scratch directory under " + parent + ": " +
-                                    std::strerror(errno));
-    }
-    return std::unique_ptr<ScratchDirectory>(new ScratchDirectory(pattern));
-  }
-
-  ~ScratchDirectory() {
-    std::error_code error;
-    std::filesystem::remove_all(path_, error);
-    if (error) {
-      std::fprintf(stderr, "warning: could not remove %s: %s\n", path_.c_str(),
-                   error.message().c_str());
-    }
-  }
-
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-
-  // A fresh subdirectory path for one run; RemoveRun deletes it once the run is measured,
-  // so that the disk holds one run's database at a time.
-  std::filesystem::path RunPath(const std::string& name) const { return path_ / name; }
-  static void RemoveRun(const std::filesystem::path& run) {
-    std::error_code error;
-    std::filesystem::remove_all(run, error);
-  }
-
- private:
-  explicit ScratchDirectory(std::string path) : path_(std::move(path)) {}
-  std::filesystem::path path_;
-};
 
 // Median latency of appending 128 bytes to a file and fdatasync-ing it: what one synced
 // WAL append costs on this file system, before RocksDB or the engine add anything.
@@ -644,7 +606,8 @@ std::string CpuModel() {
 
 int Run(const Flags& flags) {
   const std::vector<std::string> accounts = MemberAccounts(flags.accounts);
-  absl::StatusOr<std::unique_ptr<ScratchDirectory>> scratch = ScratchDirectory::Create(flags.dir);
+  absl::StatusOr<std::unique_ptr<ScratchDirectory>> scratch =
+      ScratchDirectory::Create(flags.dir, "gongdai-engine-bench");
   if (!scratch.ok()) {
     std::fprintf(stderr, "error: %s\n", scratch.status().ToString().c_str());
     return 1;

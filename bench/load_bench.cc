@@ -52,6 +52,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "bench/echo.grpc.pb.h"
+#include "bench/scratch_directory.h"
 #include "engine/date.h"
 #include "engine/national_id.h"
 #include "gongdai/v1/ledger_service.grpc.pb.h"
@@ -190,34 +191,6 @@ double CpuSecondsOfSelf() {
   };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
-
-// The directory holding the server's data and log; removed with everything in it.
-class ScratchDirectory {
- public:
-  static absl::StatusOr<std::unique_ptr<ScratchDirectory>> Create(const std::string& parent) {
-    std::string pattern = (std::filesystem::path(parent) / "gongdai-load-bench.XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-      return absl::UnavailableError("cannot create a scratch directory under " + parent + ": " +
-                                    std::strerror(errno));
-    }
-    return std::unique_ptr<ScratchDirectory>(new ScratchDirectory(pattern));
-  }
-  ~ScratchDirectory() {
-    std::error_code error;
-    std::filesystem::remove_all(path_, error);
-    if (error) {
-      std::fprintf(stderr, "warning: could not remove %s: %s\n", path_.c_str(),
-                   error.message().c_str());
-    }
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  explicit ScratchDirectory(std::string path) : path_(std::move(path)) {}
-  std::filesystem::path path_;
-};
 
 // A server started by the benchmark: its stdout is read up to the line that says it is
 // ready, its stderr goes to a file. Stopped with SIGTERM (SIGKILL if never stopped).
@@ -1174,7 +1147,8 @@ std::string SelfPath() {
 
 int Run(const Flags& flags) {
   const std::vector<MixShare>& mix = flags.mix == "write" ? WriteMix() : RealisticMix();
-  absl::StatusOr<std::unique_ptr<ScratchDirectory>> scratch = ScratchDirectory::Create(flags.dir);
+  absl::StatusOr<std::unique_ptr<ScratchDirectory>> scratch =
+      ScratchDirectory::Create(flags.dir, "gongdai-load-bench");
   if (!scratch.ok()) {
     std::fprintf(stderr, "error: %s\n", scratch.status().ToString().c_str());
     return 1;

@@ -232,6 +232,11 @@ class Ledger::Impl {
   absl::Status ScanPrefix(
       Space space, std::string_view prefix, std::string_view start_after,
       const std::function<bool(std::string_view, std::string_view)>& visit) const;
+  // Every disbursed loan's summary with its delinquency as of `as_of`, until `visit`
+  // returns false.
+  absl::Status ForEachLoanDelinquency(
+      Date as_of,
+      const std::function<bool(const v1::LoanSummary&, const Delinquency&)>& visit) const;
 
   struct Pending {
     Command command;
@@ -879,6 +884,24 @@ absl::Status Ledger::Impl::ScanPrefix(
   });
 }
 
+absl::Status Ledger::Impl::ForEachLoanDelinquency(
+    Date as_of,
+    const std::function<bool(const v1::LoanSummary&, const Delinquency&)>& visit) const {
+  absl::Status failure;
+  absl::Status scanned =
+      ScanPrefix(Space::kProjections, kLoanSummaryPrefix, "",
+                 [&](std::string_view id, std::string_view value) {
+                   v1::LoanSummary loan;
+                   if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                     failure = absl::DataLossError(Cat("loan summary ", id, " does not parse"));
+                     return false;
+                   }
+                   return visit(loan, SummaryDelinquencyAsOf(loan, as_of));
+                 });
+  if (!scanned.ok()) return scanned;
+  return failure;
+}
+
 absl::StatusOr<v1::ProductState> Ledger::Impl::GetProduct(std::string_view id) const {
   StorageReader reader(*storage_);
   absl::StatusOr<std::optional<v1::ProductState>> product = ReadProduct(reader, id);
@@ -1078,32 +1101,23 @@ absl::StatusOr<PortfolioFigures> Ledger::Impl::GetPortfolio(std::string_view as_
   for (const char* name : {"current", "1-30", "31-60", "61-90", "91-180", "180+"}) {
     figures.aging.push_back(PortfolioFigures::Bucket{name, 0, 0});
   }
-  absl::Status failure;
   absl::Status scanned =
-      ScanPrefix(Space::kProjections, kLoanSummaryPrefix, "",
-                 [&](std::string_view id, std::string_view value) {
-                   v1::LoanSummary loan;
-                   if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-                     failure = absl::DataLossError(Cat("loan summary ", id, " does not parse"));
-                     return false;
-                   }
-                   const Delinquency d = SummaryDelinquencyAsOf(loan, *as_of);
-                   if (d.outstanding_fen <= 0) return true;
-                   ++figures.loans_outstanding;
-                   figures.outstanding_fen += d.outstanding_fen;
-                   figures.overdue_principal_fen += d.overdue_principal_fen;
-                   if (d.days_past_due > 30) figures.par30_fen += d.outstanding_fen;
-                   if (d.days_past_due > 90) figures.par90_fen += d.outstanding_fen;
-                   for (PortfolioFigures::Bucket& bucket : figures.aging) {
-                     if (bucket.name == d.bucket) {
-                       ++bucket.loans;
-                       bucket.outstanding_fen += d.outstanding_fen;
-                     }
-                   }
-                   return true;
-                 });
+      ForEachLoanDelinquency(*as_of, [&](const v1::LoanSummary&, const Delinquency& d) {
+        if (d.outstanding_fen <= 0) return true;
+        ++figures.loans_outstanding;
+        figures.outstanding_fen += d.outstanding_fen;
+        figures.overdue_principal_fen += d.overdue_principal_fen;
+        if (d.days_past_due > 30) figures.par30_fen += d.outstanding_fen;
+        if (d.days_past_due > 90) figures.par90_fen += d.outstanding_fen;
+        for (PortfolioFigures::Bucket& bucket : figures.aging) {
+          if (bucket.name == d.bucket) {
+            ++bucket.loans;
+            bucket.outstanding_fen += d.outstanding_fen;
+          }
+        }
+        return true;
+      });
   if (!scanned.ok()) return scanned;
-  if (!failure.ok()) return failure;
   return figures;
 }
 
@@ -1185,7 +1199,7 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
   // Stocks as of `to`: the running changes of every day up to it, summed per dimension.
-  std::map<std::string, std::pair<ReportDims, v1::StockChange>> stocks;
+  std::map<std::string, std::pair<ReportDims, Stocks>> stocks;
   const std::string stocks_end = Cat(kStockPrefix, report.to, "0");
   scanned = storage_->Scan(
       Space::kProjections, kStockPrefix,
@@ -1201,12 +1215,7 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
         // Key without the date: "k/" + "YYYY-MM-DD/".
         auto [at, inserted] = stocks.try_emplace(std::string(key.substr(kStockPrefix.size() + 11)));
         if (inserted) at->second.first = std::move(parsed->second);
-        v1::StockChange& sum = at->second.second;
-        sum.set_loans_outstanding(sum.loans_outstanding() + change.loans_outstanding());
-        sum.set_outstanding_fen(sum.outstanding_fen() + change.outstanding_fen());
-        sum.set_overdue_principal_fen(sum.overdue_principal_fen() + change.overdue_principal_fen());
-        sum.set_par30_fen(sum.par30_fen() + change.par30_fen());
-        sum.set_par90_fen(sum.par90_fen() + change.par90_fen());
+        at->second.second += StocksOf(change);
         return true;
       },
       snapshot.get());
@@ -1214,13 +1223,13 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
   if (!failure.ok()) return failure;
   for (const auto& [unused, dims_and_sum] : stocks) {
     const auto& [dims, sum] = dims_and_sum;
-    if (sum.loans_outstanding() <= 0) continue;
+    if (sum.loans_outstanding <= 0) continue;
     for (ReportRow* into : {&row(dims), &report.total}) {
-      into->loans_outstanding += sum.loans_outstanding();
-      into->outstanding_fen += sum.outstanding_fen();
-      into->overdue_principal_fen += sum.overdue_principal_fen();
-      into->par30_fen += sum.par30_fen();
-      into->par90_fen += sum.par90_fen();
+      into->loans_outstanding += sum.loans_outstanding;
+      into->outstanding_fen += sum.outstanding_fen;
+      into->overdue_principal_fen += sum.overdue_principal_fen;
+      into->par30_fen += sum.par30_fen;
+      into->par90_fen += sum.par90_fen;
     }
   }
   for (auto& [group, r] : rows) report.rows.push_back(std::move(r));
@@ -1232,26 +1241,17 @@ absl::StatusOr<std::vector<OverdueLoan>> Ledger::Impl::ListOverdueLoans(
   absl::StatusOr<Date> as_of = ParseDate(as_of_text, "as_of");
   if (!as_of.ok()) return as_of.status();
   std::vector<OverdueLoan> overdue;
-  absl::Status failure;
   absl::Status scanned =
-      ScanPrefix(Space::kProjections, kLoanSummaryPrefix, "",
-                 [&](std::string_view id, std::string_view value) {
-                   v1::LoanSummary loan;
-                   if (!loan.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-                     failure = absl::DataLossError(Cat("loan summary ", id, " does not parse"));
-                     return false;
-                   }
-                   const Delinquency d = SummaryDelinquencyAsOf(loan, *as_of);
-                   if (d.overdue_installments == 0) return true;
-                   // The oldest unpaid installment's due date: what the follow-up visit is about.
-                   const Date oldest = as_of->PlusDays(-d.days_past_due);
-                   overdue.push_back(OverdueLoan{loan.loan_id(), loan.borrower_id(), loan.county(),
-                                                 d.days_past_due, d.bucket, d.overdue_principal_fen,
-                                                 d.outstanding_fen, oldest.ToString()});
-                   return overdue.size() < 100'000;
-                 });
+      ForEachLoanDelinquency(*as_of, [&](const v1::LoanSummary& loan, const Delinquency& d) {
+        if (d.overdue_installments == 0) return true;
+        // The oldest unpaid installment's due date: what the follow-up visit is about.
+        const Date oldest = as_of->PlusDays(-d.days_past_due);
+        overdue.push_back(OverdueLoan{loan.loan_id(), loan.borrower_id(), loan.county(),
+                                      d.days_past_due, d.bucket, d.overdue_principal_fen,
+                                      d.outstanding_fen, oldest.ToString()});
+        return overdue.size() < 100'000;
+      });
   if (!scanned.ok()) return scanned;
-  if (!failure.ok()) return failure;
   std::stable_sort(overdue.begin(), overdue.end(), [](const OverdueLoan& a, const OverdueLoan& b) {
     return a.days_past_due > b.days_past_due;
   });

@@ -203,6 +203,39 @@ Delinquency SummaryDelinquencyAsOf(const v1::LoanSummary& s, Date as_of) {
   return result;
 }
 
+Stocks& Stocks::operator+=(const Stocks& o) {
+  loans_outstanding += o.loans_outstanding;
+  outstanding_fen += o.outstanding_fen;
+  overdue_principal_fen += o.overdue_principal_fen;
+  par30_fen += o.par30_fen;
+  par90_fen += o.par90_fen;
+  return *this;
+}
+
+Stocks& Stocks::operator-=(const Stocks& o) {
+  loans_outstanding -= o.loans_outstanding;
+  outstanding_fen -= o.outstanding_fen;
+  overdue_principal_fen -= o.overdue_principal_fen;
+  par30_fen -= o.par30_fen;
+  par90_fen -= o.par90_fen;
+  return *this;
+}
+
+Stocks StocksOf(const v1::StockChange& c) {
+  return Stocks{c.loans_outstanding(), c.outstanding_fen(), c.overdue_principal_fen(),
+                c.par30_fen(), c.par90_fen()};
+}
+
+v1::StockChange StockChangeOf(const Stocks& stocks) {
+  v1::StockChange c;
+  c.set_loans_outstanding(stocks.loans_outstanding);
+  c.set_outstanding_fen(stocks.outstanding_fen);
+  c.set_overdue_principal_fen(stocks.overdue_principal_fen);
+  c.set_par30_fen(stocks.par30_fen);
+  c.set_par90_fen(stocks.par90_fen);
+  return c;
+}
+
 Stocks StocksOf(const Delinquency& d) {
   Stocks stocks;
   if (d.outstanding_fen <= 0) return stocks;
@@ -302,10 +335,7 @@ std::vector<std::pair<int32_t, Stocks>> StockSteps(const v1::LoanSummary& s) {
       }
     }
     const Stocks now = StocksOf(d);
-    const Stocks change{now.loans_outstanding - previous.loans_outstanding,
-                        now.outstanding_fen - previous.outstanding_fen,
-                        now.overdue_principal_fen - previous.overdue_principal_fen,
-                        now.par30_fen - previous.par30_fen, now.par90_fen - previous.par90_fen};
+    const Stocks change = now - previous;
     if (change != Stocks{}) steps.emplace_back(today, change);
     previous = now;
   }

@@ -57,8 +57,14 @@ struct Stocks {
   int64_t par30_fen = 0;
   int64_t par90_fen = 0;
   friend bool operator==(const Stocks&, const Stocks&) = default;
+  Stocks& operator+=(const Stocks& other);
+  Stocks& operator-=(const Stocks& other);
+  friend Stocks operator-(Stocks a, const Stocks& b) { return a -= b; }
 };
 Stocks StocksOf(const Delinquency& delinquency);
+// The stored form of a day's change (StockChange, under "k/") and back.
+Stocks StocksOf(const v1::StockChange& change);
+v1::StockChange StockChangeOf(const Stocks& stocks);
 
 // A loan's stocks as a step function of the day: (day, change) in ascending day order,
 // no change zero. For every day t, the sum of the changes on days <= t equals

@@ -893,24 +893,10 @@ absl::Status UpdateStocks(StateWriter& state, const ReportDims& dims,
                           const std::optional<v1::LoanSummary>& after) {
   std::map<int32_t, Stocks> delta;
   if (before.has_value()) {
-    for (const auto& [day, change] : StockSteps(*before)) {
-      Stocks& d = delta[day];
-      d.loans_outstanding -= change.loans_outstanding;
-      d.outstanding_fen -= change.outstanding_fen;
-      d.overdue_principal_fen -= change.overdue_principal_fen;
-      d.par30_fen -= change.par30_fen;
-      d.par90_fen -= change.par90_fen;
-    }
+    for (const auto& [day, change] : StockSteps(*before)) delta[day] -= change;
   }
   if (after.has_value()) {
-    for (const auto& [day, change] : StockSteps(*after)) {
-      Stocks& d = delta[day];
-      d.loans_outstanding += change.loans_outstanding;
-      d.outstanding_fen += change.outstanding_fen;
-      d.overdue_principal_fen += change.overdue_principal_fen;
-      d.par30_fen += change.par30_fen;
-      d.par90_fen += change.par90_fen;
-    }
+    for (const auto& [day, change] : StockSteps(*after)) delta[day] += change;
   }
   for (const auto& [day, d] : delta) {
     if (d == Stocks{}) continue;
@@ -918,16 +904,12 @@ absl::Status UpdateStocks(StateWriter& state, const ReportDims& dims,
     absl::StatusOr<std::optional<v1::StockChange>> stored =
         ReadProto<v1::StockChange>(state, Space::kProjections, key);
     if (!stored.ok()) return stored.status();
-    v1::StockChange change = stored->value_or(v1::StockChange());
-    change.set_loans_outstanding(change.loans_outstanding() + d.loans_outstanding);
-    change.set_outstanding_fen(change.outstanding_fen() + d.outstanding_fen);
-    change.set_overdue_principal_fen(change.overdue_principal_fen() + d.overdue_principal_fen);
-    change.set_par30_fen(change.par30_fen() + d.par30_fen);
-    change.set_par90_fen(change.par90_fen() + d.par90_fen);
-    if (change.ByteSizeLong() == 0) {
+    Stocks sum = stored->has_value() ? StocksOf(**stored) : Stocks{};
+    sum += d;
+    if (sum == Stocks{}) {
       state.Delete(Space::kProjections, key);  // the day's changes cancel out
     } else {
-      WriteProto(state, Space::kProjections, key, change);
+      WriteProto(state, Space::kProjections, key, StockChangeOf(sum));
     }
   }
   return absl::OkStatus();

@@ -58,11 +58,7 @@ TEST(StockStepsTest, SumOfStepsEqualsTheDelinquencyOnEveryDay) {
       while (next < steps.size() && steps[next].first <= day) {
         const Stocks& change = steps[next++].second;
         ASSERT_NE(change, Stocks{});
-        sum.loans_outstanding += change.loans_outstanding;
-        sum.outstanding_fen += change.outstanding_fen;
-        sum.overdue_principal_fen += change.overdue_principal_fen;
-        sum.par30_fen += change.par30_fen;
-        sum.par90_fen += change.par90_fen;
+        sum += change;
       }
       const Stocks expected = StocksOf(SummaryDelinquencyAsOf(summary, Date::FromDays(day)));
       ASSERT_EQ(sum, expected) << "seed " << seed << " round " << round << " day "
