@@ -919,19 +919,31 @@ absl::Status SaveLoan(ApplyContext& a, v1::LoanState& loan) {
   loan.set_last_entry_date(a.entry.business_date());
   WriteProto(a.state, Space::kProjections, LoanKey(loan.loan_id()), loan);
   // The small record the portfolio and the report read; only disbursed loans have one.
+  // Only a reversed disbursement takes a summary away, leaving the loan approved again:
+  // a loan with neither has no summary before or after, and nothing to read.
   std::optional<v1::LoanSummary> summary = SummaryOf(loan);
-  const std::string summary_key = LoanSummaryKey(loan.loan_id());
-  absl::StatusOr<std::optional<v1::LoanSummary>> before =
-      ReadProto<v1::LoanSummary>(a.state, Space::kProjections, summary_key);
-  if (!before.ok()) return before.status();
-  if (summary.has_value()) {
-    WriteProto(a.state, Space::kProjections, summary_key, *summary);
-  } else if (before->has_value()) {
-    a.state.Delete(Space::kProjections, summary_key);  // a disbursement reversed
-  }
-  if (before->has_value() || summary.has_value()) {
-    absl::Status updated = UpdateStocks(a.state, DimsOf(loan), *before, summary);
-    if (!updated.ok()) return updated;
+  if (summary.has_value() || loan.position().status() == v1::LOAN_STATUS_APPROVED) {
+    const std::string summary_key = LoanSummaryKey(loan.loan_id());
+    absl::StatusOr<std::optional<std::string>> stored =
+        a.state.Get(Space::kProjections, summary_key);
+    if (!stored.ok()) return stored.status();
+    const std::string bytes = summary.has_value() ? summary->SerializeAsString() : "";
+    // Entries that leave the summary as it was (jobs reported, an accrual) change no stocks.
+    if (stored->has_value() != summary.has_value() || (summary.has_value() && **stored != bytes)) {
+      std::optional<v1::LoanSummary> before;
+      if (stored->has_value()) {
+        before.emplace();
+        if (!before->ParseFromString(**stored))
+          return absl::DataLossError(Cat("projection ", summary_key, " does not parse"));
+      }
+      if (summary.has_value()) {
+        a.state.Put(Space::kProjections, summary_key, bytes);
+      } else {
+        a.state.Delete(Space::kProjections, summary_key);  // a disbursement reversed
+      }
+      absl::Status updated = UpdateStocks(a.state, DimsOf(loan), before, summary);
+      if (!updated.ok()) return updated;
+    }
   }
   a.state.Put(Space::kIndexes,
               Cat(LoanEntriesPrefix(loan.loan_id()), SequenceKey(a.entry.sequence())), "");
