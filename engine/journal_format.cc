@@ -25,6 +25,23 @@ uint64_t DecodeSequenceKey(std::string_view key) {
   return sequence;
 }
 
+namespace {
+
+std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
+  const size_t size = message.ByteSizeLong();  // SerializeWithCachedSizes needs the sizes
+  std::string bytes;
+  bytes.reserve(size);
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeWithCachedSizes(&coded);
+  }
+  return bytes;
+}
+
+}  // namespace
+
 std::string CanonicalBytes(const v1::Entry& entry) {
   v1::Entry copy_without_hash;
   const v1::Entry* source = &entry;
@@ -33,15 +50,7 @@ std::string CanonicalBytes(const v1::Entry& entry) {
     copy_without_hash.clear_hash();
     source = &copy_without_hash;
   }
-  source->ByteSizeLong();  // SerializeWithCachedSizes needs the sizes cached
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    source->SerializeWithCachedSizes(&coded);
-  }
-  return bytes;
+  return DeterministicBytes(*source);
 }
 
 std::string SealEntry(v1::Entry* entry) {
@@ -57,6 +66,12 @@ std::string SealEntry(v1::Entry* entry) {
 
 absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequence) {
   v1::Entry entry;
+  absl::Status opened = OpenEntryInto(stored, key_sequence, entry);
+  if (!opened.ok()) return opened;
+  return entry;
+}
+
+absl::Status OpenEntryInto(std::string_view stored, uint64_t key_sequence, v1::Entry& entry) {
   if (!entry.ParseFromArray(stored.data(), static_cast<int>(stored.size()))) {
     return absl::DataLossError(
         Cat("entry ", key_sequence, ": stored bytes do not parse as an entry"));
@@ -72,7 +87,14 @@ absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequen
     return absl::DataLossError(
         Cat("entry ", key_sequence, ": field hash: not stored last as the format requires"));
   }
-  if (CanonicalBytes(entry) != body) {
+  // The hash has the highest field number, so the deterministic encoding of the whole
+  // entry is the canonical body followed by the hash field: one serialization, no copy.
+  // Top-level unknown fields would be encoded after the hash, so such an entry takes the
+  // longer way (its canonical body, without the hash, must equal the stored body).
+  const bool canonical = entry.GetReflection()->GetUnknownFields(entry).empty()
+                             ? DeterministicBytes(entry) == stored
+                             : CanonicalBytes(entry) == body;
+  if (!canonical) {
     return absl::DataLossError(
         Cat("entry ", key_sequence, ": stored bytes are not the canonical encoding of the entry"));
   }
@@ -85,7 +107,7 @@ absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequen
     return absl::DataLossError(Cat("entry ", key_sequence, ": field sequence: expected ",
                                    key_sequence, ", found ", entry.sequence()));
   }
-  return entry;
+  return absl::OkStatus();
 }
 
 absl::Status CheckBalanced(const v1::Entry& entry) {

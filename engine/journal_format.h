@@ -49,6 +49,9 @@ std::string SealEntry(v1::Entry* entry);
 // canonical bytes followed by the hash field, that the hash matches, and that the entry's
 // sequence is its key's. DATA_LOSS naming the entry and the field otherwise.
 [[nodiscard]] absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequence);
+// The same, into `entry` (cleared first, so a reused entry keeps its allocations).
+[[nodiscard]] absl::Status OpenEntryInto(std::string_view stored, uint64_t key_sequence,
+                                         v1::Entry& entry);
 
 // Sum of debits equals sum of credits, every amount positive, every side set.
 [[nodiscard]] absl::Status CheckBalanced(const v1::Entry& entry);

@@ -207,7 +207,9 @@ absl::StatusOr<CompactRange> CompactRange::Load(const PerfectNodeSource& nodes, 
     if (((size >> level) & 1) == 0) continue;
     absl::StatusOr<std::string> hash = nodes(level, begin >> level);
     if (!hash.ok()) return hash.status();
-    range.hashes_.push_back(*std::move(hash));
+    if (hash->size() != kHashBytes)
+      return absl::DataLossError(Cat("tree node at level ", level, " is not 32 bytes"));
+    range.hashes_ += *hash;
     begin += uint64_t{1} << level;
   }
   return range;
@@ -219,10 +221,10 @@ absl::StatusOr<CompactRange> CompactRange::Decode(std::string_view bytes) {
   for (int i = 0; i < 8; ++i)
     range.size_ = (range.size_ << 8) | static_cast<unsigned char>(bytes[i]);
   bytes.remove_prefix(8);
-  if (bytes.size() != 32 * static_cast<size_t>(std::popcount(range.size_))) {
+  if (bytes.size() != kHashBytes * static_cast<size_t>(std::popcount(range.size_))) {
     return absl::DataLossError("compact range does not match its size");
   }
-  for (size_t at = 0; at < bytes.size(); at += 32) range.hashes_.emplace_back(bytes.substr(at, 32));
+  range.hashes_.assign(bytes.data(), bytes.size());
   return range;
 }
 
@@ -230,7 +232,7 @@ std::string CompactRange::Encode() const {
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i)
     out[static_cast<size_t>(i)] = static_cast<char>((size_ >> (56 - 8 * i)) & 0xff);
-  for (const std::string& h : hashes_) out += h;
+  out += hashes_;
   return out;
 }
 
@@ -242,20 +244,26 @@ void CompactRange::Append(
   int level = 0;
   // Each set low bit of the old size is a subtree of that level waiting for a sibling.
   while (((size_ >> level) & 1) == 1) {
-    hash = MerkleNodeHash(hashes_.back(), hash);
-    hashes_.pop_back();
+    const size_t last = hashes_.size() - kHashBytes;
+    hash = MerkleNodeHash(std::string_view(hashes_).substr(last), hash);
+    hashes_.resize(last);
     ++level;
     index >>= 1;
     emit(level, index, hash);
   }
-  hashes_.push_back(std::move(hash));
+  hashes_ += hash;
   ++size_;
 }
 
 std::string CompactRange::Root() const {
   if (hashes_.empty()) return MerkleEmptyRoot();
-  std::string root = hashes_.back();
-  for (auto it = hashes_.rbegin() + 1; it != hashes_.rend(); ++it) root = MerkleNodeHash(*it, root);
+  const std::string_view all(hashes_);
+  size_t at = all.size() - kHashBytes;
+  std::string root(all.substr(at));
+  while (at > 0) {
+    at -= kHashBytes;
+    root = MerkleNodeHash(all.substr(at, kHashBytes), root);
+  }
   return root;
 }
 

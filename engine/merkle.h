@@ -72,8 +72,9 @@ class CompactRange {
   std::string Root() const;
 
  private:
+  static constexpr size_t kHashBytes = 32;
   uint64_t size_ = 0;
-  std::vector<std::string> hashes_;  // largest subtree first
+  std::string hashes_;  // the subtrees' 32-byte roots, largest subtree first
 };
 
 }  // namespace gongdai
