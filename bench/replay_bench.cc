@@ -80,12 +80,14 @@ int Main(int argc, char** argv) {
   uint64_t entries = 1'000'000;
   std::string dir = std::filesystem::temp_directory_path().string();
   bool smoke = false;
+  bool keep = false;
   std::string db;
   app.add_option("--entries", entries, "journal length (default 1,000,000)");
   app.add_option("--db", db,
                  "measure an existing database (a stopped server's data, or the book that "
                  "gongdai-scale-bench --keep leaves) instead of building one; it is only read");
   app.add_option("--dir", dir, "where to build the scratch database (removed at the end)");
+  app.add_flag("--keep", keep, "leave the built database in place (its path is printed)");
   app.add_flag("--smoke", smoke, "10,000 entries, to check the benchmark runs");
   CLI11_PARSE(app, argc, argv);
   if (smoke) entries = 10'000;
@@ -131,8 +133,8 @@ int Main(int argc, char** argv) {
 
   start = Clock::now();
   Replayer replay;
-  absl::Status verified = (*copy)->ForEachEntry(
-      [&](std::string_view stored, uint64_t key) { return replay.AddStored(stored, key); });
+  absl::Status verified = (*copy)->ForEachOpenedEntry(
+      [&](const OpenedEntry& opened) { return replay.AddOpened(opened); });
   const double verify_s = Seconds(start);
   if (!verified.ok() || replay.last_hash() != last) {
     std::fprintf(stderr, "verify failed: %s\n", std::string(verified.message()).c_str());
@@ -155,7 +157,8 @@ int Main(int argc, char** argv) {
   std::printf("average entry %.0f bytes; chain %.2f s, verify %.2f s, compare %.2f s\n", bytes / n,
               chain_s, verify_s, compare_s);
   copy->reset();
-  if (scratch) std::filesystem::remove_all(path);
+  if (scratch && keep) std::printf("kept the database at %s\n", path.c_str());
+  if (scratch && !keep) std::filesystem::remove_all(path);
   return 0;
 }
 

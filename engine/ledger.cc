@@ -823,26 +823,15 @@ absl::Status Ledger::Impl::VerifyJournal() const {
 }
 
 absl::Status Ledger::Impl::ReplayInto(MemoryState& state, const StorageSnapshot* snapshot) const {
-  absl::Status failure;
-  absl::Status scanned = storage_->Scan(
-      Space::kJournal, "",
-      [&](std::string_view key, std::string_view value) {
-        absl::StatusOr<v1::Entry> entry = OpenEntry(value, DecodeSequenceKey(key));
-        if (!entry.ok()) {
-          failure = entry.status();
-          return false;
-        }
-        failure = Apply(*entry, state);
-        if (!failure.ok()) {
-          failure = absl::DataLossError(
-              Cat("entry ", entry->sequence(), ": replay failed: ", failure.message()));
-          return false;
-        }
-        return true;
-      },
-      snapshot);
-  if (!scanned.ok()) return scanned;
-  return failure;
+  return ForEachOpenedEntry(*storage_, snapshot, [&](const OpenedEntry& opened) -> absl::Status {
+    if (!opened.status.ok()) return opened.status;
+    absl::Status applied = Apply(opened.entry, state);
+    if (!applied.ok()) {
+      return absl::DataLossError(
+          Cat("entry ", opened.entry.sequence(), ": replay failed: ", applied.message()));
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::Impl::CompareProjectionsWithRebuild()
@@ -865,7 +854,7 @@ absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
       return true;
     });
     if (!scanned.ok()) return scanned;
-    for (const auto& [key, value] : rebuilt.space(space)) batch.Put(space, key, value);
+    for (const auto& [key, value] : rebuilt.Sorted(space)) batch.Put(space, key, value);
   }
   absl::Status written = storage_->Write(batch, /*sync=*/true);
   if (!written.ok()) Stop(written);

@@ -1,7 +1,13 @@
 #include "engine/replay.h"
 
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "engine/journal_format.h"
 #include "engine/programme.h"
 #include "engine/sha256.h"
@@ -26,27 +32,149 @@ std::string Printable(std::string_view bytes) {
   return out;
 }
 
+// The tables' heterogeneous lookup takes absl::string_view, which this Abseil build keeps
+// distinct from std::string_view.
+absl::string_view Key(std::string_view key) { return absl::string_view(key.data(), key.size()); }
+
 }  // namespace
 
+struct MemoryState::Table {
+  struct Change {
+    std::string key;
+    std::string value;
+    bool erase = false;
+  };
+  // Until the table is first read: every put and delete, in order.
+  std::vector<Change> log;
+  // From then on: the keys and their values.
+  bool indexed = false;
+  absl::flat_hash_map<std::string, std::string> map;
+
+  void Index() {
+    if (indexed) return;
+    map.reserve(log.size());
+    for (Change& change : log) {
+      if (change.erase) {
+        map.erase(Key(change.key));
+      } else {
+        map.insert_or_assign(std::move(change.key), std::move(change.value));
+      }
+    }
+    std::vector<Change>().swap(log);
+    indexed = true;
+  }
+
+  // Appends this table's keys with their values to `out`, in key order.
+  void AppendSorted(std::string_view prefix, std::vector<KeyValue>& out) const {
+    const size_t first = out.size();
+    auto by_key = [](const KeyValue& a, const KeyValue& b) { return a.first < b.first; };
+    if (indexed) {
+      for (const auto& [key, value] : map) {
+        if (std::string_view(key).starts_with(prefix)) out.emplace_back(key, value);
+      }
+      std::sort(out.begin() + static_cast<ptrdiff_t>(first), out.end(), by_key);
+      return;
+    }
+    // A log whose keys only grow (a date index, the tree's nodes of one level) is its own
+    // sorted state.
+    bool increasing = true;
+    for (size_t i = 0; i < log.size() && increasing; ++i) {
+      increasing = !log[i].erase && (i == 0 || log[i - 1].key < log[i].key);
+    }
+    if (increasing) {
+      for (const Change& change : log) {
+        if (std::string_view(change.key).starts_with(prefix))
+          out.emplace_back(change.key, change.value);
+      }
+      return;
+    }
+    // Otherwise the last change of each key decides: sort the changes by key, keeping
+    // their order among equal keys.
+    std::vector<uint32_t> order;
+    order.reserve(log.size());
+    for (size_t i = 0; i < log.size(); ++i) {
+      if (std::string_view(log[i].key).starts_with(prefix))
+        order.push_back(static_cast<uint32_t>(i));
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [this](uint32_t a, uint32_t b) { return log[a].key < log[b].key; });
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (i + 1 < order.size() && log[order[i]].key == log[order[i + 1]].key) continue;
+      const Change& last = log[order[i]];
+      if (!last.erase) out.emplace_back(last.key, last.value);
+    }
+  }
+};
+
+MemoryState::MemoryState() = default;
+MemoryState::~MemoryState() = default;
+
+MemoryState::Table* MemoryState::TableOf(Space space, std::string_view key, bool create) {
+  const size_t kind =
+      key.size() >= 2 && key[1] == '/' ? static_cast<unsigned char>(key[0]) : kTablesPerSpace - 1;
+  std::unique_ptr<Table>& table = tables_[static_cast<size_t>(space)][kind];
+  if (table == nullptr && create) table = std::make_unique<Table>();
+  return table.get();
+}
+
 absl::StatusOr<std::optional<std::string>> MemoryState::Get(Space space, std::string_view key) {
-  const auto& map = spaces_[static_cast<size_t>(space)];
-  auto it = map.find(std::string(key));
-  if (it == map.end()) return std::nullopt;
-  return it->second;
+  const std::string* value = Find(space, key);
+  if (value == nullptr) return std::nullopt;
+  return *value;
+}
+
+const std::string* MemoryState::Find(Space space, std::string_view key) {
+  Table* table = TableOf(space, key, /*create=*/false);
+  if (table == nullptr) return nullptr;
+  table->Index();
+  auto it = table->map.find(Key(key));
+  return it == table->map.end() ? nullptr : &it->second;
 }
 
 void MemoryState::Put(Space space, std::string_view key, std::string_view value) {
-  spaces_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
+  Table* table = TableOf(space, key, /*create=*/true);
+  if (!table->indexed) {
+    table->log.push_back(Table::Change{std::string(key), std::string(value)});
+    return;
+  }
+  auto [it, inserted] = table->map.try_emplace(Key(key));
+  it->second.assign(value.data(), value.size());
 }
 
 void MemoryState::Delete(Space space, std::string_view key) {
-  spaces_[static_cast<size_t>(space)].erase(std::string(key));
+  Table* table = TableOf(space, key, /*create=*/true);
+  if (!table->indexed) {
+    table->log.push_back(Table::Change{std::string(key), std::string(), /*erase=*/true});
+    return;
+  }
+  auto it = table->map.find(Key(key));
+  if (it != table->map.end()) table->map.erase(it);
+}
+
+std::vector<MemoryState::KeyValue> MemoryState::Sorted(Space space, std::string_view prefix) const {
+  // Each table's keys in order; then the tables merged (keys of different tables can
+  // interleave only through the table of keys without a "x/" form).
+  std::vector<KeyValue> sorted;
+  std::vector<size_t> runs = {0};
+  for (const std::unique_ptr<Table>& table : tables_[static_cast<size_t>(space)]) {
+    if (table == nullptr) continue;
+    table->AppendSorted(prefix, sorted);
+    if (sorted.size() != runs.back()) runs.push_back(sorted.size());
+  }
+  auto by_key = [](const KeyValue& a, const KeyValue& b) { return a.first < b.first; };
+  for (size_t run = 2; run < runs.size(); ++run) {
+    const size_t middle = runs[run - 1];
+    if (!by_key(sorted[middle], sorted[middle - 1])) continue;  // already in order
+    std::inplace_merge(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(runs[run - 1]),
+                       sorted.begin() + static_cast<ptrdiff_t>(runs[run]), by_key);
+  }
+  return sorted;
 }
 
 absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
     const Storage& storage, const StorageSnapshot* snapshot, const MemoryState& expected_state) {
   for (Space space : kDerivedSpaces) {
-    const std::map<std::string, std::string>& expected = expected_state.space(space);
+    const std::vector<MemoryState::KeyValue> expected = expected_state.Sorted(space);
     auto next = expected.begin();
     std::optional<ProjectionMismatch> mismatch;
     auto report = [&](std::string_view key, std::string stored, std::string want) {
@@ -80,8 +208,89 @@ absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
   return std::nullopt;
 }
 
+absl::Status ForEachOpenedEntry(
+    const Storage& storage, const StorageSnapshot* snapshot,
+    const std::function<absl::Status(const OpenedEntry& opened)>& visit) {
+  // Batches go to `visit` through `ready` and come back through `spent`, so that the
+  // entries' memory is reused and freed on the reading thread.
+  using Batch = std::vector<OpenedEntry>;
+  constexpr size_t kBatchEntries = 256;
+  constexpr size_t kBatchesAhead = 16;
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<Batch> ready;  // guarded by mutex, as are the four below
+  std::deque<Batch> spent;
+  bool read_all = false;
+  bool stop = false;
+  absl::Status read_status;
+
+  std::thread reader([&] {
+    Batch batch(kBatchEntries);
+    size_t filled = 0;
+    auto hand_over = [&] {
+      batch.resize(filled);
+      std::unique_lock lock(mutex);
+      changed.wait(lock, [&] { return stop || ready.size() < kBatchesAhead; });
+      if (stop) return false;
+      ready.push_back(std::move(batch));
+      batch.clear();
+      if (!spent.empty()) {
+        batch = std::move(spent.front());
+        spent.pop_front();
+      }
+      changed.notify_all();
+      lock.unlock();
+      batch.resize(kBatchEntries);
+      filled = 0;
+      return true;
+    };
+    absl::Status scanned = storage.Scan(
+        Space::kJournal, "",
+        [&](std::string_view key, std::string_view value) {
+          OpenedEntry& opened = batch[filled++];
+          opened.key_sequence = DecodeSequenceKey(key);
+          opened.status = OpenEntryInto(value, opened.key_sequence, opened.entry);
+          return filled < kBatchEntries || hand_over();
+        },
+        snapshot);
+    if (filled > 0) hand_over();
+    std::lock_guard lock(mutex);
+    read_status = scanned;
+    read_all = true;
+    changed.notify_all();
+  });
+
+  absl::Status failure;
+  while (failure.ok()) {
+    Batch batch;
+    {
+      std::unique_lock lock(mutex);
+      changed.wait(lock, [&] { return !ready.empty() || read_all; });
+      if (ready.empty()) break;
+      batch = std::move(ready.front());
+      ready.pop_front();
+      changed.notify_all();
+    }
+    for (const OpenedEntry& opened : batch) {
+      failure = visit(opened);
+      if (!failure.ok()) break;
+    }
+    std::lock_guard lock(mutex);
+    spent.push_back(std::move(batch));
+  }
+  {
+    std::lock_guard lock(mutex);
+    stop = true;
+    changed.notify_all();
+  }
+  reader.join();
+  if (!failure.ok()) return failure;
+  return read_status;
+}
+
 absl::Status Replayer::Check(const v1::Entry& entry) {
-  const uint64_t expected = tree_.size() + 1;
+  const uint64_t expected = size_ + 1;
   if (entry.sequence() != expected) {
     return absl::DataLossError(
         entry.sequence() > expected
@@ -102,21 +311,28 @@ absl::Status Replayer::Check(const v1::Entry& entry) {
         Cat("entry ", expected, ": replay through apply failed: ",
             std::string_view(applied.message().data(), applied.message().size())));
   }
-  tree_.Append(entry.hash(), [](int, uint64_t, const std::string&) {});
+  ++size_;
   last_hash_ = entry.hash();
   return absl::OkStatus();
 }
 
 absl::Status Replayer::AddStored(std::string_view bytes, uint64_t key_sequence) {
-  if (key_sequence != tree_.size() + 1) {
+  OpenedEntry opened;
+  opened.key_sequence = key_sequence;
+  if (key_sequence == size_ + 1) opened.status = OpenEntryInto(bytes, key_sequence, opened.entry);
+  return AddOpened(opened);
+}
+
+absl::Status Replayer::AddOpened(const OpenedEntry& opened) {
+  const uint64_t key_sequence = opened.key_sequence;
+  if (key_sequence != size_ + 1) {
     return absl::DataLossError(
-        key_sequence > tree_.size() + 1
-            ? Cat("entry ", tree_.size() + 1, ": missing (the next key is ", key_sequence, ")")
+        key_sequence > size_ + 1
+            ? Cat("entry ", size_ + 1, ": missing (the next key is ", key_sequence, ")")
             : Cat("entry ", key_sequence, ": stored twice"));
   }
-  absl::StatusOr<v1::Entry> entry = OpenEntry(bytes, key_sequence);
-  if (!entry.ok()) return entry.status();
-  return Check(*entry);
+  if (!opened.status.ok()) return opened.status;
+  return Check(opened.entry);
 }
 
 absl::Status Replayer::AddParsed(const v1::Entry& entry) {
@@ -141,6 +357,13 @@ absl::Status Replayer::ApplyOnly(const v1::Entry& entry) {
   return absl::OkStatus();
 }
 
+std::string Replayer::root() {
+  const std::string* edge = state_.Find(Space::kProjections, kTreeEdgeKey);
+  if (edge == nullptr) return CompactRange().Root();
+  absl::StatusOr<CompactRange> decoded = CompactRange::Decode(*edge);
+  return decoded.ok() ? decoded->Root() : std::string();
+}
+
 std::optional<v1::LoanState> Replayer::Loan(std::string_view loan_id) {
   absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(state_, loan_id);
   if (!loan.ok()) return std::nullopt;
@@ -163,23 +386,20 @@ Money Replayer::Balance(std::string_view account) {
 
 std::vector<v1::LoanState> Replayer::Loans() const {
   std::vector<v1::LoanState> loans;
-  const auto& projections = state_.space(Space::kProjections);
-  for (auto it = projections.lower_bound(std::string(kLoanPrefix));
-       it != projections.end() && it->first.starts_with(kLoanPrefix); ++it) {
+  for (const auto& [key, value] : state_.Sorted(Space::kProjections, kLoanPrefix)) {
     v1::LoanState loan;
-    if (loan.ParseFromString(it->second)) loans.push_back(std::move(loan));
+    if (loan.ParseFromArray(value.data(), static_cast<int>(value.size())))
+      loans.push_back(std::move(loan));
   }
   return loans;
 }
 
 std::vector<std::pair<std::string, int64_t>> Replayer::Balances() const {
   std::vector<std::pair<std::string, int64_t>> balances;
-  const auto& projections = state_.space(Space::kProjections);
-  for (auto it = projections.lower_bound(std::string(kAccountPrefix));
-       it != projections.end() && it->first.starts_with(kAccountPrefix); ++it) {
+  for (const auto& [key, value] : state_.Sorted(Space::kProjections, kAccountPrefix)) {
     v1::AccountState state;
-    if (state.ParseFromString(it->second))
-      balances.emplace_back(it->first.substr(kAccountPrefix.size()), state.balance_fen());
+    if (state.ParseFromArray(value.data(), static_cast<int>(value.size())))
+      balances.emplace_back(key.substr(kAccountPrefix.size()), state.balance_fen());
   }
   return balances;
 }
@@ -215,6 +435,11 @@ absl::Status DatabaseCopy::ForEachEntry(
       snapshot_.get());
   if (!scanned.ok()) return scanned;
   return failure;
+}
+
+absl::Status DatabaseCopy::ForEachOpenedEntry(
+    const std::function<absl::Status(const OpenedEntry& opened)>& visit) const {
+  return gongdai::ForEachOpenedEntry(*storage_, snapshot_.get(), visit);
 }
 
 absl::StatusOr<uint64_t> DatabaseCopy::HeadSequence() const {

@@ -8,7 +8,6 @@
 
 #include <array>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,17 +25,37 @@
 namespace gongdai {
 
 // Derived state held in memory: what a rebuild or a replay produces.
+//
+// A replay puts millions of keys that apply never reads back (request ids, index keys,
+// the Merkle tree's nodes), and reads only a few kinds (accounts, loans, the tree's
+// edge). So each space is split into tables by key kind (the byte before a '/' in the
+// second position: "a/...", "m/...", or one table for keys of no such form), and a table
+// is only a log of its puts and deletes, appended in order, until something first reads
+// from it; then it becomes a hash table. Key order is produced when a space is walked.
 class MemoryState final : public StateWriter {
  public:
+  using KeyValue = std::pair<std::string_view, std::string_view>;
+
+  MemoryState();
+  ~MemoryState() override;
+  MemoryState(const MemoryState&) = delete;
+  MemoryState& operator=(const MemoryState&) = delete;
+
   absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override;
   void Put(Space space, std::string_view key, std::string_view value) override;
   void Delete(Space space, std::string_view key) override;
-  const std::map<std::string, std::string>& space(Space s) const {
-    return spaces_[static_cast<size_t>(s)];
-  }
+
+  // The value under `key`, or nullptr; valid until the space next changes.
+  const std::string* Find(Space space, std::string_view key);
+  // The keys of `space` that start with `prefix` ("" for all), with their values, in key
+  // order; the views are valid until the space next changes.
+  std::vector<KeyValue> Sorted(Space space, std::string_view prefix = "") const;
 
  private:
-  std::array<std::map<std::string, std::string>, kSpaceCount> spaces_;
+  struct Table;
+  static constexpr size_t kTablesPerSpace = 257;  // one per leading byte, and one more
+  Table* TableOf(Space space, std::string_view key, bool create);
+  std::array<std::array<std::unique_ptr<Table>, kTablesPerSpace>, kSpaceCount> tables_;
 };
 
 // The spaces a rebuild reproduces: projections, indexes, request ids.
@@ -48,22 +67,42 @@ inline constexpr Space kDerivedSpaces[] = {Space::kProjections, Space::kIndexes,
 [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
     const Storage& storage, const StorageSnapshot* snapshot, const MemoryState& expected);
 
+// An entry opened from the bytes stored under journal key `key_sequence` (OpenEntry), or
+// why it could not be.
+struct OpenedEntry {
+  uint64_t key_sequence = 0;
+  absl::Status status;  // OK when `entry` is the opened entry
+  v1::Entry entry;
+};
+
+// Calls `visit` for every journal entry of `storage` (at `snapshot`) in key order, with
+// the entry opened from its stored bytes (parsed, canonical form and hash checked) or the
+// reason it could not be. Reading and opening run on a second thread, a few thousand
+// entries ahead of `visit`.
+[[nodiscard]] absl::Status ForEachOpenedEntry(
+    const Storage& storage, const StorageSnapshot* snapshot,
+    const std::function<absl::Status(const OpenedEntry& opened)>& visit);
+
 class Replayer {
  public:
   // Checks and applies the next entry: given as stored (database) bytes under journal
   // key `key_sequence`, or parsed from an export. DATA_LOSS naming the entry and the field.
   [[nodiscard]] absl::Status AddStored(std::string_view bytes, uint64_t key_sequence);
+  // The same, for an entry already opened from its stored bytes.
+  [[nodiscard]] absl::Status AddOpened(const OpenedEntry& opened);
   [[nodiscard]] absl::Status AddParsed(const v1::Entry& entry);
   // Applies an entry to the state only (no chain or tree checks), for a replay as of a
   // business date that leaves out later-dated entries.
   [[nodiscard]] absl::Status ApplyOnly(const v1::Entry& entry);
 
-  uint64_t size() const { return tree_.size(); }
+  uint64_t size() const { return size_; }
   const std::string& last_hash() const { return last_hash_; }
-  std::string root() const { return tree_.Root(); }
+  // The Merkle root of the entries added so far (apply keeps the tree's edge).
+  std::string root();
 
   // Derived state so far.
   const MemoryState& state() const { return state_; }
+  MemoryState& state() { return state_; }
   std::optional<v1::LoanState> Loan(std::string_view loan_id);
   std::optional<v1::BorrowerState> Borrower(std::string_view borrower_id);
   Money Balance(std::string_view account);
@@ -74,7 +113,7 @@ class Replayer {
  private:
   absl::Status Check(const v1::Entry& entry);
   MemoryState state_;
-  CompactRange tree_;
+  uint64_t size_ = 0;
   std::string last_hash_ = std::string(32, '\0');
 };
 
@@ -87,6 +126,9 @@ class DatabaseCopy {
   [[nodiscard]] absl::Status ForEachEntry(
       const std::function<absl::Status(std::string_view bytes, uint64_t key_sequence)>& visit)
       const;
+  // The same as the free function, over this copy.
+  [[nodiscard]] absl::Status ForEachOpenedEntry(
+      const std::function<absl::Status(const OpenedEntry& opened)>& visit) const;
   // The sequence the stored chain head names (0 for none).
   [[nodiscard]] absl::StatusOr<uint64_t> HeadSequence() const;
   [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> CompareWith(

@@ -176,8 +176,8 @@ TEST_F(AuditTest, TruncatedJournalIsCaught) {
     const Space spaces[] = {Space::kProjections, Space::kIndexes, Space::kRequestIds};
     const char* names[] = {"projections", "indexes", "request_ids"};
     for (int i = 0; i < 3; ++i) {
-      for (const auto& [key, value] : replay.state().space(spaces[i]))
-        raw.Put(names[i], key, value);
+      for (const auto& [key, value] : replay.state().Sorted(spaces[i]))
+        raw.Put(names[i], std::string(key), std::string(value));
     }
     v1::JournalHead head;
     head.set_sequence(replay.size());

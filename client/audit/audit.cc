@@ -146,18 +146,19 @@ Outcome FromRpc(const grpc::Status& status, std::string_view what) {
 
 // ---- Sources ------------------------------------------------------------------------
 
-// Feeds every entry of the chosen source, in order, to `visit` (stored bytes for a
-// database copy, parsed entries otherwise).
+// Feeds every entry of the chosen source, in order, to `visit` (entries opened from their
+// stored bytes, on a second thread, for a database copy; parsed entries otherwise).
 struct Item {
-  const v1::Entry* parsed = nullptr;
-  std::string_view stored;
+  const v1::Entry* parsed = nullptr;    // from an export or a server
+  const OpenedEntry* opened = nullptr;  // from a database copy
   uint64_t key = 0;
 };
 
-// The entry of an item: parsed (export, server) or opened from its stored bytes.
+// The entry of an item, or why its stored bytes could not be opened.
 absl::StatusOr<v1::Entry> EntryOf(const Item& item) {
   if (item.parsed != nullptr) return *item.parsed;
-  return OpenEntry(item.stored, item.key);
+  if (!item.opened->status.ok()) return item.opened->status;
+  return item.opened->entry;
 }
 
 Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const Item&)>& visit,
@@ -169,8 +170,8 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
   if (!o.db.empty()) {
     absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(o.db);
     if (!copy.ok()) return Trouble(kExitUsage, Message(copy.status()));
-    absl::Status visited = (*copy)->ForEachEntry([&](std::string_view bytes, uint64_t key) {
-      return visit(Item{nullptr, bytes, key});
+    absl::Status visited = (*copy)->ForEachOpenedEntry([&](const OpenedEntry& opened) {
+      return visit(Item{nullptr, &opened, opened.key_sequence});
     });
     if (!visited.ok()) return Fault(Message(visited));
     return {};
@@ -188,7 +189,7 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
         return Fault(Cat("line ", number, " of ", o.export_file, " is not an export line"));
       }
       v1::Entry entry = parsed.entry();
-      absl::Status visited = visit(Item{&entry, {}, entry.sequence()});
+      absl::Status visited = visit(Item{&entry, nullptr, entry.sequence()});
       if (!visited.ok()) return Fault(Message(visited));
     }
     return {};
@@ -202,7 +203,8 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
       server->stub().StreamEntries(context.get(), request);
   v1::Entry entry;
   absl::Status visited;
-  while (visited.ok() && reader->Read(&entry)) visited = visit(Item{&entry, {}, entry.sequence()});
+  while (visited.ok() && reader->Read(&entry))
+    visited = visit(Item{&entry, nullptr, entry.sequence()});
   if (!visited.ok()) {
     context->TryCancel();
     reader->Finish().IgnoreError();
@@ -292,8 +294,8 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   std::optional<std::string> root_at_checkpoint, root_at_previous;
   if (checkpoint->has_value() && (*checkpoint)->size == 0) root_at_checkpoint = MerkleEmptyRoot();
   Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
-    absl::Status added = item.parsed != nullptr ? replay.AddParsed(*item.parsed)
-                                                : replay.AddStored(item.stored, item.key);
+    absl::Status added =
+        item.parsed != nullptr ? replay.AddParsed(*item.parsed) : replay.AddOpened(*item.opened);
     if (!added.ok()) return added;
     if (checkpoint->has_value() && replay.size() == (*checkpoint)->size)
       root_at_checkpoint = replay.root();

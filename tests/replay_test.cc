@@ -1,0 +1,137 @@
+// The replay's building blocks: the in-memory derived state (logs that turn into hash
+// tables when first read) against a plain ordered map, and the reading thread that opens
+// a database's entries ahead of the replay.
+#include "engine/replay.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <map>
+#include <random>
+
+#include "engine/journal_format.h"
+#include "tests/test_util.h"
+
+namespace gongdai {
+namespace {
+
+using testing::TempDir;
+
+// Keys of every kind the tables split on: "x/" forms of several leading bytes, keys with
+// no such form (which sort among them), and the shortest keys.
+std::string RandomKey(std::mt19937_64& random) {
+  static const char* const kForms[] = {"a/", "m/", "t/", "b/", "", "a", "/", "m/x/", "zz"};
+  std::string key = kForms[random() % std::size(kForms)];
+  const int tail = static_cast<int>(random() % 4);
+  for (int i = 0; i < tail; ++i) key += static_cast<char>('0' + random() % 3);
+  return key;
+}
+
+TEST(MemoryState, AgreesWithAnOrderedMapThroughPutsDeletesReadsAndWalks) {
+  const Space spaces[] = {Space::kProjections, Space::kIndexes, Space::kRequestIds};
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    // Odd seeds never read a key, so every table stays a log and only walks see it.
+    std::mt19937_64 random(seed);
+    MemoryState state;
+    std::map<std::string, std::string> model[std::size(spaces)];
+    for (int op = 0; op < 2'000; ++op) {
+      const size_t s = random() % std::size(spaces);
+      const std::string key = RandomKey(random);
+      const int kind = static_cast<int>(random() % 10);
+      if (kind < 5) {
+        const std::string value = "v" + std::to_string(op);
+        state.Put(spaces[s], key, value);
+        model[s][key] = value;
+      } else if (kind < 8) {
+        state.Delete(spaces[s], key);
+        model[s].erase(key);
+      } else if (kind < 9 && seed % 2 == 0) {
+        // A read turns the key's table from a log into a hash table.
+        absl::StatusOr<std::optional<std::string>> got = state.Get(spaces[s], key);
+        ASSERT_TRUE(got.ok());
+        auto want = model[s].find(key);
+        if (want == model[s].end()) {
+          EXPECT_FALSE(got->has_value()) << "seed " << seed << " key " << key;
+        } else {
+          ASSERT_TRUE(got->has_value()) << "seed " << seed << " key " << key;
+          EXPECT_EQ(**got, want->second) << "seed " << seed << " key " << key;
+        }
+      } else {
+        const std::string prefix = random() % 2 == 0 ? "" : RandomKey(random).substr(0, 2);
+        std::vector<std::pair<std::string, std::string>> want;
+        for (const auto& [k, v] : model[s]) {
+          if (k.starts_with(prefix)) want.emplace_back(k, v);
+        }
+        std::vector<std::pair<std::string, std::string>> got;
+        for (const auto& [k, v] : state.Sorted(spaces[s], prefix)) got.emplace_back(k, v);
+        ASSERT_EQ(got, want) << "seed " << seed << " op " << op << " prefix " << prefix;
+      }
+    }
+  }
+}
+
+// A journal longer than the batches the reading thread hands over and the number of them
+// it may hold ahead of the replay.
+class OpenedEntriesTest : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kEntries = 6'000;
+
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Ledger>> ledger =
+        Ledger::Open(dir_.Sub("ledger"), testing::FixedDayOptions());
+    ASSERT_TRUE(ledger.ok()) << ledger.status();
+    std::vector<std::future<CommandResult>> pending;
+    for (uint64_t i = 0; i < kEntries; ++i) {
+      auto promise = std::make_shared<std::promise<CommandResult>>();
+      pending.push_back(promise->get_future());
+      (*ledger)->Submit(testing::Transfer("r" + std::to_string(i), "external:bank:psbc",
+                                          "member:m" + std::to_string(i % 97) + ":cash", 100),
+                        [promise](CommandResult r) { promise->set_value(std::move(r)); });
+      if (pending.size() == 500 || i + 1 == kEntries) {
+        for (auto& f : pending) ASSERT_TRUE(f.get().status.ok());
+        pending.clear();
+      }
+    }
+    head_hash_ = (*ledger)->Head().hash;
+  }
+
+  TempDir dir_;
+  std::string head_hash_;
+};
+
+TEST_F(OpenedEntriesTest, EveryEntryArrivesOpenedAndInOrder) {
+  absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(dir_.Sub("ledger"));
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  uint64_t next = 1;
+  Replayer replay;
+  absl::Status visited = (*copy)->ForEachOpenedEntry([&](const OpenedEntry& opened) {
+    EXPECT_EQ(opened.key_sequence, next);
+    EXPECT_TRUE(opened.status.ok()) << opened.status;
+    EXPECT_EQ(opened.entry.sequence(), next);
+    ++next;
+    return replay.AddOpened(opened);
+  });
+  ASSERT_TRUE(visited.ok()) << visited;
+  EXPECT_EQ(next, kEntries + 1);
+  EXPECT_EQ(replay.last_hash(), head_hash_);
+  absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = (*copy)->CompareWith(replay);
+  ASSERT_TRUE(mismatch.ok()) << mismatch.status();
+  EXPECT_FALSE(mismatch->has_value()) << (*mismatch)->key;
+}
+
+TEST_F(OpenedEntriesTest, AFailingVisitStopsTheReadingAndIsReturned) {
+  absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(dir_.Sub("ledger"));
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  uint64_t visits = 0;
+  absl::Status visited = (*copy)->ForEachOpenedEntry([&](const OpenedEntry& opened) {
+    ++visits;
+    if (opened.key_sequence == 3'000) return absl::DataLossError("entry 3000: stop here");
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(visited.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(visited.message(), "entry 3000: stop here");
+  EXPECT_EQ(visits, 3'000u);
+}
+
+}  // namespace
+}  // namespace gongdai
