@@ -44,8 +44,9 @@ struct MemoryState::Table {
     std::string value;
     bool erase = false;
   };
-  // Until the table is first read: every put and delete, in order.
-  std::vector<Change> log;
+  // Until the table is first read: every put and delete, in order (a deque, so that
+  // growing it never moves what it holds).
+  std::deque<Change> log;
   // From then on: the keys and their values.
   bool indexed = false;
   absl::flat_hash_map<std::string, std::string> map;
@@ -60,7 +61,7 @@ struct MemoryState::Table {
         map.insert_or_assign(std::move(change.key), std::move(change.value));
       }
     }
-    std::vector<Change>().swap(log);
+    std::deque<Change>().swap(log);
     indexed = true;
   }
 
@@ -88,20 +89,36 @@ struct MemoryState::Table {
       }
       return;
     }
-    // Otherwise the last change of each key decides: sort the changes by key, keeping
-    // their order among equal keys.
-    std::vector<uint32_t> order;
-    order.reserve(log.size());
-    for (size_t i = 0; i < log.size(); ++i) {
-      if (std::string_view(log[i].key).starts_with(prefix))
-        order.push_back(static_cast<uint32_t>(i));
+    // Otherwise the last change of each key decides: sort the changes by key and then by
+    // their order. Each carries its key's first eight bytes as a number, so that most
+    // comparisons need not reach the key itself.
+    struct Item {
+      uint64_t head;
+      uint64_t order;
+      const Change* change;
+    };
+    std::vector<Item> items;
+    items.reserve(log.size());
+    uint64_t order = 0;
+    for (const Change& change : log) {
+      ++order;
+      if (!std::string_view(change.key).starts_with(prefix)) continue;
+      uint64_t head = 0;
+      for (size_t i = 0; i < 8; ++i) {
+        head =
+            (head << 8) | (i < change.key.size() ? static_cast<unsigned char>(change.key[i]) : 0);
+      }
+      items.push_back(Item{head, order, &change});
     }
-    std::stable_sort(order.begin(), order.end(),
-                     [this](uint32_t a, uint32_t b) { return log[a].key < log[b].key; });
-    for (size_t i = 0; i < order.size(); ++i) {
-      if (i + 1 < order.size() && log[order[i]].key == log[order[i + 1]].key) continue;
-      const Change& last = log[order[i]];
-      if (!last.erase) out.emplace_back(last.key, last.value);
+    std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+      if (a.head != b.head) return a.head < b.head;
+      const int keys = a.change->key.compare(b.change->key);
+      return keys != 0 ? keys < 0 : a.order < b.order;
+    });
+    for (size_t i = 0; i < items.size(); ++i) {
+      const Change& change = *items[i].change;
+      if (i + 1 < items.size() && items[i + 1].change->key == change.key) continue;
+      if (!change.erase) out.emplace_back(change.key, change.value);
     }
   }
 };
