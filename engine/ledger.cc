@@ -255,6 +255,7 @@ class Ledger::Impl {
 
   void WriterLoop();
   void CommitterLoop();
+  void AnswererLoop();
   void ProcessBatch(std::vector<Pending>& batch);
   void Commit(Prepared& prepared);
   void HandOff(Prepared prepared);
@@ -284,6 +285,17 @@ class Ledger::Impl {
   std::optional<Prepared> commit_slot_;
   bool committing_ = false;
   bool committer_exit_ = false;
+  // The answerer runs the callbacks of committed batches, in order, so that building the
+  // answers (a gRPC response, a re-read loan) does not hold up the next batch's write.
+  struct Answers {
+    std::vector<Pending> batch;
+    std::vector<CommandResult> results;
+  };
+  std::thread answerer_;
+  std::mutex answer_mutex_;
+  std::condition_variable answer_ready_;
+  std::deque<Answers> answers_;
+  bool answerer_exit_ = false;
   // Sequencer thread only: the head after the last executed batch, and that batch's state.
   JournalHead next_head_;
   std::shared_ptr<BatchState> previous_state_;
@@ -358,6 +370,7 @@ absl::Status Ledger::Impl::Start() {
     absl::Status written = storage_->Write(batch, /*sync=*/true);
     if (!written.ok()) return written;
   }
+  answerer_ = std::thread([this] { AnswererLoop(); });
   committer_ = std::thread([this] { CommitterLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
@@ -376,6 +389,12 @@ void Ledger::Impl::Shutdown() {
   }
   commit_changed_.notify_all();
   if (committer_.joinable()) committer_.join();
+  {
+    std::lock_guard<std::mutex> lock(answer_mutex_);
+    answerer_exit_ = true;
+  }
+  answer_ready_.notify_all();
+  if (answerer_.joinable()) answerer_.join();
   NotifyWaiters(true);
 }
 
@@ -576,9 +595,27 @@ void Ledger::Impl::Commit(Prepared& prepared) {
       durable_sequence_.store(prepared.head.sequence, std::memory_order_release);
     }
   }
-  for (size_t i = 0; i < prepared.batch.size(); ++i)
-    prepared.batch[i].done(std::move(prepared.results[i]));
+  {
+    std::lock_guard<std::mutex> lock(answer_mutex_);
+    answers_.push_back(Answers{std::move(prepared.batch), std::move(prepared.results)});
+  }
+  answer_ready_.notify_one();
   NotifyWaiters(false);
+}
+
+void Ledger::Impl::AnswererLoop() {
+  while (true) {
+    Answers answers;
+    {
+      std::unique_lock<std::mutex> lock(answer_mutex_);
+      answer_ready_.wait(lock, [this] { return !answers_.empty() || answerer_exit_; });
+      if (answers_.empty()) return;  // exiting with every answer given
+      answers = std::move(answers_.front());
+      answers_.pop_front();
+    }
+    for (size_t i = 0; i < answers.batch.size(); ++i)
+      answers.batch[i].done(std::move(answers.results[i]));
+  }
 }
 
 void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {

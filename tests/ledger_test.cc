@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <future>
+#include <numeric>
 #include <set>
 #include <thread>
 
@@ -394,6 +395,44 @@ TEST(Ledger, FullQueueIsRefusedAtOnce) {
   while (answered.load() < 40) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(ok.load() + exhausted.load(), 40);
   EXPECT_EQ(ledger->Head().sequence, static_cast<uint64_t>(ok.load()));
+}
+
+TEST(Ledger, AnswersComeInJournalOrderAndOnlyOnceTheirEntriesAreDurable) {
+  // Answers are given on their own thread while the next batches are written: they must
+  // still follow the journal's order, each after its entry's synced write.
+  TempDir dir;
+  FaultEnv fault;
+  LedgerOptions options = FixedDayOptions();
+  options.env = fault.env.get();
+  options.batch_commands_max = 3;
+  auto ledger = OpenOrDie(dir.path(), options);
+  fault.fs->sync_delay_ms = 2;
+  constexpr int kCommands = 60;
+  std::mutex mutex;
+  std::vector<uint64_t> answered;
+  std::vector<std::string> problems;
+  std::promise<void> all_answered;
+  for (int i = 0; i < kCommands; ++i) {
+    ledger->Submit(Transfer("o" + std::to_string(i), "external:a:b", "c:d", 1),
+                   [&](CommandResult r) {
+                     const uint64_t durable = ledger->Head().sequence;
+                     // A slow answer, so that later batches are written meanwhile.
+                     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                     std::lock_guard<std::mutex> lock(mutex);
+                     if (!r.status.ok()) problems.push_back(std::string(r.status.message()));
+                     if (durable < r.entry.sequence())
+                       problems.push_back("entry " + std::to_string(r.entry.sequence()) +
+                                          " answered before it was durable");
+                     answered.push_back(r.entry.sequence());
+                     if (answered.size() == kCommands) all_answered.set_value();
+                   });
+  }
+  all_answered.get_future().wait();
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  std::vector<uint64_t> in_order(kCommands);
+  std::iota(in_order.begin(), in_order.end(), 1);
+  EXPECT_EQ(answered, in_order);
 }
 
 TEST(Ledger, ReadsNeverSeeAnEntryBeforeItIsDurable) {
