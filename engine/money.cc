@@ -1,5 +1,7 @@
 #include "engine/money.h"
 
+#include <charconv>
+#include <limits>
 #include <stdexcept>
 
 #include "engine/status.h"
@@ -112,6 +114,22 @@ absl::StatusOr<int64_t> Money::ToInt64Fen() const {
 }
 
 std::string Money::ToString() const {
+  // Every amount a projection or an answer holds fits in 64 bits: format those directly
+  // (the multiprecision conversion to text is most of the cost of an answer's amounts).
+  static const Fen kInt64Max(std::numeric_limits<int64_t>::max());
+  if (fen_ <= kInt64Max && fen_ >= -kInt64Max) {
+    const int64_t fen = static_cast<int64_t>(fen_);
+    const uint64_t magnitude = fen < 0 ? static_cast<uint64_t>(-fen) : static_cast<uint64_t>(fen);
+    char text[32];
+    char* end = text;
+    if (fen < 0) *end++ = '-';
+    end = std::to_chars(end, text + sizeof(text), magnitude / 100).ptr;
+    const int cents = static_cast<int>(magnitude % 100);
+    *end++ = '.';
+    *end++ = static_cast<char>('0' + cents / 10);
+    *end++ = static_cast<char>('0' + cents % 10);
+    return std::string(text, end);
+  }
   Fen magnitude = fen_ < 0 ? Fen(-fen_) : fen_;
   Fen yuan = magnitude / 100;
   int cents = static_cast<int>(magnitude % 100);

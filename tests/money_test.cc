@@ -105,6 +105,17 @@ TEST(Money, FormatsWithTwoDecimals) {
   EXPECT_EQ(Money::FromFen(0).ToString(), "0.00");
   EXPECT_EQ(Money::FromFen(-7).ToString(), "-0.07");
   EXPECT_EQ(Money::FromFen(6247000000).ToString(), "62470000.00");
+  EXPECT_EQ(Money::FromFen(-100).ToString(), "-1.00");
+  // The edges of 64 bits, and beyond them (sums are 128-bit).
+  EXPECT_EQ(Money::FromFen(std::numeric_limits<int64_t>::max()).ToString(), "92233720368547758.07");
+  EXPECT_EQ(Money::FromFen(-std::numeric_limits<int64_t>::max()).ToString(),
+            "-92233720368547758.07");
+  EXPECT_EQ(Money::FromFen(std::numeric_limits<int64_t>::min()).ToString(),
+            "-92233720368547758.08");
+  EXPECT_EQ(Money::FromFen(Fen(std::numeric_limits<int64_t>::max()) * 10).ToString(),
+            "922337203685477580.70");
+  EXPECT_EQ(Money::FromFen(-Fen(std::numeric_limits<int64_t>::max()) * 10 - 5).ToString(),
+            "-922337203685477580.75");
 }
 
 TEST(Money, ParseFormatRoundTrip) {
