@@ -113,32 +113,39 @@ absl::StatusOr<int64_t> Money::ToInt64Fen() const {
   return static_cast<int64_t>(fen_);
 }
 
-std::string Money::ToString() const {
-  // Every amount a projection or an answer holds fits in 64 bits: format those directly
-  // (the multiprecision conversion to text is most of the cost of an answer's amounts).
-  static const Fen kInt64Max(std::numeric_limits<int64_t>::max());
-  if (fen_ <= kInt64Max && fen_ >= -kInt64Max) {
-    const int64_t fen = static_cast<int64_t>(fen_);
-    const uint64_t magnitude = fen < 0 ? static_cast<uint64_t>(-fen) : static_cast<uint64_t>(fen);
-    char text[32];
-    char* end = text;
-    if (fen < 0) *end++ = '-';
-    end = std::to_chars(end, text + sizeof(text), magnitude / 100).ptr;
-    const int cents = static_cast<int>(magnitude % 100);
-    *end++ = '.';
-    *end++ = static_cast<char>('0' + cents / 10);
-    *end++ = static_cast<char>('0' + cents % 10);
-    return std::string(text, end);
-  }
-  Fen magnitude = fen_ < 0 ? Fen(-fen_) : fen_;
+namespace {
+
+// Amounts beyond 64 bits (intermediate sums only), through the 128-bit type.
+std::string WideAmountText(const Fen& fen) {
+  Fen magnitude = fen < 0 ? Fen(-fen) : fen;
   Fen yuan = magnitude / 100;
   int cents = static_cast<int>(magnitude % 100);
-  std::string out = fen_ < 0 ? "-" : "";
+  std::string out = fen < 0 ? "-" : "";
   out += yuan.str();
   out += '.';
   out += static_cast<char>('0' + cents / 10);
   out += static_cast<char>('0' + cents % 10);
   return out;
+}
+
+}  // namespace
+
+std::string Money::ToString() const {
+  // Every amount a projection or an answer holds fits in 64 bits: format those directly
+  // (the multiprecision conversion to text is most of the cost of an answer's amounts).
+  static const Fen kInt64Max(std::numeric_limits<int64_t>::max());
+  if (fen_ > kInt64Max || fen_ < -kInt64Max) return WideAmountText(fen_);
+  const int64_t fen = static_cast<int64_t>(fen_);
+  const uint64_t magnitude = fen < 0 ? static_cast<uint64_t>(-fen) : static_cast<uint64_t>(fen);
+  char text[48];  // a sign, at most 18 digits of yuan, the point and two digits
+  char* end = text;
+  if (fen < 0) *end++ = '-';
+  end = std::to_chars(end, text + 32, magnitude / 100).ptr;
+  const int cents = static_cast<int>(magnitude % 100);
+  *end++ = '.';
+  *end++ = static_cast<char>('0' + cents / 10);
+  *end++ = static_cast<char>('0' + cents % 10);
+  return std::string(text, end);
 }
 
 absl::StatusOr<Money> ParseAmount(std::string_view text, std::string_view field,
