@@ -6,9 +6,10 @@
 // accounts), closes it, opens the database read-only as gongdai-audit does, and in one
 // run measures:
 //   chain:  for each stored entry, SHA-256(0x00 || canonical bytes), compared with the
-//           stored hash, and the entry's previous-hash field compared with the last hash;
+//           stored hash, on one thread; run before and after the others, the faster kept;
 //   verify: gongdai's Replayer: the stored-bytes checks, sequence, chain, balance, apply
-//           through the engine's own apply (projections, Merkle tree) for every entry;
+//           through the engine's own apply (projections, Merkle tree) for every entry,
+//           with reading and opening the entries on a second thread (as gongdai-audit);
 //   verify+compare: the same plus the byte-for-byte comparison of every stored
 //           projection, index and request id with the replay (gongdai-audit verify --db).
 #include <CLI/CLI.hpp>
@@ -109,26 +110,33 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(path);
   if (!copy.ok()) return 1;
 
-  // The physical limit: read and hash every entry, check the link.
-  start = Clock::now();
+  // The physical limit: read and hash every entry and compare with its stored hash. (It
+  // leaves out the link to the previous entry, which needs the entry parsed, so that it
+  // stays an upper bound.) Measured before and after the replay, the faster counting,
+  // so that a page cache the first pass found cold does not lower the limit.
   uint64_t bytes = 0;
   uint64_t replay_entries = 0;
   std::string last(32, '\0');
   Sha256& sha = ThreadSha256();
-  absl::Status chained =
-      (*copy)->ForEachEntry([&](std::string_view stored, uint64_t key) -> absl::Status {
-        std::string_view body = stored.substr(0, stored.size() - kHashFieldBytes);
-        std::string hash = sha.Digest({std::string_view("\x00", 1), body});
-        // previous_hash is field 2, right after the sequence: find it by parsing the prefix.
-        if (hash != stored.substr(stored.size() - 32))
-          return absl::DataLossError(Cat("entry ", key));
-        bytes += stored.size();
-        ++replay_entries;
-        last = std::move(hash);
-        return absl::OkStatus();
-      });
-  const double chain_s = Seconds(start);
-  if (!chained.ok()) return 1;
+  auto chain = [&]() -> double {
+    start = Clock::now();
+    bytes = 0;
+    replay_entries = 0;
+    absl::Status chained =
+        (*copy)->ForEachEntry([&](std::string_view stored, uint64_t key) -> absl::Status {
+          std::string_view body = stored.substr(0, stored.size() - kHashFieldBytes);
+          std::string hash = sha.Digest({std::string_view("\x00", 1), body});
+          if (hash != stored.substr(stored.size() - 32))
+            return absl::DataLossError(Cat("entry ", key));
+          bytes += stored.size();
+          ++replay_entries;
+          last = std::move(hash);
+          return absl::OkStatus();
+        });
+    return chained.ok() ? Seconds(start) : -1;
+  };
+  const double chain_before_s = chain();
+  if (chain_before_s < 0) return 1;
   if (!scratch) entries = replay_entries;
 
   start = Clock::now();
@@ -144,6 +152,9 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = (*copy)->CompareWith(replay);
   const double compare_s = Seconds(start);
   if (!mismatch.ok() || mismatch->has_value()) return 1;
+  const double chain_after_s = chain();
+  if (chain_after_s < 0) return 1;
+  const double chain_s = std::min(chain_before_s, chain_after_s);
 
   const double n = static_cast<double>(entries);
   std::printf("%-40s %14s %12s %10s\n", "", "entries/s", "MB/s", "of limit");
@@ -154,8 +165,10 @@ int Main(int argc, char** argv) {
   std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "verify + compare every projection",
               n / (verify_s + compare_s), bytes / (verify_s + compare_s) / 1e6,
               100.0 * chain_s / (verify_s + compare_s));
-  std::printf("average entry %.0f bytes; chain %.2f s, verify %.2f s, compare %.2f s\n", bytes / n,
-              chain_s, verify_s, compare_s);
+  std::printf(
+      "average entry %.0f bytes; chain %.2f s (passes of %.2f and %.2f s), verify %.2f s on two "
+      "threads, compare %.2f s\n",
+      bytes / n, chain_s, chain_before_s, chain_after_s, verify_s, compare_s);
   copy->reset();
   if (scratch && keep) std::printf("kept the database at %s\n", path.c_str());
   if (scratch && !keep) std::filesystem::remove_all(path);
