@@ -1,7 +1,7 @@
 #include "engine/programme.h"
 
 #include <algorithm>
-#include <map>
+#include <limits>
 #include <set>
 
 #include "engine/check.h"
@@ -891,14 +891,20 @@ void SetStatus(StateWriter& state, v1::LoanState& loan, v1::LoanStatus status) {
 absl::Status UpdateStocks(StateWriter& state, const ReportDims& dims,
                           const std::optional<v1::LoanSummary>& before,
                           const std::optional<v1::LoanSummary>& after) {
-  std::map<int32_t, Stocks> delta;
-  if (before.has_value()) {
-    for (const auto& [day, change] : StockSteps(*before)) delta[day] -= change;
-  }
-  if (after.has_value()) {
-    for (const auto& [day, change] : StockSteps(*after)) delta[day] += change;
-  }
-  for (const auto& [day, d] : delta) {
+  // Both step functions are in ascending day order: walk them together.
+  const std::vector<std::pair<int32_t, Stocks>> old_steps =
+      before.has_value() ? StockSteps(*before) : std::vector<std::pair<int32_t, Stocks>>();
+  const std::vector<std::pair<int32_t, Stocks>> new_steps =
+      after.has_value() ? StockSteps(*after) : std::vector<std::pair<int32_t, Stocks>>();
+  size_t o = 0;
+  size_t n = 0;
+  while (o < old_steps.size() || n < new_steps.size()) {
+    int32_t day = std::numeric_limits<int32_t>::max();
+    if (o < old_steps.size()) day = old_steps[o].first;
+    if (n < new_steps.size()) day = std::min(day, new_steps[n].first);
+    Stocks d;
+    if (n < new_steps.size() && new_steps[n].first == day) d += new_steps[n++].second;
+    if (o < old_steps.size() && old_steps[o].first == day) d -= old_steps[o++].second;
     if (d == Stocks{}) continue;
     const std::string key = StockKey(Date::FromDays(day).ToString(), dims);
     absl::StatusOr<std::optional<v1::StockChange>> stored =
