@@ -13,6 +13,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/auth.h"
+#include "tests/raw_db.h"
 #include "tests/server_process.h"
 #include "tests/test_util.h"
 
@@ -230,6 +231,31 @@ TEST_F(ServerTest, WholeLoanLifecycleOverTheWire) {
   ASSERT_TRUE(Call(&Stub::GetEntry, "auditor", get, &entry).ok());
   EXPECT_EQ(entry.actor().principal_id(), "dev-officer");
   EXPECT_EQ(entry.actor().role(), "officer");
+}
+
+TEST_F(ServerTest, DerivedStateOfAnEarlierVersionIsRebuiltOnStartAndLogged) {
+  const std::string loan_id = ActiveLoan();
+  v1::LoanResponse paid;
+  ASSERT_TRUE(
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1500"), &paid).ok());
+  const std::string kWarning = "written by an earlier version: rebuilt from the journal";
+  ASSERT_EQ(server_->Stop(), 0);
+  EXPECT_EQ(server_->StderrText().find(kWarning), std::string::npos)
+      << "a database of this version is not rebuilt";
+
+  // What an engine whose apply differed left behind: no record of the derived state's version.
+  {
+    testing::RawDb raw(dir_.Sub("data") + "/ledger");
+    ASSERT_TRUE(raw.Get("meta", "projections").has_value());
+    raw.Delete("meta", "projections");
+  }
+  StartServer();
+  EXPECT_NE(server_->StderrText().find(kWarning), std::string::npos) << server_->StderrText();
+  v1::GetLoanRequest get;
+  get.set_loan_id(loan_id);
+  v1::Loan loan;
+  ASSERT_TRUE(Call(&Stub::GetLoan, "officer", get, &loan).ok());
+  EXPECT_EQ(loan.principal_outstanding(), paid.loan().principal_outstanding());
 }
 
 TEST_F(ServerTest, EveryRoleAgainstEveryMethodFollowsTheTable) {
