@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "engine/journal_format.h"
 #include "engine/programme.h"
 #include "engine/sha256.h"
@@ -36,6 +38,57 @@ std::string Printable(std::string_view bytes) {
 // distinct from std::string_view.
 absl::string_view Key(std::string_view key) { return absl::string_view(key.data(), key.size()); }
 
+// A hash table's key, held in the table's own slot when it is short (account paths, loan
+// ids, most keys), so that a lookup reads the slot's cache line and not a second one.
+class SlotKey {
+ public:
+  explicit SlotKey(std::string_view key) : size_(static_cast<uint32_t>(key.size())) {
+    if (size_ <= kInline) {
+      std::memcpy(inline_, key.data(), size_);
+    } else {
+      heap_ = new char[size_];
+      std::memcpy(heap_, key.data(), size_);
+    }
+  }
+  SlotKey(const SlotKey& other) : SlotKey(other.view()) {}
+  SlotKey(SlotKey&& other) noexcept : size_(other.size_) {
+    std::memcpy(inline_, other.inline_, sizeof(inline_));
+    other.size_ = 0;
+  }
+  SlotKey& operator=(const SlotKey&) = delete;
+  SlotKey& operator=(SlotKey&&) = delete;
+  ~SlotKey() {
+    if (size_ > kInline) delete[] heap_;
+  }
+  std::string_view view() const { return {size_ <= kInline ? inline_ : heap_, size_}; }
+
+ private:
+  static constexpr uint32_t kInline = 36;
+  uint32_t size_;
+  union {
+    char inline_[kInline];
+    char* heap_;
+  };
+};
+
+struct SlotKeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view key) const {
+    return absl::Hash<absl::string_view>()(Key(key));
+  }
+  size_t operator()(const SlotKey& key) const { return (*this)(key.view()); }
+};
+
+struct SlotKeyEq {
+  using is_transparent = void;
+  static std::string_view View(std::string_view key) { return key; }
+  static std::string_view View(const SlotKey& key) { return key.view(); }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return View(a) == View(b);
+  }
+};
+
 }  // namespace
 
 struct MemoryState::Table {
@@ -49,16 +102,17 @@ struct MemoryState::Table {
   std::deque<Change> log;
   // From then on: the keys and their values.
   bool indexed = false;
-  absl::flat_hash_map<std::string, std::string> map;
+  absl::flat_hash_map<SlotKey, std::string, SlotKeyHash, SlotKeyEq> map;
 
   void Index() {
     if (indexed) return;
     map.reserve(log.size());
     for (Change& change : log) {
       if (change.erase) {
-        map.erase(Key(change.key));
+        map.erase(std::string_view(change.key));
       } else {
-        map.insert_or_assign(std::move(change.key), std::move(change.value));
+        auto [it, inserted] = map.try_emplace(std::string_view(change.key));
+        it->second = std::move(change.value);
       }
     }
     std::deque<Change>().swap(log);
@@ -71,7 +125,7 @@ struct MemoryState::Table {
     auto by_key = [](const KeyValue& a, const KeyValue& b) { return a.first < b.first; };
     if (indexed) {
       for (const auto& [key, value] : map) {
-        if (std::string_view(key).starts_with(prefix)) out.emplace_back(key, value);
+        if (key.view().starts_with(prefix)) out.emplace_back(key.view(), value);
       }
       std::sort(out.begin() + static_cast<ptrdiff_t>(first), out.end(), by_key);
       return;
@@ -144,7 +198,7 @@ const std::string* MemoryState::Find(Space space, std::string_view key) {
   Table* table = TableOf(space, key, /*create=*/false);
   if (table == nullptr) return nullptr;
   table->Index();
-  auto it = table->map.find(Key(key));
+  auto it = table->map.find(key);
   return it == table->map.end() ? nullptr : &it->second;
 }
 
@@ -154,7 +208,7 @@ void MemoryState::Put(Space space, std::string_view key, std::string_view value)
     table->log.push_back(Table::Change{std::string(key), std::string(value)});
     return;
   }
-  auto [it, inserted] = table->map.try_emplace(Key(key));
+  auto [it, inserted] = table->map.try_emplace(key);
   it->second.assign(value.data(), value.size());
 }
 
@@ -164,7 +218,7 @@ void MemoryState::Delete(Space space, std::string_view key) {
     table->log.push_back(Table::Change{std::string(key), std::string(), /*erase=*/true});
     return;
   }
-  auto it = table->map.find(Key(key));
+  auto it = table->map.find(key);
   if (it != table->map.end()) table->map.erase(it);
 }
 

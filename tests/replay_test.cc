@@ -20,7 +20,10 @@ using testing::TempDir;
 // Keys of every kind the tables split on: "x/" forms of several leading bytes, keys with
 // no such form (which sort among them), and the shortest keys.
 std::string RandomKey(std::mt19937_64& random) {
-  static const char* const kForms[] = {"a/", "m/", "t/", "b/", "", "a", "/", "m/x/", "zz"};
+  // The last form is longer than a hash table keeps in its slot.
+  static const char* const kForms[] = {
+      "a/", "m/", "t/",   "b/", "",
+      "a",  "/",  "m/x/", "zz", "a/member:m0000000000000000000000000000000000:"};
   std::string key = kForms[random() % std::size(kForms)];
   const int tail = static_cast<int>(random() % 4);
   for (int i = 0; i < tail; ++i) key += static_cast<char>('0' + random() % 3);
