@@ -956,23 +956,24 @@ absl::Status SaveLoan(ApplyContext& a, v1::LoanState& loan) {
   return absl::OkStatus();
 }
 
+// Swaps a position's history (its schedule and its repayments' allocations), which a
+// financial entry only appends to, with another's.
+void SwapHistory(v1::LoanPosition& a, v1::LoanPosition& b) {
+  a.mutable_schedule()->Swap(b.mutable_schedule());
+  a.mutable_allocation_day()->Swap(b.mutable_allocation_day());
+  a.mutable_allocation_installment()->Swap(b.mutable_allocation_installment());
+  a.mutable_allocation_fen()->Swap(b.mutable_allocation_fen());
+}
+
 // Keeps the position before a financial entry, for its reversal.
 void BeginFinancial(ApplyContext& a, v1::LoanState& loan) {
-  // Everything but the schedule and the repayments, which every financial entry would
-  // otherwise copy whole.
+  // Everything but the history, which every financial entry would otherwise copy whole:
+  // the reversal keeps the history's first entries instead.
   v1::LoanPosition& position = *loan.mutable_position();
-  google::protobuf::RepeatedPtrField<v1::Installment> schedule;
-  google::protobuf::RepeatedField<int32_t> days, installments;
-  google::protobuf::RepeatedField<int64_t> amounts;
-  schedule.Swap(position.mutable_schedule());
-  days.Swap(position.mutable_allocation_day());
-  installments.Swap(position.mutable_allocation_installment());
-  amounts.Swap(position.mutable_allocation_fen());
+  v1::LoanPosition history;
+  SwapHistory(history, position);
   *loan.mutable_position_before_last() = position;
-  schedule.Swap(position.mutable_schedule());
-  days.Swap(position.mutable_allocation_day());
-  installments.Swap(position.mutable_allocation_installment());
-  amounts.Swap(position.mutable_allocation_fen());
+  SwapHistory(history, position);
   loan.set_allocations_before_last(position.allocation_day_size());
   loan.set_schedule_before_last(position.schedule_size());
   position.set_last_financial_sequence(a.entry.sequence());
@@ -1153,14 +1154,10 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
           loan.position().allocation_fen_size() != now || kept_installments < 0 ||
           kept_installments > installments)
         return absl::DataLossError("reversal keeps more than the loan has");
-      v1::LoanPosition& current = *loan.mutable_position();
-      before.mutable_allocation_day()->Swap(current.mutable_allocation_day());
-      before.mutable_allocation_installment()->Swap(current.mutable_allocation_installment());
-      before.mutable_allocation_fen()->Swap(current.mutable_allocation_fen());
+      SwapHistory(before, *loan.mutable_position());
       before.mutable_allocation_day()->Truncate(kept);
       before.mutable_allocation_installment()->Truncate(kept);
       before.mutable_allocation_fen()->Truncate(kept);
-      before.mutable_schedule()->Swap(loan.mutable_position()->mutable_schedule());
       before.mutable_schedule()->DeleteSubrange(kept_installments,
                                                 installments - kept_installments);
       // SetStatus moves the status index; then the whole position is restored.

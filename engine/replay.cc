@@ -390,6 +390,7 @@ absl::Status Replayer::Check(const v1::Entry& entry) {
 absl::Status Replayer::AddStored(std::string_view bytes, uint64_t key_sequence) {
   OpenedEntry opened;
   opened.key_sequence = key_sequence;
+  // An out-of-order key is reported by AddOpened before the entry's bytes would matter.
   if (key_sequence == size_ + 1) opened.status = OpenEntryInto(bytes, key_sequence, opened.entry);
   return AddOpened(opened);
 }

@@ -102,7 +102,6 @@ class Replayer {
 
   // Derived state so far.
   const MemoryState& state() const { return state_; }
-  MemoryState& state() { return state_; }
   std::optional<v1::LoanState> Loan(std::string_view loan_id);
   std::optional<v1::BorrowerState> Borrower(std::string_view borrower_id);
   Money Balance(std::string_view account);
