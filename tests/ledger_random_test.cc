@@ -37,6 +37,12 @@ class Model {
 
   Expected Apply(const Command& command) {
     const v1::InternalTransfer& t = command.event.internal_transfer();
+    // As the engine: a malformed command is refused as such before its request id is
+    // looked up, so an invalid retry under a used request id is INVALID_ARGUMENT.
+    if (!ValidAccount(t.from_account()) || !ValidAccount(t.to_account()) ||
+        t.from_account() == t.to_account() || t.amount_fen() <= 0) {
+      return {absl::StatusCode::kInvalidArgument, ""};
+    }
     auto seen = by_request_id_.find(command.request_id);
     if (seen != by_request_id_.end()) {
       const v1::InternalTransfer& o = seen->second.first.event.internal_transfer();
@@ -46,10 +52,6 @@ class Model {
                          command.business_date == seen->second.first.business_date);
       if (same) return {absl::StatusCode::kOk, "", seen->second.second};
       return {absl::StatusCode::kAlreadyExists, "REQUEST_ID_REUSED"};
-    }
-    if (!ValidAccount(t.from_account()) || !ValidAccount(t.to_account()) ||
-        t.from_account() == t.to_account() || t.amount_fen() <= 0) {
-      return {absl::StatusCode::kInvalidArgument, ""};
     }
     if (command.business_date > "2020-06-30") {
       return {absl::StatusCode::kFailedPrecondition, "BUSINESS_DATE_IN_FUTURE"};
