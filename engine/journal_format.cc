@@ -3,6 +3,8 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <cstring>
+
 #include "engine/money.h"
 #include "engine/sha256.h"
 #include "engine/strings.h"
@@ -38,6 +40,22 @@ std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
     message.SerializeWithCachedSizes(&coded);
   }
   return bytes;
+}
+
+// Whether the deterministic encoding of `message` is exactly `stored`, encoded into a
+// buffer the thread keeps (an audit checks every entry this way).
+bool EncodesTo(const google::protobuf::MessageLite& message, std::string_view stored) {
+  const size_t size = message.ByteSizeLong();  // SerializeWithCachedSizes needs the sizes
+  if (size != stored.size()) return false;
+  thread_local std::string buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  google::protobuf::io::ArrayOutputStream stream(buffer.data(), static_cast<int>(size));
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeWithCachedSizes(&coded);
+  coded.Trim();
+  return !coded.HadError() && coded.ByteCount() == static_cast<int64_t>(size) &&
+         std::memcmp(buffer.data(), stored.data(), size) == 0;
 }
 
 }  // namespace
@@ -92,7 +110,7 @@ absl::Status OpenEntryInto(std::string_view stored, uint64_t key_sequence, v1::E
   // Top-level unknown fields would be encoded after the hash, so such an entry takes the
   // longer way (its canonical body, without the hash, must equal the stored body).
   const bool canonical = entry.GetReflection()->GetUnknownFields(entry).empty()
-                             ? DeterministicBytes(entry) == stored
+                             ? EncodesTo(entry, stored)
                              : CanonicalBytes(entry) == body;
   if (!canonical) {
     return absl::DataLossError(

@@ -842,7 +842,7 @@ absl::Status Ledger::Impl::VerifyJournal() const {
         ++expected;
         return true;
       },
-      snapshot.get());
+      snapshot.get(), Storage::ScanLength::kWhole);
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
   absl::StatusOr<std::optional<std::string>> head_bytes =
@@ -860,15 +860,21 @@ absl::Status Ledger::Impl::VerifyJournal() const {
 }
 
 absl::Status Ledger::Impl::ReplayInto(MemoryState& state, const StorageSnapshot* snapshot) const {
-  return ForEachOpenedEntry(*storage_, snapshot, [&](const OpenedEntry& opened) -> absl::Status {
-    if (!opened.status.ok()) return opened.status;
-    absl::Status applied = Apply(opened.entry, state);
-    if (!applied.ok()) {
-      return absl::DataLossError(
-          Cat("entry ", opened.entry.sequence(), ": replay failed: ", applied.message()));
-    }
-    return absl::OkStatus();
-  });
+  CompactRange edge;
+  absl::Status replayed =
+      ForEachOpenedEntry(*storage_, snapshot, [&](const OpenedEntry& opened) -> absl::Status {
+        if (!opened.status.ok()) return opened.status;
+        absl::Status applied = ApplyWithoutTree(opened.entry, state);
+        if (applied.ok()) applied = AppendLeaf(opened.entry, edge, state);
+        if (!applied.ok()) {
+          return absl::DataLossError(
+              Cat("entry ", opened.entry.sequence(), ": replay failed: ", applied.message()));
+        }
+        return absl::OkStatus();
+      });
+  if (!replayed.ok()) return replayed;
+  if (edge.size() > 0) state.Put(Space::kProjections, kTreeEdgeKey, edge.Encode());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::Impl::CompareProjectionsWithRebuild()
@@ -886,10 +892,13 @@ absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
   if (!replayed.ok()) return replayed;
   StorageBatch batch = storage_->NewBatch();
   for (Space space : kDerivedSpaces) {
-    absl::Status scanned = storage_->Scan(space, "", [&](std::string_view key, std::string_view) {
-      batch.Delete(space, key);
-      return true;
-    });
+    absl::Status scanned = storage_->Scan(
+        space, "",
+        [&](std::string_view key, std::string_view) {
+          batch.Delete(space, key);
+          return true;
+        },
+        nullptr, Storage::ScanLength::kWhole);
     if (!scanned.ok()) return scanned;
     for (const auto& [key, value] : rebuilt.Sorted(space)) batch.Put(space, key, value);
   }

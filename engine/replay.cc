@@ -1,11 +1,14 @@
 #include "engine/replay.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <new>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -92,30 +95,104 @@ struct SlotKeyEq {
 }  // namespace
 
 struct MemoryState::Table {
+  // A put or a delete: this header, then its key and its value, in one of `blocks`.
   struct Change {
-    std::string key;
-    std::string value;
-    bool erase = false;
+    uint32_t key_size;
+    uint32_t value_size;
+    bool erase;
+    const char* bytes() const { return reinterpret_cast<const char*>(this + 1); }
+    std::string_view key() const { return {bytes(), key_size}; }
+    std::string_view value() const { return {bytes() + key_size, value_size}; }
+    size_t footprint() const { return Footprint(key_size + value_size); }
+    static size_t Footprint(size_t bytes) {
+      return (sizeof(Change) + bytes + alignof(Change) - 1) & ~(alignof(Change) - 1);
+    }
   };
-  // Until the table is first read: every put and delete, in order (a deque, so that
-  // growing it never moves what it holds).
-  std::deque<Change> log;
+  struct Block {
+    std::unique_ptr<char[]> bytes;
+    size_t used = 0;
+  };
+  // Until the table is first read: every put and delete, in order, end to end in blocks
+  // that never move, so that a change costs no allocation of its own (most keys and
+  // values are a few dozen bytes). The blocks grow with the table from 4 KiB to 1 MiB.
+  std::vector<Block> blocks;
+  size_t block_size = 0;
+  size_t changes = 0;
   // From then on: the keys and their values.
   bool indexed = false;
-  absl::flat_hash_map<SlotKey, std::string, SlotKeyHash, SlotKeyEq> map;
+  using Map = absl::flat_hash_map<SlotKey, std::string, SlotKeyHash, SlotKeyEq>;
+  Map map;
+  // What Find returned last, until the map next changes shape: a Put of the same key (an
+  // account read, changed and written back) then needs no second lookup.
+  Map::value_type* found = nullptr;
+
+  const std::string* Find(std::string_view key) {
+    Index();
+    auto it = map.find(key);
+    found = it == map.end() ? nullptr : &*it;
+    return found == nullptr ? nullptr : &found->second;
+  }
+
+  void Put(std::string_view key, std::string_view value) {
+    if (!indexed) return Log(key, value, /*erase=*/false);
+    if (found == nullptr || found->first.view() != key) {
+      auto [it, inserted] = map.try_emplace(key);
+      found = inserted ? nullptr : &*it;  // an insert may have moved every slot
+      it->second.assign(value.data(), value.size());
+      return;
+    }
+    found->second.assign(value.data(), value.size());
+  }
+
+  void Delete(std::string_view key) {
+    if (!indexed) return Log(key, "", /*erase=*/true);
+    found = nullptr;
+    map.erase(key);
+  }
+
+  void Log(std::string_view key, std::string_view value, bool erase) {
+    const size_t footprint = Change::Footprint(key.size() + value.size());
+    if (blocks.empty() || blocks.back().used + footprint > block_size) {
+      const size_t grown = blocks.empty() ? 4096 : std::min<size_t>(1 << 20, 2 * block_size);
+      block_size = std::max(grown, footprint);
+      blocks.push_back(Block{std::make_unique_for_overwrite<char[]>(block_size), 0});
+    }
+    Block& block = blocks.back();
+    char* at = block.bytes.get() + block.used;
+    Change* change = new (at)
+        Change{static_cast<uint32_t>(key.size()), static_cast<uint32_t>(value.size()), erase};
+    std::memcpy(at + sizeof(Change), key.data(), key.size());
+    std::memcpy(at + sizeof(Change) + key.size(), value.data(), value.size());
+    block.used += change->footprint();
+    ++changes;
+  }
+
+  // Calls `visit(change)` for every logged change, in order.
+  template <typename Visit>
+  void ForEachChange(const Visit& visit) const {
+    for (const Block& block : blocks) {
+      for (size_t at = 0; at < block.used;) {
+        const Change* change =
+            std::launder(reinterpret_cast<const Change*>(block.bytes.get() + at));
+        visit(*change);
+        at += change->footprint();
+      }
+    }
+  }
 
   void Index() {
     if (indexed) return;
-    map.reserve(log.size());
-    for (Change& change : log) {
+    map.reserve(changes);
+    ForEachChange([&](const Change& change) {
       if (change.erase) {
-        map.erase(std::string_view(change.key));
+        map.erase(change.key());
       } else {
-        auto [it, inserted] = map.try_emplace(std::string_view(change.key));
-        it->second = std::move(change.value);
+        auto [it, inserted] = map.try_emplace(change.key());
+        it->second.assign(change.value());
       }
-    }
-    std::deque<Change>().swap(log);
+    });
+    std::vector<Block>().swap(blocks);
+    changes = 0;
     indexed = true;
   }
 
@@ -133,14 +210,16 @@ struct MemoryState::Table {
     // A log whose keys only grow (a date index, the tree's nodes of one level) is its own
     // sorted state.
     bool increasing = true;
-    for (size_t i = 0; i < log.size() && increasing; ++i) {
-      increasing = !log[i].erase && (i == 0 || log[i - 1].key < log[i].key);
-    }
+    const Change* previous = nullptr;
+    ForEachChange([&](const Change& change) {
+      increasing =
+          increasing && !change.erase && (previous == nullptr || previous->key() < change.key());
+      previous = &change;
+    });
     if (increasing) {
-      for (const Change& change : log) {
-        if (std::string_view(change.key).starts_with(prefix))
-          out.emplace_back(change.key, change.value);
-      }
+      ForEachChange([&](const Change& change) {
+        if (change.key().starts_with(prefix)) out.emplace_back(change.key(), change.value());
+      });
       return;
     }
     // Otherwise the last change of each key decides: sort the changes by key and then by
@@ -152,27 +231,27 @@ struct MemoryState::Table {
       const Change* change;
     };
     std::vector<Item> items;
-    items.reserve(log.size());
+    items.reserve(changes);
     uint64_t order = 0;
-    for (const Change& change : log) {
+    ForEachChange([&](const Change& change) {
       ++order;
-      if (!std::string_view(change.key).starts_with(prefix)) continue;
+      const std::string_view key = change.key();
+      if (!key.starts_with(prefix)) return;
       uint64_t head = 0;
       for (size_t i = 0; i < 8; ++i) {
-        head =
-            (head << 8) | (i < change.key.size() ? static_cast<unsigned char>(change.key[i]) : 0);
+        head = (head << 8) | (i < key.size() ? static_cast<unsigned char>(key[i]) : 0);
       }
       items.push_back(Item{head, order, &change});
-    }
+    });
     std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
       if (a.head != b.head) return a.head < b.head;
-      const int keys = a.change->key.compare(b.change->key);
+      const int keys = a.change->key().compare(b.change->key());
       return keys != 0 ? keys < 0 : a.order < b.order;
     });
     for (size_t i = 0; i < items.size(); ++i) {
       const Change& change = *items[i].change;
-      if (i + 1 < items.size() && items[i + 1].change->key == change.key) continue;
-      if (!change.erase) out.emplace_back(change.key, change.value);
+      if (i + 1 < items.size() && items[i + 1].change->key() == change.key()) continue;
+      if (!change.erase) out.emplace_back(change.key(), change.value());
     }
   }
 };
@@ -196,30 +275,15 @@ absl::StatusOr<std::optional<std::string>> MemoryState::Get(Space space, std::st
 
 const std::string* MemoryState::Find(Space space, std::string_view key) {
   Table* table = TableOf(space, key, /*create=*/false);
-  if (table == nullptr) return nullptr;
-  table->Index();
-  auto it = table->map.find(key);
-  return it == table->map.end() ? nullptr : &it->second;
+  return table == nullptr ? nullptr : table->Find(key);
 }
 
 void MemoryState::Put(Space space, std::string_view key, std::string_view value) {
-  Table* table = TableOf(space, key, /*create=*/true);
-  if (!table->indexed) {
-    table->log.push_back(Table::Change{std::string(key), std::string(value)});
-    return;
-  }
-  auto [it, inserted] = table->map.try_emplace(key);
-  it->second.assign(value.data(), value.size());
+  TableOf(space, key, /*create=*/true)->Put(key, value);
 }
 
 void MemoryState::Delete(Space space, std::string_view key) {
-  Table* table = TableOf(space, key, /*create=*/true);
-  if (!table->indexed) {
-    table->log.push_back(Table::Change{std::string(key), std::string(), /*erase=*/true});
-    return;
-  }
-  auto it = table->map.find(key);
-  if (it != table->map.end()) table->map.erase(it);
+  TableOf(space, key, /*create=*/true)->Delete(key);
 }
 
 std::vector<MemoryState::KeyValue> MemoryState::Sorted(Space space, std::string_view prefix) const {
@@ -270,7 +334,7 @@ absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
           ++next;
           return true;
         },
-        snapshot);
+        snapshot, Storage::ScanLength::kWhole);
     if (!scanned.ok()) return scanned;
     if (!mismatch.has_value() && next != expected.end())
       report(next->first, "<absent>", Printable(next->second));
@@ -297,6 +361,7 @@ absl::Status ForEachOpenedEntry(
   absl::Status read_status;
 
   std::thread reader([&] {
+    pthread_setname_np(pthread_self(), "journal-reader");  // as profilers and top show it
     Batch batch(kBatchEntries);
     size_t filled = 0;
     auto hand_over = [&] {
@@ -324,7 +389,7 @@ absl::Status ForEachOpenedEntry(
           opened.status = OpenEntryInto(value, opened.key_sequence, opened.entry);
           return filled < kBatchEntries || hand_over();
         },
-        snapshot);
+        snapshot, Storage::ScanLength::kWhole);
     if (filled > 0) hand_over();
     std::lock_guard lock(mutex);
     read_status = scanned;
@@ -376,7 +441,8 @@ absl::Status Replayer::Check(const v1::Entry& entry) {
   }
   absl::Status balanced = CheckBalanced(entry);
   if (!balanced.ok()) return balanced;
-  absl::Status applied = Apply(entry, state_);
+  absl::Status applied = ApplyWithoutTree(entry, state_);
+  if (applied.ok()) applied = AppendLeaf(entry, edge_, state_);
   if (!applied.ok()) {
     return absl::DataLossError(
         Cat("entry ", expected, ": replay through apply failed: ",
@@ -429,11 +495,12 @@ absl::Status Replayer::ApplyOnly(const v1::Entry& entry) {
   return absl::OkStatus();
 }
 
-std::string Replayer::root() {
-  const std::string* edge = state_.Find(Space::kProjections, kTreeEdgeKey);
-  if (edge == nullptr) return CompactRange().Root();
-  absl::StatusOr<CompactRange> decoded = CompactRange::Decode(*edge);
-  return decoded.ok() ? decoded->Root() : std::string();
+const MemoryState& Replayer::state() {
+  if (edge_.size() != edge_put_size_) {
+    state_.Put(Space::kProjections, kTreeEdgeKey, edge_.Encode());
+    edge_put_size_ = edge_.size();
+  }
+  return state_;
 }
 
 std::optional<v1::LoanState> Replayer::Loan(std::string_view loan_id) {
@@ -504,7 +571,7 @@ absl::Status DatabaseCopy::ForEachEntry(
         failure = visit(value, DecodeSequenceKey(key));
         return failure.ok();
       },
-      snapshot_.get());
+      snapshot_.get(), Storage::ScanLength::kWhole);
   if (!scanned.ok()) return scanned;
   return failure;
 }
@@ -526,7 +593,7 @@ absl::StatusOr<uint64_t> DatabaseCopy::HeadSequence() const {
 }
 
 absl::StatusOr<std::optional<ProjectionMismatch>> DatabaseCopy::CompareWith(
-    const Replayer& replay) const {
+    Replayer& replay) const {
   return CompareDerivedSpaces(*storage_, snapshot_.get(), replay.state());
 }
 

@@ -97,11 +97,11 @@ class Replayer {
 
   uint64_t size() const { return size_; }
   const std::string& last_hash() const { return last_hash_; }
-  // The Merkle root of the entries added so far (apply keeps the tree's edge).
-  std::string root();
+  // The Merkle root of the entries added so far.
+  std::string root() const { return edge_.Root(); }
 
   // Derived state so far.
-  const MemoryState& state() const { return state_; }
+  const MemoryState& state();
   std::optional<v1::LoanState> Loan(std::string_view loan_id);
   std::optional<v1::BorrowerState> Borrower(std::string_view borrower_id);
   Money Balance(std::string_view account);
@@ -112,6 +112,10 @@ class Replayer {
  private:
   absl::Status Check(const v1::Entry& entry);
   MemoryState state_;
+  // The tree's edge, kept decoded; put into state_ (as the writer keeps it) when the
+  // state is asked for, if it has grown since.
+  CompactRange edge_;
+  uint64_t edge_put_size_ = 0;
   uint64_t size_ = 0;
   std::string last_hash_ = std::string(32, '\0');
 };
@@ -131,7 +135,7 @@ class DatabaseCopy {
   // The sequence the stored chain head names (0 for none).
   [[nodiscard]] absl::StatusOr<uint64_t> HeadSequence() const;
   [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> CompareWith(
-      const Replayer& replay) const;
+      Replayer& replay) const;
 
  private:
   explicit DatabaseCopy(std::unique_ptr<Storage> storage);

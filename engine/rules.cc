@@ -220,6 +220,13 @@ absl::Status AppendToTree(const v1::Entry& entry, StateWriter& state) {
     if (!decoded.ok()) return decoded.status();
     edge = *std::move(decoded);
   }
+  absl::Status appended = AppendLeaf(entry, edge, state);
+  if (!appended.ok()) return appended;
+  state.Put(Space::kProjections, kTreeEdgeKey, edge.Encode());
+  return absl::OkStatus();
+}
+
+absl::Status AppendLeaf(const v1::Entry& entry, CompactRange& edge, StateWriter& state) {
   if (edge.size() + 1 != entry.sequence()) {
     return absl::DataLossError(Cat("entry ", entry.sequence(), ": the tree holds ", edge.size(),
                                    " leaves, so the next leaf is entry ", edge.size() + 1));
@@ -227,7 +234,6 @@ absl::Status AppendToTree(const v1::Entry& entry, StateWriter& state) {
   edge.Append(entry.hash(), [&state](int level, uint64_t index, const std::string& hash) {
     state.Put(Space::kProjections, TreeNodeKey(level, index), hash);
   });
-  state.Put(Space::kProjections, kTreeEdgeKey, edge.Encode());
   return absl::OkStatus();
 }
 

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "engine/date.h"
 #include "engine/ledger.h"
+#include "engine/merkle.h"
 #include "engine/storage.h"
 #include "gongdai/v1/journal.pb.h"
 
@@ -74,6 +75,11 @@ inline constexpr std::string_view kTreeEdgeKey = "t/edge";
 inline constexpr std::string_view kTreeNodePrefix = "m/";
 std::string TreeNodeKey(int level, uint64_t index);
 [[nodiscard]] absl::Status AppendToTree(const v1::Entry& entry, StateWriter& state);
+// AppendToTree for a caller that holds the edge itself (a replay, which would otherwise
+// decode and encode it for every entry): appends `entry` to `edge` and puts the perfect
+// nodes it completes. The caller puts the edge (EncodedEdge) before the state is read.
+[[nodiscard]] absl::Status AppendLeaf(const v1::Entry& entry, CompactRange& edge,
+                                      StateWriter& state);
 
 // Roles the rules themselves check (the service checks every method's roles as well).
 inline constexpr std::string_view kRoleApprover = "approver";

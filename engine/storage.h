@@ -74,10 +74,16 @@ class Storage {
   // Writes `batch` atomically. `sync` must be true for anything acknowledged to a caller.
   [[nodiscard]] absl::Status Write(StorageBatch& batch, bool sync);
 
+  // How much of a space a scan is expected to read. A short scan (a page of a listing, a
+  // loan's entries) reads through the block cache; a whole scan (a replay, a comparison)
+  // leaves the cache alone.
+  enum class ScanLength { kShort, kWhole };
+
   // Calls `visit` for each key >= `start` in order until it returns false.
   using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
   [[nodiscard]] absl::Status Scan(Space space, std::string_view start, const Visitor& visit,
-                                  const StorageSnapshot* snapshot = nullptr) const;
+                                  const StorageSnapshot* snapshot = nullptr,
+                                  ScanLength length = ScanLength::kShort) const;
 
   // The last key and value of `space`, nullopt when it is empty.
   [[nodiscard]] absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Last(

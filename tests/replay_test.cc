@@ -59,6 +59,18 @@ TEST(MemoryState, AgreesWithAnOrderedMapThroughPutsDeletesReadsAndWalks) {
           ASSERT_TRUE(got->has_value()) << "seed " << seed << " key " << key;
           EXPECT_EQ(**got, want->second) << "seed " << seed << " key " << key;
         }
+        // Read, change, write back (as an account's balance is), at times with another
+        // key's put, which may grow the table, in between.
+        if (random() % 2 == 0) {
+          if (random() % 2 == 0) {
+            const std::string other = RandomKey(random);
+            state.Put(spaces[s], other, "w" + std::to_string(op));
+            model[s][other] = "w" + std::to_string(op);
+          }
+          const std::string value = got->value_or("") + "+";
+          state.Put(spaces[s], key, value);
+          model[s][key] = value;
+        }
       } else {
         const std::string prefix = random() % 2 == 0 ? "" : RandomKey(random).substr(0, 2);
         std::vector<std::pair<std::string, std::string>> want;
