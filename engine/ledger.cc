@@ -727,13 +727,14 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state, J
   std::string stored = SealEntry(&entry);
 
   CommandState command_state(state);
-  absl::Status applied = Apply(entry, command_state);
+  LoanHandOver loan{std::move(decision->loan), std::nullopt};
+  absl::Status applied = Apply(entry, command_state, &loan);
   if (!applied.ok()) return CommandResult{applied, {}, false};
   command_state.Commit();
   state.Put(Space::kJournal, SequenceKey(entry.sequence()), stored);
   head.sequence = entry.sequence();
   head.hash = entry.hash();
-  return CommandResult{absl::OkStatus(), std::move(entry), false};
+  return CommandResult{absl::OkStatus(), std::move(entry), false, std::move(loan.applied)};
 }
 
 void Ledger::Impl::Stop(const absl::Status& why) {

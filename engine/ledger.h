@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,9 @@ struct CommandResult {
   v1::Entry entry;
   // True when this answers a retry of a request id that was already committed.
   bool replayed = false;
+  // The loan as this entry left it, when the entry is about a loan; empty on a retry
+  // (the loan may have moved on since the original entry).
+  std::optional<v1::LoanState> loan = std::nullopt;
 };
 
 // Called exactly once per Submit: on the writer thread after the batch is durable, or

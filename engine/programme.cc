@@ -314,9 +314,14 @@ struct Context {
   const Command& command;
   Date date;
   const v1::Actor& actor() const { return command.actor; }
+  // The loan the command is about, as LoanForEntry read it. Decide only looks at it, and
+  // hands it on with the decision, so that Apply need not read and parse it again.
+  std::optional<v1::LoanState> loan = std::nullopt;
 };
 
-absl::StatusOr<v1::LoanState> LoanForEntry(Context& c, std::string_view loan_id) {
+// Reads loan `loan_id` into `c.loan`. Refuses a missing loan, and a business date before
+// the loan's latest entry.
+absl::StatusOr<const v1::LoanState*> LoanForEntry(Context& c, std::string_view loan_id) {
   absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(c.state, loan_id);
   if (!loan.ok()) return loan.status();
   if (!loan->has_value()) {
@@ -328,7 +333,8 @@ absl::StatusOr<v1::LoanState> LoanForEntry(Context& c, std::string_view loan_id)
         Cat("business date ", c.date.ToString(), " is before loan ", loan_id, "'s latest entry (",
             (*loan)->last_entry_date(), "); the ledger never rewrites a loan's history"));
   }
-  return std::move(**loan);
+  c.loan = std::move(**loan);
+  return &*c.loan;
 }
 
 absl::StatusOr<v1::BorrowerState> ExistingBorrower(StateReader& state, std::string_view id) {
@@ -443,92 +449,95 @@ absl::StatusOr<Decision> DecideSubmit(Context& c) {
 
 absl::StatusOr<Decision> DecideApprove(Context& c) {
   const v1::ApprovalGranted& event = c.command.event.approval_granted();
-  absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, event.loan_id());
-  if (!loan.ok()) return loan.status();
+  absl::StatusOr<const v1::LoanState*> read = LoanForEntry(c, event.loan_id());
+  if (!read.ok()) return read.status();
+  const v1::LoanState& loan = **read;
   if (!MayDecide(c.actor())) {
     return WithReason(absl::StatusCode::kPermissionDenied, "APPROVER_ROLE_REQUIRED",
                       "only an approver or a supervisor may approve a loan");
   }
-  if (loan->position().status() != v1::LOAN_STATUS_SUBMITTED) return WrongState(*loan, "submitted");
-  if (loan->submitted().principal_id() == c.actor().principal_id()) {
+  if (loan.position().status() != v1::LOAN_STATUS_SUBMITTED) return WrongState(loan, "submitted");
+  if (loan.submitted().principal_id() == c.actor().principal_id()) {
     return Refused("SELF_APPROVAL_FORBIDDEN",
-                   Cat(c.actor().principal_id(), " submitted loan ", loan->loan_id(),
+                   Cat(c.actor().principal_id(), " submitted loan ", loan.loan_id(),
                        " and so cannot approve it (four eyes)"));
   }
-  for (const v1::Decision& approval : loan->approvals()) {
+  for (const v1::Decision& approval : loan.approvals()) {
     if (approval.principal_id() == c.actor().principal_id()) {
       return Refused("DUPLICATE_APPROVAL",
-                     Cat(c.actor().principal_id(), " has already approved loan ", loan->loan_id(),
+                     Cat(c.actor().principal_id(), " has already approved loan ", loan.loan_id(),
                          "; a second approval must come from a different approver"));
     }
   }
   Decision decision{c.command.event, {}};
-  decision.event.mutable_approval_granted()->set_approvals(loan->approvals_size() + 1);
-  decision.event.mutable_approval_granted()->set_approvals_required(loan->approvals_required());
+  decision.event.mutable_approval_granted()->set_approvals(loan.approvals_size() + 1);
+  decision.event.mutable_approval_granted()->set_approvals_required(loan.approvals_required());
   return decision;
 }
 
 absl::StatusOr<Decision> DecideCloseApplication(Context& c, const std::string& loan_id,
                                                 bool reject) {
-  absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, loan_id);
-  if (!loan.ok()) return loan.status();
-  const v1::LoanStatus status = loan->position().status();
+  absl::StatusOr<const v1::LoanState*> read = LoanForEntry(c, loan_id);
+  if (!read.ok()) return read.status();
+  const v1::LoanState& loan = **read;
+  const v1::LoanStatus status = loan.position().status();
   if (reject) {
     if (!MayDecide(c.actor())) {
       return WithReason(absl::StatusCode::kPermissionDenied, "APPROVER_ROLE_REQUIRED",
                         "only an approver or a supervisor may reject an application");
     }
-    if (status != v1::LOAN_STATUS_SUBMITTED) return WrongState(*loan, "submitted");
+    if (status != v1::LOAN_STATUS_SUBMITTED) return WrongState(loan, "submitted");
   } else if (status != v1::LOAN_STATUS_SUBMITTED && status != v1::LOAN_STATUS_APPROVED) {
-    return WrongState(*loan, "submitted or approved (not yet disbursed)");
+    return WrongState(loan, "submitted or approved (not yet disbursed)");
   }
   return Decision{c.command.event, {}};
 }
 
 absl::StatusOr<Decision> DecideRevoke(Context& c) {
-  absl::StatusOr<v1::LoanState> loan =
+  absl::StatusOr<const v1::LoanState*> read =
       LoanForEntry(c, c.command.event.approval_revoked().loan_id());
-  if (!loan.ok()) return loan.status();
+  if (!read.ok()) return read.status();
+  const v1::LoanState& loan = **read;
   if (!MayDecide(c.actor())) {
     return WithReason(absl::StatusCode::kPermissionDenied, "APPROVER_ROLE_REQUIRED",
                       "only an approver or a supervisor may revoke an approval");
   }
-  if (loan->approvals().empty() || (loan->position().status() != v1::LOAN_STATUS_APPROVED &&
-                                    loan->position().status() != v1::LOAN_STATUS_SUBMITTED)) {
-    return Refused("NOTHING_TO_REVOKE",
-                   Cat("loan ", loan->loan_id(), " has no approval to revoke"));
+  if (loan.approvals().empty() || (loan.position().status() != v1::LOAN_STATUS_APPROVED &&
+                                   loan.position().status() != v1::LOAN_STATUS_SUBMITTED)) {
+    return Refused("NOTHING_TO_REVOKE", Cat("loan ", loan.loan_id(), " has no approval to revoke"));
   }
   return Decision{c.command.event, {}};
 }
 
 absl::StatusOr<Decision> DecideDisburse(Context& c) {
   const v1::LoanDisbursed& event = c.command.event.loan_disbursed();
-  absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, event.loan_id());
-  if (!loan.ok()) return loan.status();
-  if (loan->position().status() != v1::LOAN_STATUS_APPROVED) return WrongState(*loan, "approved");
-  if (event.amount_fen() != 0 && event.amount_fen() != loan->amount_fen()) {
-    return Refused("AMOUNT_MISMATCH", Cat("loan ", loan->loan_id(), " was approved for ",
-                                          Money::FromFen(loan->amount_fen()).ToString(), ", not ",
+  absl::StatusOr<const v1::LoanState*> read = LoanForEntry(c, event.loan_id());
+  if (!read.ok()) return read.status();
+  const v1::LoanState& loan = **read;
+  if (loan.position().status() != v1::LOAN_STATUS_APPROVED) return WrongState(loan, "approved");
+  if (event.amount_fen() != 0 && event.amount_fen() != loan.amount_fen()) {
+    return Refused("AMOUNT_MISMATCH", Cat("loan ", loan.loan_id(), " was approved for ",
+                                          Money::FromFen(loan.amount_fen()).ToString(), ", not ",
                                           Money::FromFen(event.amount_fen()).ToString()));
   }
-  if (!IsBank(*loan)) {
+  if (!IsBank(loan)) {
     absl::StatusOr<int64_t> cash = AccountBalance(c.state, kFundCashAccount);
     if (!cash.ok()) return cash.status();
-    if (*cash < loan->amount_fen()) {
+    if (*cash < loan.amount_fen()) {
       return Refused(
           "FUND_INSUFFICIENT",
           Cat("the union fund holds ", Money::FromFen(*cash).ToString(), ", less than the ",
-              Money::FromFen(loan->amount_fen()).ToString(), " to disburse"));
+              Money::FromFen(loan.amount_fen()).ToString(), " to disburse"));
     }
   }
   absl::StatusOr<std::vector<v1::Installment>> schedule =
-      BuildSchedule(c.date, loan->amount_fen(), loan->term_months(), loan->method());
+      BuildSchedule(c.date, loan.amount_fen(), loan.term_months(), loan.method());
   if (!schedule.ok()) return schedule.status();
   Decision decision{c.command.event, {}};
   v1::LoanDisbursed* recorded = decision.event.mutable_loan_disbursed();
-  recorded->set_amount_fen(loan->amount_fen());
+  recorded->set_amount_fen(loan.amount_fen());
   for (v1::Installment& installment : *schedule) *recorded->add_schedule() = std::move(installment);
-  Move(decision, LoanPrincipalAccount(loan->loan_id()), FundingAccount(*loan), loan->amount_fen());
+  Move(decision, LoanPrincipalAccount(loan.loan_id()), FundingAccount(loan), loan.amount_fen());
   return decision;
 }
 
@@ -552,22 +561,23 @@ void PostAccruals(Decision& decision, const v1::LoanState& loan,
 
 absl::StatusOr<Decision> DecideRepay(Context& c) {
   const v1::RepaymentRecorded& event = c.command.event.repayment_recorded();
-  absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, event.loan_id());
-  if (!loan.ok()) return loan.status();
-  if (loan->position().status() != v1::LOAN_STATUS_ACTIVE) return WrongState(*loan, "active");
-  const int64_t outstanding = loan->position().principal_outstanding_fen();
+  absl::StatusOr<const v1::LoanState*> read = LoanForEntry(c, event.loan_id());
+  if (!read.ok()) return read.status();
+  const v1::LoanState& loan = **read;
+  if (loan.position().status() != v1::LOAN_STATUS_ACTIVE) return WrongState(loan, "active");
+  const int64_t outstanding = loan.position().principal_outstanding_fen();
   if (event.amount_fen() > outstanding) {
     return Refused("EXCEEDS_OUTSTANDING",
                    Cat("repayment of ", Money::FromFen(event.amount_fen()).ToString(),
-                       " is more than loan ", loan->loan_id(), "'s outstanding principal of ",
+                       " is more than loan ", loan.loan_id(), "'s outstanding principal of ",
                        Money::FromFen(outstanding).ToString()));
   }
   Decision decision{c.command.event, {}};
   v1::RepaymentRecorded* recorded = decision.event.mutable_repayment_recorded();
   int64_t left = event.amount_fen();
-  for (int i = 0; i < loan->position().schedule_size() && left > 0; ++i) {
+  for (int i = 0; i < loan.position().schedule_size() && left > 0; ++i) {
     const int64_t unpaid =
-        loan->position().schedule(i).principal_fen() - loan->position().paid_fen(i);
+        loan.position().schedule(i).principal_fen() - loan.position().paid_fen(i);
     if (unpaid <= 0) continue;
     const int64_t take = std::min(unpaid, left);
     v1::Allocation* allocation = recorded->add_allocations();
@@ -576,41 +586,43 @@ absl::StatusOr<Decision> DecideRepay(Context& c) {
     left -= take;
   }
   GONGDAI_CHECK(left == 0);
-  Move(decision, FundingAccount(*loan), LoanPrincipalAccount(loan->loan_id()), event.amount_fen());
+  Move(decision, FundingAccount(loan), LoanPrincipalAccount(loan.loan_id()), event.amount_fen());
   if (event.amount_fen() == outstanding) {
     recorded->set_paid_off(true);
-    absl::StatusOr<std::vector<v1::AccrualPeriod>> accruals = FinalAccruals(*loan, c.date);
+    absl::StatusOr<std::vector<v1::AccrualPeriod>> accruals = FinalAccruals(loan, c.date);
     if (!accruals.ok()) return accruals.status();
     for (const v1::AccrualPeriod& p : *accruals) *recorded->add_accruals() = p;
-    PostAccruals(decision, *loan, *accruals);
+    PostAccruals(decision, loan, *accruals);
   }
   return decision;
 }
 
 absl::StatusOr<Decision> DecideAccrue(Context& c) {
-  absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, c.command.event.subsidy_accrued().loan_id());
-  if (!loan.ok()) return loan.status();
-  if (!IsBank(*loan)) {
-    return Refused("NOT_BANK_FUNDED", Cat("loan ", loan->loan_id(),
+  absl::StatusOr<const v1::LoanState*> read =
+      LoanForEntry(c, c.command.event.subsidy_accrued().loan_id());
+  if (!read.ok()) return read.status();
+  const v1::LoanState& loan = **read;
+  if (!IsBank(loan)) {
+    return Refused("NOT_BANK_FUNDED", Cat("loan ", loan.loan_id(),
                                           " is lent by the union fund, interest-free: no subsidy"));
   }
-  if (loan->position().status() != v1::LOAN_STATUS_ACTIVE) return WrongState(*loan, "active");
-  v1::LoanPosition position = loan->position();
-  absl::StatusOr<Rate> rate = ParseRate(loan->annual_rate(), "annual_rate");
+  if (loan.position().status() != v1::LOAN_STATUS_ACTIVE) return WrongState(loan, "active");
+  v1::LoanPosition position = loan.position();
+  absl::StatusOr<Rate> rate = ParseRate(loan.annual_rate(), "annual_rate");
   if (!rate.ok())
-    return absl::DataLossError(Cat("loan ", loan->loan_id(), " has an unreadable rate"));
+    return absl::DataLossError(Cat("loan ", loan.loan_id(), " has an unreadable rate"));
   absl::StatusOr<std::vector<v1::AccrualPeriod>> periods =
-      TakeAccrualPeriods(position, c.date, /*final=*/false, *rate, BasisOf(loan->day_count()));
+      TakeAccrualPeriods(position, c.date, /*final=*/false, *rate, BasisOf(loan.day_count()));
   if (!periods.ok()) return periods.status();
   if (periods->empty()) {
     return Refused(
         "NOTHING_TO_ACCRUE",
-        Cat("loan ", loan->loan_id(), " has no complete month to accrue by ", c.date.ToString()));
+        Cat("loan ", loan.loan_id(), " has no complete month to accrue by ", c.date.ToString()));
   }
   Decision decision{c.command.event, {}};
   for (const v1::AccrualPeriod& p : *periods)
     *decision.event.mutable_subsidy_accrued()->add_accruals() = p;
-  PostAccruals(decision, *loan, *periods);
+  PostAccruals(decision, loan, *periods);
   return decision;
 }
 
@@ -633,22 +645,25 @@ absl::StatusOr<Decision> DecideSettle(Context& c) {
 }
 
 absl::StatusOr<Decision> DecideJobs(Context& c) {
-  absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, c.command.event.jobs_reported().loan_id());
-  if (!loan.ok()) return loan.status();
-  if (loan->position().disbursed_date().empty()) return WrongState(*loan, "disbursed");
+  absl::StatusOr<const v1::LoanState*> read =
+      LoanForEntry(c, c.command.event.jobs_reported().loan_id());
+  if (!read.ok()) return read.status();
+  const v1::LoanState& loan = **read;
+  if (loan.position().disbursed_date().empty()) return WrongState(loan, "disbursed");
   return Decision{c.command.event, {}};
 }
 
 absl::StatusOr<Decision> DecideWriteOff(Context& c) {
   const v1::LoanWrittenOff& event = c.command.event.loan_written_off();
-  absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, event.loan_id());
-  if (!loan.ok()) return loan.status();
+  absl::StatusOr<const v1::LoanState*> read = LoanForEntry(c, event.loan_id());
+  if (!read.ok()) return read.status();
+  const v1::LoanState& loan = **read;
   if (c.actor().role() != kRoleSupervisor) {
     return WithReason(absl::StatusCode::kPermissionDenied, "SUPERVISOR_REQUIRED",
                       "only a supervisor may write a loan off");
   }
-  if (loan->position().status() != v1::LOAN_STATUS_ACTIVE) return WrongState(*loan, "active");
-  const int64_t outstanding = loan->position().principal_outstanding_fen();
+  if (loan.position().status() != v1::LOAN_STATUS_ACTIVE) return WrongState(loan, "active");
+  const int64_t outstanding = loan.position().principal_outstanding_fen();
   if (event.amount_fen() != 0 && event.amount_fen() != outstanding) {
     return Refused("AMOUNT_MISMATCH", Cat("a write-off takes the whole outstanding principal of ",
                                           Money::FromFen(outstanding).ToString()));
@@ -656,21 +671,22 @@ absl::StatusOr<Decision> DecideWriteOff(Context& c) {
   Decision decision{c.command.event, {}};
   v1::LoanWrittenOff* recorded = decision.event.mutable_loan_written_off();
   recorded->set_amount_fen(outstanding);
-  Move(decision, WriteOffAccount(*loan), LoanPrincipalAccount(loan->loan_id()), outstanding);
-  absl::StatusOr<std::vector<v1::AccrualPeriod>> accruals = FinalAccruals(*loan, c.date);
+  Move(decision, WriteOffAccount(loan), LoanPrincipalAccount(loan.loan_id()), outstanding);
+  absl::StatusOr<std::vector<v1::AccrualPeriod>> accruals = FinalAccruals(loan, c.date);
   if (!accruals.ok()) return accruals.status();
   for (const v1::AccrualPeriod& p : *accruals) *recorded->add_accruals() = p;
-  PostAccruals(decision, *loan, *accruals);
+  PostAccruals(decision, loan, *accruals);
   return decision;
 }
 
 absl::StatusOr<Decision> DecideRecovery(Context& c) {
   const v1::RecoveryRecorded& event = c.command.event.recovery_recorded();
-  absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, event.loan_id());
-  if (!loan.ok()) return loan.status();
-  if (loan->position().status() != v1::LOAN_STATUS_WRITTEN_OFF)
-    return WrongState(*loan, "written off");
-  const int64_t recoverable = loan->position().written_off_fen() - loan->position().recovered_fen();
+  absl::StatusOr<const v1::LoanState*> read = LoanForEntry(c, event.loan_id());
+  if (!read.ok()) return read.status();
+  const v1::LoanState& loan = **read;
+  if (loan.position().status() != v1::LOAN_STATUS_WRITTEN_OFF)
+    return WrongState(loan, "written off");
+  const int64_t recoverable = loan.position().written_off_fen() - loan.position().recovered_fen();
   if (event.amount_fen() > recoverable) {
     return Refused(
         "EXCEEDS_WRITTEN_OFF",
@@ -678,7 +694,7 @@ absl::StatusOr<Decision> DecideRecovery(Context& c) {
             Money::FromFen(recoverable).ToString(), " written off and not yet recovered"));
   }
   Decision decision{c.command.event, {}};
-  Move(decision, FundingAccount(*loan), RecoveryAccount(*loan), event.amount_fen());
+  Move(decision, FundingAccount(loan), RecoveryAccount(loan), event.amount_fen());
   return decision;
 }
 
@@ -768,14 +784,15 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
   Decision decision{c.command.event, {}};
   const std::string loan_id = LoanIdOf(target->event());
   if (!loan_id.empty()) {
-    absl::StatusOr<v1::LoanState> loan = LoanForEntry(c, loan_id);
-    if (!loan.ok()) return loan.status();
-    if (loan->position().last_financial_sequence() != target->sequence() ||
-        !loan->has_position_before_last()) {
+    absl::StatusOr<const v1::LoanState*> read = LoanForEntry(c, loan_id);
+    if (!read.ok()) return read.status();
+    const v1::LoanState& loan = **read;
+    if (loan.position().last_financial_sequence() != target->sequence() ||
+        !loan.has_position_before_last()) {
       return Refused(
           "NOT_LATEST_LOAN_ENTRY",
           Cat("entry ", target->sequence(), " is not loan ", loan_id, "'s latest financial entry (",
-              loan->position().last_financial_sequence(), "); reverse the later entries first"));
+              loan.position().last_financial_sequence(), "); reverse the later entries first"));
     }
     decision.event.mutable_entry_reversed()->set_loan_id(loan_id);
   }
@@ -860,6 +877,7 @@ struct ApplyContext {
   const v1::Entry& entry;
   StateWriter& state;
   Date date;
+  LoanHandOver* loan;  // may be null
   v1::Decision Who(std::string note = "") const {
     v1::Decision who;
     who.set_principal_id(entry.actor().principal_id());
@@ -1004,9 +1022,25 @@ absl::Status ConsumeAccruals(v1::LoanState& loan, Date date,
   return absl::OkStatus();
 }
 
+// The loan `loan_id` to apply an entry to: the one Decide read, if it was handed over,
+// or else read from the state.
+absl::StatusOr<v1::LoanState> LoanToApply(ApplyContext& a, std::string_view loan_id) {
+  if (a.loan != nullptr && a.loan->decided.has_value() && a.loan->decided->loan_id() == loan_id) {
+    v1::LoanState loan = std::move(*a.loan->decided);
+    a.loan->decided.reset();
+    return loan;
+  }
+  return MustReadLoan(a.state, loan_id);
+}
+
+// Hands the loan as the entry left it to the writer (LoanHandOver::applied).
+void HandBack(ApplyContext& a, v1::LoanState& loan) {
+  if (a.loan != nullptr) a.loan->applied = std::move(loan);
+}
+
 absl::Status ApplyLoanEvent(ApplyContext& a) {
   const v1::Event& event = a.entry.event();
-  absl::StatusOr<v1::LoanState> read = MustReadLoan(a.state, LoanIdOf(event));
+  absl::StatusOr<v1::LoanState> read = LoanToApply(a, LoanIdOf(event));
   if (!read.ok()) return read.status();
   v1::LoanState& loan = *read;
   v1::LoanPosition& position = *loan.mutable_position();
@@ -1185,7 +1219,9 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
     loan.clear_last_contributions();
     for (const v1::Contribution& c : report.list()) *loan.add_last_contributions() = c;
   }
-  return SaveLoan(a, loan);
+  absl::Status saved = SaveLoan(a, loan);
+  if (saved.ok()) HandBack(a, loan);
+  return saved;
 }
 
 }  // namespace
@@ -1468,9 +1504,11 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
   }
 }
 
-absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& command, Date date) {
-  Context c{state, command, date};
-  const v1::Event& event = command.event;
+namespace {
+
+absl::StatusOr<Decision> DecideKind(Context& c) {
+  StateReader& state = c.state;
+  const v1::Event& event = c.command.event;
   switch (event.kind_case()) {
     case v1::Event::kProductDefined:
       return DecideProduct(c, event.product_defined().product_id(), false);
@@ -1531,11 +1569,21 @@ absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& comm
   return absl::InternalError("not a programme event");
 }
 
-absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state) {
+}  // namespace
+
+absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& command, Date date) {
+  Context c{state, command, date};
+  absl::StatusOr<Decision> decision = DecideKind(c);
+  if (decision.ok()) decision->loan = std::move(c.loan);
+  return decision;
+}
+
+absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state, LoanHandOver* hand_over) {
   const v1::Event& event = entry.event();
   absl::StatusOr<Date> date = ParseDate(entry.business_date(), "business_date");
   if (!date.ok()) return date.status();
-  ApplyContext a{entry, state, *date};
+  ApplyContext a{entry, state, *date, hand_over};
+  if (hand_over != nullptr) hand_over->applied.reset();
   switch (event.kind_case()) {
     case v1::Event::kProductDefined:
     case v1::Event::kProductAmended: {
@@ -1632,6 +1680,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state) {
       if (!added.ok()) return added;
       state.Put(Space::kIndexes, Cat(LoansByBorrowerPrefix(e.borrower_id()), e.loan_id()), "");
       state.Put(Space::kProjections, "n/loan", SequenceKey(IdNumber(e.loan_id())));
+      HandBack(a, loan);
       return absl::OkStatus();
     }
     case v1::Event::kEntryReversed: {

@@ -170,14 +170,14 @@ absl::StatusOr<Decision> Decide(StateReader& state, const Command& command, Date
   }
 }
 
-absl::Status Apply(const v1::Entry& entry, StateWriter& state) {
-  absl::Status applied = ApplyWithoutTree(entry, state);
+absl::Status Apply(const v1::Entry& entry, StateWriter& state, LoanHandOver* loan) {
+  absl::Status applied = ApplyWithoutTree(entry, state, loan);
   if (!applied.ok()) return applied;
   return AppendToTree(entry, state);
 }
 
-absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state) {
-  absl::Status programme = ApplyProgramme(entry, state);
+absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state, LoanHandOver* loan) {
+  absl::Status programme = ApplyProgramme(entry, state, loan);
   if (!programme.ok()) return programme;
   for (const v1::Posting& posting : entry.postings()) {
     absl::StatusOr<v1::AccountState> account = ReadAccount(state, posting.account());

@@ -40,6 +40,18 @@ class StateWriter : public StateReader {
 struct Decision {
   v1::Event event;
   std::vector<v1::Posting> postings;
+  // The loan the command is about, as Decide read it (unchanged), for Apply to start from
+  // (LoanHandOver); empty when Decide read no loan.
+  std::optional<v1::LoanState> loan = std::nullopt;
+};
+
+// The loan a command is about, carried by a writer from Decide through Apply to its answer.
+struct LoanHandOver {
+  // In: the loan as Decide read it (Decision::loan). Apply takes it instead of reading
+  // and parsing it again; nothing writes to the state between the two.
+  std::optional<v1::LoanState> decided;
+  // Out: the loan as the entry left it; empty when the entry is about no loan.
+  std::optional<v1::LoanState> applied;
 };
 
 // Checks everything about a command that does not depend on state: the envelope
@@ -56,11 +68,14 @@ struct Decision {
 // Derives the projection changes of `entry` into `state`. Fails only when the state is
 // inconsistent with the entry (an overflow, a corrupt projection): the writer then refuses
 // the command; a replay reports the entry.
-[[nodiscard]] absl::Status Apply(const v1::Entry& entry, StateWriter& state);
+// `loan`, when given, hands over the loan (LoanHandOver).
+[[nodiscard]] absl::Status Apply(const v1::Entry& entry, StateWriter& state,
+                                 LoanHandOver* loan = nullptr);
 
 // Apply without the Merkle tree, for a replay "as of a date" that skips later-dated
 // entries (each loan's entries are in date order, so the skipped ones are suffixes).
-[[nodiscard]] absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state);
+[[nodiscard]] absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state,
+                                            LoanHandOver* loan = nullptr);
 
 // Account paths: 2-8 colon-separated segments of [a-z0-9_-], at most 128 bytes in all.
 [[nodiscard]] absl::Status ValidateAccountPath(std::string_view path, std::string_view field);

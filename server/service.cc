@@ -131,7 +131,14 @@ LedgerService::Fill LedgerService::LoanFill(v1::LoanResponse* response,
   return [this, response, loan_id = std::move(loan_id)](const CommandResult& result,
                                                         const Caller& caller) {
     FillReceipt(result, response->mutable_entry());
-    absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(loan_id(result.entry.event()));
+    const std::string id = loan_id(result.entry.event());
+    // The loan as the entry left it, as the writer handed it over; a retry answers with
+    // the loan as it is now.
+    if (result.loan.has_value() && result.loan->loan_id() == id) {
+      *response->mutable_loan() = LoanToApi(*result.loan, caller.personal());
+      return absl::OkStatus();
+    }
+    absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(id);
     if (!loan.ok()) return loan.status();
     *response->mutable_loan() = LoanToApi(*loan, caller.personal());
     return absl::OkStatus();

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <future>
+#include <memory>
+
 #include "engine/loan_math.h"
 #include "engine/national_id.h"
 #include "engine/status.h"
@@ -318,6 +321,46 @@ TEST_F(RepaymentTest, RetryOfARepaymentReturnsTheOriginalAllocation) {
   EXPECT_NE(different.status.message().find("amount_fen"), absl::string_view::npos)
       << different.status;
   EXPECT_EQ(Loan(loan_).position().principal_repaid_fen(), 150'000);
+}
+
+TEST_F(RepaymentTest, EachWriteAnswersWithTheLoanAsItsEntryLeftIt) {
+  // Two repayments submitted together land in one batch; each answer carries the loan
+  // as its own entry left it, not as the batch did.
+  SetToday("2020-02-20");
+  std::vector<std::future<CommandResult>> answers;
+  for (int64_t amount : {150'000, 70'000}) {
+    Command command;
+    command.request_id = "bank-ref-" + std::to_string(amount);
+    command.actor = kCashier;
+    command.event = Repay(loan_, amount);
+    auto promise = std::make_shared<std::promise<CommandResult>>();
+    answers.push_back(promise->get_future());
+    ledger_->Submit(command, [promise](CommandResult r) { promise->set_value(std::move(r)); });
+  }
+  CommandResult first = answers[0].get();
+  CommandResult second = answers[1].get();
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  ASSERT_TRUE(second.status.ok()) << second.status;
+  ASSERT_TRUE(first.loan.has_value());
+  ASSERT_TRUE(second.loan.has_value());
+  EXPECT_EQ(first.loan->position().principal_outstanding_fen(), 1'200'000 - 150'000);
+  EXPECT_EQ(first.loan->position().last_financial_sequence(), first.entry.sequence());
+  EXPECT_EQ(second.loan->position().principal_outstanding_fen(), 1'200'000 - 220'000);
+  EXPECT_EQ(second.loan->SerializeAsString(), Loan(loan_).SerializeAsString());
+
+  // A retry answers with the original entry and no loan (the caller reads the loan now).
+  Command retry;
+  retry.request_id = "bank-ref-150000";
+  retry.actor = kCashier;
+  retry.event = Repay(loan_, 150'000);
+  CommandResult again = ledger_->SubmitAndWait(retry);
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_TRUE(again.replayed);
+  EXPECT_FALSE(again.loan.has_value());
+  // An entry about no loan carries none.
+  CommandResult contribution = Run(kCashier, Contribute(1'000));
+  ASSERT_TRUE(contribution.status.ok()) << contribution.status;
+  EXPECT_FALSE(contribution.loan.has_value());
 }
 
 TEST_F(RepaymentTest, RepaymentBeyondOutstandingIsRefused) {
