@@ -40,6 +40,12 @@ struct LedgerOptions {
   // Default: 64 MiB.
   size_t block_cache_bytes = size_t{64} << 20;
 
+  // Projections the writer keeps of those it read or wrote lately (loans, their
+  // summaries, accounts), so that a command on a recently touched loan reads none from
+  // RocksDB. 0 keeps none.
+  // Default: 64 MiB.
+  size_t recent_projection_bytes = size_t{64} << 20;
+
   // RocksDB memtable size per column family. Bounds write-side memory.
   // Default: 32 MiB.
   size_t write_buffer_bytes = size_t{32} << 20;

@@ -153,6 +153,9 @@ TEST(LedgerRandomized, EngineAgreesWithModelThroughBatchesAndReopens) {
   while (issued < kCommands) {
     LedgerOptions options = FixedDayOptions("2020-06-30");
     options.batch_commands_max = 1 + generator.Pick(64);
+    // The writer's recent projections: none, a few (evicted all the time), or plenty.
+    const size_t recent_bytes[] = {0, 2048, size_t{64} << 20};
+    options.recent_projection_bytes = recent_bytes[generator.Pick(3)];
     absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir.path(), options);
     ASSERT_TRUE(opened.ok()) << opened.status();
     std::unique_ptr<Ledger> ledger = *std::move(opened);

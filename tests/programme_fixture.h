@@ -91,6 +91,7 @@ class ProgrammeTest : public ::testing::Test {
     ledger_.reset();
     LedgerOptions options = FixedDayOptions("2020-01-01");
     options.business_date_today = [this] { return today_; };
+    options.recent_projection_bytes = recent_projection_bytes_;
     absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir_.path(), options);
     ASSERT_TRUE(opened.ok()) << opened.status();
     ledger_ = *std::move(opened);
@@ -231,6 +232,8 @@ class ProgrammeTest : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<Ledger> ledger_;
+  // The writer's recent projections, for the next Reopen.
+  size_t recent_projection_bytes_ = LedgerOptions().recent_projection_bytes;
   Date today_ = *ParseDate("2020-01-01", "today");
   int request_counter_ = 0;
   int id_serial_ = 0;
