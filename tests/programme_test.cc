@@ -284,6 +284,14 @@ class RepaymentTest : public ProgrammeTest {
     SetToday("2020-01-15");
     loan_ = ActiveLoan(Register("王建国"), "fund-2020", 1'200'000, 12);  // 100,000 fen a month
   }
+  // A cashier's repayment of `amount` on the loan, under the bank's reference.
+  Command Repayment(const std::string& request_id, int64_t amount) const {
+    Command command;
+    command.request_id = request_id;
+    command.actor = kCashier;
+    command.event = Repay(loan_, amount);
+    return command;
+  }
   std::string loan_;
 };
 
@@ -305,10 +313,7 @@ TEST_F(RepaymentTest, RepaymentsGoToTheOldestUnpaidInstallmentFirst) {
 }
 
 TEST_F(RepaymentTest, RetryOfARepaymentReturnsTheOriginalAllocation) {
-  Command command;
-  command.request_id = "bank-ref-20200120-001";
-  command.actor = kCashier;
-  command.event = Repay(loan_, 150'000);
+  Command command = Repayment("bank-ref-20200120-001", 150'000);
   CommandResult first = ledger_->SubmitAndWait(command);
   ASSERT_TRUE(first.status.ok()) << first.status;
   CommandResult again = ledger_->SubmitAndWait(command);
@@ -329,13 +334,10 @@ TEST_F(RepaymentTest, EachWriteAnswersWithTheLoanAsItsEntryLeftIt) {
   SetToday("2020-02-20");
   std::vector<std::future<CommandResult>> answers;
   for (int64_t amount : {150'000, 70'000}) {
-    Command command;
-    command.request_id = "bank-ref-" + std::to_string(amount);
-    command.actor = kCashier;
-    command.event = Repay(loan_, amount);
     auto promise = std::make_shared<std::promise<CommandResult>>();
     answers.push_back(promise->get_future());
-    ledger_->Submit(command, [promise](CommandResult r) { promise->set_value(std::move(r)); });
+    ledger_->Submit(Repayment("bank-ref-" + std::to_string(amount), amount),
+                    [promise](CommandResult r) { promise->set_value(std::move(r)); });
   }
   CommandResult first = answers[0].get();
   CommandResult second = answers[1].get();
@@ -349,11 +351,7 @@ TEST_F(RepaymentTest, EachWriteAnswersWithTheLoanAsItsEntryLeftIt) {
   EXPECT_EQ(second.loan->SerializeAsString(), Loan(loan_).SerializeAsString());
 
   // A retry answers with the original entry and no loan (the caller reads the loan now).
-  Command retry;
-  retry.request_id = "bank-ref-150000";
-  retry.actor = kCashier;
-  retry.event = Repay(loan_, 150'000);
-  CommandResult again = ledger_->SubmitAndWait(retry);
+  CommandResult again = ledger_->SubmitAndWait(Repayment("bank-ref-150000", 150'000));
   ASSERT_TRUE(again.status.ok()) << again.status;
   EXPECT_TRUE(again.replayed);
   EXPECT_FALSE(again.loan.has_value());

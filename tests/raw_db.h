@@ -5,6 +5,8 @@
 
 #include <rocksdb/db.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +46,18 @@ class RawDb {
   }
   void Delete(const std::string& cf, const std::string& key) {
     Check(db_->Delete(SyncWrite(), handles_.at(cf), key));
+  }
+  // The table files that hold column family `cf`, largest first.
+  std::vector<std::pair<std::string, uint64_t>> TableFiles(const std::string& cf) {
+    std::vector<rocksdb::LiveFileMetaData> files;
+    db_->GetLiveFilesMetaData(&files);
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (const rocksdb::LiveFileMetaData& file : files) {
+      if (file.column_family_name == cf) out.emplace_back(file.db_path + file.name, file.size);
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
+    return out;
   }
   std::vector<std::pair<std::string, std::string>> All(const std::string& cf) {
     std::vector<std::pair<std::string, std::string>> out;

@@ -5,11 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <future>
 #include <map>
 #include <random>
+#include <tuple>
 
 #include "engine/journal_format.h"
+#include "tests/raw_db.h"
 #include "tests/test_util.h"
 
 namespace gongdai {
@@ -146,6 +149,42 @@ TEST_F(OpenedEntriesTest, AFailingVisitStopsTheReadingAndIsReturned) {
   EXPECT_EQ(visited.code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(visited.message(), "entry 3000: stop here");
   EXPECT_EQ(visits, 3'000u);
+}
+
+TEST_F(OpenedEntriesTest, AJournalThatCannotBeReadEndsTheVisitWithTheStorageError) {
+  // A failing disk: a byte flipped in the middle of the journal's largest table file,
+  // inside a data block, whose checksum then fails when the scan reaches it.
+  std::string table;
+  uint64_t size = 0;
+  {
+    testing::RawDb raw(dir_.Sub("ledger"));
+    const auto files = raw.TableFiles("journal");
+    ASSERT_FALSE(files.empty());
+    std::tie(table, size) = files.front();
+  }
+  {
+    std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(file.good()) << table;
+    file.seekg(static_cast<std::streamoff>(size / 2));
+    char byte = 0;
+    file.read(&byte, 1);
+    file.seekp(static_cast<std::streamoff>(size / 2));
+    byte = static_cast<char>(byte ^ 0x5a);
+    file.write(&byte, 1);
+  }
+  absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(dir_.Sub("ledger"));
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  uint64_t visits = 0;
+  absl::Status visited = (*copy)->ForEachOpenedEntry([&](const OpenedEntry& opened) {
+    EXPECT_EQ(opened.key_sequence, visits + 1);
+    ++visits;
+    return opened.status;
+  });
+  EXPECT_EQ(visited.code(), absl::StatusCode::kDataLoss) << visited;
+  EXPECT_NE(visited.message().find("scanning journal"), std::string_view::npos) << visited;
+  // The entries before the damaged block were all visited, in order; none after it.
+  EXPECT_GT(visits, 0u);
+  EXPECT_LT(visits, kEntries);
 }
 
 }  // namespace
