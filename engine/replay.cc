@@ -3,17 +3,14 @@
 #include <pthread.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <filesystem>
-#include <mutex>
 #include <new>
-#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "engine/journal_format.h"
+#include "engine/pipeline.h"
 #include "engine/programme.h"
 #include "engine/sha256.h"
 #include "engine/strings.h"
@@ -346,83 +343,20 @@ absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
 absl::Status ForEachOpenedEntry(
     const Storage& storage, const StorageSnapshot* snapshot,
     const std::function<absl::Status(const OpenedEntry& opened)>& visit) {
-  // Batches go to `visit` through `ready` and come back through `spent`, so that the
-  // entries' memory is reused and freed on the reading thread.
-  using Batch = std::vector<OpenedEntry>;
-  constexpr size_t kBatchEntries = 256;
-  constexpr size_t kBatchesAhead = 16;
-
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::deque<Batch> ready;  // guarded by mutex, as are the four below
-  std::deque<Batch> spent;
-  bool read_all = false;
-  bool stop = false;
-  absl::Status read_status;
-
-  std::thread reader([&] {
-    pthread_setname_np(pthread_self(), "journal-reader");  // as profilers and top show it
-    Batch batch(kBatchEntries);
-    size_t filled = 0;
-    auto hand_over = [&] {
-      batch.resize(filled);
-      std::unique_lock lock(mutex);
-      changed.wait(lock, [&] { return stop || ready.size() < kBatchesAhead; });
-      if (stop) return false;
-      ready.push_back(std::move(batch));
-      batch.clear();
-      if (!spent.empty()) {
-        batch = std::move(spent.front());
-        spent.pop_front();
-      }
-      changed.notify_all();
-      lock.unlock();
-      batch.resize(kBatchEntries);
-      filled = 0;
-      return true;
-    };
-    absl::Status scanned = storage.Scan(
-        Space::kJournal, "",
-        [&](std::string_view key, std::string_view value) {
-          OpenedEntry& opened = batch[filled++];
-          opened.key_sequence = DecodeSequenceKey(key);
-          opened.status = OpenEntryInto(value, opened.key_sequence, opened.entry);
-          return filled < kBatchEntries || hand_over();
-        },
-        snapshot, Storage::ScanLength::kWhole);
-    if (filled > 0) hand_over();
-    std::lock_guard lock(mutex);
-    read_status = scanned;
-    read_all = true;
-    changed.notify_all();
-  });
-
-  absl::Status failure;
-  while (failure.ok()) {
-    Batch batch;
-    {
-      std::unique_lock lock(mutex);
-      changed.wait(lock, [&] { return !ready.empty() || read_all; });
-      if (ready.empty()) break;
-      batch = std::move(ready.front());
-      ready.pop_front();
-      changed.notify_all();
-    }
-    for (const OpenedEntry& opened : batch) {
-      failure = visit(opened);
-      if (!failure.ok()) break;
-    }
-    std::lock_guard lock(mutex);
-    spent.push_back(std::move(batch));
-  }
-  {
-    std::lock_guard lock(mutex);
-    stop = true;
-    changed.notify_all();
-  }
-  reader.join();
-  if (!failure.ok()) return failure;
-  return read_status;
+  return RunPipelined<OpenedEntry>(
+      [&](PipelineFeed<OpenedEntry>& feed) {
+        pthread_setname_np(pthread_self(), "journal-reader");  // as profilers and top show it
+        return storage.Scan(
+            Space::kJournal, "",
+            [&](std::string_view key, std::string_view value) {
+              OpenedEntry& opened = feed.Slot();
+              opened.key_sequence = DecodeSequenceKey(key);
+              opened.status = OpenEntryInto(value, opened.key_sequence, opened.entry);
+              return feed.Filled();
+            },
+            snapshot, Storage::ScanLength::kWhole);
+      },
+      visit);
 }
 
 absl::Status Replayer::Check(const v1::Entry& entry) {

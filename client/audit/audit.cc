@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <pthread.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "engine/journal_format.h"
 #include "engine/loan_math.h"
 #include "engine/merkle.h"
+#include "engine/pipeline.h"
 #include "engine/replay.h"
 #include "engine/sha256.h"
 #include "engine/strings.h"
@@ -179,19 +181,48 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
   if (!o.export_file.empty()) {
     std::ifstream in(o.export_file);
     if (!in) return Trouble(kExitUsage, Cat("cannot read ", o.export_file));
-    std::string line;
-    uint64_t number = 0;
-    while (std::getline(in, line)) {
-      ++number;
-      if (line.empty()) continue;
-      v1::ExportLine parsed;
-      if (!google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) {
-        return Fault(Cat("line ", number, " of ", o.export_file, " is not an export line"));
-      }
-      v1::Entry entry = parsed.entry();
-      absl::Status visited = visit(Item{&entry, nullptr, entry.sequence()});
-      if (!visited.ok()) return Fault(Message(visited));
-    }
+    // Parsing JSON is most of the work: a second thread reads the lines and parses every
+    // other one, ahead of `visit`; this thread parses the rest as it visits them.
+    struct ExportText {
+      uint64_t number = 0;  // the line's number in the file
+      std::string text;
+      bool parsed = false;  // on the reading thread, into `line`
+      bool valid = false;
+      v1::ExportLine line;
+    };
+    auto parse = [](const std::string& text, v1::ExportLine& line) {
+      line.Clear();
+      return google::protobuf::util::JsonStringToMessage(text, &line).ok();
+    };
+    v1::ExportLine here;
+    absl::Status visited = RunPipelined<ExportText>(
+        [&](PipelineFeed<ExportText>& feed) {
+          pthread_setname_np(pthread_self(), "export-reader");
+          uint64_t number = 0;
+          bool parse_this = false;
+          while (true) {
+            ExportText& slot = feed.Slot();
+            if (!std::getline(in, slot.text)) break;
+            ++number;
+            if (slot.text.empty()) continue;
+            slot.number = number;
+            slot.parsed = parse_this;
+            if (parse_this) slot.valid = parse(slot.text, slot.line);
+            parse_this = !parse_this;
+            if (!feed.Filled()) break;
+          }
+          return absl::OkStatus();
+        },
+        [&](const ExportText& slot) {
+          const bool valid = slot.parsed ? slot.valid : parse(slot.text, here);
+          if (!valid) {
+            return absl::DataLossError(
+                Cat("line ", slot.number, " of ", o.export_file, " is not an export line"));
+          }
+          const v1::Entry& entry = slot.parsed ? slot.line.entry() : here.entry();
+          return visit(Item{&entry, nullptr, entry.sequence()});
+        });
+    if (!visited.ok()) return Fault(Message(visited));
     return {};
   }
   absl::StatusOr<Server> server = Server::Connect(o);
