@@ -24,6 +24,13 @@ using testing::RawDb;
 using testing::TempDir;
 using testing::Transfer;
 
+// The fixed business day, on a file system whose syncs a test can delay or fail.
+LedgerOptions FixedDayOptionsOn(const FaultEnv& fault) {
+  LedgerOptions options = FixedDayOptions();
+  options.env = fault.env.get();
+  return options;
+}
+
 std::unique_ptr<Ledger> OpenOrDie(const std::string& path,
                                   LedgerOptions options = FixedDayOptions()) {
   absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(path, std::move(options));
@@ -199,8 +206,7 @@ TEST(Ledger, ReusedRequestIdWithDifferentCommandIsAlreadyExists) {
 TEST(Ledger, SameRequestIdTwiceInOneBatchWritesOneEntry) {
   TempDir dir;
   FaultEnv fault;
-  LedgerOptions options = FixedDayOptions();
-  options.env = fault.env.get();
+  LedgerOptions options = FixedDayOptionsOn(fault);
   auto ledger = OpenOrDie(dir.path(), options);
   // Hold the writer in a sync so that the next commands queue up into one batch.
   ASSERT_TRUE(ledger->SubmitAndWait(Transfer("warm", "external:a:b", "c:d", 1)).status.ok());
@@ -368,8 +374,7 @@ TEST(Ledger, ManyThreadsSubmittingConcurrentlyAreAllAccountedFor) {
 TEST(Ledger, FullQueueIsRefusedAtOnce) {
   TempDir dir;
   FaultEnv fault;
-  LedgerOptions options = FixedDayOptions();
-  options.env = fault.env.get();
+  LedgerOptions options = FixedDayOptionsOn(fault);
   options.queue_commands_max = 4;
   options.batch_commands_max = 2;
   auto ledger = OpenOrDie(dir.path(), options);
@@ -402,8 +407,7 @@ TEST(Ledger, AnswersComeInJournalOrderAndOnlyOnceTheirEntriesAreDurable) {
   // still follow the journal's order, each after its entry's synced write.
   TempDir dir;
   FaultEnv fault;
-  LedgerOptions options = FixedDayOptions();
-  options.env = fault.env.get();
+  LedgerOptions options = FixedDayOptionsOn(fault);
   options.batch_commands_max = 3;
   auto ledger = OpenOrDie(dir.path(), options);
   fault.fs->sync_delay_ms = 2;
@@ -438,8 +442,7 @@ TEST(Ledger, AnswersComeInJournalOrderAndOnlyOnceTheirEntriesAreDurable) {
 TEST(Ledger, ReadsNeverSeeAnEntryBeforeItIsDurable) {
   TempDir dir;
   FaultEnv fault;
-  LedgerOptions options = FixedDayOptions();
-  options.env = fault.env.get();
+  LedgerOptions options = FixedDayOptionsOn(fault);
   auto ledger = OpenOrDie(dir.path(), options);
   ASSERT_TRUE(ledger->SubmitAndWait(Transfer("one", "external:a:b", "c:d", 10)).status.ok());
   std::atomic<int> checks{0};
@@ -462,8 +465,7 @@ TEST(Ledger, FailedSyncStopsTheWriterAndLosesNothingAcknowledged) {
   std::vector<v1::Entry> acknowledged;
   {
     FaultEnv fault;
-    LedgerOptions options = FixedDayOptions();
-    options.env = fault.env.get();
+    LedgerOptions options = FixedDayOptionsOn(fault);
     auto ledger = OpenOrDie(dir.path(), options);
     for (int i = 0; i < 10; ++i) {
       CommandResult r =
