@@ -472,11 +472,10 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
     csv_out << "\xef\xbb\xbf"
             << "seq,date,actor,role,event,loan,account,debit,credit\r\n";
   }
-  uint64_t count = 0;
-  Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
-    absl::StatusOr<v1::Entry> opened = EntryOf(item);
-    if (!opened.ok()) return opened.status();
-    const v1::Entry& entry = *opened;
+  // An entry's JSON line and CSV rows.
+  auto format = [&](const v1::Entry& entry, std::string& json, std::string& rows) {
+    json.clear();
+    rows.clear();
     if (json_out.is_open()) {
       v1::ExportLine line;
       *line.mutable_entry() = entry;
@@ -484,11 +483,10 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
       line.set_previous_hash(ToHex(entry.previous_hash()));
       google::protobuf::util::JsonPrintOptions options;
       options.preserve_proto_field_names = true;
-      std::string text;
-      if (!google::protobuf::util::MessageToJsonString(line, &text, options).ok()) {
+      if (!google::protobuf::util::MessageToJsonString(line, &json, options).ok()) {
         return absl::InternalError("cannot write JSON");
       }
-      json_out << text << "\n";
+      json += "\n";
     }
     if (csv_out.is_open()) {
       const std::string kind = EventKindName(entry.event());
@@ -496,15 +494,59 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
       for (const v1::Posting& p : entry.postings()) {
         const std::string amount = Money::FromFen(p.amount_fen()).ToString();
         const bool debit = p.side() == v1::POSTING_SIDE_DEBIT;
-        csv_out << entry.sequence() << "," << entry.business_date() << ","
-                << CsvField(entry.actor().principal_id()) << "," << entry.actor().role() << ","
-                << kind << "," << loan << "," << CsvField(p.account()) << ","
-                << (debit ? amount : "") << "," << (debit ? "" : amount) << "\r\n";
+        rows += Cat(entry.sequence(), ",", entry.business_date(), ",",
+                    CsvField(entry.actor().principal_id()), ",", entry.actor().role(), ",", kind,
+                    ",", loan, ",", CsvField(p.account()), ",", debit ? amount : "", ",",
+                    debit ? "" : amount, "\r\n");
       }
     }
-    ++count;
     return absl::OkStatus();
-  });
+  };
+  // Formatting is most of the work: a second thread gathers the entries from the source
+  // and formats every other one; this thread formats the rest and writes all in order.
+  struct Formatted {
+    absl::Status status;  // why the entry could not be opened or formatted
+    v1::Entry entry;
+    bool formatted = false;
+    std::string json;
+    std::string rows;
+  };
+  uint64_t count = 0;
+  Outcome read;
+  std::string json;
+  std::string rows;
+  absl::Status written = RunPipelined<Formatted>(
+      [&](PipelineFeed<Formatted>& feed) {
+        pthread_setname_np(pthread_self(), "export-reader");
+        bool format_here = false;
+        read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
+          Formatted& slot = feed.Slot();
+          absl::StatusOr<v1::Entry> opened = EntryOf(item);
+          slot.status = opened.status();
+          slot.formatted = false;
+          if (opened.ok()) {
+            slot.entry = *std::move(opened);
+            slot.formatted = format_here;
+            if (format_here) slot.status = format(slot.entry, slot.json, slot.rows);
+            format_here = !format_here;
+          }
+          if (!feed.Filled()) return absl::CancelledError("the export stopped");
+          return absl::OkStatus();
+        });
+        return absl::OkStatus();
+      },
+      [&](const Formatted& slot) -> absl::Status {
+        if (!slot.status.ok()) return slot.status;
+        if (!slot.formatted) {
+          absl::Status formatted = format(slot.entry, json, rows);
+          if (!formatted.ok()) return formatted;
+        }
+        if (json_out.is_open()) json_out << (slot.formatted ? slot.json : json);
+        if (csv_out.is_open()) csv_out << (slot.formatted ? slot.rows : rows);
+        ++count;
+        return absl::OkStatus();
+      });
+  if (!written.ok()) return Fault(Message(written));
   if (read.code != kExitOk) return read;
   out << "exported " << count << " entries" << (jsonl.empty() ? "" : " to " + jsonl)
       << (csv.empty() ? "" : " (postings to " + csv + ")") << "\n";
