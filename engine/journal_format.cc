@@ -29,32 +29,34 @@ uint64_t DecodeSequenceKey(std::string_view key) {
 
 namespace {
 
+// Writes the deterministic encoding of `message`, whose sizes ByteSizeLong has just
+// cached, to `stream`. Returns the bytes written, or -1 if the stream ran out of room.
+int64_t EncodeWithCachedSizes(const google::protobuf::MessageLite& message,
+                              google::protobuf::io::ZeroCopyOutputStream& stream) {
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeWithCachedSizes(&coded);
+  return coded.HadError() ? -1 : coded.ByteCount();
+}
+
 std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
-  const size_t size = message.ByteSizeLong();  // SerializeWithCachedSizes needs the sizes
+  const size_t size = message.ByteSizeLong();
   std::string bytes;
   bytes.reserve(size);
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializeWithCachedSizes(&coded);
-  }
+  google::protobuf::io::StringOutputStream stream(&bytes);
+  EncodeWithCachedSizes(message, stream);
   return bytes;
 }
 
 // Whether the deterministic encoding of `message` is exactly `stored`, encoded into a
 // buffer the thread keeps (an audit checks every entry this way).
 bool EncodesTo(const google::protobuf::MessageLite& message, std::string_view stored) {
-  const size_t size = message.ByteSizeLong();  // SerializeWithCachedSizes needs the sizes
+  const size_t size = message.ByteSizeLong();
   if (size != stored.size()) return false;
   thread_local std::string buffer;
   if (buffer.size() < size) buffer.resize(size);
   google::protobuf::io::ArrayOutputStream stream(buffer.data(), static_cast<int>(size));
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  message.SerializeWithCachedSizes(&coded);
-  coded.Trim();
-  return !coded.HadError() && coded.ByteCount() == static_cast<int64_t>(size) &&
+  return EncodeWithCachedSizes(message, stream) == static_cast<int64_t>(size) &&
          std::memcmp(buffer.data(), stored.data(), size) == 0;
 }
 

@@ -115,8 +115,12 @@ class BatchState final : public StateWriter {
     if (auto it = cache.find(key_string); it != cache.end()) return it->second;
     absl::StatusOr<std::optional<std::string>> stored = storage_.Get(space, key);
     if (!stored.ok()) return stored;
-    if (space == Space::kProjections && stored->has_value()) recent_.Set(key, **stored);
-    cache.emplace(std::move(key_string), *stored);
+    // A projection found is kept in `recent_` alone (one copy of a loan, not two).
+    if (space == Space::kProjections && stored->has_value()) {
+      recent_.Set(key, **stored);
+    } else {
+      cache.emplace(std::move(key_string), *stored);
+    }
     return stored;
   }
   void Put(Space space, std::string_view key, std::string_view value) override {
@@ -949,8 +953,7 @@ absl::Status Ledger::Impl::ReplayInto(MemoryState& state, const StorageSnapshot*
   absl::Status replayed =
       ForEachOpenedEntry(*storage_, snapshot, [&](const OpenedEntry& opened) -> absl::Status {
         if (!opened.status.ok()) return opened.status;
-        absl::Status applied = ApplyWithoutTree(opened.entry, state);
-        if (applied.ok()) applied = AppendLeaf(opened.entry, edge, state);
+        absl::Status applied = ApplyToEdge(opened.entry, state, edge);
         if (!applied.ok()) {
           return absl::DataLossError(
               Cat("entry ", opened.entry.sequence(), ": replay failed: ", applied.message()));
@@ -958,7 +961,7 @@ absl::Status Ledger::Impl::ReplayInto(MemoryState& state, const StorageSnapshot*
         return absl::OkStatus();
       });
   if (!replayed.ok()) return replayed;
-  if (edge.size() > 0) state.Put(Space::kProjections, kTreeEdgeKey, edge.Encode());
+  if (edge.size() > 0) PutTreeEdge(edge, state);
   return absl::OkStatus();
 }
 

@@ -2,7 +2,9 @@
 // caller's thread visits them in order. Batches go back to the producer once visited, so
 // that the items' memory (a parsed entry's strings and messages) is reused and freed on
 // the producing thread. An audit's replay reads and opens entries this way while the
-// previous ones are applied.
+// previous ones are applied. Work that dominates (parsing or formatting JSON) can be
+// shared: a `finish` step runs on the producer for every other batch and on the caller's
+// thread for the rest, before they are visited.
 #ifndef GONGDAI_ENGINE_PIPELINE_H_
 #define GONGDAI_ENGINE_PIPELINE_H_
 
@@ -24,42 +26,56 @@ template <typename Item>
 class PipelineFeed {
  public:
   // The item to fill next. It may hold what an earlier batch left in it.
-  Item& Slot() { return batch_[filled_]; }
+  Item& Slot() { return batch_.items[filled_]; }
   // Marks the slot as filled. False once the consumer has stopped: produce no more.
   [[nodiscard]] bool Filled() { return ++filled_ < kBatchItems || HandOver(); }
 
  private:
   template <typename T>
   friend absl::Status RunPipelined(const std::function<absl::Status(PipelineFeed<T>&)>& produce,
-                                   const std::function<absl::Status(const T&)>& visit);
+                                   const std::function<absl::Status(const T&)>& visit,
+                                   const std::function<void(T&)>& finish);
 
   static constexpr size_t kBatchItems = 256;
   static constexpr size_t kBatchesAhead = 16;
-  using Batch = std::vector<Item>;
+  struct Batch {
+    std::vector<Item> items;
+    bool finished = false;  // `finish` has run on every item
+  };
 
-  PipelineFeed() : batch_(kBatchItems) {}
+  explicit PipelineFeed(const std::function<void(Item&)>& finish) : finish_(finish) {
+    batch_.items.resize(kBatchItems);
+  }
 
   // Hands the filled part of the batch to the consumer and takes a spent one back.
   bool HandOver() {
-    batch_.resize(filled_);
+    batch_.items.resize(filled_);
+    batch_.finished = false;
+    if (finish_ && finish_here_) {
+      for (Item& item : batch_.items) finish_(item);
+      batch_.finished = true;
+    }
+    finish_here_ = !finish_here_;
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return stop_ || ready_.size() < kBatchesAhead; });
     if (stop_) return false;
     ready_.push_back(std::move(batch_));
-    batch_.clear();
+    batch_.items.clear();
     if (!spent_.empty()) {
       batch_ = std::move(spent_.front());
       spent_.pop_front();
     }
     changed_.notify_all();
     lock.unlock();
-    batch_.resize(kBatchItems);
+    batch_.items.resize(kBatchItems);
     filled_ = 0;
     return true;
   }
 
-  Batch batch_;  // producer thread only, as is filled_
+  const std::function<void(Item&)>& finish_;
+  Batch batch_;  // producer thread only, as are the two below
   size_t filled_ = 0;
+  bool finish_here_ = true;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<Batch> ready_;  // guarded by mutex_, as are the four below
@@ -70,12 +86,15 @@ class PipelineFeed {
 };
 
 // Runs `produce` on a second thread and calls `visit` on this one for every item it
-// fills, in order, until `visit` fails. Returns the first failure of `visit`, or else what
-// `produce` returned (after every item it filled was visited).
+// fills, in order, until `visit` fails; `finish`, if given, first completes each item
+// (on either thread, so it must record its own failures in the item). Returns the first
+// failure of `visit`, or else what `produce` returned (after every item it filled was
+// visited).
 template <typename Item>
 absl::Status RunPipelined(const std::function<absl::Status(PipelineFeed<Item>&)>& produce,
-                          const std::function<absl::Status(const Item&)>& visit) {
-  PipelineFeed<Item> feed;
+                          const std::function<absl::Status(const Item&)>& visit,
+                          const std::function<void(Item&)>& finish = nullptr) {
+  PipelineFeed<Item> feed(finish);
   std::thread producer([&] {
     absl::Status produced = produce(feed);
     if (feed.filled_ > 0) static_cast<void>(feed.HandOver());
@@ -96,7 +115,8 @@ absl::Status RunPipelined(const std::function<absl::Status(PipelineFeed<Item>&)>
       feed.ready_.pop_front();
       feed.changed_.notify_all();
     }
-    for (const Item& item : batch) {
+    for (Item& item : batch.items) {
+      if (finish && !batch.finished) finish(item);
       failure = visit(item);
       if (!failure.ok()) break;
     }

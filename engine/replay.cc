@@ -375,8 +375,7 @@ absl::Status Replayer::Check(const v1::Entry& entry) {
   }
   absl::Status balanced = CheckBalanced(entry);
   if (!balanced.ok()) return balanced;
-  absl::Status applied = ApplyWithoutTree(entry, state_);
-  if (applied.ok()) applied = AppendLeaf(entry, edge_, state_);
+  absl::Status applied = ApplyToEdge(entry, state_, edge_);
   if (!applied.ok()) {
     return absl::DataLossError(
         Cat("entry ", expected, ": replay through apply failed: ",
@@ -431,7 +430,7 @@ absl::Status Replayer::ApplyOnly(const v1::Entry& entry) {
 
 const MemoryState& Replayer::state() {
   if (edge_.size() != edge_put_size_) {
-    state_.Put(Space::kProjections, kTreeEdgeKey, edge_.Encode());
+    PutTreeEdge(edge_, state_);
     edge_put_size_ = edge_.size();
   }
   return state_;

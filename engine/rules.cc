@@ -84,6 +84,18 @@ bool IsPrintableAscii(std::string_view text) {
   return true;
 }
 
+// Appends `entry` to `edge` as the tree's next leaf and puts the perfect nodes it completes.
+absl::Status AppendLeaf(const v1::Entry& entry, CompactRange& edge, StateWriter& state) {
+  if (edge.size() + 1 != entry.sequence()) {
+    return absl::DataLossError(Cat("entry ", entry.sequence(), ": the tree holds ", edge.size(),
+                                   " leaves, so the next leaf is entry ", edge.size() + 1));
+  }
+  edge.Append(entry.hash(), [&state](int level, uint64_t index, const std::string& hash) {
+    state.Put(Space::kProjections, TreeNodeKey(level, index), hash);
+  });
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string AccountKey(std::string_view account) { return Cat(kAccountPrefix, account); }
@@ -176,6 +188,12 @@ absl::Status Apply(const v1::Entry& entry, StateWriter& state, LoanHandOver* loa
   return AppendToTree(entry, state);
 }
 
+absl::Status ApplyToEdge(const v1::Entry& entry, StateWriter& state, CompactRange& edge) {
+  absl::Status applied = ApplyWithoutTree(entry, state);
+  if (!applied.ok()) return applied;
+  return AppendLeaf(entry, edge, state);
+}
+
 absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state, LoanHandOver* loan) {
   absl::Status programme = ApplyProgramme(entry, state, loan);
   if (!programme.ok()) return programme;
@@ -222,19 +240,12 @@ absl::Status AppendToTree(const v1::Entry& entry, StateWriter& state) {
   }
   absl::Status appended = AppendLeaf(entry, edge, state);
   if (!appended.ok()) return appended;
-  state.Put(Space::kProjections, kTreeEdgeKey, edge.Encode());
+  PutTreeEdge(edge, state);
   return absl::OkStatus();
 }
 
-absl::Status AppendLeaf(const v1::Entry& entry, CompactRange& edge, StateWriter& state) {
-  if (edge.size() + 1 != entry.sequence()) {
-    return absl::DataLossError(Cat("entry ", entry.sequence(), ": the tree holds ", edge.size(),
-                                   " leaves, so the next leaf is entry ", edge.size() + 1));
-  }
-  edge.Append(entry.hash(), [&state](int level, uint64_t index, const std::string& hash) {
-    state.Put(Space::kProjections, TreeNodeKey(level, index), hash);
-  });
-  return absl::OkStatus();
+void PutTreeEdge(const CompactRange& edge, StateWriter& state) {
+  state.Put(Space::kProjections, kTreeEdgeKey, edge.Encode());
 }
 
 }  // namespace gongdai

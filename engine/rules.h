@@ -90,11 +90,12 @@ inline constexpr std::string_view kTreeEdgeKey = "t/edge";
 inline constexpr std::string_view kTreeNodePrefix = "m/";
 std::string TreeNodeKey(int level, uint64_t index);
 [[nodiscard]] absl::Status AppendToTree(const v1::Entry& entry, StateWriter& state);
-// AppendToTree for a caller that holds the edge itself (a replay, which would otherwise
+// Apply for a caller that holds the tree's edge itself (a replay, which would otherwise
 // decode and encode it for every entry): appends `entry` to `edge` and puts the perfect
-// nodes it completes. The caller puts the edge (EncodedEdge) before the state is read.
-[[nodiscard]] absl::Status AppendLeaf(const v1::Entry& entry, CompactRange& edge,
-                                      StateWriter& state);
+// nodes it completes, but not the edge; PutTreeEdge puts it, before the state is read.
+[[nodiscard]] absl::Status ApplyToEdge(const v1::Entry& entry, StateWriter& state,
+                                       CompactRange& edge);
+void PutTreeEdge(const CompactRange& edge, StateWriter& state);
 
 // Roles the rules themselves check (the service checks every method's roles as well).
 inline constexpr std::string_view kRoleApprover = "approver";

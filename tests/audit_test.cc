@@ -239,22 +239,18 @@ TEST_F(AuditTest, ExportThenVerifyTheExportAndReplayAsOfADate) {
   EXPECT_NE(caught.err.find("FAILED: entry " + std::to_string(target + 1) + ": field hash"),
             std::string::npos)
       << caught.err;
-  // A line that is not JSON of an export line is named by its number, after the entries
-  // before it verified. (The two threads parse alternate lines: one of each.)
+  // A line that is not JSON of an export line is named by its number.
   lines[target].erase(lines[target].find("\"amount_fen\":\"") + 14, 1);  // untampered
-  for (size_t bad : {6, 7}) {
-    const std::string broken = copies_.Sub("broken-" + std::to_string(bad) + ".jsonl");
-    std::ofstream broken_out(broken);
-    for (size_t i = 0; i < lines.size(); ++i)
-      broken_out << (i == bad ? "{\"entry\": 12" : lines[i]) << "\n";
-    broken_out.close();
-    RunResult unreadable = Audit({"verify", "--export", broken});
-    EXPECT_EQ(unreadable.code, 1);
-    EXPECT_NE(unreadable.err.find("line " + std::to_string(bad + 1) + " of " + broken +
-                                  " is not an export line"),
-              std::string::npos)
-        << unreadable.err;
-  }
+  lines[6] = "{\"entry\": 12";
+  const std::string broken = copies_.Sub("broken.jsonl");
+  std::ofstream broken_out(broken);
+  for (const std::string& line : lines) broken_out << line << "\n";
+  broken_out.close();
+  RunResult unreadable = Audit({"verify", "--export", broken});
+  EXPECT_EQ(unreadable.code, 1);
+  EXPECT_NE(unreadable.err.find("line 7 of " + broken + " is not an export line"),
+            std::string::npos)
+      << unreadable.err;
 
   RunResult then =
       Audit({"replay", "--export", jsonl, "--as-of", "2020-01-31", "--loan", "L000001"});
@@ -284,6 +280,25 @@ TEST(AuditDemo, DemoBookPassesVerify) {
   ASSERT_EQ(Audit({"export", "--db", dir.path(), "--jsonl", jsonl}).code, 0);
   RunResult exported = Audit({"verify", "--export", jsonl});
   EXPECT_EQ(exported.code, 0) << exported.err;
+  // The export is many batches long, and the two threads parse alternate batches: a
+  // broken line in the first batch and one in the second are each named by number.
+  std::vector<std::string> lines;
+  std::ifstream in(jsonl);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_GT(lines.size(), 600u);
+  for (size_t bad : {10, 300}) {
+    const std::string broken = out.Sub("broken-" + std::to_string(bad) + ".jsonl");
+    std::ofstream broken_out(broken);
+    for (size_t i = 0; i < lines.size(); ++i)
+      broken_out << (i == bad ? "{\"entry\": 12" : lines[i]) << "\n";
+    broken_out.close();
+    RunResult unreadable = Audit({"verify", "--export", broken});
+    EXPECT_EQ(unreadable.code, 1);
+    EXPECT_NE(unreadable.err.find("line " + std::to_string(bad + 1) + " of " + broken +
+                                  " is not an export line"),
+              std::string::npos)
+        << unreadable.err;
+  }
 }
 
 // ---- A live server ----------------------------------------------------------------------

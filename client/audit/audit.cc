@@ -181,46 +181,38 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
   if (!o.export_file.empty()) {
     std::ifstream in(o.export_file);
     if (!in) return Trouble(kExitUsage, Cat("cannot read ", o.export_file));
-    // Parsing JSON is most of the work: a second thread reads the lines and parses every
-    // other one, ahead of `visit`; this thread parses the rest as it visits them.
+    // Parsing JSON is most of the work: a second thread reads the lines, and the two
+    // threads share the parsing (RunPipelined's `finish`).
     struct ExportText {
       uint64_t number = 0;  // the line's number in the file
       std::string text;
-      bool parsed = false;  // on the reading thread, into `line`
-      bool valid = false;
+      bool valid = false;  // `text` parsed as an export line, into `line`
       v1::ExportLine line;
     };
-    auto parse = [](const std::string& text, v1::ExportLine& line) {
-      line.Clear();
-      return google::protobuf::util::JsonStringToMessage(text, &line).ok();
-    };
-    v1::ExportLine here;
     absl::Status visited = RunPipelined<ExportText>(
         [&](PipelineFeed<ExportText>& feed) {
           pthread_setname_np(pthread_self(), "export-reader");
           uint64_t number = 0;
-          bool parse_this = false;
           while (true) {
             ExportText& slot = feed.Slot();
             if (!std::getline(in, slot.text)) break;
             ++number;
             if (slot.text.empty()) continue;
             slot.number = number;
-            slot.parsed = parse_this;
-            if (parse_this) slot.valid = parse(slot.text, slot.line);
-            parse_this = !parse_this;
             if (!feed.Filled()) break;
           }
           return absl::OkStatus();
         },
         [&](const ExportText& slot) {
-          const bool valid = slot.parsed ? slot.valid : parse(slot.text, here);
-          if (!valid) {
+          if (!slot.valid) {
             return absl::DataLossError(
                 Cat("line ", slot.number, " of ", o.export_file, " is not an export line"));
           }
-          const v1::Entry& entry = slot.parsed ? slot.line.entry() : here.entry();
-          return visit(Item{&entry, nullptr, entry.sequence()});
+          return visit(Item{&slot.line.entry(), nullptr, slot.line.entry().sequence()});
+        },
+        [](ExportText& slot) {
+          slot.line.Clear();
+          slot.valid = google::protobuf::util::JsonStringToMessage(slot.text, &slot.line).ok();
         });
     if (!visited.ok()) return Fault(Message(visited));
     return {};
@@ -502,34 +494,24 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
     }
     return absl::OkStatus();
   };
-  // Formatting is most of the work: a second thread gathers the entries from the source
-  // and formats every other one; this thread formats the rest and writes all in order.
+  // Formatting is most of the work: a second thread gathers the entries from the source,
+  // and the two threads share the formatting (RunPipelined's `finish`).
   struct Formatted {
     absl::Status status;  // why the entry could not be opened or formatted
     v1::Entry entry;
-    bool formatted = false;
     std::string json;
     std::string rows;
   };
   uint64_t count = 0;
   Outcome read;
-  std::string json;
-  std::string rows;
   absl::Status written = RunPipelined<Formatted>(
       [&](PipelineFeed<Formatted>& feed) {
         pthread_setname_np(pthread_self(), "export-reader");
-        bool format_here = false;
         read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
           Formatted& slot = feed.Slot();
           absl::StatusOr<v1::Entry> opened = EntryOf(item);
           slot.status = opened.status();
-          slot.formatted = false;
-          if (opened.ok()) {
-            slot.entry = *std::move(opened);
-            slot.formatted = format_here;
-            if (format_here) slot.status = format(slot.entry, slot.json, slot.rows);
-            format_here = !format_here;
-          }
+          if (opened.ok()) slot.entry = *std::move(opened);
           if (!feed.Filled()) return absl::CancelledError("the export stopped");
           return absl::OkStatus();
         });
@@ -537,14 +519,13 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
       },
       [&](const Formatted& slot) -> absl::Status {
         if (!slot.status.ok()) return slot.status;
-        if (!slot.formatted) {
-          absl::Status formatted = format(slot.entry, json, rows);
-          if (!formatted.ok()) return formatted;
-        }
-        if (json_out.is_open()) json_out << (slot.formatted ? slot.json : json);
-        if (csv_out.is_open()) csv_out << (slot.formatted ? slot.rows : rows);
+        if (json_out.is_open()) json_out << slot.json;
+        if (csv_out.is_open()) csv_out << slot.rows;
         ++count;
         return absl::OkStatus();
+      },
+      [&](Formatted& slot) {
+        if (slot.status.ok()) slot.status = format(slot.entry, slot.json, slot.rows);
       });
   if (!written.ok()) return Fault(Message(written));
   if (read.code != kExitOk) return read;
