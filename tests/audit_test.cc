@@ -34,6 +34,18 @@ struct RunResult {
   std::string err;
 };
 
+// The lines of an export file, and a file written from lines (a tampered export).
+std::vector<std::string> ReadLines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+void WriteLines(const std::string& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path);
+  for (const std::string& line : lines) out << line << "\n";
+}
+
 RunResult Audit(std::vector<std::string> args) {
   std::ostringstream out, err;
   int code = audit::Run(args, out, err);
@@ -222,18 +234,14 @@ TEST_F(AuditTest, ExportThenVerifyTheExportAndReplayAsOfADate) {
                               "--public-key", signer_->VerifierKey()});
   EXPECT_EQ(verified.code, 0) << verified.err;
   // A changed amount in the export breaks that entry's hash.
-  std::ifstream in(jsonl);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::vector<std::string> lines = ReadLines(jsonl);
   size_t target = 0;
   while (target < lines.size() && lines[target].find("\"amount_fen\":\"") == std::string::npos)
     ++target;
   ASSERT_LT(target, lines.size());
   lines[target].insert(lines[target].find("\"amount_fen\":\"") + 14, "1");
   const std::string tampered = copies_.Sub("tampered.jsonl");
-  std::ofstream out(tampered);
-  for (const std::string& line : lines) out << line << "\n";
-  out.close();
+  WriteLines(tampered, lines);
   RunResult caught = Audit({"verify", "--export", tampered});
   EXPECT_EQ(caught.code, 1);
   EXPECT_NE(caught.err.find("FAILED: entry " + std::to_string(target + 1) + ": field hash"),
@@ -243,9 +251,7 @@ TEST_F(AuditTest, ExportThenVerifyTheExportAndReplayAsOfADate) {
   lines[target].erase(lines[target].find("\"amount_fen\":\"") + 14, 1);  // untampered
   lines[6] = "{\"entry\": 12";
   const std::string broken = copies_.Sub("broken.jsonl");
-  std::ofstream broken_out(broken);
-  for (const std::string& line : lines) broken_out << line << "\n";
-  broken_out.close();
+  WriteLines(broken, lines);
   RunResult unreadable = Audit({"verify", "--export", broken});
   EXPECT_EQ(unreadable.code, 1);
   EXPECT_NE(unreadable.err.find("line 7 of " + broken + " is not an export line"),
@@ -282,16 +288,13 @@ TEST(AuditDemo, DemoBookPassesVerify) {
   EXPECT_EQ(exported.code, 0) << exported.err;
   // The export is many batches long, and the two threads parse alternate batches: a
   // broken line in the first batch and one in the second are each named by number.
-  std::vector<std::string> lines;
-  std::ifstream in(jsonl);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  const std::vector<std::string> lines = ReadLines(jsonl);
   ASSERT_GT(lines.size(), 600u);
   for (size_t bad : {10, 300}) {
     const std::string broken = out.Sub("broken-" + std::to_string(bad) + ".jsonl");
-    std::ofstream broken_out(broken);
-    for (size_t i = 0; i < lines.size(); ++i)
-      broken_out << (i == bad ? "{\"entry\": 12" : lines[i]) << "\n";
-    broken_out.close();
+    std::vector<std::string> with_bad_line = lines;
+    with_bad_line[bad] = "{\"entry\": 12";
+    WriteLines(broken, with_bad_line);
     RunResult unreadable = Audit({"verify", "--export", broken});
     EXPECT_EQ(unreadable.code, 1);
     EXPECT_NE(unreadable.err.find("line " + std::to_string(bad + 1) + " of " + broken +
