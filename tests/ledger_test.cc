@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <future>
+#include <limits>
 #include <numeric>
 #include <set>
 #include <thread>
@@ -150,6 +151,22 @@ TEST(JournalFormat, UnbalancedPostingsAreRejected) {
   entry.mutable_postings(2)->set_amount_fen(40);
   entry.mutable_postings(1)->set_side(v1::POSTING_SIDE_UNSPECIFIED);
   EXPECT_FALSE(CheckBalanced(entry).ok());
+
+  // The sums are exact beyond the range of one amount.
+  v1::Entry large;
+  large.set_sequence(4);
+  for (v1::PostingSide side : {v1::POSTING_SIDE_DEBIT, v1::POSTING_SIDE_DEBIT,
+                               v1::POSTING_SIDE_CREDIT, v1::POSTING_SIDE_CREDIT}) {
+    v1::Posting* p = large.add_postings();
+    p->set_account("a:b");
+    p->set_side(side);
+    p->set_amount_fen(std::numeric_limits<int64_t>::max());
+  }
+  EXPECT_TRUE(CheckBalanced(large).ok());
+  large.mutable_postings(3)->set_amount_fen(std::numeric_limits<int64_t>::max() - 1);
+  EXPECT_EQ(CheckBalanced(large).message(),
+            "entry 4: postings do not balance: debits 184467440737095516.14, credits "
+            "184467440737095516.13");
 }
 
 TEST(Ledger, RetryWithSameRequestIdReturnsOriginalEntry) {
