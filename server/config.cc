@@ -80,9 +80,9 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
                                           static_cast<int64_t>(e.source().begin.line)));
   }
   ServerConfig config;
-  GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
-      root, "",
-      {"listen", "data_dir", "tls", "tokens", "business_date", "writer", "grpc", "checkpoint"}));
+  GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(root, "",
+                                        {"listen", "data_dir", "tls", "tokens", "business_date",
+                                         "writer", "storage", "grpc", "checkpoint"}));
   if (const toml::table* checkpoint = root.get_as<toml::table>("checkpoint")) {
     GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*checkpoint, "checkpoint.", {"origin", "key_file"}));
     GONGDAI_RETURN_IF_ERROR(Read(*checkpoint, "checkpoint.", "origin", config.checkpoint_origin));
@@ -126,6 +126,28 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
     config.queue_commands_max = static_cast<size_t>(queue);
     config.batch_commands_max = static_cast<size_t>(batch);
   }
+  if (const toml::table* storage = root.get_as<toml::table>("storage")) {
+    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
+        *storage, "storage.", {"block_cache_mib", "recent_projections_mib", "write_buffer_mib"}));
+    struct Setting {
+      const char* key;
+      size_t& value;
+      int64_t min;
+      int64_t max;
+    };
+    const Setting settings[] = {
+        {"block_cache_mib", config.block_cache_mib, 1, 65'536},
+        {"recent_projections_mib", config.recent_projections_mib, 0, 65'536},
+        {"write_buffer_mib", config.write_buffer_mib, 1, 1'024}};
+    for (const Setting& setting : settings) {
+      int64_t mib = static_cast<int64_t>(setting.value);
+      GONGDAI_RETURN_IF_ERROR(Read(*storage, "storage.", setting.key, mib));
+      if (mib < setting.min || mib > setting.max) {
+        return Bad(Cat("storage.", setting.key), Cat("must be ", setting.min, "-", setting.max));
+      }
+      setting.value = static_cast<size_t>(mib);
+    }
+  }
   if (const toml::table* grpc = root.get_as<toml::table>("grpc")) {
     GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
         *grpc, "grpc.", {"max_message_bytes", "reflection", "max_concurrent_streams"}));
@@ -168,6 +190,16 @@ fixed = ""
 queue_commands_max = 8192
 # Commands committed together in one synced write.
 batch_commands_max = 512
+
+[storage]
+# Memory of the ledger's storage, in MiB. RocksDB's block cache, shared by every space:
+# bounds the memory that reads use.
+block_cache_mib = 64
+# Projections (loans, accounts) the writer keeps of those it read or wrote lately, so
+# that a command on a recently touched loan reads none from RocksDB; 0 keeps none.
+recent_projections_mib = 64
+# RocksDB's memtable for each of the five spaces: bounds the memory that writes use.
+write_buffer_mib = 32
 
 [checkpoint]
 # The origin line of signed checkpoints (and the name of their Ed25519 key).

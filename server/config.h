@@ -41,6 +41,14 @@ struct ServerConfig {
   // Writer limits. Defaults: 8192 queued commands, 512 per batch.
   size_t queue_commands_max = 8192;
   size_t batch_commands_max = 512;
+  // Memory of the ledger's storage, in MiB: RocksDB's block cache, shared by every
+  // space (bounds read-side memory); the projections the writer keeps of those it read
+  // or wrote lately, so that a command on a recently touched loan reads none from
+  // RocksDB (0 keeps none); RocksDB's memtable per space (bounds write-side memory).
+  // Defaults: 64, 64 and 32.
+  size_t block_cache_mib = 64;
+  size_t recent_projections_mib = 64;
+  size_t write_buffer_mib = 32;
   // Largest request or response message. Default: 4 MiB.
   int max_message_bytes = 4 << 20;
   // The gRPC reflection service, so standard tools can discover the API. Default: on.

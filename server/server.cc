@@ -27,6 +27,20 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 }  // namespace
 
+LedgerOptions LedgerOptionsFor(const ServerConfig& config) {
+  LedgerOptions options;
+  options.queue_commands_max = config.queue_commands_max;
+  options.batch_commands_max = config.batch_commands_max;
+  options.block_cache_bytes = config.block_cache_mib << 20;
+  options.recent_projection_bytes = config.recent_projections_mib << 20;
+  options.write_buffer_bytes = config.write_buffer_mib << 20;
+  if (config.business_date_mode == BusinessDateMode::kFixed) {
+    const Date fixed = *ParseDate(config.fixed_business_date, "business_date.fixed");
+    options.business_date_today = [fixed] { return fixed; };
+  }
+  return options;
+}
+
 absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
     const ServerConfig& config, const std::function<absl::Status(Ledger&)>& prepare) {
   std::unique_ptr<GongdaiServer> server(new GongdaiServer());
@@ -42,13 +56,7 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
   if (!authenticator.ok()) return authenticator.status();
   server->authenticator_ = std::make_unique<Authenticator>(*std::move(authenticator));
 
-  LedgerOptions options;
-  options.queue_commands_max = config.queue_commands_max;
-  options.batch_commands_max = config.batch_commands_max;
-  if (config.business_date_mode == BusinessDateMode::kFixed) {
-    const Date fixed = *ParseDate(config.fixed_business_date, "business_date.fixed");
-    options.business_date_today = [fixed] { return fixed; };
-  }
+  const LedgerOptions options = LedgerOptionsFor(config);
   std::error_code error;
   std::filesystem::create_directories(config.data_dir, error);
   absl::StatusOr<std::unique_ptr<Ledger>> ledger =

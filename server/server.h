@@ -16,6 +16,10 @@
 
 namespace gongdai::server {
 
+// The ledger's options for `config` (its writer limits, storage memory, business date),
+// as LoadConfig and the command line leave it (a fixed business date already checked).
+LedgerOptions LedgerOptionsFor(const ServerConfig& config);
+
 class GongdaiServer {
  public:
   // Opens the ledger under config.data_dir, creates development tokens when the config

@@ -1,0 +1,98 @@
+// gongdai-server's configuration file: the printed defaults load back as the defaults
+// and are the engine's own, every storage setting reaches the ledger's options, and a bad
+// setting is refused with its key and its rule.
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "engine/options.h"
+#include "server/server.h"
+#include "tests/test_util.h"
+
+namespace gongdai::server {
+namespace {
+
+using testing::TempDir;
+
+absl::StatusOr<ServerConfig> LoadText(const TempDir& dir, const std::string& text) {
+  const std::string path = dir.Sub("server.toml");
+  std::ofstream(path) << text;
+  return LoadConfig(path);
+}
+
+TEST(ServerConfig, ThePrintedDefaultsLoadBackAsTheEnginesDefaults) {
+  TempDir dir;
+  absl::StatusOr<ServerConfig> loaded = LoadText(dir, DefaultConfigToml());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const ServerConfig defaults;
+  EXPECT_EQ(loaded->listen_address, defaults.listen_address);
+  EXPECT_EQ(loaded->data_dir, defaults.data_dir);
+  EXPECT_EQ(loaded->business_date_mode, defaults.business_date_mode);
+  EXPECT_TRUE(loaded->tokens.empty());
+  EXPECT_EQ(loaded->max_message_bytes, defaults.max_message_bytes);
+  EXPECT_EQ(loaded->max_concurrent_streams, defaults.max_concurrent_streams);
+  EXPECT_EQ(loaded->checkpoint_origin, defaults.checkpoint_origin);
+
+  const LedgerOptions options = LedgerOptionsFor(*loaded);
+  const LedgerOptions engine;
+  EXPECT_EQ(options.queue_commands_max, engine.queue_commands_max);
+  EXPECT_EQ(options.batch_commands_max, engine.batch_commands_max);
+  EXPECT_EQ(options.block_cache_bytes, engine.block_cache_bytes);
+  EXPECT_EQ(options.recent_projection_bytes, engine.recent_projection_bytes);
+  EXPECT_EQ(options.write_buffer_bytes, engine.write_buffer_bytes);
+}
+
+TEST(ServerConfig, WriterAndStorageSettingsReachTheLedgersOptions) {
+  TempDir dir;
+  absl::StatusOr<ServerConfig> loaded = LoadText(dir,
+                                                 "[writer]\n"
+                                                 "queue_commands_max = 100\n"
+                                                 "batch_commands_max = 64\n"
+                                                 "[storage]\n"
+                                                 "block_cache_mib = 256\n"
+                                                 "recent_projections_mib = 0\n"
+                                                 "write_buffer_mib = 8\n"
+                                                 "[business_date]\n"
+                                                 "mode = \"fixed\"\n"
+                                                 "fixed = \"2020-06-30\"\n");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const LedgerOptions options = LedgerOptionsFor(*loaded);
+  EXPECT_EQ(options.queue_commands_max, 100u);
+  EXPECT_EQ(options.batch_commands_max, 64u);
+  EXPECT_EQ(options.block_cache_bytes, size_t{256} << 20);
+  EXPECT_EQ(options.recent_projection_bytes, 0u);
+  EXPECT_EQ(options.write_buffer_bytes, size_t{8} << 20);
+  ASSERT_TRUE(options.business_date_today);
+  EXPECT_EQ(options.business_date_today().ToString(), "2020-06-30");
+}
+
+TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"[storage]\nblock_cache_mib = 0\n", "config: storage.block_cache_mib: must be 1-65536"},
+      {"[storage]\nwrite_buffer_mib = 2048\n", "config: storage.write_buffer_mib: must be 1-1024"},
+      {"[storage]\nrecent_projections_mib = -1\n",
+       "config: storage.recent_projections_mib: must be 0-65536"},
+      {"[storage]\nblock_cache_mib = \"64\"\n",
+       "config: storage.block_cache_mib: has the wrong type"},
+      {"[storage]\nblock_cache = 64\n", "config: storage.block_cache: unknown setting"},
+      {"[writer]\nbatch_commands_max = 0\n", "config: writer.batch_commands_max: must be 1-65536"},
+      {"[grpc]\nmax_message_bytes = 10\n", "config: grpc.max_message_bytes: must be 1 KiB-64 MiB"},
+      {"[business_date]\nmode = \"fixed\"\n",
+       "config: business_date.fixed: must be a date YYYY-MM-DD when mode is \"fixed\""},
+      {"[tls]\ncert_file = \"cert.pem\"\n",
+       "config: tls: give both cert_file and key_file, or neither"},
+      {"colour = \"red\"\n", "config: colour: unknown setting"},
+  };
+  TempDir dir;
+  for (const auto& [text, expected] : cases) {
+    absl::StatusOr<ServerConfig> loaded = LoadText(dir, text);
+    ASSERT_FALSE(loaded.ok()) << text;
+    EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_EQ(loaded.status().message(), expected) << text;
+  }
+}
+
+}  // namespace
+}  // namespace gongdai::server
