@@ -10,8 +10,8 @@
 #include <map>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 
+#include "absl/container/flat_hash_map.h"
 #include "engine/check.h"
 #include "engine/journal_format.h"
 #include "engine/loan_math.h"
@@ -28,6 +28,10 @@
 namespace gongdai {
 namespace {
 
+// The writer's hash tables look keys up without copying them into strings; this
+// Abseil build keeps absl::string_view distinct from std::string_view.
+absl::string_view View(std::string_view key) { return absl::string_view(key.data(), key.size()); }
+
 // Projections the writer has read or written lately, bounded in bytes, the least recently
 // used dropped first. A loan, its summary and the accounts a command touches were mostly
 // touched by a recent command too: found here, they cost no search of RocksDB's memtable
@@ -39,7 +43,7 @@ class RecentProjections {
   explicit RecentProjections(size_t capacity_bytes) : capacity_(capacity_bytes) {}
 
   const std::string* Find(std::string_view key) {
-    auto it = index_.find(key);
+    auto it = index_.find(View(key));
     if (it == index_.end()) return nullptr;
     order_.splice(order_.begin(), order_, it->second);
     return &it->second->second;
@@ -47,21 +51,21 @@ class RecentProjections {
 
   void Set(std::string_view key, std::string_view value) {
     if (Cost(key, value) > capacity_) return Erase(key);
-    auto it = index_.find(key);
+    auto it = index_.find(View(key));
     if (it != index_.end()) {
       bytes_ -= Cost(it->second->first, it->second->second);
       it->second->second.assign(value.data(), value.size());
       order_.splice(order_.begin(), order_, it->second);
     } else {
       order_.emplace_front(std::string(key), std::string(value));
-      index_.emplace(order_.front().first, order_.begin());
+      index_.emplace(View(order_.front().first), order_.begin());
     }
     bytes_ += Cost(key, value);
     while (bytes_ > capacity_) Erase(order_.back().first);
   }
 
   void Erase(std::string_view key) {
-    auto it = index_.find(key);
+    auto it = index_.find(View(key));
     if (it == index_.end()) return;
     const auto node = it->second;
     bytes_ -= Cost(node->first, node->second);
@@ -85,7 +89,7 @@ class RecentProjections {
   size_t bytes_ = 0;
   std::list<std::pair<std::string, std::string>> order_;  // most recently used first
   // Views of the keys in `order_`, whose nodes never move.
-  std::unordered_map<std::string_view, std::list<std::pair<std::string, std::string>>::iterator>
+  absl::flat_hash_map<absl::string_view, std::list<std::pair<std::string, std::string>>::iterator>
       index_;
 };
 
@@ -111,24 +115,23 @@ class BatchState final : public StateWriter {
     // Storage changes during this batch only where the previous batch writes, which was
     // looked at above: what it returns for other keys can be kept for the whole batch.
     auto& cache = read_cache_[static_cast<size_t>(space)];
-    std::string key_string(key);
-    if (auto it = cache.find(key_string); it != cache.end()) return it->second;
+    if (auto it = cache.find(View(key)); it != cache.end()) return it->second;
     absl::StatusOr<std::optional<std::string>> stored = storage_.Get(space, key);
     if (!stored.ok()) return stored;
     // A projection found is kept in `recent_` alone (one copy of a loan, not two).
     if (space == Space::kProjections && stored->has_value()) {
       recent_.Set(key, **stored);
     } else {
-      cache.emplace(std::move(key_string), *stored);
+      cache.emplace(std::string(key), *stored);
     }
     return stored;
   }
   void Put(Space space, std::string_view key, std::string_view value) override {
-    writes_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
+    writes_[static_cast<size_t>(space)][View(key)] = std::string(value);
     empty_ = false;
   }
   void Delete(Space space, std::string_view key) override {
-    writes_[static_cast<size_t>(space)][std::string(key)] = std::nullopt;
+    writes_[static_cast<size_t>(space)][View(key)] = std::nullopt;
     empty_ = false;
   }
   bool empty() const { return empty_; }
@@ -169,15 +172,16 @@ class BatchState final : public StateWriter {
  private:
   const std::optional<std::string>* Own(Space space, std::string_view key) const {
     const auto& writes = writes_[static_cast<size_t>(space)];
-    auto it = writes.find(std::string(key));
+    auto it = writes.find(View(key));
     return it == writes.end() ? nullptr : &it->second;
   }
 
   const Storage& storage_;
   std::shared_ptr<BatchState> previous_;
   RecentProjections& recent_;
-  std::array<std::unordered_map<std::string, std::optional<std::string>>, kSpaceCount> writes_;
-  std::array<std::unordered_map<std::string, std::optional<std::string>>, kSpaceCount> read_cache_;
+  using Table = absl::flat_hash_map<std::string, std::optional<std::string>>;
+  std::array<Table, kSpaceCount> writes_;
+  std::array<Table, kSpaceCount> read_cache_;
   bool empty_ = true;
 };
 
