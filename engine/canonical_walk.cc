@@ -1,5 +1,6 @@
 #include "engine/canonical_walk.h"
 
+#include <algorithm>
 #include <limits>
 #include <unordered_map>
 
@@ -14,7 +15,7 @@ using google::protobuf::FieldDescriptor;
 enum class Kind : uint8_t {
   kNotModelled,  // absent from the type, or of a form the walk leaves to re-serializing
   kVarint64,     // int64, uint64, sint64: every shortest varint
-  kVarint32,     // int32, enum: sign-extended to 64 bits when negative
+  kVarint32,     // int32, proto3 enum: sign-extended to 64 bits when negative
   kBool,         // 0 or 1
   kBytes,        // string, bytes (the parser has checked a string's UTF-8)
   kMessage,
@@ -36,8 +37,14 @@ Kind KindOf(const FieldDescriptor& field) {
     case FieldDescriptor::TYPE_SINT64:
       return Kind::kVarint64;
     case FieldDescriptor::TYPE_INT32:
-    case FieldDescriptor::TYPE_ENUM:
       return Kind::kVarint32;
+    case FieldDescriptor::TYPE_ENUM:
+      // A proto3 enum is open: any int32 parses into the field and is written back. A
+      // proto2 enum is closed: an undeclared value goes to the unknown fields and is
+      // written at the end.
+      return field.enum_type()->file()->syntax() == google::protobuf::FileDescriptor::SYNTAX_PROTO3
+                 ? Kind::kVarint32
+                 : Kind::kNotModelled;
     case FieldDescriptor::TYPE_BOOL:
       return Kind::kBool;
     case FieldDescriptor::TYPE_STRING:

@@ -1,7 +1,7 @@
 // Whether stored protobuf bytes are exactly the deterministic encoding of what they parse
 // to, decided in one pass over the bytes against the message type's descriptor. An
 // audit checks every journal entry this way (docs/journal-format.md, "Canonical bytes
-// and hash"); serializing the parsed entry again to compare costs several times more.
+// and hash"); serializing the parsed entry again to compare costs about twice as much.
 // Private to engine/.
 #ifndef GONGDAI_ENGINE_CANONICAL_WALK_H_
 #define GONGDAI_ENGINE_CANONICAL_WALK_H_
@@ -23,15 +23,17 @@ class CanonicalWalk {
   CanonicalWalk(const CanonicalWalk&) = delete;
   CanonicalWalk& operator=(const CanonicalWalk&) = delete;
 
-  // For `bytes` that parse as the type: true when they are certainly what protobuf's
-  // deterministic serialization gives for the parsed message. That holds when fields come
-  // in field-number order, each once (a repeated field's elements in one run; a packed
-  // one as one non-empty run), at most one member of each oneof, a field without presence
-  // only when it is not zero or empty, every varint in its shortest form and in its
-  // field's range, the declared wire type, and nested messages likewise. False when the
-  // bytes break one of these rules, and also when they hold what this walk does not
-  // model (unknown fields, groups, maps, fixed-width and floating-point fields): the
-  // caller then decides by serializing the parsed message again.
+  // For `bytes` that have already parsed as the type (the parse checks strings' UTF-8
+  // and bounds the nesting, which this walk relies on): true when they are certainly
+  // what protobuf's deterministic serialization gives for the parsed message. That holds
+  // when fields come in field-number order, each once (a repeated field's elements in one
+  // run; a packed one as one non-empty run), at most one member of each oneof, a field
+  // without presence only when it is not zero or empty, every varint in its shortest
+  // form and in its field's range, the declared wire type, and nested messages likewise.
+  // False when the bytes break one of these rules, and also when they hold what this
+  // walk does not model (unknown fields, groups, maps, closed enums, fixed-width and
+  // floating-point fields): the caller then decides by serializing the parsed message
+  // again.
   bool Certifies(std::string_view bytes) const;
 
  private:

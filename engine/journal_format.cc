@@ -136,7 +136,7 @@ absl::Status OpenEntryInto(std::string_view stored, uint64_t key_sequence, v1::E
 
 absl::Status CheckBalanced(const v1::Entry& entry) {
   // Every amount is below 2^63 and an entry holds fewer than 2^31 postings, so neither
-  // sum can leave the 128 bits of Fen: they need no overflow check.
+  // sum can leave the 128 bits of Fen: adding cannot overflow, and needs no status.
   Fen debits = 0;
   Fen credits = 0;
   for (int i = 0; i < entry.postings_size(); ++i) {

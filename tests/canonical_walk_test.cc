@@ -3,6 +3,7 @@
 // the journal's reader must refuse a non-canonical entry even when its hash is right.
 #include "engine/canonical_walk.h"
 
+#include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
@@ -96,10 +97,12 @@ void Fill(Message& message, std::mt19937_64& random, int depth) {
               : reflection.SetBool(&message, &field, random() % 2 == 0);
           break;
         case FieldDescriptor::CPPTYPE_ENUM: {
-          // A declared value, or now and then one the enum does not declare.
+          // A declared value, or now and then one the enum does not declare (negative
+          // ones take ten bytes).
           const auto& values = *field.enum_type();
+          const int undeclared = random() % 2 == 0 ? 1000 : -1;
           const int value = random() % 5 == 0
-                                ? 1000
+                                ? undeclared
                                 : values
                                       .value(static_cast<int>(
                                           random() % static_cast<uint64_t>(values.value_count())))
@@ -167,23 +170,21 @@ TEST(CanonicalWalk, AgreesWithSerializingAgainOnChangedEncodings) {
   // message is written when present): a varint padded with a zero byte, a zero or an
   // empty value written out, a tag padded, a field written twice or out of order, an
   // empty nested field written out; in an event, two members of its oneof, a bool of 2,
-  // an empty packed field (a product's repayment methods).
-  static const std::string kSnippets[] = {std::string("\x08\x81\x00", 3),
-                                          std::string("\x08\x00", 2),
-                                          std::string("\x22\x00", 2),
-                                          std::string("\x12\x00", 2),
-                                          std::string("\x18\xff\xff\xff\xff\x0f", 6),
-                                          std::string("\x88\x00\x01", 3),
-                                          std::string("\x08\x01", 2),
-                                          std::string("\x2a\x00", 2),
-                                          std::string("\x3a\x00", 2),
-                                          std::string("\x42\x00", 2),
-                                          std::string("\x2a\x02\x0a\x00", 4),
-                                          std::string("\x3a\x04\x0a\x00\x12\x00", 6),
-                                          std::string("\x3a\x04\x72\x02\x30\x02", 6),
-                                          std::string("\x3a\x04\x72\x02\x30\x01", 6),
-                                          std::string("\x3a\x06\x12\x04\x12\x02\x4a\x00", 8),
-                                          std::string("\x3a\x07\x12\x05\x12\x03\x4a\x01\x01", 9)};
+  // an empty packed field (a product's repayment methods), negative int32s and enums.
+  static const std::string kSnippets[] = {
+      std::string("\x08\x81\x00", 3), std::string("\x08\x00", 2), std::string("\x22\x00", 2),
+      std::string("\x12\x00", 2), std::string("\x18\xff\xff\xff\xff\x0f", 6),
+      std::string("\x88\x00\x01", 3), std::string("\x08\x01", 2), std::string("\x2a\x00", 2),
+      std::string("\x3a\x00", 2), std::string("\x42\x00", 2), std::string("\x2a\x02\x0a\x00", 4),
+      std::string("\x3a\x04\x0a\x00\x12\x00", 6), std::string("\x3a\x04\x72\x02\x30\x02", 6),
+      std::string("\x3a\x04\x72\x02\x30\x01", 6),
+      std::string("\x3a\x06\x12\x04\x12\x02\x4a\x00", 8),
+      std::string("\x3a\x07\x12\x05\x12\x03\x4a\x01\x01", 9),
+      // jobs_reported.jobs_created = -1 in five bytes; repayment methods of -1 in five
+      // bytes and in ten
+      std::string("\x3a\x09\x8a\x01\x06\x10\xff\xff\xff\xff\x0f", 11),
+      std::string("\x3a\x0b\x12\x09\x12\x07\x4a\x05\xff\xff\xff\xff\x0f", 13),
+      std::string("\x3a\x10\x12\x0e\x12\x0c\x4a\x0a", 8) + std::string(9, '\xff') + "\x01"};
   auto snippet = [&] { return kSnippets[random() % std::size(kSnippets)]; };
   int certified = 0;
   int refused_non_canonical = 0;
@@ -233,6 +234,26 @@ TEST(CanonicalWalk, AgreesWithSerializingAgainOnChangedEncodings) {
   // Both answers came up many times.
   EXPECT_GT(certified, 1000);
   EXPECT_GT(refused_non_canonical, 1000);
+}
+
+// A proto2 enum is closed: an undeclared value parses into the unknown fields and is
+// written last, so the walk leaves such fields to serializing. (The journal is proto3;
+// protobuf's own FieldDescriptorProto is proto2.)
+TEST(CanonicalWalk, LeavesClosedEnumsToSerializing) {
+  const CanonicalWalk walk(*google::protobuf::FieldDescriptorProto::descriptor());
+  // name "x", label 99 (undeclared), type_name "y"
+  const std::string undeclared("\x0a\x01x\x20\x63\x32\x01y", 8);
+  google::protobuf::FieldDescriptorProto parsed;
+  ASSERT_TRUE(parsed.ParseFromString(undeclared));
+  EXPECT_EQ(ToHex(Canonical(parsed)),
+            "0a0178320179"
+            "2063");
+  EXPECT_FALSE(walk.Certifies(undeclared));
+  // Without the enum the rest of the type is walked as usual.
+  const std::string no_label("\x0a\x01x\x32\x01y", 6);
+  ASSERT_TRUE(parsed.ParseFromString(no_label));
+  EXPECT_EQ(Canonical(parsed), no_label);
+  EXPECT_TRUE(walk.Certifies(no_label));
 }
 
 // An entry whose bytes parse to the same entry as the canonical ones but differ from them,
