@@ -53,7 +53,10 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
     TokenEntry entry;
     GONGDAI_RETURN_IF_ERROR(Read(*table, where, "sha256", entry.sha256_hex));
     GONGDAI_RETURN_IF_ERROR(Read(*table, where, "principal", entry.principal_id));
-    if (entry.sha256_hex.size() != 64) return Bad(Cat(where, "sha256"), "must be 64 hex digits");
+    if (entry.sha256_hex.size() != 64 ||
+        entry.sha256_hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      return Bad(Cat(where, "sha256"), "must be 64 hex digits");
+    }
     if (entry.principal_id.empty()) return Bad(Cat(where, "principal"), "is required");
     const toml::array* roles = table->get_as<toml::array>("roles");
     if (roles == nullptr || roles->empty())
@@ -131,21 +134,21 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
         *storage, "storage.", {"block_cache_mib", "recent_projections_mib", "write_buffer_mib"}));
     struct Setting {
       const char* key;
-      size_t& value;
+      size_t* value;
       int64_t min;
       int64_t max;
     };
     const Setting settings[] = {
-        {"block_cache_mib", config.block_cache_mib, 1, 65'536},
-        {"recent_projections_mib", config.recent_projections_mib, 0, 65'536},
-        {"write_buffer_mib", config.write_buffer_mib, 1, 1'024}};
+        {"block_cache_mib", &config.block_cache_mib, 1, 65'536},
+        {"recent_projections_mib", &config.recent_projections_mib, 0, 65'536},
+        {"write_buffer_mib", &config.write_buffer_mib, 1, 1'024}};
     for (const Setting& setting : settings) {
-      int64_t mib = static_cast<int64_t>(setting.value);
+      int64_t mib = static_cast<int64_t>(*setting.value);
       GONGDAI_RETURN_IF_ERROR(Read(*storage, "storage.", setting.key, mib));
       if (mib < setting.min || mib > setting.max) {
         return Bad(Cat("storage.", setting.key), Cat("must be ", setting.min, "-", setting.max));
       }
-      setting.value = static_cast<size_t>(mib);
+      *setting.value = static_cast<size_t>(mib);
     }
   }
   if (const toml::table* grpc = root.get_as<toml::table>("grpc")) {
@@ -199,6 +202,7 @@ block_cache_mib = 64
 # that a command on a recently touched loan reads none from RocksDB; 0 keeps none.
 recent_projections_mib = 64
 # RocksDB's memtable for each of the five spaces: bounds the memory that writes use.
+# The write-ahead log is kept to at most four times the five memtables (640 MiB here).
 write_buffer_mib = 32
 
 [checkpoint]

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/check.h"
 #include "engine/strings.h"
 
 namespace gongdai::server {
@@ -35,8 +36,9 @@ LedgerOptions LedgerOptionsFor(const ServerConfig& config) {
   options.recent_projection_bytes = config.recent_projections_mib << 20;
   options.write_buffer_bytes = config.write_buffer_mib << 20;
   if (config.business_date_mode == BusinessDateMode::kFixed) {
-    const Date fixed = *ParseDate(config.fixed_business_date, "business_date.fixed");
-    options.business_date_today = [fixed] { return fixed; };
+    const absl::StatusOr<Date> fixed = ParseDate(config.fixed_business_date, "business_date.fixed");
+    GONGDAI_CHECK(fixed.ok());  // LoadConfig and the command line have checked it
+    options.business_date_today = [date = *fixed] { return date; };
   }
   return options;
 }

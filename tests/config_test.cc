@@ -35,13 +35,18 @@ TEST(ServerConfig, ThePrintedDefaultsLoadBackAsTheEnginesDefaults) {
   EXPECT_EQ(loaded->max_concurrent_streams, defaults.max_concurrent_streams);
   EXPECT_EQ(loaded->checkpoint_origin, defaults.checkpoint_origin);
 
-  const LedgerOptions options = LedgerOptionsFor(*loaded);
+  // The file's defaults, and a server started with no file at all, give the ledger the
+  // engine's own defaults.
   const LedgerOptions engine;
-  EXPECT_EQ(options.queue_commands_max, engine.queue_commands_max);
-  EXPECT_EQ(options.batch_commands_max, engine.batch_commands_max);
-  EXPECT_EQ(options.block_cache_bytes, engine.block_cache_bytes);
-  EXPECT_EQ(options.recent_projection_bytes, engine.recent_projection_bytes);
-  EXPECT_EQ(options.write_buffer_bytes, engine.write_buffer_bytes);
+  for (const ServerConfig& config : {*loaded, ServerConfig()}) {
+    const LedgerOptions options = LedgerOptionsFor(config);
+    EXPECT_EQ(options.queue_commands_max, engine.queue_commands_max);
+    EXPECT_EQ(options.batch_commands_max, engine.batch_commands_max);
+    EXPECT_EQ(options.block_cache_bytes, engine.block_cache_bytes);
+    EXPECT_EQ(options.recent_projection_bytes, engine.recent_projection_bytes);
+    EXPECT_EQ(options.write_buffer_bytes, engine.write_buffer_bytes);
+    EXPECT_FALSE(options.business_date_today);
+  }
 }
 
 TEST(ServerConfig, WriterAndStorageSettingsReachTheLedgersOptions) {
@@ -83,6 +88,9 @@ TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
        "config: business_date.fixed: must be a date YYYY-MM-DD when mode is \"fixed\""},
       {"[tls]\ncert_file = \"cert.pem\"\n",
        "config: tls: give both cert_file and key_file, or neither"},
+      {"[[tokens]]\nsha256 = \"" + std::string(64, 'g') +
+           "\"\nprincipal = \"officer.liu\"\nroles = [\"officer\"]\n",
+       "config: tokens[0].sha256: must be 64 hex digits"},
       {"colour = \"red\"\n", "config: colour: unknown setting"},
   };
   TempDir dir;

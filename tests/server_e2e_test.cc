@@ -511,17 +511,19 @@ TEST_F(ServerTest, TlsWhenConfigured) {
   EXPECT_FALSE(plain->ListProducts(&plain_context, v1::ListProductsRequest(), &products).ok());
 }
 
-TEST_F(ServerTest, ABadConfigurationStopsTheStartAndNamesTheSetting) {
-  const std::string config = dir_.Sub("bad.toml");
+TEST(ServerConfigFile, ABadSettingStopsTheStartBeforeAnythingIsCreatedAndIsNamed) {
+  TempDir dir;
+  const std::string config = dir.Sub("bad.toml");
   std::ofstream(config) << "listen = \"127.0.0.1:0\"\n[storage]\nwrite_buffer_mib = 0\n";
   ServerProcess bad;
-  EXPECT_FALSE(bad.Start(dir_.Sub("bad-data"), {"--config", config}));
+  EXPECT_FALSE(bad.Start(dir.Sub("bad-data"), {"--config", config}));
   const int status = bad.Stop();
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
   EXPECT_NE(bad.StderrText().find("config: storage.write_buffer_mib: must be 1-1024"),
             std::string::npos)
       << bad.StderrText();
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("bad-data")));
 }
 
 TEST_F(ServerTest, HealthTurnsNotServingWhenTheEngineStops) {
