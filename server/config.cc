@@ -2,10 +2,12 @@
 
 #include <toml++/toml.h>
 
+#include <cctype>
 #include <set>
 
 #include "engine/date.h"
 #include "engine/strings.h"
+#include "server/auth.h"
 
 namespace gongdai::server {
 namespace {
@@ -45,6 +47,9 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
   if (node == nullptr) return absl::OkStatus();
   const toml::array* tokens = node->as_array();
   if (tokens == nullptr) return Bad("tokens", "must be an array of tables ([[tokens]])");
+  std::string role_names;
+  for (Role role : kAllRoles) role_names += Cat(role_names.empty() ? "" : ", ", RoleName(role));
+  std::set<std::string> hashes;
   for (size_t i = 0; i < tokens->size(); ++i) {
     const std::string where = Cat("tokens[", i, "].");
     const toml::table* table = tokens->get(i)->as_table();
@@ -57,6 +62,11 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
         entry.sha256_hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
       return Bad(Cat(where, "sha256"), "must be 64 hex digits");
     }
+    std::string lower = entry.sha256_hex;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!hashes.insert(lower).second) {
+      return Bad(Cat(where, "sha256"), "is the hash of another token too");
+    }
     if (entry.principal_id.empty()) return Bad(Cat(where, "principal"), "is required");
     const toml::array* roles = table->get_as<toml::array>("roles");
     if (roles == nullptr || roles->empty())
@@ -64,6 +74,9 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
     for (const toml::node& role : *roles) {
       std::optional<std::string> name = role.value<std::string>();
       if (!name.has_value()) return Bad(Cat(where, "roles"), "must be strings");
+      if (!ParseRole(*name).has_value()) {
+        return Bad(Cat(where, "roles"), Cat("unknown role \"", *name, "\" (", role_names, ")"));
+      }
       entry.roles.push_back(*name);
     }
     config.tokens.push_back(std::move(entry));

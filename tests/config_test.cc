@@ -91,6 +91,15 @@ TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
       {"[[tokens]]\nsha256 = \"" + std::string(64, 'g') +
            "\"\nprincipal = \"officer.liu\"\nroles = [\"officer\"]\n",
        "config: tokens[0].sha256: must be 64 hex digits"},
+      {"[[tokens]]\nsha256 = \"" + std::string(64, 'a') +
+           "\"\nprincipal = \"officer.liu\"\nroles = [\"officer\", \"teller\"]\n",
+       "config: tokens[0].roles: unknown role \"teller\" (officer, approver, cashier, "
+       "supervisor, auditor, portal, admin)"},
+      {"[[tokens]]\nsha256 = \"" + std::string(64, 'a') +
+           "\"\nprincipal = \"officer.liu\"\nroles = [\"officer\"]\n"
+           "[[tokens]]\nsha256 = \"" +
+           std::string(64, 'A') + "\"\nprincipal = \"officer.chen\"\nroles = [\"officer\"]\n",
+       "config: tokens[1].sha256: is the hash of another token too"},
       {"colour = \"red\"\n", "config: colour: unknown setting"},
   };
   TempDir dir;
