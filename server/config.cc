@@ -96,6 +96,12 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
                                           static_cast<int64_t>(e.source().begin.line)));
   }
   ServerConfig config;
+  // A section written as a value ("writer = 5") would otherwise be skipped unnoticed.
+  for (const char* section : {"tls", "business_date", "writer", "storage", "grpc", "checkpoint"}) {
+    if (const toml::node* node = root.get(section); node != nullptr && !node->is_table()) {
+      return Bad(section, Cat("must be a table ([", section, "])"));
+    }
+  }
   GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(root, "",
                                         {"listen", "data_dir", "tls", "tokens", "business_date",
                                          "writer", "storage", "grpc", "checkpoint"}));

@@ -100,6 +100,8 @@ TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
            "[[tokens]]\nsha256 = \"" +
            std::string(64, 'A') + "\"\nprincipal = \"officer.chen\"\nroles = [\"officer\"]\n",
        "config: tokens[1].sha256: is the hash of another token too"},
+      {"storage = 64\n", "config: storage: must be a table ([storage])"},
+      {"business_date = 2020-06-30\n", "config: business_date: must be a table ([business_date])"},
       {"colour = \"red\"\n", "config: colour: unknown setting"},
   };
   TempDir dir;
