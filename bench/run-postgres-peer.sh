@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The peer: a PostgreSQL 15 ledger doing gongdai's write-only work with the same
 # guarantees, driven by pgbench at the same concurrency, next to gongdai-load-bench
-# --mix write on the same machine (bench/README.md, "gongdai next to PostgreSQL").
+# --mix write on the same machine (bench/README.md, "run-postgres-peer.sh").
 #
 # It creates a temporary cluster (initdb) in a scratch directory, starts postgres on
 # 127.0.0.1 on a free port with its unix socket in that directory, synchronous_commit = on

@@ -95,9 +95,9 @@ void AddStatusCommand(Cli& cli, CLI::App& noun, const std::string& name,
 }  // namespace
 
 void AddBorrowerCommands(Cli& cli, CLI::App& app) {
-  CLI::App* noun = cli.Command(app, "borrower",
-                               "the talent pool: register, show, list, update, suspend, reinstate",
-                               "gongdai borrower list --status active --county 吉州区");
+  CLI::App* noun = cli.Command(
+      app, "borrower", "the talent pool: register, show, list, update, suspend, reinstate, remove",
+      "gongdai borrower list --status active --county 吉州区");
   noun->require_subcommand(1);
 
   {

@@ -179,11 +179,10 @@ void AddApplicationCommands(Cli& cli, CLI::App& app) {
 }
 
 void AddLoanCommands(Cli& cli, CLI::App& app) {
-  CLI::App* noun =
-      cli.Command(app, "loan",
-                  "loans: disburse, repay, show, list, statement, write-off, recovery, "
-                  "accrue-subsidy, jobs",
-                  "gongdai loan statement L000001 --as-of 2020-09-30");
+  CLI::App* noun = cli.Command(app, "loan",
+                               "loans: disburse, repay, show, list, overdue, statement, write-off, "
+                               "recovery, accrue-subsidy, jobs",
+                               "gongdai loan statement L000001 --as-of 2020-09-30");
   noun->require_subcommand(1);
 
   {

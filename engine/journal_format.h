@@ -22,7 +22,8 @@ inline constexpr char kHashFieldTag = '\x7a';
 inline constexpr char kHashFieldLength = '\x20';
 inline constexpr size_t kHashFieldBytes = 2 + 32;
 
-// Key prefixes (docs/journal-format.md, "Keys").
+// Keys of the meta space and two key prefixes (docs/journal-format.md, "Column
+// families"; the other prefixes are in engine/rules.h and engine/programme.h).
 inline constexpr std::string_view kMetaHeadKey = "head";
 inline constexpr std::string_view kMetaFormatKey = "format";
 inline constexpr std::string_view kFormatVersion = "gongdai-journal-1";

@@ -72,7 +72,7 @@ struct ProjectionMismatch {
   std::string rebuilt;  // printable form of the rebuilt value ("<absent>" if none)
 };
 
-// A loan's delinquency as of a date (DESIGN.md section 5).
+// A loan's delinquency as of a date (engine/loan_math.h computes it).
 struct Delinquency {
   int64_t outstanding_fen = 0;
   int64_t overdue_principal_fen = 0;
@@ -267,9 +267,9 @@ class Ledger {
   [[nodiscard]] absl::StatusOr<LoanStatement> GetLoanStatement(std::string_view loan_id,
                                                                std::string_view as_of) const;
   [[nodiscard]] absl::StatusOr<PortfolioFigures> GetPortfolio(std::string_view as_of) const;
-  // The programme report (DESIGN.md, issue "programme reports"): flows summed from the
-  // per-day report counters, stocks as of the period's end summed from the per-day
-  // running changes that apply keeps (docs/journal-format.md, `k/`).
+  // The programme report: flows summed from the per-day report counters, stocks as of
+  // the period's end summed from the per-day running changes that apply keeps
+  // (docs/journal-format.md, `k/`).
   [[nodiscard]] absl::StatusOr<ProgrammeReport> GetProgrammeReport(const ReportQuery& query) const;
   // Loans overdue as of `as_of`, most days past due first, for follow-up visits.
   [[nodiscard]] absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(

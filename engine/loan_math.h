@@ -1,4 +1,4 @@
-// The loan arithmetic of DESIGN.md section 5, as pure functions over a loan's position:
+// The loan arithmetic, as pure functions over a loan's position:
 // schedules, the subsidy's daily accrual, and delinquency as of a date. Private to engine/.
 #ifndef GONGDAI_ENGINE_LOAN_MATH_H_
 #define GONGDAI_ENGINE_LOAN_MATH_H_

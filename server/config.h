@@ -58,8 +58,8 @@ struct ServerConfig {
   // created owner-only on first start.
   std::string checkpoint_origin = "gongdai.ledger";
   std::string checkpoint_key_file;
-  // Writes at most this many requests being handled at once before RESOURCE_EXHAUSTED
-  // answers (the writer queue bounds them further). Default: 4096.
+  // Calls handled at once on one connection (gRPC's per-connection stream limit);
+  // the writer's queue bounds writes further. Default: 4096.
   int max_concurrent_streams = 4096;
 };
 
