@@ -98,6 +98,18 @@ std::optional<Role> ParseRole(std::string_view name) {
   return std::nullopt;
 }
 
+std::string RoleNames(std::span<const Role> roles) {
+  std::string names;
+  for (Role role : roles) names += Cat(names.empty() ? "" : ", ", RoleName(role));
+  return names;
+}
+
+std::string TokenHashKey(std::string_view sha256_hex) {
+  std::string key(sha256_hex);
+  for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return key;
+}
+
 absl::StatusOr<Authenticator> Authenticator::Create(const std::vector<TokenEntry>& tokens) {
   Authenticator authenticator;
   for (const TokenEntry& entry : tokens) {
@@ -105,15 +117,13 @@ absl::StatusOr<Authenticator> Authenticator::Create(const std::vector<TokenEntry
     for (const std::string& name : entry.roles) {
       std::optional<Role> role = ParseRole(name);
       if (!role.has_value()) {
-        return absl::InvalidArgumentError(
-            Cat("token of ", entry.principal_id, ": unknown role \"", name,
-                "\" (officer, approver, cashier, supervisor, auditor, portal, admin)"));
+        return absl::InvalidArgumentError(Cat("token of ", entry.principal_id, ": unknown role \"",
+                                              name, "\" (", RoleNames(kAllRoles), ")"));
       }
       principal.roles.push_back(*role);
     }
-    std::string hash = entry.sha256_hex;
-    for (char& c : hash) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (!authenticator.by_hash_.emplace(hash, std::move(principal)).second) {
+    if (!authenticator.by_hash_.emplace(TokenHashKey(entry.sha256_hex), std::move(principal))
+             .second) {
       return absl::InvalidArgumentError(
           Cat("two tokens have the same hash (", entry.principal_id, ")"));
     }
@@ -153,8 +163,7 @@ absl::StatusOr<Role> Authorize(const Principal& principal, std::string_view meth
   for (Role role : principal.roles) {
     if (std::find(allowed.begin(), allowed.end(), role) != allowed.end()) return role;
   }
-  std::string names;
-  for (Role role : allowed) names += Cat(names.empty() ? "" : ", ", RoleName(role));
+  const std::string names = RoleNames(allowed);
   return absl::PermissionDeniedError(Cat(principal.id, " may not call ", method,
                                          " (allowed roles: ", names.empty() ? "none" : names, ")"));
 }

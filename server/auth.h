@@ -5,6 +5,7 @@
 
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,10 @@ inline constexpr Role kAllRoles[] = {Role::kOfficer,    Role::kApprover, Role::k
 
 std::string_view RoleName(Role role);
 std::optional<Role> ParseRole(std::string_view name);
+// "officer, approver, ...": the roles' names, for messages.
+std::string RoleNames(std::span<const Role> roles);
+// A token hash as the authenticator keys it: lower-case hex.
+std::string TokenHashKey(std::string_view sha256_hex);
 
 struct Principal {
   std::string id;

@@ -2,7 +2,6 @@
 
 #include <toml++/toml.h>
 
-#include <cctype>
 #include <set>
 
 #include "engine/date.h"
@@ -47,8 +46,6 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
   if (node == nullptr) return absl::OkStatus();
   const toml::array* tokens = node->as_array();
   if (tokens == nullptr) return Bad("tokens", "must be an array of tables ([[tokens]])");
-  std::string role_names;
-  for (Role role : kAllRoles) role_names += Cat(role_names.empty() ? "" : ", ", RoleName(role));
   std::set<std::string> hashes;
   for (size_t i = 0; i < tokens->size(); ++i) {
     const std::string where = Cat("tokens[", i, "].");
@@ -62,9 +59,7 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
         entry.sha256_hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
       return Bad(Cat(where, "sha256"), "must be 64 hex digits");
     }
-    std::string lower = entry.sha256_hex;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (!hashes.insert(lower).second) {
+    if (!hashes.insert(TokenHashKey(entry.sha256_hex)).second) {
       return Bad(Cat(where, "sha256"), "is the hash of another token too");
     }
     if (entry.principal_id.empty()) return Bad(Cat(where, "principal"), "is required");
@@ -75,7 +70,8 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
       std::optional<std::string> name = role.value<std::string>();
       if (!name.has_value()) return Bad(Cat(where, "roles"), "must be strings");
       if (!ParseRole(*name).has_value()) {
-        return Bad(Cat(where, "roles"), Cat("unknown role \"", *name, "\" (", role_names, ")"));
+        return Bad(Cat(where, "roles"),
+                   Cat("unknown role \"", *name, "\" (", RoleNames(kAllRoles), ")"));
       }
       entry.roles.push_back(*name);
     }
