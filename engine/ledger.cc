@@ -49,8 +49,13 @@ class RecentProjections {
     return &it->second->second;
   }
 
-  void Set(std::string_view key, std::string_view value) {
-    if (Cost(key, value) > capacity_) return Erase(key);
+  // Keeps `value` under `key`; false when it is larger than the whole capacity (then
+  // `key` is held no more).
+  bool Set(std::string_view key, std::string_view value) {
+    if (Cost(key, value) > capacity_) {
+      Erase(key);
+      return false;
+    }
     auto it = index_.find(View(key));
     if (it != index_.end()) {
       bytes_ -= Cost(it->second->first, it->second->second);
@@ -62,6 +67,7 @@ class RecentProjections {
     }
     bytes_ += Cost(key, value);
     while (bytes_ > capacity_) Erase(order_.back().first);
+    return true;
   }
 
   void Erase(std::string_view key) {
@@ -118,10 +124,9 @@ class BatchState final : public StateWriter {
     if (auto it = cache.find(View(key)); it != cache.end()) return it->second;
     absl::StatusOr<std::optional<std::string>> stored = storage_.Get(space, key);
     if (!stored.ok()) return stored;
-    // A projection found is kept in `recent_` alone (one copy of a loan, not two).
-    if (space == Space::kProjections && stored->has_value()) {
-      recent_.Set(key, **stored);
-    } else {
+    // A projection found is kept in `recent_` alone (one copy of a loan, not two), unless
+    // `recent_` cannot hold it (it may be configured to hold nothing).
+    if (space != Space::kProjections || !stored->has_value() || !recent_.Set(key, **stored)) {
       cache.emplace(std::string(key), *stored);
     }
     return stored;
@@ -140,9 +145,13 @@ class BatchState final : public StateWriter {
   // level of unwritten batches is ever read through.
   void ForgetPrevious() { previous_.reset(); }
 
-  // Folds this batch's writes of projections into the writer's recent ones.
+  // Folds this batch's writes of projections into the writer's recent ones. The Merkle
+  // tree's nodes are left out: the writer never reads them (proofs read them from
+  // storage), and each is written once, when its subtree is complete, so one the recent
+  // projections may hold from a read is never out of date.
   void FoldIntoRecent() const {
     for (const auto& [key, value] : writes_[static_cast<size_t>(Space::kProjections)]) {
+      if (key.starts_with(kTreeNodePrefix)) continue;
       if (value.has_value()) {
         recent_.Set(key, *value);
       } else {
