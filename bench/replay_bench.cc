@@ -9,9 +9,14 @@
 //           stored hash, on one thread; run before and after the others, the faster kept;
 //   verify: gongdai's Replayer: the stored-bytes checks, sequence, chain, balance, apply
 //           through the engine's own apply (projections, Merkle tree) for every entry,
-//           with reading and opening the entries on a second thread (as gongdai-audit);
-//   verify+compare: the same plus the byte-for-byte comparison of every stored
-//           projection, index and request id with the replay (gongdai-audit verify --db).
+//           with reading and opening the entries on a second thread, keeping what apply
+//           reads (as gongdai-audit verifies an export or a server); run before and
+//           after the others, the faster kept, as the chain;
+//   verify+compare: the same keeping everything apply writes, then the byte-for-byte
+//           comparison of every stored projection, index and request id with the replay
+//           (gongdai-audit verify --db).
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
@@ -43,6 +48,13 @@ double CpuSeconds(clockid_t clock) {
   timespec now{};
   if (::clock_gettime(clock, &now) != 0) return 0;
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+// The process's peak resident memory so far, in MiB.
+uint64_t PeakResidentMib() {
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<uint64_t>(usage.ru_maxrss) / 1024;  // ru_maxrss is in KiB on Linux
 }
 
 bool Build(const std::string& path, uint64_t entries) {
@@ -148,27 +160,60 @@ int Main(int argc, char** argv) {
   if (chain_before_s < 0) return 1;
   if (!scratch) entries = replay_entries;
 
-  start = Clock::now();
-  const double thread_cpu_before = CpuSeconds(CLOCK_THREAD_CPUTIME_ID);
-  const double process_cpu_before = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
-  Replayer replay;
-  absl::Status verified = (*copy)->ForEachOpenedEntry(
-      [&](const OpenedEntry& opened) { return replay.AddOpened(opened); });
-  const double verify_s = Seconds(start);
-  // The replay runs on this thread; the reading thread has ended, so the rest is its (and
-  // whatever RocksDB's background threads did meanwhile, next to nothing on a database
-  // opened read-only).
-  const double replay_cpu_s = CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - thread_cpu_before;
-  const double reading_cpu_s =
-      CpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - process_cpu_before - replay_cpu_s;
-  if (!verified.ok() || replay.last_hash() != last) {
-    std::fprintf(stderr, "verify failed: %s\n", std::string(verified.message()).c_str());
-    return 1;
+  // A verify: every entry read and opened on a second thread and added to `replay`.
+  struct Verify {
+    double seconds = -1;
+    double reading_cpu_s = 0;
+    double replay_cpu_s = 0;
+  };
+  auto verify = [&](Replayer& replay) -> Verify {
+    Verify v;
+    start = Clock::now();
+    const double thread_cpu_before = CpuSeconds(CLOCK_THREAD_CPUTIME_ID);
+    const double process_cpu_before = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
+    absl::Status verified = (*copy)->ForEachOpenedEntry(
+        [&](const OpenedEntry& opened) { return replay.AddOpened(opened); });
+    const double seconds = Seconds(start);
+    // The replay runs on this thread; the reading thread has ended, so the rest is its (and
+    // whatever RocksDB's background threads did meanwhile, next to nothing on a database
+    // opened read-only).
+    v.replay_cpu_s = CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - thread_cpu_before;
+    v.reading_cpu_s = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - process_cpu_before - v.replay_cpu_s;
+    if (!verified.ok() || replay.last_hash() != last) {
+      std::fprintf(stderr, "verify failed: %s\n", std::string(verified.message()).c_str());
+      return v;
+    }
+    v.seconds = seconds;
+    return v;
+  };
+  // As gongdai-audit verifies an export or a server: the state keeps what apply reads.
+  // Run before and after the rest, the faster counting, as the chain's passes.
+  auto verify_light = [&]() -> Verify {
+    Replayer replay(ReplayKeeps::kWhatApplyReads);
+    return verify(replay);
+  };
+  const Verify light_before = verify_light();
+  if (light_before.seconds < 0) return 1;
+  const uint64_t light_peak_mib = PeakResidentMib();
+  // As gongdai-audit verifies a database copy: everything kept, then compared.
+  Verify full;
+  double compare_s = 0;
+  uint64_t full_peak_mib = 0;
+  uint64_t compare_peak_mib = 0;
+  {
+    Replayer replay(ReplayKeeps::kEverything);
+    full = verify(replay);
+    if (full.seconds < 0) return 1;
+    full_peak_mib = PeakResidentMib();
+    start = Clock::now();
+    absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = (*copy)->CompareWith(replay);
+    compare_s = Seconds(start);
+    if (!mismatch.ok() || mismatch->has_value()) return 1;
+    compare_peak_mib = PeakResidentMib();
   }
-  start = Clock::now();
-  absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = (*copy)->CompareWith(replay);
-  const double compare_s = Seconds(start);
-  if (!mismatch.ok() || mismatch->has_value()) return 1;
+  const Verify light_after = verify_light();
+  if (light_after.seconds < 0) return 1;
+  const Verify& light = light_after.seconds < light_before.seconds ? light_after : light_before;
   const double chain_after_s = chain();
   if (chain_after_s < 0) return 1;
   const double chain_s = std::min(chain_before_s, chain_after_s);
@@ -177,16 +222,24 @@ int Main(int argc, char** argv) {
   std::printf("%-40s %14s %12s %10s\n", "", "entries/s", "MB/s", "of limit");
   std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "bare SHA-256 chain (limit)", n / chain_s,
               bytes / chain_s / 1e6, 100.0);
+  const double verify_s = light.seconds;
+  const double compare_total_s = full.seconds + compare_s;
   std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "verify: checks + replay through apply",
               n / verify_s, bytes / verify_s / 1e6, 100.0 * chain_s / verify_s);
   std::printf("%-40s %14.0f %12.1f %9.0f%%\n", "verify + compare every projection",
-              n / (verify_s + compare_s), bytes / (verify_s + compare_s) / 1e6,
-              100.0 * chain_s / (verify_s + compare_s));
+              n / compare_total_s, bytes / compare_total_s / 1e6,
+              100.0 * chain_s / compare_total_s);
   std::printf(
-      "average entry %.0f bytes; chain %.2f s (passes of %.2f and %.2f s), verify %.2f s on two "
-      "threads (CPU: reading %.2f s, replaying %.2f s), compare %.2f s\n",
-      bytes / n, chain_s, chain_before_s, chain_after_s, verify_s, reading_cpu_s, replay_cpu_s,
-      compare_s);
+      "average entry %.0f bytes; chain %.2f s (passes of %.2f and %.2f s); verify %.2f s on two "
+      "threads (passes of %.2f and %.2f s; CPU: reading %.2f s, replaying %.2f s), keeping "
+      "what apply reads (peak RSS %llu MiB); keeping everything %.2f s (CPU: reading %.2f s, "
+      "replaying %.2f s; peak RSS "
+      "%llu MiB) and compare %.2f s (peak RSS %llu MiB)\n",
+      bytes / n, chain_s, chain_before_s, chain_after_s, verify_s, light_before.seconds,
+      light_after.seconds, light.reading_cpu_s, light.replay_cpu_s,
+      static_cast<unsigned long long>(light_peak_mib), full.seconds, full.reading_cpu_s,
+      full.replay_cpu_s, static_cast<unsigned long long>(full_peak_mib), compare_s,
+      static_cast<unsigned long long>(compare_peak_mib));
   copy->reset();
   if (scratch && keep) std::printf("kept the database at %s\n", path.c_str());
   if (scratch && !keep) std::filesystem::remove_all(path);

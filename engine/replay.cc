@@ -253,8 +253,13 @@ struct MemoryState::Table {
   }
 };
 
-MemoryState::MemoryState() = default;
+MemoryState::MemoryState(ReplayKeeps keeps) : keeps_(keeps) {}
 MemoryState::~MemoryState() = default;
+
+bool MemoryState::Keeps(Space space, std::string_view key) const {
+  return keeps_ == ReplayKeeps::kEverything ||
+         (space == Space::kProjections && !key.starts_with(kTreeNodePrefix));
+}
 
 MemoryState::Table* MemoryState::TableOf(Space space, std::string_view key, bool create) {
   const size_t kind =
@@ -265,22 +270,27 @@ MemoryState::Table* MemoryState::TableOf(Space space, std::string_view key, bool
 }
 
 absl::StatusOr<std::optional<std::string>> MemoryState::Get(Space space, std::string_view key) {
+  if (!Keeps(space, key)) {
+    return absl::FailedPreconditionError(Cat("this replay keeps only what apply reads, not ",
+                                             SpaceName(space), " ", Printable(key)));
+  }
   const std::string* value = Find(space, key);
   if (value == nullptr) return std::nullopt;
   return *value;
 }
 
 const std::string* MemoryState::Find(Space space, std::string_view key) {
+  if (!Keeps(space, key)) return nullptr;
   Table* table = TableOf(space, key, /*create=*/false);
   return table == nullptr ? nullptr : table->Find(key);
 }
 
 void MemoryState::Put(Space space, std::string_view key, std::string_view value) {
-  TableOf(space, key, /*create=*/true)->Put(key, value);
+  if (Keeps(space, key)) TableOf(space, key, /*create=*/true)->Put(key, value);
 }
 
 void MemoryState::Delete(Space space, std::string_view key) {
-  TableOf(space, key, /*create=*/true)->Delete(key);
+  if (Keeps(space, key)) TableOf(space, key, /*create=*/true)->Delete(key);
 }
 
 std::vector<MemoryState::KeyValue> MemoryState::Sorted(Space space, std::string_view prefix) const {
@@ -305,6 +315,10 @@ std::vector<MemoryState::KeyValue> MemoryState::Sorted(Space space, std::string_
 
 absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
     const Storage& storage, const StorageSnapshot* snapshot, const MemoryState& expected_state) {
+  if (expected_state.keeps() != ReplayKeeps::kEverything) {
+    return absl::FailedPreconditionError(
+        "a replay that keeps only what apply reads cannot be compared with a database");
+  }
   for (Space space : kDerivedSpaces) {
     const std::vector<MemoryState::KeyValue> expected = expected_state.Sorted(space);
     auto next = expected.begin();

@@ -24,6 +24,18 @@
 
 namespace gongdai {
 
+// What a replay's state keeps. Apply reads back only projections (accounts, loans,
+// borrowers, products, the report's figures). The rest of what it writes (the indexes,
+// the request ids, the Merkle tree's nodes) is read only by a comparison with a database
+// that stores them.
+enum class ReplayKeeps {
+  // Everything apply writes: to compare with a database (a rebuild, gongdai-audit --db).
+  kEverything,
+  // Only what apply reads back: to verify an export or a server's journal, in less memory
+  // and time. Reading anything else is refused (FAILED_PRECONDITION), never answered.
+  kWhatApplyReads,
+};
+
 // Derived state held in memory: what a rebuild or a replay produces.
 //
 // A replay puts millions of keys that apply never reads back (request ids, index keys,
@@ -36,7 +48,7 @@ class MemoryState final : public StateWriter {
  public:
   using KeyValue = std::pair<std::string_view, std::string_view>;
 
-  MemoryState();
+  explicit MemoryState(ReplayKeeps keeps = ReplayKeeps::kEverything);
   ~MemoryState() override;
   MemoryState(const MemoryState&) = delete;
   MemoryState& operator=(const MemoryState&) = delete;
@@ -51,8 +63,13 @@ class MemoryState final : public StateWriter {
   // order; the views are valid until the space next changes.
   std::vector<KeyValue> Sorted(Space space, std::string_view prefix = "") const;
 
+  ReplayKeeps keeps() const { return keeps_; }
+  // Whether this state keeps what is put under `key` in `space`.
+  bool Keeps(Space space, std::string_view key) const;
+
  private:
   struct Table;
+  ReplayKeeps keeps_;
   static constexpr size_t kTablesPerSpace = 257;  // one per leading byte, and one more
   Table* TableOf(Space space, std::string_view key, bool create);
   std::array<std::array<std::unique_ptr<Table>, kTablesPerSpace>, kSpaceCount> tables_;
@@ -63,7 +80,8 @@ inline constexpr Space kDerivedSpaces[] = {Space::kProjections, Space::kIndexes,
                                            Space::kRequestIds};
 
 // The first difference between `storage` (at `snapshot`) and `expected`, in key order of
-// the derived spaces; nullopt when they are byte-identical.
+// the derived spaces; nullopt when they are byte-identical. FAILED_PRECONDITION when
+// `expected` does not keep everything.
 [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
     const Storage& storage, const StorageSnapshot* snapshot, const MemoryState& expected);
 
@@ -85,6 +103,8 @@ struct OpenedEntry {
 
 class Replayer {
  public:
+  explicit Replayer(ReplayKeeps keeps = ReplayKeeps::kEverything) : state_(keeps) {}
+
   // Checks and applies the next entry: given as stored (database) bytes under journal
   // key `key_sequence`, or parsed from an export. DATA_LOSS naming the entry and the field.
   [[nodiscard]] absl::Status AddStored(std::string_view bytes, uint64_t key_sequence);

@@ -11,6 +11,7 @@
 #include <random>
 #include <tuple>
 
+#include "engine/date.h"
 #include "engine/journal_format.h"
 #include "tests/raw_db.h"
 #include "tests/test_util.h"
@@ -86,6 +87,44 @@ TEST(MemoryState, AgreesWithAnOrderedMapThroughPutsDeletesReadsAndWalks) {
       }
     }
   }
+}
+
+TEST(MemoryState, KeepingWhatApplyReadsDropsTheRestAndRefusesToReadIt) {
+  MemoryState state(ReplayKeeps::kWhatApplyReads);
+  state.Put(Space::kProjections, AccountKey("member:m1:cash"), "balance");
+  state.Put(Space::kProjections, TreeNodeKey(1, 0), std::string(32, 'h'));
+  state.Put(Space::kIndexes, DateIndexKey(Date::FromDays(18'000), 1), "");
+  state.Put(Space::kRequestIds, "r1", SequenceKey(1));
+  state.Delete(Space::kIndexes, "s/approved/L1");
+
+  absl::StatusOr<std::optional<std::string>> account =
+      state.Get(Space::kProjections, AccountKey("member:m1:cash"));
+  ASSERT_TRUE(account.ok()) << account.status();
+  EXPECT_EQ(account->value_or("<absent>"), "balance");
+  for (const auto& [space, key] : std::vector<std::pair<Space, std::string>>{
+           {Space::kProjections, TreeNodeKey(1, 0)},
+           {Space::kIndexes, DateIndexKey(Date::FromDays(18'000), 1)},
+           {Space::kRequestIds, "r1"},
+           {Space::kRequestIds, "never-put"}}) {
+    absl::StatusOr<std::optional<std::string>> got = state.Get(space, key);
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition) << key;
+    EXPECT_NE(got.status().message().find("keeps only what apply reads"), std::string_view::npos)
+        << got.status();
+  }
+  const std::vector<MemoryState::KeyValue> projections = state.Sorted(Space::kProjections);
+  ASSERT_EQ(projections.size(), 1u);
+  EXPECT_EQ(projections[0].first, AccountKey("member:m1:cash"));
+  EXPECT_TRUE(state.Sorted(Space::kIndexes).empty());
+  EXPECT_TRUE(state.Sorted(Space::kRequestIds).empty());
+
+  // The same writes, everything kept.
+  MemoryState everything;
+  everything.Put(Space::kProjections, TreeNodeKey(1, 0), std::string(32, 'h'));
+  everything.Put(Space::kRequestIds, "r1", SequenceKey(1));
+  absl::StatusOr<std::optional<std::string>> request = everything.Get(Space::kRequestIds, "r1");
+  ASSERT_TRUE(request.ok());
+  EXPECT_EQ(request->value_or("<absent>"), SequenceKey(1));
+  EXPECT_EQ(everything.Sorted(Space::kProjections).size(), 1u);
 }
 
 // A journal longer than the batches the reading thread hands over and the number of them

@@ -312,7 +312,8 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
     return Trouble(kExitUsage, "the previous checkpoint is larger than the checkpoint");
   }
 
-  Replayer replay;
+  // Only a database copy holds the indexes, request ids and tree nodes to compare with.
+  Replayer replay(o.db.empty() ? ReplayKeeps::kWhatApplyReads : ReplayKeeps::kEverything);
   Progress progress;
   std::optional<std::string> root_at_checkpoint, root_at_previous;
   if (checkpoint->has_value() && (*checkpoint)->size == 0) root_at_checkpoint = MerkleEmptyRoot();
@@ -552,7 +553,7 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
       }
     }
   }
-  Replayer replay;
+  Replayer replay(ReplayKeeps::kWhatApplyReads);
   std::string latest_date;
   Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
     absl::StatusOr<v1::Entry> opened = EntryOf(item);
