@@ -146,12 +146,11 @@ class BatchState final : public StateWriter {
   void ForgetPrevious() { previous_.reset(); }
 
   // Folds this batch's writes of projections into the writer's recent ones. The Merkle
-  // tree's nodes are left out: the writer never reads them (proofs read them from
-  // storage), and each is written once, when its subtree is complete, so one the recent
-  // projections may hold from a read is never out of date.
+  // tree is left out: the writer never reads it (it keeps the edge decoded, and proofs
+  // read the nodes from storage).
   void FoldIntoRecent() const {
     for (const auto& [key, value] : writes_[static_cast<size_t>(Space::kProjections)]) {
-      if (key.starts_with(kTreeNodePrefix)) continue;
+      if (key.starts_with(kTreeNodePrefix) || key == kTreeEdgeKey) continue;
       if (value.has_value()) {
         recent_.Set(key, *value);
       } else {
@@ -351,6 +350,9 @@ class Ledger::Impl {
     JournalHead head;                    // the chain head once it is durable
   };
 
+  // Reads the tree's edge from storage into next_edge_, or sets edge_status_ (before the
+  // writer starts, and on the writer after maintenance, which may rebuild it).
+  void LoadTreeEdge();
   void WriterLoop();
   void CommitterLoop();
   void AnswererLoop();
@@ -394,8 +396,14 @@ class Ledger::Impl {
   std::condition_variable answer_ready_;
   std::deque<Answers> answers_;
   bool answerer_exit_ = false;
-  // Sequencer thread only: the head after the last executed batch, and that batch's state.
+  // Sequencer thread only: the head after the last executed batch, the Merkle tree's edge
+  // with it (kept decoded: each batch puts it once, as the last entry left it), and that
+  // batch's state.
   JournalHead next_head_;
+  CompactRange next_edge_;
+  // Why the stored edge could not be loaded (commands are refused with it until
+  // maintenance rebuilds the projections), or OK.
+  absl::Status edge_status_;
   std::shared_ptr<BatchState> previous_state_;
   RecentProjections recent_projections_{options_.recent_projection_bytes};
 
@@ -469,6 +477,7 @@ absl::Status Ledger::Impl::Start() {
     absl::Status written = storage_->Write(batch, /*sync=*/true);
     if (!written.ok()) return written;
   }
+  LoadTreeEdge();
   answerer_ = std::thread([this] { AnswererLoop(); });
   committer_ = std::thread([this] { CommitterLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
@@ -603,6 +612,22 @@ absl::Status Ledger::Impl::RunOnWriter(std::function<absl::Status()> task) {
   return result.get();
 }
 
+void Ledger::Impl::LoadTreeEdge() {
+  StorageReader reader(*storage_);
+  absl::StatusOr<CompactRange> edge = ReadTreeEdge(reader);
+  if (!edge.ok()) {
+    edge_status_ =
+        absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": ", edge.status().message()));
+  } else if (edge->size() != next_head_.sequence) {
+    edge_status_ = absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": the Merkle tree holds ",
+                                           edge->size(), " leaves but the journal ends at entry ",
+                                           next_head_.sequence));
+  } else {
+    next_edge_ = *std::move(edge);
+    edge_status_ = absl::OkStatus();
+  }
+}
+
 void Ledger::Impl::WriterLoop() {
   std::vector<Pending> batch;
   batch.reserve(options_.batch_commands_max);
@@ -630,6 +655,7 @@ void Ledger::Impl::WriterLoop() {
       previous_state_.reset();
       recent_projections_.Clear();
       task();
+      LoadTreeEdge();
       continue;
     }
     ProcessBatch(batch);
@@ -744,6 +770,7 @@ void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
     prepared.results[i] = Execute(batch[i].command, *state, head, today, now_us);
   }
   if (head.sequence >= first_sequence) {
+    PutTreeEdge(next_edge_, *state);
     prepared.writes = storage_->NewBatch();
     state->FlushInto(*prepared.writes);
     v1::JournalHead stored_head;
@@ -827,9 +854,10 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state, J
   GONGDAI_CHECK(CheckBalanced(entry).ok());
   std::string stored = SealEntry(&entry);
 
+  if (!edge_status_.ok()) return CommandResult{edge_status_, {}, false};
   CommandState command_state(state);
   LoanHandOver loan{std::move(decision->loan), std::nullopt};
-  absl::Status applied = Apply(entry, command_state, &loan);
+  absl::Status applied = Apply(entry, command_state, next_edge_, &loan);
   if (!applied.ok()) return CommandResult{applied, {}, false};
   command_state.Commit();
   state.Put(Space::kJournal, SequenceKey(entry.sequence()), stored);
@@ -966,7 +994,7 @@ absl::Status Ledger::Impl::ReplayInto(MemoryState& state, const StorageSnapshot*
   absl::Status replayed =
       ForEachOpenedEntry(*storage_, snapshot, [&](const OpenedEntry& opened) -> absl::Status {
         if (!opened.status.ok()) return opened.status;
-        absl::Status applied = ApplyToEdge(opened.entry, state, edge);
+        absl::Status applied = Apply(opened.entry, state, edge);
         if (!applied.ok()) {
           return absl::DataLossError(
               Cat("entry ", opened.entry.sequence(), ": replay failed: ", applied.message()));

@@ -389,7 +389,7 @@ absl::Status Replayer::Check(const v1::Entry& entry) {
   }
   absl::Status balanced = CheckBalanced(entry);
   if (!balanced.ok()) return balanced;
-  absl::Status applied = ApplyToEdge(entry, state_, edge_);
+  absl::Status applied = Apply(entry, state_, edge_);
   if (!applied.ok()) {
     return absl::DataLossError(
         Cat("entry ", expected, ": replay through apply failed: ",

@@ -182,14 +182,9 @@ absl::StatusOr<Decision> Decide(StateReader& state, const Command& command, Date
   }
 }
 
-absl::Status Apply(const v1::Entry& entry, StateWriter& state, LoanHandOver* loan) {
+absl::Status Apply(const v1::Entry& entry, StateWriter& state, CompactRange& edge,
+                   LoanHandOver* loan) {
   absl::Status applied = ApplyWithoutTree(entry, state, loan);
-  if (!applied.ok()) return applied;
-  return AppendToTree(entry, state);
-}
-
-absl::Status ApplyToEdge(const v1::Entry& entry, StateWriter& state, CompactRange& edge) {
-  absl::Status applied = ApplyWithoutTree(entry, state);
   if (!applied.ok()) return applied;
   return AppendLeaf(entry, edge, state);
 }
@@ -229,19 +224,11 @@ std::string TreeNodeKey(int level, uint64_t index) {
   return key;
 }
 
-absl::Status AppendToTree(const v1::Entry& entry, StateWriter& state) {
+absl::StatusOr<CompactRange> ReadTreeEdge(StateReader& state) {
   absl::StatusOr<std::optional<std::string>> stored = state.Get(Space::kProjections, kTreeEdgeKey);
   if (!stored.ok()) return stored.status();
-  CompactRange edge;
-  if (stored->has_value()) {
-    absl::StatusOr<CompactRange> decoded = CompactRange::Decode(**stored);
-    if (!decoded.ok()) return decoded.status();
-    edge = *std::move(decoded);
-  }
-  absl::Status appended = AppendLeaf(entry, edge, state);
-  if (!appended.ok()) return appended;
-  PutTreeEdge(edge, state);
-  return absl::OkStatus();
+  if (!stored->has_value()) return CompactRange();
+  return CompactRange::Decode(**stored);
 }
 
 void PutTreeEdge(const CompactRange& edge, StateWriter& state) {

@@ -65,11 +65,14 @@ struct LoanHandOver {
 [[nodiscard]] absl::StatusOr<Decision> Decide(StateReader& state, const Command& command,
                                               Date business_date);
 
-// Derives the projection changes of `entry` into `state`. Fails only when the state is
-// inconsistent with the entry (an overflow, a corrupt projection): the writer then refuses
-// the command; a replay reports the entry.
+// Derives the projection changes of `entry` into `state`, and appends it to the Merkle
+// tree whose right edge is `edge`: the caller (the writer, a replay) keeps the edge
+// decoded, and PutTreeEdge puts it into the state before the state is read or written
+// out; Apply puts only the perfect nodes the entry completes. Fails only when the state
+// is inconsistent with the entry (an overflow, a corrupt projection), leaving `edge` as it
+// was: the writer then refuses the command; a replay reports the entry.
 // `loan`, when given, hands over the loan (LoanHandOver).
-[[nodiscard]] absl::Status Apply(const v1::Entry& entry, StateWriter& state,
+[[nodiscard]] absl::Status Apply(const v1::Entry& entry, StateWriter& state, CompactRange& edge,
                                  LoanHandOver* loan = nullptr);
 
 // Apply without the Merkle tree, for a replay "as of a date" that skips later-dated
@@ -85,16 +88,12 @@ std::string AccountKey(std::string_view account);
 std::string DateIndexKey(Date date, uint64_t sequence);
 
 // The Merkle tree (engine/merkle.h): its right edge and its perfect subtrees of two or
-// more leaves, kept as projections; AppendToTree adds an entry as the next leaf.
+// more leaves, kept as projections; Apply adds an entry as the next leaf.
 inline constexpr std::string_view kTreeEdgeKey = "t/edge";
 inline constexpr std::string_view kTreeNodePrefix = "m/";
 std::string TreeNodeKey(int level, uint64_t index);
-[[nodiscard]] absl::Status AppendToTree(const v1::Entry& entry, StateWriter& state);
-// Apply for a caller that holds the tree's edge itself (a replay, which would otherwise
-// decode and encode it for every entry): appends `entry` to `edge` and puts the perfect
-// nodes it completes, but not the edge; PutTreeEdge puts it, before the state is read.
-[[nodiscard]] absl::Status ApplyToEdge(const v1::Entry& entry, StateWriter& state,
-                                       CompactRange& edge);
+// The edge stored in `state` (an empty tree when there is none), and putting it back.
+[[nodiscard]] absl::StatusOr<CompactRange> ReadTreeEdge(StateReader& state);
 void PutTreeEdge(const CompactRange& edge, StateWriter& state);
 
 // Roles the rules themselves check (the service checks every method's roles as well).

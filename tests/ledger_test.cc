@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "engine/journal_format.h"
+#include "engine/rules.h"
 #include "engine/sha256.h"
 #include "engine/status.h"
 #include "tests/fault_fs.h"
@@ -611,6 +612,52 @@ TEST(Ledger, RebuildProducesByteIdenticalProjections) {
   EXPECT_FALSE(mismatch->has_value());
   ledger.reset();
   EXPECT_EQ(RawDb(dir.path()).All("projections"), before);
+}
+
+// The writer keeps the Merkle tree's edge decoded, loaded when the ledger opens. A stored
+// edge that is damaged, or that does not match the journal, refuses every write, naming
+// the projection, until a rebuild puts it right; then writes go on from the right tree.
+TEST(Ledger, ADamagedTreeEdgeRefusesWritesUntilARebuild) {
+  for (const std::string& damaged : {std::string("garbage"), std::string()}) {
+    TempDir dir;
+    {
+      auto ledger = OpenOrDie(dir.path());
+      for (int i = 0; i < 5; ++i) {
+        ASSERT_TRUE(ledger
+                        ->SubmitAndWait(
+                            Transfer("e" + std::to_string(i), "external:a:b", "member:m1:cash", 5))
+                        .status.ok());
+      }
+    }
+    {
+      RawDb raw(dir.path());
+      if (damaged.empty()) {
+        raw.Delete("projections", std::string(kTreeEdgeKey));  // an empty tree: 0 leaves
+      } else {
+        raw.Put("projections", std::string(kTreeEdgeKey), damaged);
+      }
+    }
+    auto ledger = OpenOrDie(dir.path());
+    CommandResult refused =
+        ledger->SubmitAndWait(Transfer("e5", "external:a:b", "member:m1:cash", 5));
+    EXPECT_EQ(refused.status.code(), absl::StatusCode::kDataLoss) << refused.status;
+    EXPECT_NE(refused.status.message().find("projection t/edge: "), std::string_view::npos)
+        << refused.status;
+    if (damaged.empty()) {
+      EXPECT_NE(refused.status.message().find("holds 0 leaves but the journal ends at entry 5"),
+                std::string_view::npos)
+          << refused.status;
+    }
+    EXPECT_EQ(ledger->Head().sequence, 5u);
+
+    ASSERT_TRUE(ledger->RebuildProjections().ok());
+    ASSERT_TRUE(
+        ledger->SubmitAndWait(Transfer("e5", "external:a:b", "member:m1:cash", 5)).status.ok());
+    EXPECT_EQ(ledger->GetTreeHead()->size, 6u);
+    auto mismatch = ledger->CompareProjectionsWithRebuild();
+    ASSERT_TRUE(mismatch.ok());
+    EXPECT_FALSE(mismatch->has_value()) << (*mismatch)->key;
+  }
 }
 
 }  // namespace
