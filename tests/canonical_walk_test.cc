@@ -7,6 +7,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -288,6 +289,77 @@ TEST(CanonicalWalk, TheJournalRefusesAnEntryInAnotherEncodingEvenWithItsOwnHash)
     EXPECT_EQ(opened.status().message(),
               "entry 1: stored bytes are not the canonical encoding of the entry");
   }
+}
+
+// The journal's reader opens entry after entry into one message, keeping its actor, event
+// and event kind allocated for the next parse. Each must come out exactly as a fresh parse
+// gives it, presence of every message included: entries of every kind one after another,
+// and entries that lack what the one before had, or hold it empty.
+TEST(OpenEntryInto, AReusedEntryOpensEveryEntryAsAFreshOneDoes) {
+  std::vector<v1::Entry> entries;
+  std::mt19937_64 random(20200630);
+  for (const std::string& bytes : SampleEntries(300)) {
+    v1::Entry entry;
+    ASSERT_TRUE(entry.ParseFromString(bytes));
+    entries.push_back(entry);
+    // After each entry, the same entry changed in one of these ways, or left as it is.
+    v1::Entry changed = entry;
+    switch (random() % 7) {
+      case 0:
+        changed.clear_actor();
+        break;
+      case 1:
+        changed.mutable_actor()->Clear();  // present and empty
+        break;
+      case 2:
+        changed.clear_event();
+        break;
+      case 3:
+        changed.mutable_event()->Clear();  // present, no kind
+        break;
+      case 4: {
+        // The same kind, present and empty.
+        const FieldDescriptor* kind = v1::Event::descriptor()->FindFieldByNumber(
+            static_cast<int>(changed.event().kind_case()));
+        if (kind != nullptr) {
+          changed.mutable_event()
+              ->GetReflection()
+              ->MutableMessage(changed.mutable_event(), kind)
+              ->Clear();
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    entries.push_back(changed);
+  }
+  v1::Entry reused;
+  std::set<std::tuple<bool, bool, int>> seen;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    v1::Entry entry = entries[i];
+    entry.set_sequence(i + 1);
+    entry.clear_hash();
+    const std::string stored = SealEntry(&entry);
+    const absl::StatusOr<v1::Entry> fresh = OpenEntry(stored, i + 1);
+    ASSERT_TRUE(fresh.ok()) << fresh.status();
+    ASSERT_TRUE(OpenEntryInto(stored, i + 1, reused).ok()) << i;
+    EXPECT_EQ(reused.has_actor(), fresh->has_actor()) << i;
+    EXPECT_EQ(reused.has_event(), fresh->has_event()) << i;
+    EXPECT_EQ(reused.event().kind_case(), fresh->event().kind_case()) << i;
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(reused, *fresh))
+        << i << ":\n"
+        << reused.DebugString() << "\nagainst\n"
+        << fresh->DebugString();
+    EXPECT_EQ(reused.SerializeAsString(), fresh->SerializeAsString()) << i;
+    seen.emplace(fresh->has_actor(), fresh->has_event(),
+                 static_cast<int>(fresh->event().kind_case()));
+  }
+  // Entries without an actor, without an event and without a kind came up.
+  EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [](auto& s) { return !std::get<0>(s); }));
+  EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [](auto& s) { return !std::get<1>(s); }));
+  EXPECT_TRUE(std::any_of(seen.begin(), seen.end(),
+                          [](auto& s) { return std::get<1>(s) && std::get<2>(s) == 0; }));
 }
 
 }  // namespace
