@@ -253,8 +253,59 @@ struct MemoryState::Table {
   }
 };
 
-MemoryState::MemoryState(ReplayKeeps keeps) : keeps_(keeps) {}
+// The accounts that Post changed, decoded: a posting changes its account in place, with no
+// parse and no encoding. A key is either here or in the account table of `tables_`.
+struct MemoryState::Accounts {
+  absl::flat_hash_map<SlotKey, v1::AccountState, SlotKeyHash, SlotKeyEq> map;
+  std::string posting_key;  // "a/" and the account of the posting at hand
+  // What Find returned for one of them.
+  std::string found;
+  // Their encodings in key order, as Sorted last made them; remade after a change.
+  mutable std::vector<std::pair<std::string_view, std::string>> sorted;
+  mutable bool sorted_current = false;
+
+  bool Erase(std::string_view key) {
+    if (map.erase(key) == 0) return false;
+    sorted_current = false;
+    return true;
+  }
+};
+
+MemoryState::MemoryState(ReplayKeeps keeps)
+    : keeps_(keeps), accounts_(std::make_unique<Accounts>()) {}
 MemoryState::~MemoryState() = default;
+
+absl::Status MemoryState::Post(const v1::Posting& posting, uint64_t sequence) {
+  Accounts& accounts = *accounts_;
+  accounts.posting_key.assign(kAccountPrefix);
+  accounts.posting_key.append(posting.account());
+  const std::string_view key = accounts.posting_key;
+  auto it = accounts.map.find(key);
+  bool created = false;  // an account that did not exist before this posting
+  if (it == accounts.map.end()) {
+    // An account put as bytes (not through Post) moves here; otherwise it is new.
+    v1::AccountState account;
+    if (const std::string* stored = Find(Space::kProjections, key)) {
+      if (!account.ParseFromString(*stored)) {
+        return absl::DataLossError(
+            Cat("projection of account ", posting.account(), " does not parse"));
+      }
+      TableOf(Space::kProjections, key, /*create=*/true)->Delete(key);
+    } else {
+      created = true;
+    }
+    it = accounts.map.try_emplace(key, std::move(account)).first;
+    accounts.sorted_current = false;
+  }
+  // A refused posting leaves the account as it was, and a new account unmade.
+  absl::Status applied = ApplyPosting(posting, sequence, it->second);
+  if (!applied.ok()) {
+    if (created) accounts.map.erase(it);
+    return applied;
+  }
+  accounts.sorted_current = false;
+  return absl::OkStatus();
+}
 
 bool MemoryState::Keeps(Space space, std::string_view key) const {
   return keeps_ == ReplayKeeps::kEverything ||
@@ -281,16 +332,27 @@ absl::StatusOr<std::optional<std::string>> MemoryState::Get(Space space, std::st
 
 const std::string* MemoryState::Find(Space space, std::string_view key) {
   if (!Keeps(space, key)) return nullptr;
+  if (space == Space::kProjections && key.starts_with(kAccountPrefix)) {
+    auto it = accounts_->map.find(key);
+    if (it != accounts_->map.end()) {
+      accounts_->found = it->second.SerializeAsString();
+      return &accounts_->found;
+    }
+  }
   Table* table = TableOf(space, key, /*create=*/false);
   return table == nullptr ? nullptr : table->Find(key);
 }
 
 void MemoryState::Put(Space space, std::string_view key, std::string_view value) {
-  if (Keeps(space, key)) TableOf(space, key, /*create=*/true)->Put(key, value);
+  if (!Keeps(space, key)) return;
+  if (space == Space::kProjections) accounts_->Erase(key);  // the bytes put now decide
+  TableOf(space, key, /*create=*/true)->Put(key, value);
 }
 
 void MemoryState::Delete(Space space, std::string_view key) {
-  if (Keeps(space, key)) TableOf(space, key, /*create=*/true)->Delete(key);
+  if (!Keeps(space, key)) return;
+  if (space == Space::kProjections && accounts_->Erase(key)) return;
+  TableOf(space, key, /*create=*/true)->Delete(key);
 }
 
 std::vector<MemoryState::KeyValue> MemoryState::Sorted(Space space, std::string_view prefix) const {
@@ -301,6 +363,22 @@ std::vector<MemoryState::KeyValue> MemoryState::Sorted(Space space, std::string_
   for (const std::unique_ptr<Table>& table : tables_[static_cast<size_t>(space)]) {
     if (table == nullptr) continue;
     table->AppendSorted(prefix, sorted);
+    if (sorted.size() != runs.back()) runs.push_back(sorted.size());
+  }
+  if (space == Space::kProjections && !accounts_->map.empty()) {
+    Accounts& accounts = *accounts_;
+    if (!accounts.sorted_current) {
+      accounts.sorted.clear();
+      accounts.sorted.reserve(accounts.map.size());
+      for (const auto& [key, account] : accounts.map)
+        accounts.sorted.emplace_back(key.view(), account.SerializeAsString());
+      std::sort(accounts.sorted.begin(), accounts.sorted.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      accounts.sorted_current = true;
+    }
+    for (const auto& [key, value] : accounts.sorted) {
+      if (key.starts_with(prefix)) sorted.emplace_back(key, value);
+    }
     if (sorted.size() != runs.back()) runs.push_back(sorted.size());
   }
   auto by_key = [](const KeyValue& a, const KeyValue& b) { return a.first < b.first; };

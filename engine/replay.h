@@ -44,6 +44,7 @@ enum class ReplayKeeps {
 // second position: "a/...", "m/...", or one table for keys of no such form), and a table
 // is only a log of its puts and deletes, appended in order, until something first reads
 // from it; then it becomes a hash table. Key order is produced when a space is walked.
+// Accounts changed through Post are kept decoded, and encoded only when they are read.
 class MemoryState final : public StateWriter {
  public:
   using KeyValue = std::pair<std::string_view, std::string_view>;
@@ -56,8 +57,10 @@ class MemoryState final : public StateWriter {
   absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override;
   void Put(Space space, std::string_view key, std::string_view value) override;
   void Delete(Space space, std::string_view key) override;
+  absl::Status Post(const v1::Posting& posting, uint64_t sequence) override;
 
-  // The value under `key`, or nullptr; valid until the space next changes.
+  // The value under `key`, or nullptr; valid until the space next changes (for an
+  // account's, until the next Find).
   const std::string* Find(Space space, std::string_view key);
   // The keys of `space` that start with `prefix` ("" for all), with their values, in key
   // order; the views are valid until the space next changes.
@@ -69,7 +72,9 @@ class MemoryState final : public StateWriter {
 
  private:
   struct Table;
+  struct Accounts;
   ReplayKeeps keeps_;
+  std::unique_ptr<Accounts> accounts_;
   static constexpr size_t kTablesPerSpace = 257;  // one per leading byte, and one more
   Table* TableOf(Space space, std::string_view key, bool create);
   std::array<std::array<std::unique_ptr<Table>, kTablesPerSpace>, kSpaceCount> tables_;

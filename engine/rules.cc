@@ -189,26 +189,39 @@ absl::Status Apply(const v1::Entry& entry, StateWriter& state, CompactRange& edg
   return AppendLeaf(entry, edge, state);
 }
 
+absl::Status ApplyPosting(const v1::Posting& posting, uint64_t sequence,
+                          v1::AccountState& account) {
+  Money balance = Money::FromFen(account.balance_fen());
+  Money amount = Money::FromFen(posting.amount_fen());
+  absl::StatusOr<Money> next =
+      posting.side() == v1::POSTING_SIDE_DEBIT ? balance.Plus(amount) : balance.Minus(amount);
+  if (!next.ok()) return next.status();
+  absl::StatusOr<int64_t> next_fen = next->ToInt64Fen();
+  if (!next_fen.ok()) {
+    return Refused("BALANCE_OUT_OF_RANGE",
+                   Cat("account ", posting.account(), " would leave the journal's range"));
+  }
+  account.set_balance_fen(*next_fen);
+  account.set_last_sequence(sequence);
+  account.set_posting_count(account.posting_count() + 1);
+  return absl::OkStatus();
+}
+
+absl::Status StateWriter::Post(const v1::Posting& posting, uint64_t sequence) {
+  absl::StatusOr<v1::AccountState> account = ReadAccount(*this, posting.account());
+  if (!account.ok()) return account.status();
+  absl::Status applied = ApplyPosting(posting, sequence, *account);
+  if (!applied.ok()) return applied;
+  Put(Space::kProjections, AccountKey(posting.account()), account->SerializeAsString());
+  return absl::OkStatus();
+}
+
 absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state, LoanHandOver* loan) {
   absl::Status programme = ApplyProgramme(entry, state, loan);
   if (!programme.ok()) return programme;
   for (const v1::Posting& posting : entry.postings()) {
-    absl::StatusOr<v1::AccountState> account = ReadAccount(state, posting.account());
-    if (!account.ok()) return account.status();
-    Money balance = Money::FromFen(account->balance_fen());
-    Money amount = Money::FromFen(posting.amount_fen());
-    absl::StatusOr<Money> next =
-        posting.side() == v1::POSTING_SIDE_DEBIT ? balance.Plus(amount) : balance.Minus(amount);
-    if (!next.ok()) return next.status();
-    absl::StatusOr<int64_t> next_fen = next->ToInt64Fen();
-    if (!next_fen.ok()) {
-      return Refused("BALANCE_OUT_OF_RANGE",
-                     Cat("account ", posting.account(), " would leave the journal's range"));
-    }
-    account->set_balance_fen(*next_fen);
-    account->set_last_sequence(entry.sequence());
-    account->set_posting_count(account->posting_count() + 1);
-    state.Put(Space::kProjections, AccountKey(posting.account()), account->SerializeAsString());
+    absl::Status posted = state.Post(posting, entry.sequence());
+    if (!posted.ok()) return posted;
   }
   absl::StatusOr<Date> date = ParseDate(entry.business_date(), "business_date");
   if (!date.ok()) return date.status();

@@ -18,6 +18,7 @@
 #include "engine/merkle.h"
 #include "engine/storage.h"
 #include "gongdai/v1/journal.pb.h"
+#include "gongdai/v1/state.pb.h"
 
 namespace gongdai {
 
@@ -34,7 +35,17 @@ class StateWriter : public StateReader {
  public:
   virtual void Put(Space space, std::string_view key, std::string_view value) = 0;
   virtual void Delete(Space space, std::string_view key) = 0;
+  // Applies `posting` of entry `sequence` to its account (ApplyPosting). By default the
+  // account's projection is read, changed and put back; a state that keeps accounts
+  // decoded (a replay's) changes them in place, to the same effect.
+  [[nodiscard]] virtual absl::Status Post(const v1::Posting& posting, uint64_t sequence);
 };
+
+// Applies `posting` of entry `sequence` to `account`: its balance, its last sequence and
+// its count of postings. BALANCE_OUT_OF_RANGE when the balance would leave the range of
+// an amount, leaving `account` as it was.
+[[nodiscard]] absl::Status ApplyPosting(const v1::Posting& posting, uint64_t sequence,
+                                        v1::AccountState& account);
 
 // The recorded form of a command: what goes into the entry besides its envelope.
 struct Decision {

@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <future>
+#include <limits>
 #include <map>
 #include <random>
 #include <tuple>
@@ -83,6 +84,86 @@ TEST(MemoryState, AgreesWithAnOrderedMapThroughPutsDeletesReadsAndWalks) {
         }
         std::vector<std::pair<std::string, std::string>> got;
         for (const auto& [k, v] : state.Sorted(spaces[s], prefix)) got.emplace_back(k, v);
+        ASSERT_EQ(got, want) << "seed " << seed << " op " << op << " prefix " << prefix;
+      }
+    }
+  }
+}
+
+// A state over an ordered map that posts the default way: reads the account's projection,
+// changes it and puts it back.
+class MapState final : public StateWriter {
+ public:
+  absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override {
+    auto it = spaces_[static_cast<size_t>(space)].find(std::string(key));
+    if (it == spaces_[static_cast<size_t>(space)].end()) return std::nullopt;
+    return it->second;
+  }
+  void Put(Space space, std::string_view key, std::string_view value) override {
+    spaces_[static_cast<size_t>(space)][std::string(key)] = std::string(value);
+  }
+  void Delete(Space space, std::string_view key) override {
+    spaces_[static_cast<size_t>(space)].erase(std::string(key));
+  }
+  const std::map<std::string, std::string>& space(Space space) const {
+    return spaces_[static_cast<size_t>(space)];
+  }
+
+ private:
+  std::map<std::string, std::string> spaces_[kSpaceCount];
+};
+
+// MemoryState keeps the accounts that postings change decoded. Through postings (some out
+// of range), puts of encoded accounts, deletes, reads and walks, in any order, it must
+// hold what posting the default way holds, byte for byte, and refuse the same postings.
+TEST(MemoryState, PostsToAccountsAsReadingAndRewritingTheirProjectionsDoes) {
+  const std::string accounts[] = {"member:m1:cash", "member:m2:cash", "union:fund:cash",
+                                  "external:bank:psbc", "loan:l000001:principal"};
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    std::mt19937_64 random(seed);
+    MemoryState state;
+    MapState model;
+    for (int op = 0; op < 1'000; ++op) {
+      const std::string& account = accounts[random() % std::size(accounts)];
+      const std::string key = AccountKey(account);
+      const int kind = static_cast<int>(random() % 20);
+      if (kind < 12) {
+        v1::Posting posting;
+        posting.set_account(account);
+        posting.set_side(random() % 2 == 0 ? v1::POSTING_SIDE_DEBIT : v1::POSTING_SIDE_CREDIT);
+        // Now and then an amount that takes a balance out of range.
+        posting.set_amount_fen(random() % 50 == 0 ? std::numeric_limits<int64_t>::max() - 5
+                                                  : static_cast<int64_t>(1 + random() % 100'000));
+        const absl::Status posted = state.Post(posting, static_cast<uint64_t>(op + 1));
+        const absl::Status expected = model.Post(posting, static_cast<uint64_t>(op + 1));
+        ASSERT_EQ(posted, expected) << "seed " << seed << " op " << op;
+      } else if (kind < 14) {
+        v1::AccountState put;
+        put.set_balance_fen(static_cast<int64_t>(random() % 1'000'000) - 500'000);
+        put.set_last_sequence(random() % 1'000);
+        put.set_posting_count(random() % 10);
+        state.Put(Space::kProjections, key, put.SerializeAsString());
+        model.Put(Space::kProjections, key, put.SerializeAsString());
+      } else if (kind < 15) {
+        state.Delete(Space::kProjections, key);
+        model.Delete(Space::kProjections, key);
+      } else if (kind < 16) {
+        const std::string other = "l/" + std::to_string(random() % 5);  // not an account
+        state.Put(Space::kProjections, other, "loan " + std::to_string(op));
+        model.Put(Space::kProjections, other, "loan " + std::to_string(op));
+      } else if (kind < 18) {
+        absl::StatusOr<std::optional<std::string>> got = state.Get(Space::kProjections, key);
+        absl::StatusOr<std::optional<std::string>> want = model.Get(Space::kProjections, key);
+        ASSERT_TRUE(got.ok());
+        EXPECT_EQ(*got, *want) << "seed " << seed << " op " << op << " " << key;
+      } else {
+        const std::string prefix = random() % 2 == 0 ? "" : std::string(kAccountPrefix);
+        std::vector<std::pair<std::string, std::string>> want;
+        for (const auto& [k, v] : model.space(Space::kProjections)) {
+          if (k.starts_with(prefix)) want.emplace_back(k, v);
+        }
+        std::vector<std::pair<std::string, std::string>> got;
+        for (const auto& [k, v] : state.Sorted(Space::kProjections, prefix)) got.emplace_back(k, v);
         ASSERT_EQ(got, want) << "seed " << seed << " op " << op << " prefix " << prefix;
       }
     }
