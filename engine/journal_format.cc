@@ -201,10 +201,21 @@ absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequen
 }
 
 absl::Status OpenEntryInto(std::string_view stored, uint64_t key_sequence, v1::Entry& entry) {
+  absl::Status parsed = ParseStoredEntry(stored, key_sequence, entry);
+  if (!parsed.ok()) return parsed;
+  return CheckStoredEntry(stored, key_sequence, entry);
+}
+
+absl::Status ParseStoredEntry(std::string_view stored, uint64_t key_sequence, v1::Entry& entry) {
   if (!ParseReusing(stored, entry)) {
     return absl::DataLossError(
         Cat("entry ", key_sequence, ": stored bytes do not parse as an entry"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status CheckStoredEntry(std::string_view stored, uint64_t key_sequence,
+                              const v1::Entry& entry) {
   if (stored.size() < kHashFieldBytes || entry.hash().size() != kSha256Bytes) {
     return absl::DataLossError(Cat("entry ", key_sequence,
                                    ": field hash: expected 32 bytes, found ", entry.hash().size()));

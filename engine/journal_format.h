@@ -50,9 +50,15 @@ std::string SealEntry(v1::Entry* entry);
 // canonical bytes followed by the hash field, that the hash matches, and that the entry's
 // sequence is its key's. DATA_LOSS naming the entry and the field otherwise.
 [[nodiscard]] absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequence);
-// The same, into `entry` (cleared first, so a reused entry keeps its allocations).
+// The same, into `entry` (which may be reused: it keeps its allocations).
 [[nodiscard]] absl::Status OpenEntryInto(std::string_view stored, uint64_t key_sequence,
                                          v1::Entry& entry);
+// OpenEntryInto in its two steps, for a reader that parses on one thread and checks on
+// another: the parse, then the checks of the parsed entry against its stored bytes.
+[[nodiscard]] absl::Status ParseStoredEntry(std::string_view stored, uint64_t key_sequence,
+                                            v1::Entry& entry);
+[[nodiscard]] absl::Status CheckStoredEntry(std::string_view stored, uint64_t key_sequence,
+                                            const v1::Entry& entry);
 
 // Sum of debits equals sum of credits, every amount positive, every side set.
 [[nodiscard]] absl::Status CheckBalanced(const v1::Entry& entry);

@@ -2,9 +2,11 @@
 // caller's thread visits them in order. Batches go back to the producer once visited, so
 // that the items' memory (a parsed entry's strings and messages) is reused and freed on
 // the producing thread. An audit's replay reads and opens entries this way while the
-// previous ones are applied. Work that dominates (parsing or formatting JSON) can be
-// shared: a `finish` step runs on the producer for every other batch and on the caller's
-// thread for the rest, before they are visited.
+// previous ones are applied. Work that either thread can do (checking opened entries,
+// parsing JSON) can be shared: a `finish` step runs on the producer for a batch while the
+// consumer has batches enough in hand, and is otherwise left to the caller's thread, which
+// runs it just before it visits the batch. So the thread with the less work of its own
+// takes more of the shared work.
 #ifndef GONGDAI_ENGINE_PIPELINE_H_
 #define GONGDAI_ENGINE_PIPELINE_H_
 
@@ -55,10 +57,12 @@ class PipelineFeed {
       for (Item& item : batch_.items) finish_(item);
       batch_.finished = true;
     }
-    finish_here_ = !finish_here_;
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return stop_ || ready_.size() < kBatchesAhead; });
     if (stop_) return false;
+    // The next batch is finished here while the consumer has batches enough in hand, and
+    // left to it when it is catching up: the slower thread does less of the shared work.
+    finish_here_ = ready_.size() >= kBatchesAhead / 2;
     ready_.push_back(std::move(batch_));
     batch_.items.clear();
     if (!spent_.empty()) {
@@ -87,7 +91,7 @@ class PipelineFeed {
 
 // Runs `produce` on a second thread and calls `visit` on this one for every item it
 // fills, in order, until `visit` fails; `finish`, if given, first completes each item
-// (on either thread, so it must record its own failures in the item). Returns the first
+// (on either thread, as above, so it must record its own failures in the item). Returns the first
 // failure of `visit`, or else what `produce` returned (after every item it filled was
 // visited).
 template <typename Item>

@@ -443,12 +443,17 @@ absl::Status ForEachOpenedEntry(
             [&](std::string_view key, std::string_view value) {
               OpenedEntry& opened = feed.Slot();
               opened.key_sequence = DecodeSequenceKey(key);
-              opened.status = OpenEntryInto(value, opened.key_sequence, opened.entry);
+              opened.status = ParseStoredEntry(value, opened.key_sequence, opened.entry);
+              opened.stored.assign(value);
               return feed.Filled();
             },
             snapshot, Storage::ScanLength::kWhole);
       },
-      visit);
+      visit,
+      [](OpenedEntry& opened) {
+        if (opened.status.ok())
+          opened.status = CheckStoredEntry(opened.stored, opened.key_sequence, opened.entry);
+      });
 }
 
 absl::Status Replayer::Check(const v1::Entry& entry) {

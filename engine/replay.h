@@ -96,12 +96,14 @@ struct OpenedEntry {
   uint64_t key_sequence = 0;
   absl::Status status;  // OK when `entry` is the opened entry
   v1::Entry entry;
+  std::string stored;  // the stored bytes, while the reader opens them
 };
 
 // Calls `visit` for every journal entry of `storage` (at `snapshot`) in key order, with
 // the entry opened from its stored bytes (parsed, canonical form and hash checked) or the
-// reason it could not be. Reading and opening run on a second thread, a few thousand
-// entries ahead of `visit`.
+// reason it could not be. Reading and parsing run on a second thread, a few thousand
+// entries ahead of `visit`. The checks of the entries' bytes and hashes are shared
+// (RunPipelined's `finish`): whichever thread has less work of its own does more of them.
 [[nodiscard]] absl::Status ForEachOpenedEntry(
     const Storage& storage, const StorageSnapshot* snapshot,
     const std::function<absl::Status(const OpenedEntry& opened)>& visit);

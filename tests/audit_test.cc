@@ -287,8 +287,9 @@ TEST(AuditDemo, DemoBookPassesVerify) {
   RunResult exported = Audit({"verify", "--export", jsonl});
   EXPECT_EQ(exported.code, 0) << exported.err;
   EXPECT_NE(exported.out.find("disbursed 62,470,000.00"), std::string::npos) << exported.out;
-  // The export is many batches long, and the two threads parse alternate batches: a
-  // broken line in the first batch and one in the second are each named by number.
+  // The export is many batches long. The reading thread parses the first batch, and the
+  // replay's thread the second (it has none in hand yet): a broken line in either is
+  // named by number.
   const std::vector<std::string> lines = ReadLines(jsonl);
   ASSERT_GT(lines.size(), 600u);
   for (size_t bad : {10, 300}) {

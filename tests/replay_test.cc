@@ -257,6 +257,30 @@ TEST_F(OpenedEntriesTest, EveryEntryArrivesOpenedAndInOrder) {
   EXPECT_FALSE(mismatch->has_value()) << (*mismatch)->key;
 }
 
+// The checks of an entry's bytes and hash run on whichever thread has less to do: the
+// reading thread checks the first batch, and the replay's thread the second (it has none
+// in hand yet). A changed hash is caught, at its entry, in either.
+TEST_F(OpenedEntriesTest, AnEntryWithAWrongHashIsCaughtWhicheverThreadChecksIt) {
+  for (const uint64_t changed : {400u, 100u}) {  // the second batch, then also the first
+    {
+      testing::RawDb raw(dir_.Sub("ledger"));
+      std::string stored = *raw.Get("journal", SequenceKey(changed));
+      stored.back() = static_cast<char>(stored.back() ^ 0x01);  // the hash's last byte
+      raw.Put("journal", SequenceKey(changed), stored);
+    }
+    absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(dir_.Sub("ledger"));
+    ASSERT_TRUE(copy.ok()) << copy.status();
+    Replayer replay;
+    absl::Status verified = (*copy)->ForEachOpenedEntry(
+        [&](const OpenedEntry& opened) { return replay.AddOpened(opened); });
+    EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss) << verified;
+    EXPECT_TRUE(std::string_view(verified.message().data(), verified.message().size())
+                    .starts_with("entry " + std::to_string(changed) + ": field hash: expected "))
+        << verified;
+    EXPECT_EQ(replay.size(), changed - 1);
+  }
+}
+
 TEST_F(OpenedEntriesTest, AFailingVisitStopsTheReadingAndIsReturned) {
   absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(dir_.Sub("ledger"));
   ASSERT_TRUE(copy.ok()) << copy.status();
