@@ -345,13 +345,17 @@ const std::string* MemoryState::Find(Space space, std::string_view key) {
 
 void MemoryState::Put(Space space, std::string_view key, std::string_view value) {
   if (!Keeps(space, key)) return;
-  if (space == Space::kProjections) accounts_->Erase(key);  // the bytes put now decide
+  if (space == Space::kProjections && key.starts_with(kAccountPrefix)) {
+    accounts_->Erase(key);  // the bytes put now decide
+  }
   TableOf(space, key, /*create=*/true)->Put(key, value);
 }
 
 void MemoryState::Delete(Space space, std::string_view key) {
   if (!Keeps(space, key)) return;
-  if (space == Space::kProjections && accounts_->Erase(key)) return;
+  if (space == Space::kProjections && key.starts_with(kAccountPrefix) && accounts_->Erase(key)) {
+    return;
+  }
   TableOf(space, key, /*create=*/true)->Delete(key);
 }
 
