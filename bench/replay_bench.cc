@@ -10,8 +10,9 @@
 //   verify: gongdai's Replayer: the stored-bytes checks, sequence, chain, balance, apply
 //           through the engine's own apply (projections, Merkle tree) for every entry,
 //           with reading and opening the entries on a second thread, keeping what apply
-//           reads (as gongdai-audit verifies an export or a server); run before and
-//           after the others, the faster kept, as the chain;
+//           reads (gongdai-audit verify --db --journal-only; an export or a server is
+//           replayed the same way); run before and after the others, the faster kept, as
+//           the chain;
 //   verify keeping everything: the same keeping everything apply writes (as gongdai-audit
 //           verify --db does before it compares);
 //   verify keeping everything + compare: that, then the byte-for-byte

@@ -360,8 +360,9 @@ void MemoryState::Delete(Space space, std::string_view key) {
 }
 
 std::vector<MemoryState::KeyValue> MemoryState::Sorted(Space space, std::string_view prefix) const {
-  // Each table's keys in order; then the tables merged (keys of different tables can
-  // interleave only through the table of keys without a "x/" form).
+  // Each table's keys in order, and the decoded accounts'; then the runs merged (keys of
+  // different runs interleave only through the table of keys without a "x/" form, and
+  // the accounts with the table of "a/" keys put as bytes).
   std::vector<KeyValue> sorted;
   std::vector<size_t> runs = {0};
   for (const std::unique_ptr<Table>& table : tables_[static_cast<size_t>(space)]) {
@@ -369,7 +370,9 @@ std::vector<MemoryState::KeyValue> MemoryState::Sorted(Space space, std::string_
     table->AppendSorted(prefix, sorted);
     if (sorted.size() != runs.back()) runs.push_back(sorted.size());
   }
-  if (space == Space::kProjections && !accounts_->map.empty()) {
+  const bool accounts_match =
+      kAccountPrefix.starts_with(prefix) || prefix.starts_with(kAccountPrefix);
+  if (space == Space::kProjections && accounts_match && !accounts_->map.empty()) {
     Accounts& accounts = *accounts_;
     if (!accounts.sorted_current) {
       accounts.sorted.clear();

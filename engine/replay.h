@@ -31,20 +31,21 @@ namespace gongdai {
 enum class ReplayKeeps {
   // Everything apply writes: to compare with a database (a rebuild, gongdai-audit --db).
   kEverything,
-  // Only what apply reads back: to verify an export or a server's journal, in less memory
-  // and time. Reading anything else is refused (FAILED_PRECONDITION), never answered.
+  // Only what apply reads back: to verify an export, a server's journal or a copy's
+  // journal alone, in less memory and time. A Get of anything else is refused
+  // (FAILED_PRECONDITION); Find and Sorted find nothing there.
   kWhatApplyReads,
 };
 
 // Derived state held in memory: what a rebuild or a replay produces.
 //
 // A replay puts millions of keys that apply never reads back (request ids, index keys,
-// the Merkle tree's nodes), and reads only a few kinds (accounts, loans, the tree's
-// edge). So each space is split into tables by key kind (the byte before a '/' in the
-// second position: "a/...", "m/...", or one table for keys of no such form), and a table
-// is only a log of its puts and deletes, appended in order, until something first reads
-// from it; then it becomes a hash table. Key order is produced when a space is walked.
-// Accounts changed through Post are kept decoded, and encoded only when they are read.
+// the Merkle tree's nodes), and reads only a few kinds (accounts, loans, products,
+// borrowers, the report's figures). So each space is split into tables by key kind (the byte before
+// a '/' in the second position: "a/...", "m/...", or one table for keys of no such form), and a
+// table is only a log of its puts and deletes, appended in order, until something first reads from
+// it; then it becomes a hash table. Key order is produced when a space is walked. Accounts changed
+// through Post are kept decoded, and encoded only when they are read.
 class MemoryState final : public StateWriter {
  public:
   using KeyValue = std::pair<std::string_view, std::string_view>;
@@ -60,7 +61,7 @@ class MemoryState final : public StateWriter {
   absl::Status Post(const v1::Posting& posting, uint64_t sequence) override;
 
   // The value under `key`, or nullptr; valid until the space next changes (for an
-  // account's, until the next Find).
+  // account's, until the next Find or Get).
   const std::string* Find(Space space, std::string_view key);
   // The keys of `space` that start with `prefix` ("" for all), with their values, in key
   // order; the views are valid until the space next changes.

@@ -158,6 +158,49 @@ TEST_F(AuditTest, AlteredProjectionIsCaught) {
   EXPECT_NE(r.err.find("projections a/union:fund:cash"), std::string::npos) << r.err;
 }
 
+// --journal-only checks the journal and its replay and leaves the copy's derived state
+// alone, and says so: a changed entry is still caught, a changed projection is not.
+TEST_F(AuditTest, JournalOnlyChecksTheJournalAndSaysWhatItLeftOut) {
+  const std::vector<std::string> journal_only = {
+      "verify",       "--journal-only",       "--checkpoint", checkpoint_,
+      "--public-key", signer_->VerifierKey(), "--db"};
+  auto run = [&](const std::string& db) {
+    std::vector<std::string> args = journal_only;
+    args.push_back(db);
+    return Audit(args);
+  };
+  RunResult clean = run(Copy("journal-only-clean"));
+  EXPECT_EQ(clean.code, 0) << clean.err;
+  EXPECT_NE(clean.out.find("verified " + std::to_string(size_) + " entries"), std::string::npos)
+      << clean.out;
+  EXPECT_NE(clean.out.find("signature good"), std::string::npos) << clean.out;
+  EXPECT_NE(clean.out.find("projections, indexes and request ids not compared (--journal-only)"),
+            std::string::npos)
+      << clean.out;
+  EXPECT_EQ(clean.out.find("every stored projection"), std::string::npos) << clean.out;
+
+  const std::string flipped = Copy("journal-only-flip");
+  {
+    RawDb raw(flipped);
+    std::string value = *raw.Get("journal", SequenceKey(5));
+    value[value.size() / 2] ^= 0x01;
+    raw.Put("journal", SequenceKey(5), value);
+  }
+  RunResult caught = run(flipped);
+  EXPECT_EQ(caught.code, 1);
+  EXPECT_NE(caught.err.find("FAILED: entry 5:"), std::string::npos) << caught.err;
+
+  const std::string projection = Copy("journal-only-projection");
+  { RawDb(projection).Put("projections", "a/union:fund:cash", "not an account"); }
+  RunResult left_alone = run(projection);
+  EXPECT_EQ(left_alone.code, 0) << left_alone.err;
+  EXPECT_EQ(Verify(projection).code, 1);  // the full verify catches it
+
+  RunResult misused = Audit({"verify", "--journal-only", "--export", copies_.Sub("none.jsonl")});
+  EXPECT_EQ(misused.code, 2);
+  EXPECT_NE(misused.err.find("--journal-only goes with --db"), std::string::npos) << misused.err;
+}
+
 TEST_F(AuditTest, TruncatedJournalIsCaught) {
   const std::string db = Copy("truncate");
   {
