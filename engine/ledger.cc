@@ -363,7 +363,8 @@ class Ledger::Impl {
   CommandResult Execute(const Command& command, BatchState& state, JournalHead& head, Date today,
                         int64_t now_us);
   absl::StatusOr<v1::Entry> ReadEntry(uint64_t sequence, const StorageSnapshot* snapshot) const;
-  absl::Status ReplayInto(MemoryState& state, const StorageSnapshot* snapshot) const;
+  // Replays the journal (at `snapshot`) with every check an audit makes.
+  absl::Status ReplayInto(Replayer& replay, const StorageSnapshot* snapshot) const;
   void Stop(const absl::Status& why);
 
   const LedgerOptions options_;
@@ -989,36 +990,25 @@ absl::Status Ledger::Impl::VerifyJournal() const {
   return absl::OkStatus();
 }
 
-absl::Status Ledger::Impl::ReplayInto(MemoryState& state, const StorageSnapshot* snapshot) const {
-  CompactRange edge;
-  absl::Status replayed =
-      ForEachOpenedEntry(*storage_, snapshot, [&](const OpenedEntry& opened) -> absl::Status {
-        if (!opened.status.ok()) return opened.status;
-        absl::Status applied = Apply(opened.entry, state, edge);
-        if (!applied.ok()) {
-          return absl::DataLossError(
-              Cat("entry ", opened.entry.sequence(), ": replay failed: ", applied.message()));
-        }
-        return absl::OkStatus();
-      });
-  if (!replayed.ok()) return replayed;
-  if (edge.size() > 0) PutTreeEdge(edge, state);
-  return absl::OkStatus();
+absl::Status Ledger::Impl::ReplayInto(Replayer& replay, const StorageSnapshot* snapshot) const {
+  return ForEachOpenedEntry(*storage_, snapshot,
+                            [&](const OpenedEntry& opened) { return replay.AddOpened(opened); });
 }
 
 absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::Impl::CompareProjectionsWithRebuild()
     const {
   std::unique_ptr<StorageSnapshot> snapshot = storage_->Snapshot();
-  MemoryState rebuilt;
+  Replayer rebuilt(ReplayKeeps::kEverything);
   absl::Status replayed = ReplayInto(rebuilt, snapshot.get());
   if (!replayed.ok()) return replayed;
-  return CompareDerivedSpaces(*storage_, snapshot.get(), rebuilt);
+  return CompareDerivedSpaces(*storage_, snapshot.get(), rebuilt.state());
 }
 
 absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
-  MemoryState rebuilt;
+  Replayer rebuilt(ReplayKeeps::kEverything);
   absl::Status replayed = ReplayInto(rebuilt, nullptr);
   if (!replayed.ok()) return replayed;
+  const MemoryState& state = rebuilt.state();
   StorageBatch batch = storage_->NewBatch();
   for (Space space : kDerivedSpaces) {
     absl::Status scanned = storage_->Scan(
@@ -1029,7 +1019,7 @@ absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
         },
         nullptr, Storage::ScanLength::kWhole);
     if (!scanned.ok()) return scanned;
-    for (const auto& [key, value] : rebuilt.Sorted(space)) batch.Put(space, key, value);
+    for (const auto& [key, value] : state.Sorted(space)) batch.Put(space, key, value);
   }
   absl::Status written = storage_->Write(batch, /*sync=*/true);
   if (!written.ok()) Stop(written);
