@@ -28,10 +28,6 @@
 namespace gongdai {
 namespace {
 
-// The writer's hash tables look keys up without copying them into strings; this
-// Abseil build keeps absl::string_view distinct from std::string_view.
-absl::string_view View(std::string_view key) { return absl::string_view(key.data(), key.size()); }
-
 // Projections the writer has read or written lately, bounded in bytes, the least recently
 // used dropped first. A loan, its summary and the accounts a command touches were mostly
 // touched by a recent command too: found here, they cost no search of RocksDB's memtable
@@ -43,7 +39,7 @@ class RecentProjections {
   explicit RecentProjections(size_t capacity_bytes) : capacity_(capacity_bytes) {}
 
   const std::string* Find(std::string_view key) {
-    auto it = index_.find(View(key));
+    auto it = index_.find(AbslView(key));
     if (it == index_.end()) return nullptr;
     order_.splice(order_.begin(), order_, it->second);
     return &it->second->second;
@@ -56,14 +52,14 @@ class RecentProjections {
       Erase(key);
       return false;
     }
-    auto it = index_.find(View(key));
+    auto it = index_.find(AbslView(key));
     if (it != index_.end()) {
       bytes_ -= Cost(it->second->first, it->second->second);
       it->second->second.assign(value.data(), value.size());
       order_.splice(order_.begin(), order_, it->second);
     } else {
       order_.emplace_front(std::string(key), std::string(value));
-      index_.emplace(View(order_.front().first), order_.begin());
+      index_.emplace(AbslView(order_.front().first), order_.begin());
     }
     bytes_ += Cost(key, value);
     while (bytes_ > capacity_) Erase(order_.back().first);
@@ -71,7 +67,7 @@ class RecentProjections {
   }
 
   void Erase(std::string_view key) {
-    auto it = index_.find(View(key));
+    auto it = index_.find(AbslView(key));
     if (it == index_.end()) return;
     const auto node = it->second;
     bytes_ -= Cost(node->first, node->second);
@@ -121,7 +117,7 @@ class BatchState final : public StateWriter {
     // Storage changes during this batch only where the previous batch writes, which was
     // looked at above: what it returns for other keys can be kept for the whole batch.
     auto& cache = read_cache_[static_cast<size_t>(space)];
-    if (auto it = cache.find(View(key)); it != cache.end()) return it->second;
+    if (auto it = cache.find(AbslView(key)); it != cache.end()) return it->second;
     absl::StatusOr<std::optional<std::string>> stored = storage_.Get(space, key);
     if (!stored.ok()) return stored;
     // A projection found is kept in `recent_` alone (one copy of a loan, not two), unless
@@ -132,11 +128,11 @@ class BatchState final : public StateWriter {
     return stored;
   }
   void Put(Space space, std::string_view key, std::string_view value) override {
-    writes_[static_cast<size_t>(space)][View(key)] = std::string(value);
+    writes_[static_cast<size_t>(space)][AbslView(key)] = std::string(value);
     empty_ = false;
   }
   void Delete(Space space, std::string_view key) override {
-    writes_[static_cast<size_t>(space)][View(key)] = std::nullopt;
+    writes_[static_cast<size_t>(space)][AbslView(key)] = std::nullopt;
     empty_ = false;
   }
   bool empty() const { return empty_; }
@@ -180,7 +176,7 @@ class BatchState final : public StateWriter {
  private:
   const std::optional<std::string>* Own(Space space, std::string_view key) const {
     const auto& writes = writes_[static_cast<size_t>(space)];
-    auto it = writes.find(View(key));
+    auto it = writes.find(AbslView(key));
     return it == writes.end() ? nullptr : &it->second;
   }
 
@@ -552,11 +548,8 @@ PerfectNodeSource Ledger::Impl::Nodes() const {
 }
 
 absl::StatusOr<TreeHead> Ledger::Impl::GetTreeHead() const {
-  absl::StatusOr<std::optional<std::string>> stored =
-      storage_->Get(Space::kProjections, kTreeEdgeKey);
-  if (!stored.ok()) return stored.status();
-  if (!stored->has_value()) return TreeHead{0, MerkleEmptyRoot()};
-  absl::StatusOr<CompactRange> edge = CompactRange::Decode(**stored);
+  StorageReader reader(*storage_);
+  absl::StatusOr<CompactRange> edge = ReadTreeEdge(reader);
   if (!edge.ok()) return edge.status();
   return TreeHead{edge->size(), edge->Root()};
 }

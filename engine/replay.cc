@@ -34,10 +34,6 @@ std::string Printable(std::string_view bytes) {
   return out;
 }
 
-// The tables' heterogeneous lookup takes absl::string_view, which this Abseil build keeps
-// distinct from std::string_view.
-absl::string_view Key(std::string_view key) { return absl::string_view(key.data(), key.size()); }
-
 // A hash table's key, held in the table's own slot when it is short (account paths, loan
 // ids, most keys), so that a lookup reads the slot's cache line and not a second one.
 class SlotKey {
@@ -74,7 +70,7 @@ class SlotKey {
 struct SlotKeyHash {
   using is_transparent = void;
   size_t operator()(std::string_view key) const {
-    return absl::Hash<absl::string_view>()(Key(key));
+    return absl::Hash<absl::string_view>()(AbslView(key));
   }
   size_t operator()(const SlotKey& key) const { return (*this)(key.view()); }
 };
