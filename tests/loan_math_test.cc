@@ -38,6 +38,21 @@ v1::LoanSummary RandomSummary(std::mt19937_64& rng) {
     s.add_paid_installment(uniform(1, installments));
     s.add_paid_fen(uniform(1, 600'000));
   }
+  // Payments out of day order never come from the journal either; a payment decades on
+  // spans more days than StockSteps orders without sorting.
+  if (uniform(0, 9) == 0) {
+    std::vector<int> order(static_cast<size_t>(payments));
+    for (int p = 0; p < payments; ++p) order[static_cast<size_t>(p)] = p;
+    std::shuffle(order.begin(), order.end(), rng);
+    const v1::LoanSummary in_order = s;
+    for (int p = 0; p < payments; ++p) {
+      const int from = order[static_cast<size_t>(p)];
+      s.set_paid_day(p, in_order.paid_day(from));
+      s.set_paid_installment(p, in_order.paid_installment(from));
+      s.set_paid_fen(p, in_order.paid_fen(from));
+    }
+  }
+  if (payments > 0 && uniform(0, 19) == 0) s.set_paid_day(payments - 1, day + 9'000);
   if (uniform(0, 3) == 0) s.set_ended_day(day + uniform(0, 200));
   return s;
 }
@@ -53,7 +68,8 @@ TEST(StockStepsTest, SumOfStepsEqualsTheDelinquencyOnEveryDay) {
     Stocks sum;
     size_t next = 0;
     const int first = summary.disbursed_day() - 5;
-    const int last = *std::max_element(summary.due_day().begin(), summary.due_day().end()) + 2'000;
+    int last = *std::max_element(summary.due_day().begin(), summary.due_day().end()) + 2'000;
+    for (int32_t paid : summary.paid_day()) last = std::max(last, paid + 1);
     for (int day = first; day <= last; ++day) {
       while (next < steps.size() && steps[next].first <= day) {
         const Stocks& change = steps[next++].second;
