@@ -626,6 +626,13 @@ void Ledger::Impl::WriterLoop() {
   std::vector<Pending> batch;
   batch.reserve(options_.batch_commands_max);
   while (true) {
+    // Take the next batch only once the committer has taken the one before (a batch could
+    // not execute before then anyway): what arrives while it writes joins this batch, not
+    // the next, and one fsync serves more commands.
+    {
+      std::unique_lock<std::mutex> lock(commit_mutex_);
+      commit_changed_.wait(lock, [this] { return !commit_slot_.has_value(); });
+    }
     std::function<void()> task;
     {
       std::unique_lock<std::mutex> lock(queue_mutex_);
