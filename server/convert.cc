@@ -9,14 +9,12 @@ namespace {
 
 constexpr int64_t kApiAmountFenMax = 10'000'000'000;  // 100 million yuan
 
-v1::LoanDecision DecisionToApi(const v1::Decision& d) {
-  v1::LoanDecision out;
-  out.set_principal_id(d.principal_id());
-  out.set_role(d.role());
-  out.set_date(d.date());
-  out.set_sequence(d.sequence());
-  out.set_note(d.note());
-  return out;
+void DecisionToApi(const v1::Decision& d, v1::LoanDecision* out) {
+  out->set_principal_id(d.principal_id());
+  out->set_role(d.role());
+  out->set_date(d.date());
+  out->set_sequence(d.sequence());
+  out->set_note(d.note());
 }
 
 }  // namespace
@@ -138,9 +136,9 @@ v1::ApiLoanStatus::Value ToApiStatus(v1::LoanStatus status) {
   return static_cast<v1::ApiLoanStatus::Value>(static_cast<int>(status));
 }
 
-v1::Loan LoanToApi(const v1::LoanState& s, bool personal) {
+void LoanToApi(const v1::LoanState& s, bool personal, v1::Loan* out) {
   const v1::LoanPosition& position = s.position();
-  v1::Loan loan;
+  v1::Loan& loan = *out;
   loan.set_loan_id(s.loan_id());
   loan.set_borrower_id(s.borrower_id());
   loan.set_product_id(s.product_id());
@@ -155,10 +153,10 @@ v1::Loan LoanToApi(const v1::LoanState& s, bool personal) {
   loan.set_county(s.county());
   loan.set_category(s.category());
   loan.set_status(ToApiStatus(position.status()));
-  *loan.mutable_submitted() = DecisionToApi(s.submitted());
-  for (const v1::Decision& d : s.approvals()) *loan.add_approvals() = DecisionToApi(d);
+  DecisionToApi(s.submitted(), loan.mutable_submitted());
+  for (const v1::Decision& d : s.approvals()) DecisionToApi(d, loan.add_approvals());
   loan.set_approvals_required(s.approvals_required());
-  if (s.has_closed_by()) *loan.mutable_closed_by() = DecisionToApi(s.closed_by());
+  if (s.has_closed_by()) DecisionToApi(s.closed_by(), loan.mutable_closed_by());
   loan.set_disbursed_date(position.disbursed_date());
   loan.set_principal_outstanding(Yuan(position.principal_outstanding_fen()));
   loan.set_principal_repaid(Yuan(position.principal_repaid_fen()));
@@ -174,18 +172,17 @@ v1::Loan LoanToApi(const v1::LoanState& s, bool personal) {
     line->set_paid(Yuan(i < position.paid_fen_size() ? position.paid_fen(i) : 0));
   }
   for (const v1::Guarantor& g : s.guarantors()) {
-    v1::Guarantor* out = loan.add_guarantors();
-    *out = g;
-    if (!personal) out->set_national_id(MaskNationalId(g.national_id()));
+    v1::Guarantor* guarantor = loan.add_guarantors();
+    *guarantor = g;
+    if (!personal) guarantor->set_national_id(MaskNationalId(g.national_id()));
   }
   loan.set_annual_rate(s.annual_rate());
   loan.set_grace_days(s.grace_days());
-  return loan;
 }
 
-v1::LoanStatement StatementToApi(const LoanStatement& statement, bool personal) {
-  v1::LoanStatement out;
-  *out.mutable_loan() = LoanToApi(statement.loan, personal);
+void StatementToApi(const LoanStatement& statement, bool personal, v1::LoanStatement* response) {
+  v1::LoanStatement& out = *response;
+  LoanToApi(statement.loan, personal, out.mutable_loan());
   out.set_as_of(statement.as_of);
   for (const InstallmentLine& line : statement.installments) {
     v1::StatementLine* l = out.add_installments();
@@ -201,7 +198,6 @@ v1::LoanStatement StatementToApi(const LoanStatement& statement, bool personal) 
   out.set_days_past_due(statement.delinquency.days_past_due);
   out.set_aging_bucket(statement.delinquency.bucket);
   for (const v1::Entry& entry : statement.entries) *out.add_entries() = entry;
-  return out;
 }
 
 std::string Ratio(int64_t numerator, int64_t denominator) {

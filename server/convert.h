@@ -27,8 +27,9 @@ v1::BorrowerDetails DetailsFromInput(const v1::BorrowerDetailsInput& input);
 v1::Product ProductToApi(const v1::ProductState& product);
 // `personal`: whether the caller's role may see national ID and phone numbers in full.
 v1::Borrower BorrowerToApi(const v1::BorrowerState& borrower, bool personal);
-v1::Loan LoanToApi(const v1::LoanState& loan, bool personal);
-v1::LoanStatement StatementToApi(const LoanStatement& statement, bool personal);
+// The two below fill the response in place.
+void LoanToApi(const v1::LoanState& loan, bool personal, v1::Loan* out);
+void StatementToApi(const LoanStatement& statement, bool personal, v1::LoanStatement* out);
 v1::Portfolio PortfolioToApi(const PortfolioFigures& figures);
 
 // The period of a report request ("year", "year+quarter", "year+month" or "from/to");

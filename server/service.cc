@@ -135,12 +135,12 @@ LedgerService::Fill LedgerService::LoanFill(v1::LoanResponse* response,
     // The loan as the entry left it, as the writer handed it over; a retry answers with
     // the loan as it is now.
     if (result.loan.has_value() && result.loan->loan_id() == id) {
-      *response->mutable_loan() = LoanToApi(*result.loan, caller.personal());
+      LoanToApi(*result.loan, caller.personal(), response->mutable_loan());
       return absl::OkStatus();
     }
     absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(id);
     if (!loan.ok()) return loan.status();
-    *response->mutable_loan() = LoanToApi(*loan, caller.personal());
+    LoanToApi(*loan, caller.personal(), response->mutable_loan());
     return absl::OkStatus();
   };
 }
@@ -486,7 +486,7 @@ LedgerService::Reactor* LedgerService::GetLoan(Context* c, const v1::GetLoanRequ
   return Read(c, "GetLoan", [this, r, response](const Caller& caller) {
     absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(r->loan_id());
     if (!loan.ok()) return loan.status();
-    *response = LoanToApi(*loan, caller.personal());
+    LoanToApi(*loan, caller.personal(), response);
     return absl::OkStatus();
   });
 }
@@ -511,7 +511,7 @@ LedgerService::Reactor* LedgerService::ListLoans(Context* c, const v1::ListLoans
     absl::StatusOr<LoanPage> page = ledger_->ListLoans(query);
     if (!page.ok()) return page.status();
     for (const v1::LoanState& loan : page->loans)
-      *response->add_loans() = LoanToApi(loan, caller.personal());
+      LoanToApi(loan, caller.personal(), response->add_loans());
     response->set_next_page_token(page->next_page_token);
     return absl::OkStatus();
   });
@@ -524,7 +524,7 @@ LedgerService::Reactor* LedgerService::GetLoanStatement(Context* c,
     const std::string as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
     absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(r->loan_id(), as_of);
     if (!statement.ok()) return statement.status();
-    *response = StatementToApi(*statement, caller.personal());
+    StatementToApi(*statement, caller.personal(), response);
     return absl::OkStatus();
   });
 }
