@@ -128,6 +128,11 @@ v1::Borrower BorrowerToApi(const v1::BorrowerState& state, bool personal) {
   return b;
 }
 
+void CheckLoanView(v1::LoanView view, std::string_view field, ViolationCollector& violations) {
+  if (!v1::LoanView_IsValid(view))
+    violations.Add(field, "UNKNOWN_ENUM_VALUE", "is not a loan view");
+}
+
 v1::LoanStatus ToEngineStatus(v1::ApiLoanStatus::Value status) {
   return static_cast<v1::LoanStatus>(static_cast<int>(status));
 }
@@ -136,7 +141,7 @@ v1::ApiLoanStatus::Value ToApiStatus(v1::LoanStatus status) {
   return static_cast<v1::ApiLoanStatus::Value>(static_cast<int>(status));
 }
 
-void LoanToApi(const v1::LoanState& s, bool personal, v1::Loan* out) {
+void LoanToApi(const v1::LoanState& s, bool personal, v1::LoanView view, v1::Loan* out) {
   const v1::LoanPosition& position = s.position();
   v1::Loan& loan = *out;
   loan.set_loan_id(s.loan_id());
@@ -164,7 +169,7 @@ void LoanToApi(const v1::LoanState& s, bool personal, v1::Loan* out) {
   loan.set_written_off(Yuan(position.written_off_fen()));
   loan.set_recovered(Yuan(position.recovered_fen()));
   loan.set_closed_date(position.closed_date());
-  for (int i = 0; i < position.schedule_size(); ++i) {
+  for (int i = 0; view != v1::LOAN_VIEW_BASIC && i < position.schedule_size(); ++i) {
     v1::ScheduledInstallment* line = loan.add_schedule();
     line->set_number(position.schedule(i).number());
     line->set_due_date(position.schedule(i).due_date());
@@ -182,7 +187,7 @@ void LoanToApi(const v1::LoanState& s, bool personal, v1::Loan* out) {
 
 void StatementToApi(const LoanStatement& statement, bool personal, v1::LoanStatement* response) {
   v1::LoanStatement& out = *response;
-  LoanToApi(statement.loan, personal, out.mutable_loan());
+  LoanToApi(statement.loan, personal, v1::LOAN_VIEW_FULL, out.mutable_loan());
   out.set_as_of(statement.as_of);
   for (const InstallmentLine& line : statement.installments) {
     v1::StatementLine* l = out.add_installments();

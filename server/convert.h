@@ -28,7 +28,10 @@ v1::Product ProductToApi(const v1::ProductState& product);
 // `personal`: whether the caller's role may see national ID and phone numbers in full.
 v1::Borrower BorrowerToApi(const v1::BorrowerState& borrower, bool personal);
 // The two below fill the response in place.
-void LoanToApi(const v1::LoanState& loan, bool personal, v1::Loan* out);
+// `view`: LOAN_VIEW_BASIC leaves out the schedule; any other value gives the whole loan.
+void LoanToApi(const v1::LoanState& loan, bool personal, v1::LoanView view, v1::Loan* out);
+// A view that is not one of LoanView's values is a violation of `field`.
+void CheckLoanView(v1::LoanView view, std::string_view field, ViolationCollector& violations);
 void StatementToApi(const LoanStatement& statement, bool personal, v1::LoanStatement* out);
 v1::Portfolio PortfolioToApi(const PortfolioFigures& figures);
 

@@ -126,21 +126,21 @@ LedgerService::Reactor* LedgerService::Read(Context* context, const char* method
   return reactor;
 }
 
-LedgerService::Fill LedgerService::LoanFill(v1::LoanResponse* response,
+LedgerService::Fill LedgerService::LoanFill(v1::LoanResponse* response, v1::LoanView view,
                                             std::function<std::string(const v1::Event&)> loan_id) {
-  return [this, response, loan_id = std::move(loan_id)](const CommandResult& result,
-                                                        const Caller& caller) {
+  return [this, response, view, loan_id = std::move(loan_id)](const CommandResult& result,
+                                                              const Caller& caller) {
     FillReceipt(result, response->mutable_entry());
     const std::string id = loan_id(result.entry.event());
     // The loan as the entry left it, as the writer handed it over; a retry answers with
     // the loan as it is now.
     if (result.loan.has_value() && result.loan->loan_id() == id) {
-      LoanToApi(*result.loan, caller.personal(), response->mutable_loan());
+      LoanToApi(*result.loan, caller.personal(), view, response->mutable_loan());
       return absl::OkStatus();
     }
     absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(id);
     if (!loan.ok()) return loan.status();
-    LoanToApi(*loan, caller.personal(), response->mutable_loan());
+    LoanToApi(*loan, caller.personal(), view, response->mutable_loan());
     return absl::OkStatus();
   };
 }
@@ -320,6 +320,7 @@ LedgerService::Reactor* LedgerService::SubmitApplication(Context* c,
   return Write(
       c, "SubmitApplication", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         v1::ApplicationSubmitted* a = e.mutable_application_submitted();
         a->set_borrower_id(r->borrower_id());
@@ -333,7 +334,8 @@ LedgerService::Reactor* LedgerService::SubmitApplication(Context* c,
         *a->mutable_guarantors() = r->guarantors();
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.application_submitted().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.application_submitted().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::ApproveApplication(Context* c,
@@ -341,13 +343,15 @@ LedgerService::Reactor* LedgerService::ApproveApplication(Context* c,
                                                           v1::LoanResponse* response) {
   return Write(
       c, "ApproveApplication", r->request_id(), r->business_date(),
-      [r](ViolationCollector&) {
+      [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_approval_granted()->set_loan_id(r->loan_id());
         e.mutable_approval_granted()->set_note(r->note());
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.approval_granted().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.approval_granted().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::RejectApplication(Context* c,
@@ -355,13 +359,15 @@ LedgerService::Reactor* LedgerService::RejectApplication(Context* c,
                                                          v1::LoanResponse* response) {
   return Write(
       c, "RejectApplication", r->request_id(), r->business_date(),
-      [r](ViolationCollector&) {
+      [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_application_rejected()->set_loan_id(r->loan_id());
         e.mutable_application_rejected()->set_reason(r->reason());
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.application_rejected().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.application_rejected().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::WithdrawApplication(Context* c,
@@ -369,13 +375,15 @@ LedgerService::Reactor* LedgerService::WithdrawApplication(Context* c,
                                                            v1::LoanResponse* response) {
   return Write(
       c, "WithdrawApplication", r->request_id(), r->business_date(),
-      [r](ViolationCollector&) {
+      [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_application_withdrawn()->set_loan_id(r->loan_id());
         e.mutable_application_withdrawn()->set_reason(r->reason());
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.application_withdrawn().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.application_withdrawn().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::RevokeApproval(Context* c,
@@ -383,13 +391,15 @@ LedgerService::Reactor* LedgerService::RevokeApproval(Context* c,
                                                       v1::LoanResponse* response) {
   return Write(
       c, "RevokeApproval", r->request_id(), r->business_date(),
-      [r](ViolationCollector&) {
+      [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_approval_revoked()->set_loan_id(r->loan_id());
         e.mutable_approval_revoked()->set_reason(r->reason());
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.approval_revoked().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.approval_revoked().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::DisburseLoan(Context* c, const v1::DisburseLoanRequest* r,
@@ -397,13 +407,15 @@ LedgerService::Reactor* LedgerService::DisburseLoan(Context* c, const v1::Disbur
   return Write(
       c, "DisburseLoan", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_loan_disbursed()->set_loan_id(r->loan_id());
         e.mutable_loan_disbursed()->set_amount_fen(
             AmountFen(r->amount(), "amount", v, /*optional=*/true));
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.loan_disbursed().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.loan_disbursed().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::RecordRepayment(Context* c,
@@ -412,6 +424,7 @@ LedgerService::Reactor* LedgerService::RecordRepayment(Context* c,
   return Write(
       c, "RecordRepayment", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         v1::RepaymentRecorded* p = e.mutable_repayment_recorded();
         p->set_loan_id(r->loan_id());
@@ -421,46 +434,53 @@ LedgerService::Reactor* LedgerService::RecordRepayment(Context* c,
         p->set_reference(r->reference());
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.repayment_recorded().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.repayment_recorded().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::AccrueSubsidy(Context* c, const v1::AccrueSubsidyRequest* r,
                                                      v1::LoanResponse* response) {
   return Write(
       c, "AccrueSubsidy", r->request_id(), r->business_date(),
-      [r](ViolationCollector&) {
+      [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_subsidy_accrued()->set_loan_id(r->loan_id());
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.subsidy_accrued().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.subsidy_accrued().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::ReportJobs(Context* c, const v1::ReportJobsRequest* r,
                                                   v1::LoanResponse* response) {
   return Write(
       c, "ReportJobs", r->request_id(), r->business_date(),
-      [r](ViolationCollector&) {
+      [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_jobs_reported()->set_loan_id(r->loan_id());
         e.mutable_jobs_reported()->set_jobs_created(r->jobs_created());
         e.mutable_jobs_reported()->set_note(r->note());
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.jobs_reported().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.jobs_reported().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::WriteOffLoan(Context* c, const v1::WriteOffLoanRequest* r,
                                                     v1::LoanResponse* response) {
   return Write(
       c, "WriteOffLoan", r->request_id(), r->business_date(),
-      [r](ViolationCollector&) {
+      [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_loan_written_off()->set_loan_id(r->loan_id());
         e.mutable_loan_written_off()->set_reason(r->reason());
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.loan_written_off().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.loan_written_off().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::RecordRecovery(Context* c,
@@ -469,6 +489,7 @@ LedgerService::Reactor* LedgerService::RecordRecovery(Context* c,
   return Write(
       c, "RecordRecovery", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
+        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         v1::RecoveryRecorded* p = e.mutable_recovery_recorded();
         p->set_loan_id(r->loan_id());
@@ -478,15 +499,19 @@ LedgerService::Reactor* LedgerService::RecordRecovery(Context* c,
         p->set_reference(r->reference());
         return e;
       },
-      LoanFill(response, [](const v1::Event& e) { return e.recovery_recorded().loan_id(); }));
+      LoanFill(response, r->view(),
+               [](const v1::Event& e) { return e.recovery_recorded().loan_id(); }));
 }
 
 LedgerService::Reactor* LedgerService::GetLoan(Context* c, const v1::GetLoanRequest* r,
                                                v1::Loan* response) {
   return Read(c, "GetLoan", [this, r, response](const Caller& caller) {
+    ViolationCollector v;
+    CheckLoanView(r->view(), "view", v);
+    if (!v.empty()) return v.ToStatus();
     absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(r->loan_id());
     if (!loan.ok()) return loan.status();
-    LoanToApi(*loan, caller.personal(), response);
+    LoanToApi(*loan, caller.personal(), r->view(), response);
     return absl::OkStatus();
   });
 }
@@ -498,6 +523,7 @@ LedgerService::Reactor* LedgerService::ListLoans(Context* c, const v1::ListLoans
     if (r->page_size() < 0) v.Add("page_size", "OUT_OF_RANGE", "must not be negative");
     if (!v1::ApiLoanStatus::Value_IsValid(r->status()))
       v.Add("status", "UNKNOWN_ENUM_VALUE", "is not a loan status");
+    CheckLoanView(r->view(), "view", v);
     if (!v.empty()) return v.ToStatus();
     LoanQuery query;
     query.status = ToEngineStatus(r->status());
@@ -511,7 +537,7 @@ LedgerService::Reactor* LedgerService::ListLoans(Context* c, const v1::ListLoans
     absl::StatusOr<LoanPage> page = ledger_->ListLoans(query);
     if (!page.ok()) return page.status();
     for (const v1::LoanState& loan : page->loans)
-      LoanToApi(loan, caller.personal(), response->add_loans());
+      LoanToApi(loan, caller.personal(), r->view(), response->add_loans());
     response->set_next_page_token(page->next_page_token);
     return absl::OkStatus();
   });

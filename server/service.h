@@ -92,7 +92,8 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   Reactor* Read(Context* context, const char* method, Run run);
   Fill ProductFill(v1::ProductResponse* response, std::string product_id);
   static Fill ReceiptFill(v1::EntryResponse* response);
-  Fill LoanFill(v1::LoanResponse* response, std::function<std::string(const v1::Event&)> loan_id);
+  Fill LoanFill(v1::LoanResponse* response, v1::LoanView view,
+                std::function<std::string(const v1::Event&)> loan_id);
 
   Ledger* const ledger_;
   const Authenticator* const authenticator_;

@@ -233,6 +233,62 @@ TEST_F(ServerTest, WholeLoanLifecycleOverTheWire) {
   EXPECT_EQ(entry.actor().role(), "officer");
 }
 
+TEST_F(ServerTest, TheBasicViewOfALoanLeavesOutItsScheduleAndAnUnknownViewIsRefused) {
+  const std::string loan_id = ActiveLoan();
+  v1::RecordRepaymentRequest pay = Repayment("pay-basic", loan_id, "1500");
+  pay.set_view(v1::LOAN_VIEW_BASIC);
+  v1::LoanResponse basic;
+  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", pay, &basic).ok());
+  EXPECT_EQ(basic.loan().schedule_size(), 0);
+
+  // The basic view is the whole loan but its schedule; the default is the whole loan.
+  v1::GetLoanRequest get;
+  get.set_loan_id(loan_id);
+  v1::Loan whole;
+  ASSERT_TRUE(Call(&Stub::GetLoan, "officer", get, &whole).ok());
+  ASSERT_EQ(whole.schedule_size(), 12);
+  EXPECT_EQ(whole.schedule(1).paid(), "500.00");
+  v1::Loan expected = whole;
+  expected.clear_schedule();
+  EXPECT_EQ(basic.loan().SerializeAsString(), expected.SerializeAsString());
+  EXPECT_EQ(basic.loan().principal_outstanding(), "10500.00");
+  get.set_view(v1::LOAN_VIEW_FULL);
+  v1::Loan full;
+  ASSERT_TRUE(Call(&Stub::GetLoan, "officer", get, &full).ok());
+  EXPECT_EQ(full.SerializeAsString(), whole.SerializeAsString());
+  get.set_view(v1::LOAN_VIEW_BASIC);
+  v1::Loan got;
+  ASSERT_TRUE(Call(&Stub::GetLoan, "officer", get, &got).ok());
+  EXPECT_EQ(got.SerializeAsString(), expected.SerializeAsString());
+  v1::ListLoansRequest list;
+  list.set_view(v1::LOAN_VIEW_BASIC);
+  v1::ListLoansResponse listed;
+  ASSERT_TRUE(Call(&Stub::ListLoans, "officer", list, &listed).ok());
+  ASSERT_EQ(listed.loans_size(), 1);
+  EXPECT_EQ(listed.loans(0).SerializeAsString(), expected.SerializeAsString());
+
+  // A view that is none of LoanView's values is refused by name, and the write refused with
+  // it is not recorded: its request id is still free.
+  v1::RecordRepaymentRequest bad = Repayment("pay-bad-view", loan_id, "100");
+  bad.set_view(static_cast<v1::LoanView>(7));
+  v1::LoanResponse refused;
+  grpc::Status status = Call(&Stub::RecordRepayment, "cashier", bad, &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(status), std::vector<std::string>{"view"});
+  get.set_view(static_cast<v1::LoanView>(7));
+  status = Call(&Stub::GetLoan, "officer", get, &got);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(status), std::vector<std::string>{"view"});
+  list.set_view(static_cast<v1::LoanView>(7));
+  status = Call(&Stub::ListLoans, "officer", list, &listed);
+  EXPECT_EQ(BadFields(status), std::vector<std::string>{"view"});
+  bad.set_view(v1::LOAN_VIEW_UNSPECIFIED);
+  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", bad, &refused).ok());
+  EXPECT_FALSE(refused.entry().replayed());
+  EXPECT_EQ(refused.loan().principal_outstanding(), "10400.00");
+  EXPECT_EQ(refused.loan().schedule_size(), 12);
+}
+
 TEST_F(ServerTest, DerivedStateOfAnEarlierVersionIsRebuiltOnStartAndLogged) {
   const std::string loan_id = ActiveLoan();
   v1::LoanResponse paid;
