@@ -7,6 +7,8 @@
 //   --mix write:      RecordRepayment on the active loans, and RecordFundContribution;
 //   --mix realistic:  repayments, applications submitted, approved and disbursed,
 //                     borrowers registered, GetLoan and GetLoanStatement.
+// Repayments ask for the loan's basic view back (--repayment-view full: the whole loan with
+// its schedule); every other call gets the whole loan.
 // It prints per method calls/s, latency percentiles and errors by status code, and the
 // server's CPU time during the run. Then (unless --no-ceiling) it starts the echo service
 // of bench/echo.proto (this same binary with --serve-echo) and drives it with the same
@@ -159,6 +161,9 @@ struct Flags {
   std::string dir;
   bool smoke = false;
   bool serve_echo = false;
+  // What the repayments ask back: "basic" (the loan without its schedule, as a repayment
+  // feed would) or "full".
+  std::string repayment_view = "basic";
 };
 
 // ---------------------------------------------------------------------------------------
@@ -625,8 +630,12 @@ std::string YuanText(int64_t fen) {
 class LedgerCalls {
  public:
   LedgerCalls(std::vector<std::unique_ptr<LedgerStub>> stubs,
-              const std::map<std::string, std::string>& tokens, std::string run_id, Book& book)
-      : stubs_(std::move(stubs)), run_id_(std::move(run_id)), book_(book) {
+              const std::map<std::string, std::string>& tokens, std::string run_id,
+              v1::LoanView repayment_view, Book& book)
+      : stubs_(std::move(stubs)),
+        run_id_(std::move(run_id)),
+        repayment_view_(repayment_view),
+        book_(book) {
     for (const auto& [role, token] : tokens) authorization_[role] = "Bearer " + token;
     fund_product_ = "lb-fund-" + run_id_;
     bank_product_ = "lb-bank-" + run_id_;
@@ -764,6 +773,7 @@ class LedgerCalls {
     r.set_loan_id(loan_id);
     r.set_amount(YuanText(static_cast<int64_t>(1 + worker.Roll(999))));
     r.set_channel(v1::PAYMENT_CHANNEL_BANK_TRANSFER);
+    r.set_view(repayment_view_);
     worker.Start(kRecordRepayment, Stub(), &LedgerStub::PrepareAsyncRecordRepayment, r,
                  authorization_.at("cashier"));
   }
@@ -800,6 +810,7 @@ class LedgerCalls {
   std::vector<std::unique_ptr<LedgerStub>> stubs_;
   std::map<std::string, std::string> authorization_;
   std::string run_id_;
+  v1::LoanView repayment_view_;
   std::string fund_product_;
   std::string bank_product_;
   Book& book_;
@@ -1162,7 +1173,8 @@ int Run(const Flags& flags) {
   for (const MixShare& share : mix) {
     std::printf(" %s %d%%", kMethodNames[share.method], share.percent);
   }
-  std::printf("\n");
+  std::printf("; repayments answered with the %s loan\n",
+              flags.repayment_view == "full" ? "full" : "basic");
 
   // The ledger server: ours, or the one given.
   ChildServer ledger_server;
@@ -1195,7 +1207,9 @@ int Run(const Flags& flags) {
     stubs.push_back(v1::LoanLedger::NewStub(channel));
   }
   Book book;
-  LedgerCalls calls(std::move(stubs), *tokens, RunId(), book);
+  LedgerCalls calls(std::move(stubs), *tokens, RunId(),
+                    flags.repayment_view == "full" ? v1::LOAN_VIEW_FULL : v1::LOAN_VIEW_BASIC,
+                    book);
   absl::Status prepared = PrepareBook(flags, calls, book);
   if (!prepared.ok()) {
     if (prepared.code() == absl::StatusCode::kCancelled) {
@@ -1380,6 +1394,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--channels", flags.channels, "gRPC channels (TCP connections) the calls go round")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--repayment-view", flags.repayment_view,
+                 "What RecordRepayment asks back: basic (the loan without its schedule, as a "
+                 "repayment feed would) or full (the loan with its schedule)")
+      ->check(CLI::IsMember({"basic", "full"}))
       ->capture_default_str();
   app.add_flag("--ceiling,!--no-ceiling", flags.ceiling,
                "After the ledger run, measure the gRPC echo ceiling (default on)");
