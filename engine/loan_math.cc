@@ -252,8 +252,9 @@ Stocks StocksOf(const Delinquency& d) {
 namespace {
 
 // Sorts `days` and removes repeats. A loan's days span a few years: over a span of up to
-// kBitmapDays they are ordered by marking them in a bitmap, which every repayment's
-// report update does twice and which costs a fraction of a sort; a wider span is sorted.
+// kBitmapDays they are ordered by marking them in a bitmap and reading it back (a few
+// dozen words for a 36-month loan), in place of the sort that every repayment's report
+// update made twice; a wider span is sorted.
 void SortDistinct(std::vector<int32_t>& days) {
   constexpr int64_t kBitmapDays = 8192;
   if (days.empty()) return;

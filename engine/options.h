@@ -20,7 +20,9 @@ struct LedgerOptions {
   bool create_if_missing = true;
 
   // Most commands waiting for the writer. A Submit that finds the queue full is refused
-  // at once with RESOURCE_EXHAUSTED rather than letting latency grow without bound.
+  // at once with RESOURCE_EXHAUSTED rather than letting latency grow without bound. The
+  // commands of the next batch wait in the queue until the committer has taken the batch
+  // before, so they count here until then.
   // Default: 8192.
   size_t queue_commands_max = 8192;
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <random>
+#include <string>
 
 namespace gongdai {
 namespace {
@@ -57,31 +58,63 @@ v1::LoanSummary RandomSummary(std::mt19937_64& rng) {
   return s;
 }
 
+// On every day from before the disbursement to long after the last day that matters, the
+// sum of the steps so far is the summary's delinquency that day.
+void ExpectStepsSumToTheDelinquency(const v1::LoanSummary& summary, const std::string& where) {
+  const std::vector<std::pair<int32_t, Stocks>> steps = StockSteps(summary);
+  for (size_t i = 1; i < steps.size(); ++i) ASSERT_LT(steps[i - 1].first, steps[i].first);
+  Stocks sum;
+  size_t next = 0;
+  const int first = summary.disbursed_day() - 5;
+  int last = *std::max_element(summary.due_day().begin(), summary.due_day().end()) + 2'000;
+  for (int32_t paid : summary.paid_day()) last = std::max(last, paid + 1);
+  for (int day = first; day <= last; ++day) {
+    while (next < steps.size() && steps[next].first <= day) {
+      const Stocks& change = steps[next++].second;
+      ASSERT_NE(change, Stocks{});
+      sum += change;
+    }
+    const Stocks expected = StocksOf(SummaryDelinquencyAsOf(summary, Date::FromDays(day)));
+    ASSERT_EQ(sum, expected) << where << " day " << Date::FromDays(day).ToString() << ": "
+                             << summary.ShortDebugString();
+  }
+  EXPECT_EQ(next, steps.size()) << where << ": a step after the last day checked";
+}
+
 TEST(StockStepsTest, SumOfStepsEqualsTheDelinquencyOnEveryDay) {
   const uint64_t seed = std::random_device{}();
   std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
   std::mt19937_64 rng(seed);
   for (int round = 0; round < 500; ++round) {
-    const v1::LoanSummary summary = RandomSummary(rng);
-    const std::vector<std::pair<int32_t, Stocks>> steps = StockSteps(summary);
-    for (size_t i = 1; i < steps.size(); ++i) ASSERT_LT(steps[i - 1].first, steps[i].first);
-    Stocks sum;
-    size_t next = 0;
-    const int first = summary.disbursed_day() - 5;
-    int last = *std::max_element(summary.due_day().begin(), summary.due_day().end()) + 2'000;
-    for (int32_t paid : summary.paid_day()) last = std::max(last, paid + 1);
-    for (int day = first; day <= last; ++day) {
-      while (next < steps.size() && steps[next].first <= day) {
-        const Stocks& change = steps[next++].second;
-        ASSERT_NE(change, Stocks{});
-        sum += change;
-      }
-      const Stocks expected = StocksOf(SummaryDelinquencyAsOf(summary, Date::FromDays(day)));
-      ASSERT_EQ(sum, expected) << "seed " << seed << " round " << round << " day "
-                               << Date::FromDays(day).ToString() << ": "
-                               << summary.ShortDebugString();
+    ExpectStepsSumToTheDelinquency(
+        RandomSummary(rng), "seed " + std::to_string(seed) + " round " + std::to_string(round));
+  }
+}
+
+// StockSteps orders a loan's days in a bitmap of 8,192 days from the first, and sorts them
+// beyond: a last payment 8,191 days after the disbursement is the bitmap's last bit, one
+// day later takes the sort.
+TEST(StockStepsTest, TheLastDayOfTheBitmapAndTheFirstBeyondItAreCounted) {
+  for (const int span : {8'190, 8'191, 8'192, 8'193}) {
+    v1::LoanSummary s;
+    s.set_loan_id("l000001");
+    s.set_grace_days(5);
+    const int disbursed = 18'000;
+    s.set_disbursed_day(disbursed);
+    for (int i = 1; i <= 3; ++i) {
+      s.add_due_day(disbursed + 30 * i);
+      s.add_principal_fen(100'000);
     }
-    EXPECT_EQ(next, steps.size()) << "a step after the last day checked";
+    s.add_paid_day(disbursed + 10);
+    s.add_paid_installment(1);
+    s.add_paid_fen(50'000);
+    s.add_paid_day(disbursed + span);
+    s.add_paid_installment(3);
+    s.add_paid_fen(100'000);
+    const std::vector<std::pair<int32_t, Stocks>> steps = StockSteps(s);
+    ASSERT_FALSE(steps.empty());
+    EXPECT_EQ(steps.back().first, disbursed + span) << "span " << span;
+    ExpectStepsSumToTheDelinquency(s, "span " + std::to_string(span));
   }
 }
 
