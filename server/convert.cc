@@ -169,12 +169,14 @@ void LoanToApi(const v1::LoanState& s, bool personal, v1::LoanView view, v1::Loa
   loan.set_written_off(Yuan(position.written_off_fen()));
   loan.set_recovered(Yuan(position.recovered_fen()));
   loan.set_closed_date(position.closed_date());
-  for (int i = 0; view != v1::LOAN_VIEW_BASIC && i < position.schedule_size(); ++i) {
-    v1::ScheduledInstallment* line = loan.add_schedule();
-    line->set_number(position.schedule(i).number());
-    line->set_due_date(position.schedule(i).due_date());
-    line->set_principal(Yuan(position.schedule(i).principal_fen()));
-    line->set_paid(Yuan(i < position.paid_fen_size() ? position.paid_fen(i) : 0));
+  if (view != v1::LOAN_VIEW_BASIC) {
+    for (int i = 0; i < position.schedule_size(); ++i) {
+      v1::ScheduledInstallment* line = loan.add_schedule();
+      line->set_number(position.schedule(i).number());
+      line->set_due_date(position.schedule(i).due_date());
+      line->set_principal(Yuan(position.schedule(i).principal_fen()));
+      line->set_paid(Yuan(i < position.paid_fen_size() ? position.paid_fen(i) : 0));
+    }
   }
   for (const v1::Guarantor& g : s.guarantors()) {
     v1::Guarantor* guarantor = loan.add_guarantors();
@@ -185,12 +187,11 @@ void LoanToApi(const v1::LoanState& s, bool personal, v1::LoanView view, v1::Loa
   loan.set_grace_days(s.grace_days());
 }
 
-void StatementToApi(const LoanStatement& statement, bool personal, v1::LoanStatement* response) {
-  v1::LoanStatement& out = *response;
-  LoanToApi(statement.loan, personal, v1::LOAN_VIEW_FULL, out.mutable_loan());
-  out.set_as_of(statement.as_of);
+void StatementToApi(const LoanStatement& statement, bool personal, v1::LoanStatement* out) {
+  LoanToApi(statement.loan, personal, v1::LOAN_VIEW_FULL, out->mutable_loan());
+  out->set_as_of(statement.as_of);
   for (const InstallmentLine& line : statement.installments) {
-    v1::StatementLine* l = out.add_installments();
+    v1::StatementLine* l = out->add_installments();
     l->set_number(line.installment.number());
     l->set_due_date(line.installment.due_date());
     l->set_principal(Yuan(line.installment.principal_fen()));
@@ -198,11 +199,11 @@ void StatementToApi(const LoanStatement& statement, bool personal, v1::LoanState
     l->set_unpaid(Yuan(line.unpaid_fen));
     l->set_state(line.state);
   }
-  out.set_outstanding(Yuan(statement.delinquency.outstanding_fen));
-  out.set_overdue_principal(Yuan(statement.delinquency.overdue_principal_fen));
-  out.set_days_past_due(statement.delinquency.days_past_due);
-  out.set_aging_bucket(statement.delinquency.bucket);
-  for (const v1::Entry& entry : statement.entries) *out.add_entries() = entry;
+  out->set_outstanding(Yuan(statement.delinquency.outstanding_fen));
+  out->set_overdue_principal(Yuan(statement.delinquency.overdue_principal_fen));
+  out->set_days_past_due(statement.delinquency.days_past_due);
+  out->set_aging_bucket(statement.delinquency.bucket);
+  for (const v1::Entry& entry : statement.entries) *out->add_entries() = entry;
 }
 
 std::string Ratio(int64_t numerator, int64_t denominator) {

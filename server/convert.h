@@ -27,11 +27,11 @@ v1::BorrowerDetails DetailsFromInput(const v1::BorrowerDetailsInput& input);
 v1::Product ProductToApi(const v1::ProductState& product);
 // `personal`: whether the caller's role may see national ID and phone numbers in full.
 v1::Borrower BorrowerToApi(const v1::BorrowerState& borrower, bool personal);
-// The two below fill the response in place.
-// `view`: LOAN_VIEW_BASIC leaves out the schedule; any other value gives the whole loan.
-void LoanToApi(const v1::LoanState& loan, bool personal, v1::LoanView view, v1::Loan* out);
 // A view that is not one of LoanView's values is a violation of `field`.
 void CheckLoanView(v1::LoanView view, std::string_view field, ViolationCollector& violations);
+// The two below fill `out`, which must be empty (a fresh response), in place.
+// `view`: LOAN_VIEW_BASIC leaves out the schedule; any other value gives the whole loan.
+void LoanToApi(const v1::LoanState& loan, bool personal, v1::LoanView view, v1::Loan* out);
 void StatementToApi(const LoanStatement& statement, bool personal, v1::LoanStatement* out);
 v1::Portfolio PortfolioToApi(const PortfolioFigures& figures);
 

@@ -320,7 +320,6 @@ LedgerService::Reactor* LedgerService::SubmitApplication(Context* c,
   return Write(
       c, "SubmitApplication", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         v1::ApplicationSubmitted* a = e.mutable_application_submitted();
         a->set_borrower_id(r->borrower_id());
@@ -332,6 +331,7 @@ LedgerService::Reactor* LedgerService::SubmitApplication(Context* c,
         a->set_purpose(r->purpose());
         a->set_jobs_expected(r->jobs_expected());
         *a->mutable_guarantors() = r->guarantors();
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -344,10 +344,10 @@ LedgerService::Reactor* LedgerService::ApproveApplication(Context* c,
   return Write(
       c, "ApproveApplication", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_approval_granted()->set_loan_id(r->loan_id());
         e.mutable_approval_granted()->set_note(r->note());
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -360,10 +360,10 @@ LedgerService::Reactor* LedgerService::RejectApplication(Context* c,
   return Write(
       c, "RejectApplication", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_application_rejected()->set_loan_id(r->loan_id());
         e.mutable_application_rejected()->set_reason(r->reason());
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -376,10 +376,10 @@ LedgerService::Reactor* LedgerService::WithdrawApplication(Context* c,
   return Write(
       c, "WithdrawApplication", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_application_withdrawn()->set_loan_id(r->loan_id());
         e.mutable_application_withdrawn()->set_reason(r->reason());
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -392,10 +392,10 @@ LedgerService::Reactor* LedgerService::RevokeApproval(Context* c,
   return Write(
       c, "RevokeApproval", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_approval_revoked()->set_loan_id(r->loan_id());
         e.mutable_approval_revoked()->set_reason(r->reason());
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -407,11 +407,11 @@ LedgerService::Reactor* LedgerService::DisburseLoan(Context* c, const v1::Disbur
   return Write(
       c, "DisburseLoan", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_loan_disbursed()->set_loan_id(r->loan_id());
         e.mutable_loan_disbursed()->set_amount_fen(
             AmountFen(r->amount(), "amount", v, /*optional=*/true));
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -424,7 +424,6 @@ LedgerService::Reactor* LedgerService::RecordRepayment(Context* c,
   return Write(
       c, "RecordRepayment", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         v1::RepaymentRecorded* p = e.mutable_repayment_recorded();
         p->set_loan_id(r->loan_id());
@@ -432,6 +431,7 @@ LedgerService::Reactor* LedgerService::RecordRepayment(Context* c,
         if (p->amount_fen() == 0) p->set_amount_fen(1);  // already reported
         p->set_channel(r->channel());
         p->set_reference(r->reference());
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -443,9 +443,9 @@ LedgerService::Reactor* LedgerService::AccrueSubsidy(Context* c, const v1::Accru
   return Write(
       c, "AccrueSubsidy", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_subsidy_accrued()->set_loan_id(r->loan_id());
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -457,11 +457,11 @@ LedgerService::Reactor* LedgerService::ReportJobs(Context* c, const v1::ReportJo
   return Write(
       c, "ReportJobs", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_jobs_reported()->set_loan_id(r->loan_id());
         e.mutable_jobs_reported()->set_jobs_created(r->jobs_created());
         e.mutable_jobs_reported()->set_note(r->note());
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -473,10 +473,10 @@ LedgerService::Reactor* LedgerService::WriteOffLoan(Context* c, const v1::WriteO
   return Write(
       c, "WriteOffLoan", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         e.mutable_loan_written_off()->set_loan_id(r->loan_id());
         e.mutable_loan_written_off()->set_reason(r->reason());
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),
@@ -489,7 +489,6 @@ LedgerService::Reactor* LedgerService::RecordRecovery(Context* c,
   return Write(
       c, "RecordRecovery", r->request_id(), r->business_date(),
       [r](ViolationCollector& v) {
-        CheckLoanView(r->view(), "view", v);
         v1::Event e;
         v1::RecoveryRecorded* p = e.mutable_recovery_recorded();
         p->set_loan_id(r->loan_id());
@@ -497,6 +496,7 @@ LedgerService::Reactor* LedgerService::RecordRecovery(Context* c,
         if (p->amount_fen() == 0) p->set_amount_fen(1);  // already reported
         p->set_channel(r->channel());
         p->set_reference(r->reference());
+        CheckLoanView(r->view(), "view", v);
         return e;
       },
       LoanFill(response, r->view(),

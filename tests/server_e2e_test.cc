@@ -281,12 +281,32 @@ TEST_F(ServerTest, TheBasicViewOfALoanLeavesOutItsScheduleAndAnUnknownViewIsRefu
   EXPECT_EQ(BadFields(status), std::vector<std::string>{"view"});
   list.set_view(static_cast<v1::LoanView>(7));
   status = Call(&Stub::ListLoans, "officer", list, &listed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(status), std::vector<std::string>{"view"});
+  v1::AccrueSubsidyRequest accrue;
+  accrue.set_request_id("accrue-bad-view");
+  accrue.set_loan_id(loan_id);
+  accrue.set_view(static_cast<v1::LoanView>(-1));
+  status = Call(&Stub::AccrueSubsidy, "cashier", accrue, &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(BadFields(status), std::vector<std::string>{"view"});
   bad.set_view(v1::LOAN_VIEW_UNSPECIFIED);
   ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", bad, &refused).ok());
   EXPECT_FALSE(refused.entry().replayed());
   EXPECT_EQ(refused.loan().principal_outstanding(), "10400.00");
   EXPECT_EQ(refused.loan().schedule_size(), 12);
+
+  // A retry is answered with the loan as it is now, read back, in the view the retry asks.
+  pay.set_view(v1::LOAN_VIEW_FULL);
+  v1::LoanResponse retried;
+  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", pay, &retried).ok());
+  EXPECT_TRUE(retried.entry().replayed());
+  EXPECT_EQ(retried.loan().schedule_size(), 12);
+  pay.set_view(v1::LOAN_VIEW_BASIC);
+  ASSERT_TRUE(Call(&Stub::RecordRepayment, "cashier", pay, &retried).ok());
+  EXPECT_TRUE(retried.entry().replayed());
+  EXPECT_EQ(retried.loan().schedule_size(), 0);
+  EXPECT_EQ(retried.loan().principal_outstanding(), "10400.00");
 }
 
 TEST_F(ServerTest, DerivedStateOfAnEarlierVersionIsRebuiltOnStartAndLogged) {
