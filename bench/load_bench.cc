@@ -1173,8 +1173,7 @@ int Run(const Flags& flags) {
   for (const MixShare& share : mix) {
     std::printf(" %s %d%%", kMethodNames[share.method], share.percent);
   }
-  std::printf("; repayments answered with the %s loan\n",
-              flags.repayment_view == "full" ? "full" : "basic");
+  std::printf("; repayments answered with the %s loan\n", flags.repayment_view.c_str());
 
   // The ledger server: ours, or the one given.
   ChildServer ledger_server;
@@ -1293,14 +1292,15 @@ int Run(const Flags& flags) {
       "\nresult mix=%s outstanding=%zu seconds=%.2f calls_per_s=%.0f latency_us_p50=%.0f "
       "latency_us_p99=%.0f writes_per_s=%.0f write_latency_us_mean=%.0f write_latency_us_p50=%.0f "
       "write_latency_us_p99=%.0f write_latency_us_p999=%.0f errors=%llu server_cpu_s=%.2f "
-      "echo_calls_per_s=%.0f echo_latency_us_p50=%.0f echo_latency_us_p99=%.0f\n",
+      "echo_calls_per_s=%.0f echo_latency_us_p50=%.0f echo_latency_us_p99=%.0f "
+      "repayment_view=%s\n",
       flags.mix.c_str(), flags.outstanding, ledger_run.phase.elapsed_seconds,
       ledger_all.calls_per_second, ledger_all.latency.p50_us, ledger_all.latency.p99_us,
       ledger_writes.calls_per_second, ledger_writes.latency.mean_us, ledger_writes.latency.p50_us,
       ledger_writes.latency.p99_us, ledger_writes.latency.p999_us,
       static_cast<unsigned long long>(ledger_all.errors + echo_all.errors),
       ledger_run.server_cpu_seconds, echo_all.calls_per_second, echo_all.latency.p50_us,
-      echo_all.latency.p99_us);
+      echo_all.latency.p99_us, flags.repayment_view.c_str());
   if (ledger_all.errors + echo_all.errors > 0 || !stopped.ok()) {
     std::fprintf(stderr, "error: calls failed during the run (see the errors columns)\n");
     return 1;
