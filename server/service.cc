@@ -126,6 +126,20 @@ LedgerService::Reactor* LedgerService::Read(Context* context, const char* method
   return reactor;
 }
 
+template <typename Request>
+LedgerService::Reactor* LedgerService::LoanWrite(
+    Context* context, const char* method, const Request* r, v1::LoanResponse* response,
+    BuildEvent build, std::function<std::string(const v1::Event&)> loan_id) {
+  return Write(
+      context, method, r->request_id(), r->business_date(),
+      [r, build = std::move(build)](ViolationCollector& v) {
+        v1::Event e = build(v);
+        CheckLoanView(r->view(), "view", v);  // the requests' last field
+        return e;
+      },
+      LoanFill(response, r->view(), std::move(loan_id)));
+}
+
 LedgerService::Fill LedgerService::LoanFill(v1::LoanResponse* response, v1::LoanView view,
                                             std::function<std::string(const v1::Event&)> loan_id) {
   return [this, response, view, loan_id = std::move(loan_id)](const CommandResult& result,
@@ -317,8 +331,8 @@ LedgerService::Reactor* LedgerService::ListBorrowers(Context* c, const v1::ListB
 LedgerService::Reactor* LedgerService::SubmitApplication(Context* c,
                                                          const v1::SubmitApplicationRequest* r,
                                                          v1::LoanResponse* response) {
-  return Write(
-      c, "SubmitApplication", r->request_id(), r->business_date(),
+  return LoanWrite(
+      c, "SubmitApplication", r, response,
       [r](ViolationCollector& v) {
         v1::Event e;
         v1::ApplicationSubmitted* a = e.mutable_application_submitted();
@@ -331,98 +345,86 @@ LedgerService::Reactor* LedgerService::SubmitApplication(Context* c,
         a->set_purpose(r->purpose());
         a->set_jobs_expected(r->jobs_expected());
         *a->mutable_guarantors() = r->guarantors();
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.application_submitted().loan_id(); }));
+      [](const v1::Event& e) { return e.application_submitted().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::ApproveApplication(Context* c,
                                                           const v1::ApproveApplicationRequest* r,
                                                           v1::LoanResponse* response) {
-  return Write(
-      c, "ApproveApplication", r->request_id(), r->business_date(),
-      [r](ViolationCollector& v) {
+  return LoanWrite(
+      c, "ApproveApplication", r, response,
+      [r](ViolationCollector&) {
         v1::Event e;
         e.mutable_approval_granted()->set_loan_id(r->loan_id());
         e.mutable_approval_granted()->set_note(r->note());
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.approval_granted().loan_id(); }));
+      [](const v1::Event& e) { return e.approval_granted().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::RejectApplication(Context* c,
                                                          const v1::RejectApplicationRequest* r,
                                                          v1::LoanResponse* response) {
-  return Write(
-      c, "RejectApplication", r->request_id(), r->business_date(),
-      [r](ViolationCollector& v) {
+  return LoanWrite(
+      c, "RejectApplication", r, response,
+      [r](ViolationCollector&) {
         v1::Event e;
         e.mutable_application_rejected()->set_loan_id(r->loan_id());
         e.mutable_application_rejected()->set_reason(r->reason());
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.application_rejected().loan_id(); }));
+      [](const v1::Event& e) { return e.application_rejected().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::WithdrawApplication(Context* c,
                                                            const v1::WithdrawApplicationRequest* r,
                                                            v1::LoanResponse* response) {
-  return Write(
-      c, "WithdrawApplication", r->request_id(), r->business_date(),
-      [r](ViolationCollector& v) {
+  return LoanWrite(
+      c, "WithdrawApplication", r, response,
+      [r](ViolationCollector&) {
         v1::Event e;
         e.mutable_application_withdrawn()->set_loan_id(r->loan_id());
         e.mutable_application_withdrawn()->set_reason(r->reason());
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.application_withdrawn().loan_id(); }));
+      [](const v1::Event& e) { return e.application_withdrawn().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::RevokeApproval(Context* c,
                                                       const v1::RevokeApprovalRequest* r,
                                                       v1::LoanResponse* response) {
-  return Write(
-      c, "RevokeApproval", r->request_id(), r->business_date(),
-      [r](ViolationCollector& v) {
+  return LoanWrite(
+      c, "RevokeApproval", r, response,
+      [r](ViolationCollector&) {
         v1::Event e;
         e.mutable_approval_revoked()->set_loan_id(r->loan_id());
         e.mutable_approval_revoked()->set_reason(r->reason());
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.approval_revoked().loan_id(); }));
+      [](const v1::Event& e) { return e.approval_revoked().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::DisburseLoan(Context* c, const v1::DisburseLoanRequest* r,
                                                     v1::LoanResponse* response) {
-  return Write(
-      c, "DisburseLoan", r->request_id(), r->business_date(),
+  return LoanWrite(
+      c, "DisburseLoan", r, response,
       [r](ViolationCollector& v) {
         v1::Event e;
         e.mutable_loan_disbursed()->set_loan_id(r->loan_id());
         e.mutable_loan_disbursed()->set_amount_fen(
             AmountFen(r->amount(), "amount", v, /*optional=*/true));
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.loan_disbursed().loan_id(); }));
+      [](const v1::Event& e) { return e.loan_disbursed().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::RecordRepayment(Context* c,
                                                        const v1::RecordRepaymentRequest* r,
                                                        v1::LoanResponse* response) {
-  return Write(
-      c, "RecordRepayment", r->request_id(), r->business_date(),
+  return LoanWrite(
+      c, "RecordRepayment", r, response,
       [r](ViolationCollector& v) {
         v1::Event e;
         v1::RepaymentRecorded* p = e.mutable_repayment_recorded();
@@ -431,63 +433,55 @@ LedgerService::Reactor* LedgerService::RecordRepayment(Context* c,
         if (p->amount_fen() == 0) p->set_amount_fen(1);  // already reported
         p->set_channel(r->channel());
         p->set_reference(r->reference());
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.repayment_recorded().loan_id(); }));
+      [](const v1::Event& e) { return e.repayment_recorded().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::AccrueSubsidy(Context* c, const v1::AccrueSubsidyRequest* r,
                                                      v1::LoanResponse* response) {
-  return Write(
-      c, "AccrueSubsidy", r->request_id(), r->business_date(),
-      [r](ViolationCollector& v) {
+  return LoanWrite(
+      c, "AccrueSubsidy", r, response,
+      [r](ViolationCollector&) {
         v1::Event e;
         e.mutable_subsidy_accrued()->set_loan_id(r->loan_id());
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.subsidy_accrued().loan_id(); }));
+      [](const v1::Event& e) { return e.subsidy_accrued().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::ReportJobs(Context* c, const v1::ReportJobsRequest* r,
                                                   v1::LoanResponse* response) {
-  return Write(
-      c, "ReportJobs", r->request_id(), r->business_date(),
-      [r](ViolationCollector& v) {
+  return LoanWrite(
+      c, "ReportJobs", r, response,
+      [r](ViolationCollector&) {
         v1::Event e;
         e.mutable_jobs_reported()->set_loan_id(r->loan_id());
         e.mutable_jobs_reported()->set_jobs_created(r->jobs_created());
         e.mutable_jobs_reported()->set_note(r->note());
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.jobs_reported().loan_id(); }));
+      [](const v1::Event& e) { return e.jobs_reported().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::WriteOffLoan(Context* c, const v1::WriteOffLoanRequest* r,
                                                     v1::LoanResponse* response) {
-  return Write(
-      c, "WriteOffLoan", r->request_id(), r->business_date(),
-      [r](ViolationCollector& v) {
+  return LoanWrite(
+      c, "WriteOffLoan", r, response,
+      [r](ViolationCollector&) {
         v1::Event e;
         e.mutable_loan_written_off()->set_loan_id(r->loan_id());
         e.mutable_loan_written_off()->set_reason(r->reason());
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.loan_written_off().loan_id(); }));
+      [](const v1::Event& e) { return e.loan_written_off().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::RecordRecovery(Context* c,
                                                       const v1::RecordRecoveryRequest* r,
                                                       v1::LoanResponse* response) {
-  return Write(
-      c, "RecordRecovery", r->request_id(), r->business_date(),
+  return LoanWrite(
+      c, "RecordRecovery", r, response,
       [r](ViolationCollector& v) {
         v1::Event e;
         v1::RecoveryRecorded* p = e.mutable_recovery_recorded();
@@ -496,11 +490,9 @@ LedgerService::Reactor* LedgerService::RecordRecovery(Context* c,
         if (p->amount_fen() == 0) p->set_amount_fen(1);  // already reported
         p->set_channel(r->channel());
         p->set_reference(r->reference());
-        CheckLoanView(r->view(), "view", v);
         return e;
       },
-      LoanFill(response, r->view(),
-               [](const v1::Event& e) { return e.recovery_recorded().loan_id(); }));
+      [](const v1::Event& e) { return e.recovery_recorded().loan_id(); });
 }
 
 LedgerService::Reactor* LedgerService::GetLoan(Context* c, const v1::GetLoanRequest* r,

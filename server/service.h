@@ -90,6 +90,12 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   Reactor* Write(Context* context, const char* method, const std::string& request_id,
                  const std::string& business_date, BuildEvent build, Fill fill);
   Reactor* Read(Context* context, const char* method, Run run);
+  // A write that answers with a loan: the request's `view` is checked with its other
+  // fields, and the answer's loan is in that view.
+  template <typename Request>
+  Reactor* LoanWrite(Context* context, const char* method, const Request* r,
+                     v1::LoanResponse* response, BuildEvent build,
+                     std::function<std::string(const v1::Event&)> loan_id);
   Fill ProductFill(v1::ProductResponse* response, std::string product_id);
   static Fill ReceiptFill(v1::EntryResponse* response);
   Fill LoanFill(v1::LoanResponse* response, v1::LoanView view,
