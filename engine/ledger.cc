@@ -610,8 +610,7 @@ void Ledger::Impl::LoadTreeEdge() {
   StorageReader reader(*storage_);
   absl::StatusOr<CompactRange> edge = ReadTreeEdge(reader);
   if (!edge.ok()) {
-    edge_status_ =
-        absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": ", edge.status().message()));
+    edge_status_ = edge.status();
   } else if (edge->size() != next_head_.sequence) {
     edge_status_ = absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": the Merkle tree holds ",
                                            edge->size(), " leaves but the journal ends at entry ",
@@ -626,9 +625,10 @@ void Ledger::Impl::WriterLoop() {
   std::vector<Pending> batch;
   batch.reserve(options_.batch_commands_max);
   while (true) {
-    // Take the next batch only once the committer has taken the one before (a batch could
-    // not execute before then anyway): what arrives while it writes joins this batch, not
-    // the next, and one fsync serves more commands.
+    // A batch executes only once the batch before the previous one is durable (the commit
+    // slot is free): it then reads through the previous batch's writes and storage, nothing
+    // else. The wait comes before the queue is drained, so what arrives meanwhile joins
+    // this batch, not the next, and one fsync serves more commands.
     {
       std::unique_lock<std::mutex> lock(commit_mutex_);
       commit_changed_.wait(lock, [this] { return !commit_slot_.has_value(); });
@@ -746,12 +746,6 @@ void Ledger::Impl::AnswererLoop() {
 }
 
 void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
-  // Execute only once the batch before the previous one is durable (the slot is free):
-  // this batch then reads through the previous batch's writes and storage, nothing else.
-  {
-    std::unique_lock<std::mutex> lock(commit_mutex_);
-    commit_changed_.wait(lock, [this] { return !commit_slot_.has_value(); });
-  }
   Prepared prepared;
   prepared.results.resize(batch.size());
   if (stopped_.load(std::memory_order_acquire)) {

@@ -241,7 +241,10 @@ absl::StatusOr<CompactRange> ReadTreeEdge(StateReader& state) {
   absl::StatusOr<std::optional<std::string>> stored = state.Get(Space::kProjections, kTreeEdgeKey);
   if (!stored.ok()) return stored.status();
   if (!stored->has_value()) return CompactRange();
-  return CompactRange::Decode(**stored);
+  absl::StatusOr<CompactRange> edge = CompactRange::Decode(**stored);
+  if (!edge.ok())
+    return absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": ", edge.status().message()));
+  return edge;
 }
 
 void PutTreeEdge(const CompactRange& edge, StateWriter& state) {

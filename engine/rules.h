@@ -103,7 +103,8 @@ std::string DateIndexKey(Date date, uint64_t sequence);
 inline constexpr std::string_view kTreeEdgeKey = "t/edge";
 inline constexpr std::string_view kTreeNodePrefix = "m/";
 std::string TreeNodeKey(int level, uint64_t index);
-// The edge stored in `state` (an empty tree when there is none), and putting it back.
+// The edge stored in `state` (an empty tree when there is none; DATA_LOSS naming the
+// projection when it does not decode), and putting it back.
 [[nodiscard]] absl::StatusOr<CompactRange> ReadTreeEdge(StateReader& state);
 void PutTreeEdge(const CompactRange& edge, StateWriter& state);
 
