@@ -290,6 +290,7 @@ void AddLoanCommands(Cli& cli, CLI::App& app) {
       std::string county;
       std::string from;
       std::string to;
+      std::string view;
       PageFlags page;
     };
     auto f = std::make_shared<Flags>();
@@ -302,9 +303,17 @@ void AddLoanCommands(Cli& cli, CLI::App& app) {
     c->add_option("--county", f->county, "only loans of this county or district");
     cli.AddDate(c, "--disbursed-from", f->from, "only loans disbursed on or after this date");
     cli.AddDate(c, "--disbursed-to", f->to, "only loans disbursed on or before this date");
+    c->add_option("--view", f->view,
+                  "basic: each loan without its schedule; full: with it (default: basic for the "
+                  "table, full with --json)")
+        ->check(CLI::IsMember({"basic", "full"}));
     cli.AddPageFlags(c, f->page);
     cli.Action(c, [&cli, f] {
       v1::ListLoansRequest request;
+      // The table shows no schedule, so it asks for none; JSON keeps the whole loan
+      // unless asked otherwise.
+      const bool basic = f->view.empty() ? !cli.json() : f->view == "basic";
+      request.set_view(basic ? v1::LOAN_VIEW_BASIC : v1::LOAN_VIEW_FULL);
       request.set_status(static_cast<v1::ApiLoanStatus::Value>(f->status));
       request.set_borrower_id(f->borrower_id);
       request.set_product_id(f->product_id);

@@ -521,6 +521,26 @@ TEST_F(CliTest, JsonOutputIsTheResponseMessage) {
   const v1::ListBorrowersResponse borrowers = FromJson<v1::ListBorrowersResponse>(r.out);
   ASSERT_EQ(borrowers.borrowers_size(), 1);
   EXPECT_EQ(borrowers.borrowers(0).name(), "刘秀英");
+
+  // A list in JSON carries each loan whole unless --view basic leaves the schedules out;
+  // the rest of each loan is the same either way.
+  r = As("officer", {"--json", "loan", "list", "--all"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  v1::ListLoansResponse full = FromJson<v1::ListLoansResponse>(r.out);
+  ASSERT_EQ(full.loans_size(), 1);
+  EXPECT_EQ(full.loans(0).schedule_size(), 12);
+  r = As("officer", {"--json", "loan", "list", "--all", "--view", "full"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  EXPECT_EQ(FromJson<v1::ListLoansResponse>(r.out).loans(0).schedule_size(), 12);
+  r = As("officer", {"--json", "loan", "list", "--all", "--view", "basic"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  const v1::ListLoansResponse basic = FromJson<v1::ListLoansResponse>(r.out);
+  ASSERT_EQ(basic.loans_size(), 1);
+  full.mutable_loans(0)->clear_schedule();
+  EXPECT_EQ(basic.loans(0).SerializeAsString(), full.loans(0).SerializeAsString());
+  r = As("officer", {"loan", "list", "--view", "summary"});
+  EXPECT_EQ(r.code, 2) << r.Show();
+  EXPECT_TRUE(Contains(r.err, "--view")) << r.err;
 }
 
 TEST_F(CliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
