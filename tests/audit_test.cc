@@ -199,6 +199,9 @@ TEST_F(AuditTest, JournalOnlyChecksTheJournalAndSaysWhatItLeftOut) {
   RunResult misused = Audit({"verify", "--journal-only", "--export", copies_.Sub("none.jsonl")});
   EXPECT_EQ(misused.code, 2);
   EXPECT_NE(misused.err.find("--journal-only goes with --db"), std::string::npos) << misused.err;
+  RunResult sourceless = Audit({"verify", "--journal-only"});
+  EXPECT_EQ(sourceless.code, 2);
+  EXPECT_NE(sourceless.err.find("give exactly one source"), std::string::npos) << sourceless.err;
 }
 
 TEST_F(AuditTest, TruncatedJournalIsCaught) {

@@ -283,7 +283,8 @@ Outcome CompareBalances(Server& server, const Replayer& replay, std::ostream&) {
 }
 
 Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
-  if (o.journal_only && o.db.empty()) {
+  // With no source at all, the source is what is missing (ForEachEntry says so).
+  if (o.journal_only && o.db.empty() && (!o.export_file.empty() || !o.server.empty())) {
     return Trouble(kExitUsage,
                    "--journal-only goes with --db: an export or a server holds no projections "
                    "to compare");
