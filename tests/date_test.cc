@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <string>
+
 #include "engine/status.h"
 
 namespace gongdai {
@@ -14,6 +17,26 @@ TEST(Date, ParsesAndFormats) {
   EXPECT_EQ(date->year(), 2020);
   EXPECT_EQ(date->month(), 3u);
   EXPECT_EQ(date->day(), 15u);
+}
+
+TEST(Date, FormatsEveryDayAsItsCalendarDay) {
+  // Every day from 1900 to 2199: the text is YYYY-MM-DD of the day's own year, month and
+  // day, and parses back to the same day.
+  const Date first = Date::FromCivil(1900, 1, 1);
+  const Date last = Date::FromCivil(2199, 12, 31);
+  for (Date d = first; d <= last; d = d.PlusDays(1)) {
+    char expected[16];
+    std::snprintf(expected, sizeof(expected), "%04d-%02u-%02u", d.year(), d.month(), d.day());
+    const std::string text = d.ToString();
+    ASSERT_EQ(text, expected);
+    absl::StatusOr<Date> back = ParseDate(text, "d");
+    ASSERT_TRUE(back.ok()) << text;
+    ASSERT_EQ(back->days_since_epoch(), d.days_since_epoch()) << text;
+  }
+  // Years are zero-padded to four digits, and a fifth digit is not cut off.
+  EXPECT_EQ(Date::FromCivil(7, 3, 5).ToString(), "0007-03-05");
+  EXPECT_EQ(Date::FromCivil(9999, 12, 31).ToString(), "9999-12-31");
+  EXPECT_EQ(Date::FromCivil(10000, 1, 1).ToString(), "10000-01-01");
 }
 
 TEST(Date, RefusesNonDates) {
