@@ -7,7 +7,9 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <optional>
 
 #include "engine/checkpoint.h"
 #include "server/config.h"
@@ -23,6 +25,7 @@ int main(int argc, char** argv) {
   bool print_config = false;
   bool demo = false;
   bool print_key = false;
+  bool rebuild = false;
   app.add_option("-c,--config", config_path,
                  "TOML configuration file (every setting has a default)")
       ->check(CLI::ExistingFile);
@@ -39,6 +42,10 @@ int main(int argc, char** argv) {
       "--demo", demo,
       "load the demo book (Ji'an's 2020 programme: 330 loans, 62,470,000.00 yuan) into an "
       "empty ledger; fixes the business date at 2021-03-31 unless --business-date is given");
+  app.add_flag("--rebuild-projections", rebuild,
+               "before serving, compare the derived state (projections, indexes, request ids) "
+               "with a replay of the journal and, if they differ, rebuild it from the journal; "
+               "the journal itself is never changed");
   app.footer(
       "Examples:\n  gongdai-server --data-dir /var/lib/gongdai --listen 127.0.0.1:50051\n"
       "  gongdai-server --demo    # the demo book in ./gongdai-data");
@@ -98,9 +105,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // The demo book is loaded before the server listens, so nothing interleaves with it.
-  std::function<absl::Status(gongdai::Ledger&)> prepare;
+  std::function<absl::Status(gongdai::Ledger&)> load_demo;
   if (demo) {
-    prepare = [](gongdai::Ledger& ledger) -> absl::Status {
+    load_demo = [](gongdai::Ledger& ledger) -> absl::Status {
       if (ledger.Head().sequence != 0) {
         std::printf("the ledger already has %llu entries: demo book not loaded\n",
                     static_cast<unsigned long long>(ledger.Head().sequence));
@@ -118,6 +125,43 @@ int main(int argc, char** argv) {
           loaded->applications_rejected, loaded->applications_withdrawn,
           static_cast<unsigned long long>(loaded->entries));
       return absl::OkStatus();
+    };
+  }
+  // After a DATA_LOSS on a projection (a damaged disk, a restored file), the derived state
+  // is put right from the journal, which is the truth. Keys are printed, never values:
+  // a borrower's projection holds personal data.
+  std::function<absl::Status(gongdai::Ledger&)> rebuild_projections;
+  if (rebuild) {
+    rebuild_projections = [](gongdai::Ledger& ledger) -> absl::Status {
+      std::printf("comparing the derived state with a replay of the journal (%llu entries) ...\n",
+                  static_cast<unsigned long long>(ledger.Head().sequence));
+      std::fflush(stdout);
+      absl::StatusOr<std::optional<gongdai::ProjectionMismatch>> mismatch =
+          ledger.CompareProjectionsWithRebuild();
+      if (!mismatch.ok()) return mismatch.status();
+      if (!mismatch->has_value()) {
+        std::printf("the derived state matches the journal: nothing rebuilt\n");
+        return absl::OkStatus();
+      }
+      std::printf("first difference: %s key %s; rebuilding from the journal ...\n",
+                  (*mismatch)->space.c_str(), (*mismatch)->key.c_str());
+      std::fflush(stdout);
+      absl::Status rebuilt = ledger.RebuildProjections();
+      if (!rebuilt.ok()) return rebuilt;
+      spdlog::warn("derived state rebuilt from the journal (first difference: {} key {})",
+                   (*mismatch)->space, (*mismatch)->key);
+      std::printf("the derived state is rebuilt from the journal\n");
+      return absl::OkStatus();
+    };
+  }
+  std::function<absl::Status(gongdai::Ledger&)> prepare;
+  if (load_demo || rebuild_projections) {
+    prepare = [load_demo, rebuild_projections](gongdai::Ledger& ledger) -> absl::Status {
+      if (rebuild_projections) {
+        absl::Status rebuilt = rebuild_projections(ledger);
+        if (!rebuilt.ok()) return rebuilt;
+      }
+      return load_demo ? load_demo(ledger) : absl::OkStatus();
     };
   }
   absl::StatusOr<std::unique_ptr<gongdai::server::GongdaiServer>> server =

@@ -334,6 +334,55 @@ TEST_F(ServerTest, DerivedStateOfAnEarlierVersionIsRebuiltOnStartAndLogged) {
   EXPECT_EQ(loan.principal_outstanding(), paid.loan().principal_outstanding());
 }
 
+// The operator's way back from a damaged projection: --rebuild-projections compares the
+// derived state with a replay of the journal and, where they differ, rebuilds it.
+TEST_F(ServerTest, RebuildProjectionsPutsADamagedLoanRightFromTheJournal) {
+  const std::string loan_id = ActiveLoan();
+  v1::LoanResponse paid;
+  ASSERT_TRUE(
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-1", loan_id, "1500"), &paid).ok());
+  v1::GetLoanRequest get;
+  get.set_loan_id(loan_id);
+  v1::Loan before;
+  ASSERT_TRUE(Call(&Stub::GetLoan, "officer", get, &before).ok());
+  ASSERT_EQ(server_->Stop(), 0);
+  {
+    testing::RawDb raw(dir_.Sub("data") + "/ledger");
+    ASSERT_TRUE(raw.Get("projections", "l/" + loan_id).has_value());
+    raw.Put("projections", "l/" + loan_id, "garbage");
+  }
+
+  // Without the flag the damage is reported, and a write on the loan is refused whole.
+  StartServer();
+  v1::Loan loan;
+  grpc::Status status = Call(&Stub::GetLoan, "officer", get, &loan);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS) << status.error_message();
+  v1::LoanResponse refused;
+  status = Call(&Stub::RecordRepayment, "cashier", Repayment("pay-2", loan_id, "100"), &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS) << status.error_message();
+  ASSERT_EQ(server_->Stop(), 0);
+
+  StartServer({"--business-date", "2020-06-30", "--rebuild-projections"});
+  EXPECT_NE(server_->startup().find("first difference: projections key l/" + loan_id),
+            std::string::npos)
+      << server_->startup();
+  EXPECT_NE(server_->StderrText().find("derived state rebuilt from the journal"), std::string::npos)
+      << server_->StderrText();
+  ASSERT_TRUE(Call(&Stub::GetLoan, "officer", get, &loan).ok());
+  EXPECT_EQ(loan.SerializeAsString(), before.SerializeAsString());
+  ASSERT_TRUE(
+      Call(&Stub::RecordRepayment, "cashier", Repayment("pay-2", loan_id, "100"), &paid).ok());
+  EXPECT_FALSE(paid.entry().replayed());
+  EXPECT_EQ(paid.loan().principal_outstanding(), "10400.00");
+  ASSERT_EQ(server_->Stop(), 0);
+
+  // With nothing to put right, nothing is rewritten.
+  StartServer({"--business-date", "2020-06-30", "--rebuild-projections"});
+  EXPECT_NE(server_->startup().find("the derived state matches the journal: nothing rebuilt"),
+            std::string::npos)
+      << server_->startup();
+}
+
 TEST_F(ServerTest, EveryRoleAgainstEveryMethodFollowsTheTable) {
   const std::vector<std::string> people = {"officer", "approver", "cashier", "supervisor",
                                            "auditor", "portal",   "admin"};
