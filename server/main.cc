@@ -12,9 +12,24 @@
 #include <optional>
 
 #include "engine/checkpoint.h"
+#include "engine/national_id.h"
 #include "server/config.h"
 #include "server/demo.h"
 #include "server/server.h"
+
+namespace {
+
+// The key of a difference as the operator is shown it: a national ID number in the
+// identity index masked as for roles that may not see it, and a request id (chosen by
+// the client, so it may carry anything) left out.
+std::string ShownKey(const gongdai::ProjectionMismatch& mismatch) {
+  if (mismatch.space == "request_ids") return "(a request id, not shown)";
+  if (mismatch.key.starts_with("nid/"))
+    return "nid/" + gongdai::MaskNationalId(std::string_view(mismatch.key).substr(4));
+  return mismatch.key;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"gongdai-server: the Gongdai micro-loan ledger over gRPC"};
@@ -127,9 +142,10 @@ int main(int argc, char** argv) {
       return absl::OkStatus();
     };
   }
-  // After a DATA_LOSS on a projection (a damaged disk, a restored file), the derived state
-  // is put right from the journal, which is the truth. Keys are printed, never values:
-  // a borrower's projection holds personal data.
+  // After a DATA_LOSS on a projection (a value that does not parse, a key missing or left
+  // over), the derived state is put right from the journal, which is the truth. Values
+  // are never printed (a borrower's projection holds personal data), nor keys that would
+  // show an ID number or a request id (ShownKey).
   std::function<absl::Status(gongdai::Ledger&)> rebuild_projections;
   if (rebuild) {
     rebuild_projections = [](gongdai::Ledger& ledger) -> absl::Status {
@@ -143,13 +159,14 @@ int main(int argc, char** argv) {
         std::printf("the derived state matches the journal: nothing rebuilt\n");
         return absl::OkStatus();
       }
+      const std::string key = ShownKey(**mismatch);
       std::printf("first difference: %s key %s; rebuilding from the journal ...\n",
-                  (*mismatch)->space.c_str(), (*mismatch)->key.c_str());
+                  (*mismatch)->space.c_str(), key.c_str());
       std::fflush(stdout);
       absl::Status rebuilt = ledger.RebuildProjections();
       if (!rebuilt.ok()) return rebuilt;
       spdlog::warn("derived state rebuilt from the journal (first difference: {} key {})",
-                   (*mismatch)->space, (*mismatch)->key);
+                   (*mismatch)->space, key);
       std::printf("the derived state is rebuilt from the journal\n");
       return absl::OkStatus();
     };

@@ -531,7 +531,9 @@ TEST_F(CliTest, JsonOutputIsTheResponseMessage) {
   EXPECT_EQ(full.loans(0).schedule_size(), 12);
   r = As("officer", {"--json", "loan", "list", "--all", "--view", "full"});
   ASSERT_EQ(r.code, 0) << r.Show();
-  EXPECT_EQ(FromJson<v1::ListLoansResponse>(r.out).loans(0).schedule_size(), 12);
+  const v1::ListLoansResponse asked_full = FromJson<v1::ListLoansResponse>(r.out);
+  ASSERT_EQ(asked_full.loans_size(), 1);
+  EXPECT_EQ(asked_full.loans(0).schedule_size(), 12);
   r = As("officer", {"--json", "loan", "list", "--all", "--view", "basic"});
   ASSERT_EQ(r.code, 0) << r.Show();
   const v1::ListLoansResponse basic = FromJson<v1::ListLoansResponse>(r.out);

@@ -20,19 +20,32 @@ TEST(Date, ParsesAndFormats) {
 }
 
 TEST(Date, FormatsEveryDayAsItsCalendarDay) {
-  // Every day from 1900 to 2199: the text is YYYY-MM-DD of the day's own year, month and
-  // day, and parses back to the same day.
-  const Date first = Date::FromCivil(1900, 1, 1);
-  const Date last = Date::FromCivil(2199, 12, 31);
-  for (Date d = first; d <= last; d = d.PlusDays(1)) {
-    char expected[16];
-    std::snprintf(expected, sizeof(expected), "%04d-%02u-%02u", d.year(), d.month(), d.day());
+  // Every day from 1900 to 2199, against a calendar kept here by the Gregorian rule: the
+  // text is that day's YYYY-MM-DD, and it parses back to the same day.
+  auto days_in = [](int year, int month) {
+    static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : kDays[month - 1];
+  };
+  int year = 1900, month = 1, day = 1;
+  int days = 0;
+  for (Date d = Date::FromCivil(1900, 1, 1); year < 2200; d = d.PlusDays(1), ++days) {
+    char expected[40];
+    std::snprintf(expected, sizeof(expected), "%04d-%02d-%02d", year, month, day);
     const std::string text = d.ToString();
     ASSERT_EQ(text, expected);
     absl::StatusOr<Date> back = ParseDate(text, "d");
     ASSERT_TRUE(back.ok()) << text;
     ASSERT_EQ(back->days_since_epoch(), d.days_since_epoch()) << text;
+    if (++day > days_in(year, month)) {
+      day = 1;
+      if (++month > 12) {
+        month = 1;
+        ++year;
+      }
+    }
   }
+  EXPECT_EQ(days, 300 * 365 + 73);  // 73 leap years: not 1900 nor 2100, but 2000
   // Years are zero-padded to four digits, and a fifth digit is not cut off.
   EXPECT_EQ(Date::FromCivil(7, 3, 5).ToString(), "0007-03-05");
   EXPECT_EQ(Date::FromCivil(9999, 12, 31).ToString(), "9999-12-31");
