@@ -127,8 +127,32 @@ class BatchState final : public StateWriter {
     }
     return stored;
   }
+  // As Get, looking in the same places in the same order, but lending the bytes where
+  // they are kept instead of copying them.
+  absl::Status Read(Space space, std::string_view key, ReadFn read) override {
+    auto lend = [&](const std::optional<std::string>& value) {
+      return value.has_value() ? read(std::string_view(*value)) : read(std::nullopt);
+    };
+    if (const std::optional<std::string>* own = Own(space, key)) return lend(*own);
+    if (previous_ != nullptr) {
+      if (const std::optional<std::string>* theirs = previous_->Own(space, key))
+        return lend(*theirs);
+    }
+    if (space == Space::kProjections) {
+      if (const std::string* value = recent_.Find(key)) return read(std::string_view(*value));
+    }
+    auto& cache = read_cache_[static_cast<size_t>(space)];
+    if (auto it = cache.find(AbslView(key)); it != cache.end()) return lend(it->second);
+    absl::StatusOr<std::optional<std::string>> stored = Get(space, key);
+    if (!stored.ok()) return stored.status();
+    return lend(*stored);
+  }
   void Put(Space space, std::string_view key, std::string_view value) override {
     writes_[static_cast<size_t>(space)][AbslView(key)] = std::string(value);
+    empty_ = false;
+  }
+  void PutOwned(Space space, std::string_view key, std::string value) override {
+    writes_[static_cast<size_t>(space)][AbslView(key)] = std::move(value);
     empty_ = false;
   }
   void Delete(Space space, std::string_view key) override {
@@ -201,16 +225,28 @@ class CommandState final : public StateWriter {
     }
     return parent_.Get(space, key);
   }
+  absl::Status Read(Space space, std::string_view key, ReadFn read) override {
+    for (auto it = writes_.rbegin(); it != writes_.rend(); ++it) {
+      if (it->space == space && it->key == key) {
+        return it->value.has_value() ? read(std::string_view(*it->value)) : read(std::nullopt);
+      }
+    }
+    return parent_.Read(space, key, read);
+  }
   void Put(Space space, std::string_view key, std::string_view value) override {
     writes_.push_back({space, std::string(key), std::string(value)});
+  }
+  void PutOwned(Space space, std::string_view key, std::string value) override {
+    writes_.push_back({space, std::string(key), std::move(value)});
   }
   void Delete(Space space, std::string_view key) override {
     writes_.push_back({space, std::string(key), std::nullopt});
   }
+  // Hands the writes over to the parent, values moved: the command state is done with.
   void Commit() {
-    for (const Write& w : writes_) {
+    for (Write& w : writes_) {
       if (w.value.has_value()) {
-        parent_.Put(w.space, w.key, *w.value);
+        parent_.PutOwned(w.space, w.key, std::move(*w.value));
       } else {
         parent_.Delete(w.space, w.key);
       }
@@ -855,7 +891,7 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state, J
   absl::Status applied = Apply(entry, command_state, next_edge_, &loan);
   if (!applied.ok()) return CommandResult{applied, {}, false};
   command_state.Commit();
-  state.Put(Space::kJournal, SequenceKey(entry.sequence()), stored);
+  state.PutOwned(Space::kJournal, SequenceKey(entry.sequence()), std::move(stored));
   head.sequence = entry.sequence();
   head.hash = entry.hash();
   return CommandResult{absl::OkStatus(), std::move(entry), false, std::move(loan.applied)};

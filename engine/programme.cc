@@ -215,18 +215,22 @@ void ValidateDetails(const v1::BorrowerDetails& d, Fields& f) {
 template <typename Message>
 absl::StatusOr<std::optional<Message>> ReadProto(StateReader& state, Space space,
                                                  const std::string& key) {
-  absl::StatusOr<std::optional<std::string>> raw = state.Get(space, key);
-  if (!raw.ok()) return raw.status();
-  if (!raw->has_value()) return std::nullopt;
-  Message message;
-  if (!message.ParseFromString(**raw))
-    return absl::DataLossError(Cat("projection ", key, " does not parse"));
+  std::optional<Message> message;
+  absl::Status read =
+      state.Read(space, key, [&](std::optional<std::string_view> bytes) -> absl::Status {
+        if (!bytes.has_value()) return absl::OkStatus();
+        message.emplace();
+        if (!message->ParseFromArray(bytes->data(), static_cast<int>(bytes->size())))
+          return absl::DataLossError(Cat("projection ", key, " does not parse"));
+        return absl::OkStatus();
+      });
+  if (!read.ok()) return read;
   return message;
 }
 
 void WriteProto(StateWriter& state, Space space, const std::string& key,
                 const google::protobuf::Message& message) {
-  state.Put(space, key, message.SerializeAsString());
+  state.PutOwned(space, key, message.SerializeAsString());
 }
 
 std::string Lower(std::string_view text) {

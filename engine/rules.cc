@@ -207,6 +207,13 @@ absl::Status ApplyPosting(const v1::Posting& posting, uint64_t sequence,
   return absl::OkStatus();
 }
 
+absl::Status StateReader::Read(Space space, std::string_view key, ReadFn read) {
+  absl::StatusOr<std::optional<std::string>> bytes = Get(space, key);
+  if (!bytes.ok()) return bytes.status();
+  if (!bytes->has_value()) return read(std::nullopt);
+  return read(std::string_view(**bytes));
+}
+
 absl::Status StateWriter::Post(const v1::Posting& posting, uint64_t sequence) {
   absl::StatusOr<v1::AccountState> account = ReadAccount(*this, posting.account());
   if (!account.ok()) return account.status();

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/date.h"
@@ -28,12 +29,22 @@ class StateReader {
   virtual ~StateReader() = default;
   [[nodiscard]] virtual absl::StatusOr<std::optional<std::string>> Get(Space space,
                                                                        std::string_view key) = 0;
+  // Calls `read` with the bytes under `key` (nullopt when absent) and returns what it
+  // returns. The bytes are valid only during the call: a state that holds them can lend
+  // them instead of copying them out, as Get does.
+  using ReadFn = absl::FunctionRef<absl::Status(std::optional<std::string_view>)>;
+  [[nodiscard]] virtual absl::Status Read(Space space, std::string_view key, ReadFn read);
 };
 
 // Read and write access; Apply writes through this.
 class StateWriter : public StateReader {
  public:
   virtual void Put(Space space, std::string_view key, std::string_view value) = 0;
+  // Put of a value the caller gives up (a freshly serialized projection): a state that
+  // keeps values may keep this one rather than a copy.
+  virtual void PutOwned(Space space, std::string_view key, std::string value) {
+    Put(space, key, value);
+  }
   virtual void Delete(Space space, std::string_view key) = 0;
   // Applies `posting` of entry `sequence` to its account (ApplyPosting). By default the
   // account's projection is read, changed and put back; a state that keeps accounts
