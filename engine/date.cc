@@ -40,10 +40,26 @@ Date Date::PlusMonthsClamped(int months) const {
 
 std::string Date::ToString() const {
   const year_month_day ymd = Civil(days_);
-  char buffer[16];
-  std::snprintf(buffer, sizeof(buffer), "%04d-%02u-%02u", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
-  return buffer;
+  const int year = static_cast<int>(ymd.year());
+  const unsigned month = static_cast<unsigned>(ymd.month());
+  const unsigned day = static_cast<unsigned>(ymd.day());
+  if (year < 0 || year > 9999) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), "%04d-%02u-%02u", year, month, day);
+    return buffer;
+  }
+  // Entries and projections carry dates, so this runs several times per command: the
+  // digits by hand, not through printf.
+  std::string text(10, '-');
+  text[0] = static_cast<char>('0' + year / 1000);
+  text[1] = static_cast<char>('0' + year / 100 % 10);
+  text[2] = static_cast<char>('0' + year / 10 % 10);
+  text[3] = static_cast<char>('0' + year % 10);
+  text[5] = static_cast<char>('0' + month / 10);
+  text[6] = static_cast<char>('0' + month % 10);
+  text[8] = static_cast<char>('0' + day / 10);
+  text[9] = static_cast<char>('0' + day % 10);
+  return text;
 }
 
 absl::StatusOr<Date> ParseDate(std::string_view text, std::string_view field) {
