@@ -129,7 +129,7 @@ class BatchState final : public StateWriter {
   }
   // As Get, looking in the same places in the same order, but lending the bytes where
   // they are kept instead of copying them.
-  absl::Status Read(Space space, std::string_view key, ReadFn read) override {
+  [[nodiscard]] absl::Status Read(Space space, std::string_view key, ReadFn read) override {
     auto lend = [&](const std::optional<std::string>& value) {
       return value.has_value() ? read(std::string_view(*value)) : read(std::nullopt);
     };
@@ -225,7 +225,7 @@ class CommandState final : public StateWriter {
     }
     return parent_.Get(space, key);
   }
-  absl::Status Read(Space space, std::string_view key, ReadFn read) override {
+  [[nodiscard]] absl::Status Read(Space space, std::string_view key, ReadFn read) override {
     for (auto it = writes_.rbegin(); it != writes_.rend(); ++it) {
       if (it->space == space && it->key == key) {
         return it->value.has_value() ? read(std::string_view(*it->value)) : read(std::nullopt);
@@ -242,7 +242,8 @@ class CommandState final : public StateWriter {
   void Delete(Space space, std::string_view key) override {
     writes_.push_back({space, std::string(key), std::nullopt});
   }
-  // Hands the writes over to the parent, values moved: the command state is done with.
+  // Hands the writes over to the parent, values moved, and keeps none: a read through
+  // this state afterwards reads the parent's.
   void Commit() {
     for (Write& w : writes_) {
       if (w.value.has_value()) {
@@ -251,6 +252,7 @@ class CommandState final : public StateWriter {
         parent_.Delete(w.space, w.key);
       }
     }
+    writes_.clear();
   }
 
  private:

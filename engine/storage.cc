@@ -78,6 +78,9 @@ rocksdb::DBOptions LedgerDBOptions(const LedgerOptions& options) {
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = options.create_if_missing;
   db_options.paranoid_checks = true;
+  // Set, not left to the default, which depends on whether NDEBUG was defined where this
+  // file was compiled (DEBUG_LEVEL without it).
+  db_options.info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL;
   db_options.max_background_jobs = 2;
   // A torn tail of the write-ahead log (a crash mid-append) is cut off at the last whole
   // record: those writes were never acknowledged, since acknowledgement follows the sync.
