@@ -68,6 +68,11 @@ rocksdb::ColumnFamilyOptions SpaceOptions(Space space, const LedgerOptions& opti
   if (space == Space::kIndexes) {
     cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<IndexInsertHint>();
   }
+  // Projections are rewritten in place at keys spread over the whole space (a loan, its
+  // summary, its account), so every compaction of level 0 into level 1 rewrites most of
+  // level 1. Waiting for 8 files instead of 4 halves how often that happens; a point
+  // read checks at most 4 more files, each behind its bloom filter.
+  if (space == Space::kProjections) cf.level0_file_num_compaction_trigger = 8;
   return cf;
 }
 
