@@ -106,46 +106,16 @@ class BatchState final : public StateWriter {
       : storage_(storage), previous_(std::move(previous)), recent_(recent) {}
 
   absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override {
-    if (const std::optional<std::string>* own = Own(space, key)) return *own;
-    if (previous_ != nullptr) {
-      if (const std::optional<std::string>* theirs = previous_->Own(space, key)) return *theirs;
-    }
-    // The previous batch's writes, looked at above, are in `recent_` too.
-    if (space == Space::kProjections) {
-      if (const std::string* value = recent_.Find(key)) return *value;
-    }
-    // Storage changes during this batch only where the previous batch writes, which was
-    // looked at above: what it returns for other keys can be kept for the whole batch.
-    auto& cache = read_cache_[static_cast<size_t>(space)];
-    if (auto it = cache.find(AbslView(key)); it != cache.end()) return it->second;
-    absl::StatusOr<std::optional<std::string>> stored = storage_.Get(space, key);
-    if (!stored.ok()) return stored;
-    // A projection found is kept in `recent_` alone (one copy of a loan, not two), unless
-    // `recent_` cannot hold it (it may be configured to hold nothing).
-    if (space != Space::kProjections || !stored->has_value() || !recent_.Set(key, **stored)) {
-      cache.emplace(std::string(key), *stored);
-    }
-    return stored;
+    absl::StatusOr<std::optional<std::string_view>> found = Find(space, key);
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) return std::nullopt;
+    return std::string(**found);
   }
-  // As Get, looking in the same places in the same order, but lending the bytes where
-  // they are kept instead of copying them.
+  // As Get, but lending the bytes where they are kept instead of copying them.
   [[nodiscard]] absl::Status Read(Space space, std::string_view key, ReadFn read) override {
-    auto lend = [&](const std::optional<std::string>& value) {
-      return value.has_value() ? read(std::string_view(*value)) : read(std::nullopt);
-    };
-    if (const std::optional<std::string>* own = Own(space, key)) return lend(*own);
-    if (previous_ != nullptr) {
-      if (const std::optional<std::string>* theirs = previous_->Own(space, key))
-        return lend(*theirs);
-    }
-    if (space == Space::kProjections) {
-      if (const std::string* value = recent_.Find(key)) return read(std::string_view(*value));
-    }
-    auto& cache = read_cache_[static_cast<size_t>(space)];
-    if (auto it = cache.find(AbslView(key)); it != cache.end()) return lend(it->second);
-    absl::StatusOr<std::optional<std::string>> stored = Get(space, key);
-    if (!stored.ok()) return stored.status();
-    return lend(*stored);
+    absl::StatusOr<std::optional<std::string_view>> found = Find(space, key);
+    if (!found.ok()) return found.status();
+    return read(*found);
   }
   void Put(Space space, std::string_view key, std::string_view value) override {
     writes_[static_cast<size_t>(space)][AbslView(key)] = std::string(value);
@@ -198,6 +168,37 @@ class BatchState final : public StateWriter {
   }
 
  private:
+  // The bytes under `key` where this state keeps them (nullopt when absent), valid until
+  // the state next changes: this batch's writes, the previous batch's, the writer's recent
+  // projections, or this batch's reads of storage, which a miss fetches and keeps.
+  absl::StatusOr<std::optional<std::string_view>> Find(Space space, std::string_view key) {
+    auto view = [](const std::optional<std::string>& value) -> std::optional<std::string_view> {
+      if (!value.has_value()) return std::nullopt;
+      return std::string_view(*value);
+    };
+    if (const std::optional<std::string>* own = Own(space, key)) return view(*own);
+    if (previous_ != nullptr) {
+      if (const std::optional<std::string>* theirs = previous_->Own(space, key))
+        return view(*theirs);
+    }
+    // The previous batch's writes, looked at above, are in `recent_` too.
+    if (space == Space::kProjections) {
+      if (const std::string* value = recent_.Find(key)) return std::string_view(*value);
+    }
+    // Storage changes during this batch only where the previous batch writes, which was
+    // looked at above: what it returns for other keys can be kept for the whole batch.
+    auto& cache = read_cache_[static_cast<size_t>(space)];
+    if (auto it = cache.find(AbslView(key)); it != cache.end()) return view(it->second);
+    absl::StatusOr<std::optional<std::string>> stored = storage_.Get(space, key);
+    if (!stored.ok()) return stored.status();
+    // A projection found is kept in `recent_` alone (one copy of a loan, not two), unless
+    // `recent_` cannot hold it (it may be configured to hold nothing).
+    if (space == Space::kProjections && stored->has_value() && recent_.Set(key, **stored)) {
+      return std::string_view(*recent_.Find(key));
+    }
+    return view(cache.emplace(std::string(key), *std::move(stored)).first->second);
+  }
+
   const std::optional<std::string>* Own(Space space, std::string_view key) const {
     const auto& writes = writes_[static_cast<size_t>(space)];
     auto it = writes.find(AbslView(key));
