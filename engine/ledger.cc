@@ -335,7 +335,10 @@ class Ledger::Impl {
   absl::Status WriterStatus() const;
   absl::Status VerifyJournal() const;
   absl::StatusOr<std::optional<ProjectionMismatch>> CompareProjectionsWithRebuild() const;
-  absl::Status RebuildProjectionsOnWriter();
+  // Replays the journal and writes the replay over the derived state; with
+  // only_if_differing, compares first and writes nothing when they are the same.
+  absl::StatusOr<std::optional<ProjectionMismatch>> RebuildProjectionsOnWriter(
+      bool only_if_differing);
   bool projections_rebuilt_on_open() const { return projections_rebuilt_on_open_; }
 
   absl::StatusOr<v1::ProductState> GetProduct(std::string_view id) const;
@@ -504,8 +507,9 @@ absl::Status Ledger::Impl::Start() {
   if (!projections.ok()) return projections.status();
   if (*projections != std::optional<std::string>(kProjectionsVersion)) {
     if (head.sequence > 0) {
-      absl::Status rebuilt = RebuildProjectionsOnWriter();
-      if (!rebuilt.ok()) return rebuilt;
+      absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
+          RebuildProjectionsOnWriter(/*only_if_differing=*/false);
+      if (!rebuilt.ok()) return rebuilt.status();
       projections_rebuilt_on_open_ = true;
     }
     StorageBatch batch = storage_->NewBatch();
@@ -1037,11 +1041,21 @@ absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::Impl::CompareProjectio
   return CompareDerivedSpaces(*storage_, snapshot.get(), rebuilt.state());
 }
 
-absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
+absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::Impl::RebuildProjectionsOnWriter(
+    bool only_if_differing) {
   Replayer rebuilt(ReplayKeeps::kEverything);
   absl::Status replayed = ReplayInto(rebuilt, nullptr);
   if (!replayed.ok()) return replayed;
   const MemoryState& state = rebuilt.state();
+  // On the writer thread nothing else writes, so the stored state compared here is the
+  // state the batch below replaces.
+  std::optional<ProjectionMismatch> difference;
+  if (only_if_differing) {
+    absl::StatusOr<std::optional<ProjectionMismatch>> compared =
+        CompareDerivedSpaces(*storage_, nullptr, state);
+    if (!compared.ok() || !compared->has_value()) return compared;
+    difference = std::move(*compared);
+  }
   StorageBatch batch = storage_->NewBatch();
   for (Space space : kDerivedSpaces) {
     absl::Status scanned = storage_->Scan(
@@ -1055,8 +1069,11 @@ absl::Status Ledger::Impl::RebuildProjectionsOnWriter() {
     for (const auto& [key, value] : state.Sorted(space)) batch.Put(space, key, value);
   }
   absl::Status written = storage_->Write(batch, /*sync=*/true);
-  if (!written.ok()) Stop(written);
-  return written;
+  if (!written.ok()) {
+    Stop(written);
+    return written;
+  }
+  return difference;
 }
 
 absl::Status Ledger::Impl::ScanPrefix(
@@ -1570,7 +1587,18 @@ absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::CompareProjectionsWith
 bool Ledger::ProjectionsRebuiltOnOpen() const { return impl_->projections_rebuilt_on_open(); }
 
 absl::Status Ledger::RebuildProjections() {
-  return impl_->RunOnWriter([this] { return impl_->RebuildProjectionsOnWriter(); });
+  return impl_->RunOnWriter(
+      [this] { return impl_->RebuildProjectionsOnWriter(/*only_if_differing=*/false).status(); });
+}
+
+absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::RebuildProjectionsIfDiffering() {
+  absl::StatusOr<std::optional<ProjectionMismatch>> result;
+  absl::Status ran = impl_->RunOnWriter([this, &result] {
+    result = impl_->RebuildProjectionsOnWriter(/*only_if_differing=*/true);
+    return result.status();
+  });
+  if (!ran.ok()) return ran;
+  return result;
 }
 
 }  // namespace gongdai

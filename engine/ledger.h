@@ -64,13 +64,22 @@ struct JournalHead {
   std::string hash;       // 32 bytes; 32 zero bytes for an empty journal
 };
 
-// The first difference between stored projections and a rebuild from the journal.
+// The first difference between stored projections and a rebuild from the journal. The
+// key and values may hold personal data (an ID number in the identity index, a borrower's
+// projection) or a client's request id: show it through DescribeProjectionMismatch
+// (engine/programme.h), never field by field.
 struct ProjectionMismatch {
-  std::string space;    // "projections", "indexes" or "request_ids"
-  std::string key;      // printable form of the key
-  std::string stored;   // printable form of the stored value ("<absent>" if none)
-  std::string rebuilt;  // printable form of the rebuilt value ("<absent>" if none)
+  std::string space;                   // "projections", "indexes" or "request_ids"
+  std::string key;                     // printable form of the key
+  std::optional<std::string> stored;   // the stored value's bytes; nullopt when absent
+  std::optional<std::string> rebuilt;  // the rebuilt value's bytes; nullopt when absent
 };
+
+// "<space> key <key>: <how the values differ>", as an operator or an auditor is shown it:
+// an ID number in the identity index masked as for roles that may not see it, a request
+// id not shown, an account's balances compared, and any other value by its size and the
+// first byte that differs, never by its content.
+std::string DescribeProjectionMismatch(const ProjectionMismatch& mismatch);
 
 // A loan's delinquency as of a date (engine/loan_math.h computes it).
 struct Delinquency {
@@ -294,6 +303,11 @@ class Ledger {
   // Replaces every stored projection, index and request id with a rebuild from the
   // journal, on the writer thread (writes wait meanwhile), in one synced WriteBatch.
   [[nodiscard]] absl::Status RebuildProjections();
+
+  // One replay of the journal on the writer thread, compared with the stored derived
+  // state; only when they differ is the replay written, as RebuildProjections writes it.
+  // Returns the first difference (what was put right), nullopt when nothing was written.
+  [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> RebuildProjectionsIfDiffering();
 
   // True when Open found derived state written by an engine whose apply differed (its
   // projections version, kept in meta) and rebuilt it from the journal.

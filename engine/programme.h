@@ -45,6 +45,7 @@ std::string NationalIdIndexKey(std::string_view national_id);
 std::string LoansByBorrowerPrefix(std::string_view borrower_id);
 std::string LoansByStatusPrefix(v1::LoanStatus status);
 std::string LoanEntriesPrefix(std::string_view loan_id);
+inline constexpr std::string_view kNationalIdIndexPrefix = "nid/";
 inline constexpr std::string_view kProductPrefix = "p/";
 inline constexpr std::string_view kBorrowerPrefix = "b/";
 inline constexpr std::string_view kLoanPrefix = "l/";

@@ -404,23 +404,25 @@ absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
     const std::vector<MemoryState::KeyValue> expected = expected_state.Sorted(space);
     auto next = expected.begin();
     std::optional<ProjectionMismatch> mismatch;
-    auto report = [&](std::string_view key, std::string stored, std::string want) {
+    auto report = [&](std::string_view key, std::optional<std::string_view> stored,
+                      std::optional<std::string_view> want) {
       mismatch = ProjectionMismatch{std::string(SpaceName(space)), Printable(key),
-                                    std::move(stored), std::move(want)};
+                                    stored ? std::optional<std::string>(*stored) : std::nullopt,
+                                    want ? std::optional<std::string>(*want) : std::nullopt};
     };
     absl::Status scanned = storage.Scan(
         space, "",
         [&](std::string_view key, std::string_view value) {
           if (next != expected.end() && next->first < key) {
-            report(next->first, "<absent>", Printable(next->second));
+            report(next->first, std::nullopt, next->second);
             return false;
           }
           if (next == expected.end() || next->first != key) {
-            report(key, Printable(value), "<absent>");
+            report(key, value, std::nullopt);
             return false;
           }
           if (next->second != value) {
-            report(key, Printable(value), Printable(next->second));
+            report(key, value, next->second);
             return false;
           }
           ++next;
@@ -429,7 +431,7 @@ absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
         snapshot, Storage::ScanLength::kWhole);
     if (!scanned.ok()) return scanned;
     if (!mismatch.has_value() && next != expected.end())
-      report(next->first, "<absent>", Printable(next->second));
+      report(next->first, std::nullopt, next->second);
     if (mismatch.has_value()) return mismatch;
   }
   return std::nullopt;

@@ -13,24 +13,9 @@
 #include <optional>
 
 #include "engine/checkpoint.h"
-#include "engine/national_id.h"
 #include "server/config.h"
 #include "server/demo.h"
 #include "server/server.h"
-
-namespace {
-
-// The key of a difference as the operator is shown it: a national ID number in the
-// identity index masked as for roles that may not see it, and a request id (chosen by
-// the client, so it may carry anything) left out.
-std::string ShownKey(const gongdai::ProjectionMismatch& mismatch) {
-  if (mismatch.space == "request_ids") return "(a request id, not shown)";
-  if (mismatch.key.starts_with("nid/"))
-    return "nid/" + gongdai::MaskNationalId(std::string_view(mismatch.key).substr(4));
-  return mismatch.key;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   // gRPC locks absl::Mutex on every call. Debian builds Abseil without NDEBUG, which leaves
@@ -55,17 +40,24 @@ int main(int argc, char** argv) {
                  "data directory, overriding the config (default ./gongdai-data)");
   app.add_option("--business-date", business_date,
                  "fix today's business date (YYYY-MM-DD), for demos and tests");
-  app.add_flag("--print-default-config", print_config, "print the default configuration and exit");
-  app.add_flag("--print-public-key", print_key,
-               "print the verifier key of the server's checkpoints (for auditors) and exit");
-  app.add_flag(
+  CLI::Option* print_config_flag = app.add_flag("--print-default-config", print_config,
+                                                "print the default configuration and exit");
+  CLI::Option* print_key_flag =
+      app.add_flag("--print-public-key", print_key,
+                   "print the verifier key of the server's checkpoints (for auditors) and exit");
+  print_config_flag->excludes(print_key_flag);
+  CLI::Option* demo_flag = app.add_flag(
       "--demo", demo,
       "load the demo book (Ji'an's 2020 programme: 330 loans, 62,470,000.00 yuan) into an "
       "empty ledger; fixes the business date at 2021-03-31 unless --business-date is given");
-  app.add_flag("--rebuild-projections", rebuild,
-               "before serving, compare the derived state (projections, indexes, request ids) "
-               "with a replay of the journal and, if they differ, rebuild it from the journal; "
-               "the journal itself is never changed");
+  CLI::Option* rebuild_flag = app.add_flag(
+      "--rebuild-projections", rebuild,
+      "before serving, compare the derived state (projections, indexes, request ids) with a "
+      "replay of the journal and, if they differ, rebuild it from the journal; the journal "
+      "itself is never changed");
+  // Each of these starts the server; a print flag prints and exits without starting it.
+  for (CLI::Option* starts : {demo_flag, rebuild_flag})
+    starts->excludes(print_config_flag)->excludes(print_key_flag);
   app.footer(
       "Examples:\n  gongdai-server --data-dir /var/lib/gongdai --listen 127.0.0.1:50051\n"
       "  gongdai-server --demo    # the demo book in ./gongdai-data");
@@ -148,31 +140,27 @@ int main(int argc, char** argv) {
     };
   }
   // After a DATA_LOSS on a projection (a value that does not parse, a key missing or left
-  // over), the derived state is put right from the journal, which is the truth. Values
-  // are never printed (a borrower's projection holds personal data), nor keys that would
-  // show an ID number or a request id (ShownKey).
+  // over), the derived state is put right from the journal, which is the truth: one
+  // replay, compared with what is stored and written only if they differ. The difference
+  // is shown as DescribeProjectionMismatch shows it: never a value (a borrower's
+  // projection holds personal data), an ID number masked, a request id left out.
   std::function<absl::Status(gongdai::Ledger&)> rebuild_projections;
   if (rebuild) {
     rebuild_projections = [](gongdai::Ledger& ledger) -> absl::Status {
       std::printf("comparing the derived state with a replay of the journal (%llu entries) ...\n",
                   static_cast<unsigned long long>(ledger.Head().sequence));
       std::fflush(stdout);
-      absl::StatusOr<std::optional<gongdai::ProjectionMismatch>> mismatch =
-          ledger.CompareProjectionsWithRebuild();
-      if (!mismatch.ok()) return mismatch.status();
-      if (!mismatch->has_value()) {
+      absl::StatusOr<std::optional<gongdai::ProjectionMismatch>> rebuilt =
+          ledger.RebuildProjectionsIfDiffering();
+      if (!rebuilt.ok()) return rebuilt.status();
+      if (!rebuilt->has_value()) {
         std::printf("the derived state matches the journal: nothing rebuilt\n");
         return absl::OkStatus();
       }
-      const std::string key = ShownKey(**mismatch);
-      std::printf("first difference: %s key %s; rebuilding from the journal ...\n",
-                  (*mismatch)->space.c_str(), key.c_str());
-      std::fflush(stdout);
-      absl::Status rebuilt = ledger.RebuildProjections();
-      if (!rebuilt.ok()) return rebuilt;
-      spdlog::warn("derived state rebuilt from the journal (first difference: {} key {})",
-                   (*mismatch)->space, key);
-      std::printf("the derived state is rebuilt from the journal\n");
+      const std::string difference = gongdai::DescribeProjectionMismatch(**rebuilt);
+      spdlog::warn("derived state rebuilt from the journal (first difference: {})", difference);
+      std::printf("first difference: %s\nthe derived state is rebuilt from the journal\n",
+                  difference.c_str());
       return absl::OkStatus();
     };
   }

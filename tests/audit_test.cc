@@ -13,6 +13,8 @@
 
 #include "engine/checkpoint.h"
 #include "engine/journal_format.h"
+#include "engine/money.h"
+#include "engine/national_id.h"
 #include "engine/replay.h"
 #include "engine/sha256.h"
 #include "gongdai/v1/state.pb.h"
@@ -72,6 +74,7 @@ class AuditTest : public testing::ProgrammeTest {
     Ok(testing::kSupervisor, Reverse(wrong.sequence()));
     Ok(testing::kCashier, Accrue(loans[1]));
     size_ = ledger_->Head().sequence;
+    cash_before_ = Balance("union:fund:cash");
     signer_ = std::make_unique<CheckpointSigner>(
         *CheckpointSigner::LoadOrCreate(copies_.Sub("key.pem"), "test.ledger"));
     TreeHead head = *ledger_->GetTreeHead();
@@ -96,6 +99,7 @@ class AuditTest : public testing::ProgrammeTest {
 
   TempDir copies_;
   uint64_t size_ = 0;
+  int64_t cash_before_ = 0;  // the union fund's cash balance
   std::unique_ptr<CheckpointSigner> signer_;
   std::string checkpoint_;
 };
@@ -155,7 +159,52 @@ TEST_F(AuditTest, AlteredProjectionIsCaught) {
   }
   RunResult r = Verify(db);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("projections a/union:fund:cash"), std::string::npos) << r.err;
+  const std::string cash = Money::FromFen(cash_before_ + 100).ToString();
+  const std::string replayed = Money::FromFen(cash_before_).ToString();
+  EXPECT_NE(r.err.find("projections key a/union:fund:cash: stored balance " + cash),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("the replay gives balance " + replayed), std::string::npos) << r.err;
+}
+
+// A difference in a borrower's projection or in the identity index is named without the
+// personal data it holds: values by size and first differing byte, the ID number masked.
+TEST_F(AuditTest, AlteredBorrowerAndIdentityIndexAreNamedWithoutPersonalData) {
+  const std::string national_id = testing::NationalId("19850612", 1);
+  const std::string borrowers = Copy("borrower");
+  std::string borrower_id;
+  std::string phone;
+  {
+    RawDb raw(borrowers);
+    borrower_id = *raw.Get("indexes", "nid/" + national_id);
+    v1::BorrowerState borrower;
+    ASSERT_TRUE(borrower.ParseFromString(*raw.Get("projections", "b/" + borrower_id)));
+    phone = borrower.details().phone();
+    ASSERT_FALSE(phone.empty());
+    borrower.mutable_details()->set_phone("13800000000");
+    raw.Put("projections", "b/" + borrower_id, borrower.SerializeAsString());
+  }
+  RunResult r = Verify(borrowers);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("projections key b/" + borrower_id + ": stored "), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("first different at byte "), std::string::npos) << r.err;
+  for (const std::string& secret :
+       {phone, std::string("13800000000"), national_id, std::string("借款人0")}) {
+    EXPECT_EQ(r.err.find(secret), std::string::npos) << secret << " shown in: " << r.err;
+    EXPECT_EQ(r.out.find(secret), std::string::npos) << secret << " shown in: " << r.out;
+  }
+
+  const std::string index = Copy("index");
+  { RawDb(index).Delete("indexes", "nid/" + national_id); }
+  r = Verify(index);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(
+      r.err.find("indexes key nid/" + MaskNationalId(national_id) +
+                 ": not stored, the replay gives " + std::to_string(borrower_id.size()) + " bytes"),
+      std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find(national_id), std::string::npos) << r.err;
 }
 
 // --journal-only checks the journal and its replay and leaves the copy's derived state

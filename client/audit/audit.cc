@@ -355,9 +355,7 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
       absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = (*copy)->CompareWith(replay);
       if (!mismatch.ok()) return Fault(Message(mismatch.status()));
       if (mismatch->has_value()) {
-        const ProjectionMismatch& m = **mismatch;
-        return Fault(
-            Cat(m.space, " ", m.key, ": stored ", m.stored, ", the replay gives ", m.rebuilt));
+        return Fault(DescribeProjectionMismatch(**mismatch));
       }
     }
   }
