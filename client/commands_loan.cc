@@ -304,14 +304,16 @@ void AddLoanCommands(Cli& cli, CLI::App& app) {
     cli.AddDate(c, "--disbursed-from", f->from, "only loans disbursed on or after this date");
     cli.AddDate(c, "--disbursed-to", f->to, "only loans disbursed on or before this date");
     c->add_option("--view", f->view,
-                  "basic: each loan without its schedule; full: with it (default: basic for the "
-                  "table, full with --json)")
+                  "basic: each loan without its schedule; full: with it, for --json (default: "
+                  "basic for the table, full with --json)")
         ->check(CLI::IsMember({"basic", "full"}));
     cli.AddPageFlags(c, f->page);
     cli.Action(c, [&cli, f] {
-      v1::ListLoansRequest request;
       // The table shows no schedule, so it asks for none; JSON keeps the whole loan
       // unless asked otherwise.
+      if (f->view == "full" && !cli.json())
+        cli.UsageError("--view full: the table shows no schedules; use it with --json");
+      v1::ListLoansRequest request;
       const bool basic = f->view.empty() ? !cli.json() : f->view == "basic";
       request.set_view(basic ? v1::LOAN_VIEW_BASIC : v1::LOAN_VIEW_FULL);
       request.set_status(static_cast<v1::ApiLoanStatus::Value>(f->status));

@@ -543,6 +543,10 @@ TEST_F(CliTest, JsonOutputIsTheResponseMessage) {
   r = As("officer", {"loan", "list", "--view", "summary"});
   EXPECT_EQ(r.code, 2) << r.Show();
   EXPECT_TRUE(Contains(r.err, "--view")) << r.err;
+  // The table has no column for a schedule: asking it for one is a usage error.
+  r = As("officer", {"loan", "list", "--view", "full"});
+  EXPECT_EQ(r.code, 2) << r.Show();
+  EXPECT_TRUE(Contains(r.err, "--view full: the table shows no schedules")) << r.err;
 }
 
 TEST_F(CliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
