@@ -1380,49 +1380,45 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
     r.group = std::move(group);
     return r;
   };
-  // One consistent view for flows and stocks.
-  std::unique_ptr<StorageSnapshot> snapshot = storage_->Snapshot();
+  // Flows and stocks in one consistent view (not a registered snapshot: see
+  // StorageSnapshot).
   absl::Status failure;
   const std::string end = Cat(kReportPrefix, report.to, "0");  // '0' sorts after '/'
-  absl::Status scanned = storage_->Scan(
-      Space::kProjections, Cat(kReportPrefix, report.from),
-      [&](std::string_view key, std::string_view value) {
-        if (!key.starts_with(kReportPrefix) || key >= end) return false;
-        std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
-        v1::ReportCounters counters;
-        if (!parsed.has_value() ||
-            !counters.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-          failure = absl::DataLossError(Cat("report counters under ", key, " do not parse"));
-          return false;
-        }
-        AddFlows(row(parsed->second).flows, counters);
-        AddFlows(report.total.flows, counters);
-        return true;
-      },
-      snapshot.get());
-  if (!scanned.ok()) return scanned;
-  if (!failure.ok()) return failure;
-  // Stocks as of `to`: the running changes of every day up to it, summed per dimension.
+  const std::string flows_start = Cat(kReportPrefix, report.from);
   std::map<std::string, std::pair<ReportDims, Stocks>> stocks;
   const std::string stocks_end = Cat(kStockPrefix, report.to, "0");
-  scanned = storage_->Scan(
-      Space::kProjections, kStockPrefix,
-      [&](std::string_view key, std::string_view value) {
-        if (!key.starts_with(kStockPrefix) || key >= stocks_end) return false;
-        std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
-        v1::StockChange change;
-        if (!parsed.has_value() ||
-            !change.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-          failure = absl::DataLossError(Cat("stock changes under ", key, " do not parse"));
-          return false;
-        }
-        // Key without the date: "k/" + "YYYY-MM-DD/".
-        auto [at, inserted] = stocks.try_emplace(std::string(key.substr(kStockPrefix.size() + 11)));
-        if (inserted) at->second.first = std::move(parsed->second);
-        at->second.second += StocksOf(change);
-        return true;
-      },
-      snapshot.get());
+  auto flows = [&](std::string_view key, std::string_view value) {
+    if (!key.starts_with(kReportPrefix) || key >= end) return false;
+    std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
+    v1::ReportCounters counters;
+    if (!parsed.has_value() ||
+        !counters.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      failure = absl::DataLossError(Cat("report counters under ", key, " do not parse"));
+      return false;
+    }
+    AddFlows(row(parsed->second).flows, counters);
+    AddFlows(report.total.flows, counters);
+    return true;
+  };
+  // Stocks as of `to`: the running changes of every day up to it, summed per dimension.
+  auto stock_changes = [&](std::string_view key, std::string_view value) {
+    if (!failure.ok()) return false;  // the flows failed: nothing more to read
+    if (!key.starts_with(kStockPrefix) || key >= stocks_end) return false;
+    std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
+    v1::StockChange change;
+    if (!parsed.has_value() ||
+        !change.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      failure = absl::DataLossError(Cat("stock changes under ", key, " do not parse"));
+      return false;
+    }
+    // Key without the date: "k/" + "YYYY-MM-DD/".
+    auto [at, inserted] = stocks.try_emplace(std::string(key.substr(kStockPrefix.size() + 11)));
+    if (inserted) at->second.first = std::move(parsed->second);
+    at->second.second += StocksOf(change);
+    return true;
+  };
+  absl::Status scanned = storage_->ScanConsistently(
+      Space::kProjections, {{flows_start, flows}, {kStockPrefix, stock_changes}});
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
   for (const auto& [unused, dims_and_sum] : stocks) {

@@ -268,6 +268,31 @@ absl::Status Storage::Scan(Space space, std::string_view start, const Visitor& v
   return FromRocks(it->status(), Cat("scanning ", SpaceName(space)));
 }
 
+absl::Status Storage::ScanConsistently(Space space, const std::vector<RangeScan>& scans,
+                                       ScanLength length) const {
+  rocksdb::ReadOptions read;
+  read.fill_cache = length == ScanLength::kShort;
+  // The iterator pins the memtables and files it was made on: every Seek below reads the
+  // space as of its creation.
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read, impl_->handle(space)));
+  for (const RangeScan& scan : scans) {
+    for (it->Seek(rocksdb::Slice(scan.start.data(), scan.start.size())); it->Valid(); it->Next()) {
+      rocksdb::Slice k = it->key();
+      rocksdb::Slice v = it->value();
+      if (!scan.visit(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size())))
+        break;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), Cat("scanning ", SpaceName(space)));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t Storage::RegisteredSnapshots() const {
+  uint64_t count = 0;
+  impl_->db->GetIntProperty(rocksdb::DB::Properties::kNumSnapshots, &count);
+  return count;
+}
+
 absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Storage::Last(
     Space space, const StorageSnapshot* snapshot) const {
   rocksdb::ReadOptions read;
