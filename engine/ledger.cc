@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -16,6 +17,8 @@
 #include "engine/journal_format.h"
 #include "engine/loan_math.h"
 #include "engine/merkle.h"
+#include "engine/money.h"
+#include "engine/national_id.h"
 #include "engine/programme.h"
 #include "engine/replay.h"
 #include "engine/rules.h"
@@ -1074,6 +1077,45 @@ absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::Impl::RebuildProjectio
     return written;
   }
   return difference;
+}
+
+std::string DescribeProjectionMismatch(const ProjectionMismatch& mismatch) {
+  std::string key = mismatch.key;
+  if (mismatch.space == SpaceName(Space::kRequestIds)) {
+    key = "(a request id, not shown)";  // chosen by the client, so it may carry anything
+  } else if (mismatch.space == SpaceName(Space::kIndexes) &&
+             key.starts_with(kNationalIdIndexPrefix)) {
+    key = Cat(kNationalIdIndexPrefix,
+              MaskNationalId(std::string_view(key).substr(kNationalIdIndexPrefix.size())));
+  }
+  std::string out = Cat(mismatch.space, " key ", key, ": ");
+  auto bytes = [](size_t n) { return Cat(n, n == 1 ? " byte" : " bytes"); };
+  const std::optional<std::string>& stored = mismatch.stored;
+  const std::optional<std::string>& rebuilt = mismatch.rebuilt;
+  if (!stored.has_value() || !rebuilt.has_value()) {
+    return Cat(out,
+               stored ? Cat("stored (", bytes(stored->size()), ")") : std::string("not stored"),
+               rebuilt ? Cat(", the replay gives ", bytes(rebuilt->size()))
+                       : std::string(", absent from the replay"));
+  }
+  // An account's state holds no personal data: its fields are shown, unless they read the
+  // same (the bytes differ elsewhere: an unknown field, a zero written out).
+  v1::AccountState stored_account, rebuilt_account;
+  auto account = [](const v1::AccountState& a) {
+    return Cat("balance ", Money::FromFen(a.balance_fen()).ToString(), " after ", a.posting_count(),
+               " postings (last entry ", a.last_sequence(), ")");
+  };
+  if (mismatch.space == SpaceName(Space::kProjections) &&
+      mismatch.key.starts_with(kAccountPrefix) && stored_account.ParseFromString(*stored) &&
+      rebuilt_account.ParseFromString(*rebuilt) &&
+      account(stored_account) != account(rebuilt_account)) {
+    return Cat(out, "stored ", account(stored_account), ", the replay gives ",
+               account(rebuilt_account));
+  }
+  const auto [first, ignored] =
+      std::mismatch(stored->begin(), stored->end(), rebuilt->begin(), rebuilt->end());
+  return Cat(out, "stored ", bytes(stored->size()), ", the replay gives ", bytes(rebuilt->size()),
+             ", first different at byte ", first - stored->begin());
 }
 
 absl::Status Ledger::Impl::ScanPrefix(

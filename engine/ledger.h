@@ -67,7 +67,7 @@ struct JournalHead {
 // The first difference between stored projections and a rebuild from the journal. The
 // key and values may hold personal data (an ID number in the identity index, a borrower's
 // projection) or a client's request id: show it through DescribeProjectionMismatch
-// (engine/programme.h), never field by field.
+// (below), never field by field.
 struct ProjectionMismatch {
   std::string space;                   // "projections", "indexes" or "request_ids"
   std::string key;                     // printable form of the key
@@ -292,7 +292,10 @@ class Ledger {
 
   // Walks the whole journal: sequence continuity, every entry's hash and link to its
   // predecessor, balanced postings, and the stored head. Memory stays constant. Returns
-  // DATA_LOSS naming the first bad entry.
+  // DATA_LOSS naming the first bad entry. Like CompareProjectionsWithRebuild, it reads at a
+  // registered RocksDB snapshot, whose release on a live ledger sets RocksDB rewriting the
+  // bottommost files it has not yet rewritten (engine/storage.h): for audits and tests,
+  // not for a serving path.
   [[nodiscard]] absl::Status VerifyJournal() const;
 
   // Replays the journal through apply into memory and compares with what is stored, at

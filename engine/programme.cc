@@ -6,7 +6,6 @@
 
 #include "engine/check.h"
 #include "engine/journal_format.h"
-#include "engine/ledger.h"
 #include "engine/loan_math.h"
 #include "engine/money.h"
 #include "engine/national_id.h"
@@ -1283,40 +1282,6 @@ std::string LoanKey(std::string_view id) { return Cat(kLoanPrefix, id); }
 std::string LoanSummaryKey(std::string_view id) { return Cat(kLoanSummaryPrefix, id); }
 std::string NationalIdIndexKey(std::string_view national_id) {
   return Cat(kNationalIdIndexPrefix, national_id);
-}
-
-std::string DescribeProjectionMismatch(const ProjectionMismatch& mismatch) {
-  std::string key = mismatch.key;
-  if (mismatch.space == SpaceName(Space::kRequestIds)) {
-    key = "(a request id, not shown)";  // chosen by the client, so it may carry anything
-  } else if (mismatch.space == SpaceName(Space::kIndexes) &&
-             key.starts_with(kNationalIdIndexPrefix)) {
-    key = Cat(kNationalIdIndexPrefix,
-              MaskNationalId(std::string_view(key).substr(kNationalIdIndexPrefix.size())));
-  }
-  std::string out = Cat(mismatch.space, " key ", key, ": ");
-  const std::optional<std::string>& stored = mismatch.stored;
-  const std::optional<std::string>& rebuilt = mismatch.rebuilt;
-  if (!stored.has_value() || !rebuilt.has_value()) {
-    return Cat(out, stored ? Cat("stored (", stored->size(), " bytes)") : std::string("not stored"),
-               rebuilt ? Cat(", the replay gives ", rebuilt->size(), " bytes")
-                       : std::string(", absent from the replay"));
-  }
-  v1::AccountState stored_account, rebuilt_account;
-  if (mismatch.space == SpaceName(Space::kProjections) &&
-      mismatch.key.starts_with(kAccountPrefix) && stored_account.ParseFromString(*stored) &&
-      rebuilt_account.ParseFromString(*rebuilt)) {
-    auto account = [](const v1::AccountState& a) {
-      return Cat("balance ", Money::FromFen(a.balance_fen()).ToString(), " after ",
-                 a.posting_count(), " postings (last entry ", a.last_sequence(), ")");
-    };
-    return Cat(out, "stored ", account(stored_account), ", the replay gives ",
-               account(rebuilt_account));
-  }
-  const auto [first, ignored] =
-      std::mismatch(stored->begin(), stored->end(), rebuilt->begin(), rebuilt->end());
-  return Cat(out, "stored ", stored->size(), " bytes, the replay gives ", rebuilt->size(),
-             " bytes, first different at byte ", first - stored->begin());
 }
 
 std::string LoansByBorrowerPrefix(std::string_view borrower_id) {

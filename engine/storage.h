@@ -52,10 +52,11 @@ class StorageBatch {
 };
 
 // A consistent view of every space at one moment: a RocksDB snapshot. Releasing one makes
-// RocksDB mark every bottommost-level file written since the last release for a rewrite (to
-// zero its sequence numbers): on a book built or grown in bulk, gigabytes of the journal
-// rewritten while officers write. Serving paths read with ScanConsistently instead; a
-// StorageSnapshot is for audits and comparisons.
+// RocksDB mark for a rewrite every bottommost-level file whose sequence numbers are not yet
+// zeroed and lie below the oldest snapshot left (all of them, when none is left). The
+// journal reaches the bottommost level by trivial moves, keeping its sequence numbers: on a
+// book built or grown in bulk, gigabytes of it rewritten while officers write. Serving paths read
+// with ScanConsistently instead; a StorageSnapshot is for audits and comparisons.
 class StorageSnapshot {
  public:
   virtual ~StorageSnapshot() = default;

@@ -578,6 +578,72 @@ TEST(Ledger, OpenRefusesAJournalWhoseLastEntryDisagreesWithTheHead) {
   EXPECT_EQ(reopened.status().code(), absl::StatusCode::kDataLoss);
 }
 
+// The operator's rebuild: one replay, compared with what is stored, written only when
+// they differ; the difference is returned as it was before the rebuild.
+TEST(Ledger, RebuildIfDifferingWritesOnlyWhenTheStoredStateDiffers) {
+  TempDir dir;
+  {
+    auto ledger = OpenOrDie(dir.path());
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(ledger
+                      ->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b",
+                                               "member:m" + std::to_string(i % 5) + ":cash", 5 + i))
+                      .status.ok());
+    }
+    auto untouched = ledger->RebuildProjectionsIfDiffering();
+    ASSERT_TRUE(untouched.ok()) << untouched.status();
+    EXPECT_FALSE(untouched->has_value());
+  }
+  std::string right;
+  std::vector<std::pair<std::string, std::string>> before;
+  {
+    RawDb raw(dir.path());
+    before = raw.All("projections");
+    right = *raw.Get("projections", "a/member:m3:cash");
+    raw.Put("projections", "a/member:m3:cash", "garbage");
+  }
+  auto ledger = OpenOrDie(dir.path());
+  auto rebuilt = ledger->RebuildProjectionsIfDiffering();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  ASSERT_TRUE(rebuilt->has_value());
+  EXPECT_EQ((*rebuilt)->key, "a/member:m3:cash");
+  EXPECT_EQ((*rebuilt)->stored, "garbage");
+  EXPECT_EQ((*rebuilt)->rebuilt, right);
+  EXPECT_EQ(DescribeProjectionMismatch(**rebuilt),
+            "projections key a/member:m3:cash: stored 7 bytes, the replay gives " +
+                std::to_string(right.size()) + " bytes, first different at byte 0");
+  auto again = ledger->RebuildProjectionsIfDiffering();
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->has_value());
+  ledger.reset();
+  EXPECT_EQ(RawDb(dir.path()).All("projections"), before);
+}
+
+// What an operator or auditor is shown of a difference: an account's fields when they
+// differ, its bytes when only the bytes do, and never a request id.
+TEST(Ledger, DescribedDifferencesShowAccountsAndHideRequestIds) {
+  v1::AccountState account;
+  account.set_balance_fen(12'345);
+  account.set_posting_count(3);
+  account.set_last_sequence(9);
+  v1::AccountState more = account;
+  more.set_balance_fen(12'445);
+  ProjectionMismatch m{"projections", "a/union:fund:cash", more.SerializeAsString(),
+                       account.SerializeAsString()};
+  EXPECT_EQ(DescribeProjectionMismatch(m),
+            "projections key a/union:fund:cash: stored balance 124.45 after 3 postings (last "
+            "entry 9), the replay gives balance 123.45 after 3 postings (last entry 9)");
+  // The same fields in other bytes (an unknown field 15, varint 1): by the bytes.
+  m.stored = account.SerializeAsString() + std::string("\x78\x01", 2);
+  EXPECT_EQ(DescribeProjectionMismatch(m),
+            "projections key a/union:fund:cash: stored " + std::to_string(m.stored->size()) +
+                " bytes, the replay gives " + std::to_string(m.rebuilt->size()) +
+                " bytes, first different at byte " + std::to_string(m.rebuilt->size()));
+  ProjectionMismatch request{"request_ids", "pay-13907961234", std::nullopt, "x"};
+  EXPECT_EQ(DescribeProjectionMismatch(request),
+            "request_ids key (a request id, not shown): not stored, the replay gives 1 byte");
+}
+
 TEST(Ledger, RebuildProducesByteIdenticalProjections) {
   TempDir dir;
   {
