@@ -617,6 +617,27 @@ TEST(Ledger, RebuildIfDifferingWritesOnlyWhenTheStoredStateDiffers) {
   EXPECT_FALSE(again->has_value());
   ledger.reset();
   EXPECT_EQ(RawDb(dir.path()).All("projections"), before);
+
+  // With nothing to put right it writes nothing: a ledger opened, asked and closed moves
+  // RocksDB's sequence number no further than one only opened and closed.
+  const uint64_t at_start = RawDb(dir.path()).LatestSequence();
+  OpenOrDie(dir.path()).reset();
+  const uint64_t after_open = RawDb(dir.path()).LatestSequence();
+  {
+    auto asked = OpenOrDie(dir.path());
+    auto nothing = asked->RebuildProjectionsIfDiffering();
+    ASSERT_TRUE(nothing.ok());
+    EXPECT_FALSE(nothing->has_value());
+  }
+  EXPECT_EQ(RawDb(dir.path()).LatestSequence() - after_open, after_open - at_start);
+  // And the rebuild above did write: damaged again, the same steps move it further.
+  { RawDb(dir.path()).Put("projections", "a/member:m3:cash", "garbage"); }
+  const uint64_t damaged = RawDb(dir.path()).LatestSequence();
+  {
+    auto asked = OpenOrDie(dir.path());
+    ASSERT_TRUE(asked->RebuildProjectionsIfDiffering().ok());
+  }
+  EXPECT_GT(RawDb(dir.path()).LatestSequence() - damaged, after_open - at_start);
 }
 
 // What an operator or auditor is shown of a difference: an account's fields when they

@@ -47,6 +47,9 @@ class RawDb {
   void Delete(const std::string& cf, const std::string& key) {
     Check(db_->Delete(SyncWrite(), handles_.at(cf), key));
   }
+  // RocksDB's sequence number of the last write: it grows with every write, so an equal
+  // number before and after shows that nothing was written in between.
+  uint64_t LatestSequence() { return db_->GetLatestSequenceNumber(); }
   // The table files that hold column family `cf`, largest first.
   std::vector<std::pair<std::string, uint64_t>> TableFiles(const std::string& cf) {
     std::vector<rocksdb::LiveFileMetaData> files;
