@@ -1100,17 +1100,16 @@ std::string DescribeProjectionMismatch(const ProjectionMismatch& mismatch) {
   }
   // An account's state holds no personal data: its fields are shown, unless they read the
   // same (the bytes differ elsewhere: an unknown field, a zero written out).
-  v1::AccountState stored_account, rebuilt_account;
-  auto account = [](const v1::AccountState& a) {
+  auto account = [](const std::string& value) -> std::optional<std::string> {
+    v1::AccountState a;
+    if (!a.ParseFromString(value)) return std::nullopt;
     return Cat("balance ", Money::FromFen(a.balance_fen()).ToString(), " after ", a.posting_count(),
                " postings (last entry ", a.last_sequence(), ")");
   };
   if (mismatch.space == SpaceName(Space::kProjections) &&
-      mismatch.key.starts_with(kAccountPrefix) && stored_account.ParseFromString(*stored) &&
-      rebuilt_account.ParseFromString(*rebuilt) &&
-      account(stored_account) != account(rebuilt_account)) {
-    return Cat(out, "stored ", account(stored_account), ", the replay gives ",
-               account(rebuilt_account));
+      mismatch.key.starts_with(kAccountPrefix)) {
+    const std::optional<std::string> was = account(*stored), is = account(*rebuilt);
+    if (was && is && *was != *is) return Cat(out, "stored ", *was, ", the replay gives ", *is);
   }
   const auto [first, ignored] =
       std::mismatch(stored->begin(), stored->end(), rebuilt->begin(), rebuilt->end());
@@ -1401,6 +1400,28 @@ void AddFlows(v1::ReportCounters& into, const v1::ReportCounters& delta) {
   }
 }
 
+// A visitor of the report's keys under `prefix` before `end` ("g/" counters or "k/" stock
+// changes): each key's dimensions and its value, parsed as `Message`, go to `add(key,
+// dims, message)`. A key or value that does not parse sets `failure` (DATA_LOSS naming
+// `what` and the key) and stops this scan and every later one.
+template <typename Message, typename Add>
+Storage::Visitor ReportKeys(std::string_view prefix, std::string end, std::string_view what,
+                            absl::Status& failure, Add add) {
+  return [prefix, end = std::move(end), what, &failure, add](std::string_view key,
+                                                             std::string_view value) {
+    if (!failure.ok() || !key.starts_with(prefix) || key >= end) return false;
+    std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
+    Message message;
+    if (!parsed.has_value() ||
+        !message.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      failure = absl::DataLossError(Cat(what, " under ", key, " do not parse"));
+      return false;
+    }
+    add(key, std::move(parsed->second), message);
+    return true;
+  };
+}
+
 }  // namespace
 
 absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQuery& query) const {
@@ -1425,40 +1446,24 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
   // Flows and stocks in one consistent view (not a registered snapshot: see
   // StorageSnapshot).
   absl::Status failure;
-  const std::string end = Cat(kReportPrefix, report.to, "0");  // '0' sorts after '/'
-  const std::string flows_start = Cat(kReportPrefix, report.from);
-  std::map<std::string, std::pair<ReportDims, Stocks>> stocks;
-  const std::string stocks_end = Cat(kStockPrefix, report.to, "0");
-  auto flows = [&](std::string_view key, std::string_view value) {
-    if (!key.starts_with(kReportPrefix) || key >= end) return false;
-    std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
-    v1::ReportCounters counters;
-    if (!parsed.has_value() ||
-        !counters.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      failure = absl::DataLossError(Cat("report counters under ", key, " do not parse"));
-      return false;
-    }
-    AddFlows(row(parsed->second).flows, counters);
-    AddFlows(report.total.flows, counters);
-    return true;
-  };
+  Storage::Visitor flows = ReportKeys<v1::ReportCounters>(
+      kReportPrefix, Cat(kReportPrefix, report.to, "0"),  // '0' sorts after '/'
+      "report counters", failure,
+      [&](std::string_view, const ReportDims& dims, const v1::ReportCounters& counters) {
+        AddFlows(row(dims).flows, counters);
+        AddFlows(report.total.flows, counters);
+      });
   // Stocks as of `to`: the running changes of every day up to it, summed per dimension.
-  auto stock_changes = [&](std::string_view key, std::string_view value) {
-    if (!failure.ok()) return false;  // the flows failed: nothing more to read
-    if (!key.starts_with(kStockPrefix) || key >= stocks_end) return false;
-    std::optional<std::pair<std::string, ReportDims>> parsed = ParseReportKey(key);
-    v1::StockChange change;
-    if (!parsed.has_value() ||
-        !change.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      failure = absl::DataLossError(Cat("stock changes under ", key, " do not parse"));
-      return false;
-    }
-    // Key without the date: "k/" + "YYYY-MM-DD/".
-    auto [at, inserted] = stocks.try_emplace(std::string(key.substr(kStockPrefix.size() + 11)));
-    if (inserted) at->second.first = std::move(parsed->second);
-    at->second.second += StocksOf(change);
-    return true;
-  };
+  std::map<std::string, std::pair<ReportDims, Stocks>> stocks;
+  Storage::Visitor stock_changes = ReportKeys<v1::StockChange>(
+      kStockPrefix, Cat(kStockPrefix, report.to, "0"), "stock changes", failure,
+      [&](std::string_view key, ReportDims dims, const v1::StockChange& change) {
+        // Key without the date: "k/" + "YYYY-MM-DD/".
+        auto [at, inserted] = stocks.try_emplace(std::string(key.substr(kStockPrefix.size() + 11)));
+        if (inserted) at->second.first = std::move(dims);
+        at->second.second += StocksOf(change);
+      });
+  const std::string flows_start = Cat(kReportPrefix, report.from);
   absl::Status scanned = storage_->ScanConsistently(
       Space::kProjections, {{flows_start, flows}, {kStockPrefix, stock_changes}});
   if (!scanned.ok()) return scanned;

@@ -250,39 +250,46 @@ absl::Status Storage::Write(StorageBatch& batch, bool sync) {
   return FromRocks(impl_->db->Write(write, &batch.rep_->batch), "writing batch");
 }
 
-absl::Status Storage::Scan(Space space, std::string_view start, const Visitor& visit,
-                           const StorageSnapshot* snapshot, ScanLength length) const {
+namespace {
+
+rocksdb::ReadOptions ScanOptions(const StorageSnapshot* snapshot, Storage::ScanLength length) {
   rocksdb::ReadOptions read;
   read.snapshot = RocksOf(snapshot);
   // A whole scan would fill the cache with blocks read once, evicting the ones that
   // serving reads need (and managing the cache costs it more than the reads).
-  read.fill_cache = length == ScanLength::kShort;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read, impl_->handle(space)));
-  for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid(); it->Next()) {
-    rocksdb::Slice k = it->key();
-    rocksdb::Slice v = it->value();
-    if (!visit(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()))) {
-      break;
-    }
+  read.fill_cache = length == Storage::ScanLength::kShort;
+  return read;
+}
+
+// Seeks `it` to `start` and calls `visit` for each key from there until it returns false.
+rocksdb::Status VisitFrom(rocksdb::Iterator& it, std::string_view start,
+                          const Storage::Visitor& visit) {
+  for (it.Seek(rocksdb::Slice(start.data(), start.size())); it.Valid(); it.Next()) {
+    rocksdb::Slice k = it.key();
+    rocksdb::Slice v = it.value();
+    if (!visit(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()))) break;
   }
-  return FromRocks(it->status(), Cat("scanning ", SpaceName(space)));
+  return it.status();
+}
+
+}  // namespace
+
+absl::Status Storage::Scan(Space space, std::string_view start, const Visitor& visit,
+                           const StorageSnapshot* snapshot, ScanLength length) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(ScanOptions(snapshot, length), impl_->handle(space)));
+  return FromRocks(VisitFrom(*it, start, visit), Cat("scanning ", SpaceName(space)));
 }
 
 absl::Status Storage::ScanConsistently(Space space, const std::vector<RangeScan>& scans,
                                        ScanLength length) const {
-  rocksdb::ReadOptions read;
-  read.fill_cache = length == ScanLength::kShort;
-  // The iterator pins the memtables and files it was made on: every Seek below reads the
-  // space as of its creation.
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read, impl_->handle(space)));
+  // The iterator pins the memtables and files it was made on: every Seek reads the space
+  // as of its creation.
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(ScanOptions(nullptr, length), impl_->handle(space)));
   for (const RangeScan& scan : scans) {
-    for (it->Seek(rocksdb::Slice(scan.start.data(), scan.start.size())); it->Valid(); it->Next()) {
-      rocksdb::Slice k = it->key();
-      rocksdb::Slice v = it->value();
-      if (!scan.visit(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size())))
-        break;
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), Cat("scanning ", SpaceName(space)));
+    rocksdb::Status scanned = VisitFrom(*it, scan.start, scan.visit);
+    if (!scanned.ok()) return FromRocks(scanned, Cat("scanning ", SpaceName(space)));
   }
   return absl::OkStatus();
 }

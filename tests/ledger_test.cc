@@ -40,6 +40,18 @@ std::unique_ptr<Ledger> OpenOrDie(const std::string& path,
   return ledger.ok() ? *std::move(ledger) : nullptr;
 }
 
+// `count` transfers from outside ("e0", "e1", ...) of 5 + i fen each, into the cash
+// accounts of members m0 .. m<members - 1> in turn.
+void SubmitTransfers(Ledger& ledger, int count, int members) {
+  for (int i = 0; i < count; ++i) {
+    ASSERT_TRUE(
+        ledger
+            .SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b",
+                                    "member:m" + std::to_string(i % members) + ":cash", 5 + i))
+            .status.ok());
+  }
+}
+
 int64_t Balance(const Ledger& ledger, std::string_view account) {
   absl::StatusOr<Money> balance = ledger.GetBalance(account);
   EXPECT_TRUE(balance.ok()) << balance.status();
@@ -584,12 +596,7 @@ TEST(Ledger, RebuildIfDifferingWritesOnlyWhenTheStoredStateDiffers) {
   TempDir dir;
   {
     auto ledger = OpenOrDie(dir.path());
-    for (int i = 0; i < 20; ++i) {
-      ASSERT_TRUE(ledger
-                      ->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b",
-                                               "member:m" + std::to_string(i % 5) + ":cash", 5 + i))
-                      .status.ok());
-    }
+    ASSERT_NO_FATAL_FAILURE(SubmitTransfers(*ledger, 20, 5));
     auto untouched = ledger->RebuildProjectionsIfDiffering();
     ASSERT_TRUE(untouched.ok()) << untouched.status();
     EXPECT_FALSE(untouched->has_value());
@@ -669,12 +676,7 @@ TEST(Ledger, RebuildProducesByteIdenticalProjections) {
   TempDir dir;
   {
     auto ledger = OpenOrDie(dir.path());
-    for (int i = 0; i < 50; ++i) {
-      ASSERT_TRUE(ledger
-                      ->SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b",
-                                               "member:m" + std::to_string(i % 7) + ":cash", 5 + i))
-                      .status.ok());
-    }
+    ASSERT_NO_FATAL_FAILURE(SubmitTransfers(*ledger, 50, 7));
     auto mismatch = ledger->CompareProjectionsWithRebuild();
     ASSERT_TRUE(mismatch.ok());
     EXPECT_FALSE(mismatch->has_value());

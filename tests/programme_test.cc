@@ -787,5 +787,27 @@ TEST_F(ProgrammeTest, DerivedStateOfAnOlderEngineIsRebuiltWhenTheLedgerOpens) {
   EXPECT_FALSE(ledger_->ProjectionsRebuiltOnOpen()) << "the version is recorded after a rebuild";
 }
 
+// A report over damaged counters refuses with DATA_LOSS naming the first key that does not
+// parse; damage further on (here a stock change) does not replace it.
+TEST_F(ProgrammeTest, ReportOverDamagedCountersIsDataLossNamingTheFirst) {
+  DefineProduct("psbc-2020", testing::BankTerms());
+  ActiveLoan(Register("王建国"), "psbc-2020", 10'000'000, 12);
+  const ReportQuery year{"2020-01-01", "2020-12-31", {}};
+  ledger_.reset();
+  std::string counters;
+  {
+    testing::RawDb raw(dir_.path());
+    for (const auto& [key, value] : raw.All("projections")) {
+      if (key.starts_with("g/") && counters.empty()) counters = key;
+      if (key.starts_with("g/") || key.starts_with("k/")) raw.Put("projections", key, "\xff");
+    }
+  }
+  ASSERT_FALSE(counters.empty());
+  Reopen();
+  absl::StatusOr<ProgrammeReport> report = ledger_->GetProgrammeReport(year);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(report.status().message(), "report counters under " + counters + " do not parse");
+}
+
 }  // namespace
 }  // namespace gongdai

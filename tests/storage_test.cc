@@ -1,6 +1,6 @@
 // Storage's consistent scans: several scans of one space see it as it was when the first
 // began, without registering a RocksDB snapshot (whose release would make RocksDB rewrite
-// the bottommost files written since the last one).
+// every bottommost file whose sequence numbers it has not yet zeroed).
 #include "engine/storage.h"
 
 #include <gtest/gtest.h>
