@@ -8,6 +8,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <thread>
 #include <vector>
 
 #include "engine/check.h"
@@ -298,6 +299,46 @@ uint64_t Storage::RegisteredSnapshots() const {
   uint64_t count = 0;
   impl_->db->GetIntProperty(rocksdb::DB::Properties::kNumSnapshots, &count);
   return count;
+}
+
+Storage::BackgroundWork Storage::PendingBackgroundWork() const {
+  rocksdb::DB& db = *impl_->db;
+  auto property = [&](rocksdb::ColumnFamilyHandle* handle, const std::string& name) {
+    uint64_t value = 0;
+    db.GetIntProperty(handle, name, &value);
+    return value;
+  };
+  BackgroundWork work;
+  for (rocksdb::ColumnFamilyHandle* handle : impl_->handles) {
+    work.unflushed_entries += property(handle, rocksdb::DB::Properties::kNumEntriesActiveMemTable);
+    work.flushes += property(handle, rocksdb::DB::Properties::kMemTableFlushPending);
+    work.compactions += property(handle, rocksdb::DB::Properties::kCompactionPending);
+  }
+  // Running jobs are counted for the whole database.
+  work.flushes += property(db.DefaultColumnFamily(), rocksdb::DB::Properties::kNumRunningFlushes);
+  work.compactions +=
+      property(db.DefaultColumnFamily(), rocksdb::DB::Properties::kNumRunningCompactions);
+  return work;
+}
+
+absl::Status Storage::Settle(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  rocksdb::Status flushed = impl_->db->Flush(
+      flush,
+      std::vector<rocksdb::ColumnFamilyHandle*>(impl_->handles.begin(), impl_->handles.end()));
+  if (!flushed.ok()) return FromRocks(flushed, "flushing the memtables");
+  for (;;) {
+    const BackgroundWork work = PendingBackgroundWork();
+    if (work.settled()) return absl::OkStatus();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return absl::DeadlineExceededError(Cat("storage not settled after ", timeout.count(),
+                                             " ms: ", work.flushes, " flushes and ",
+                                             work.compactions, " compactions to go"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Storage::Last(

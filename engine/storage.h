@@ -6,6 +6,7 @@
 #define GONGDAI_ENGINE_STORAGE_H_
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -104,6 +105,22 @@ class Storage {
 
   // Snapshots RocksDB holds at this moment (its "rocksdb.num-snapshots").
   uint64_t RegisteredSnapshots() const;
+
+  // What RocksDB still has to do in the background, summed over the spaces.
+  struct BackgroundWork {
+    uint64_t unflushed_entries = 0;  // in the memtables being filled
+    uint64_t flushes = 0;            // memtables waiting for a flush, and flushes running
+    uint64_t compactions = 0;        // spaces with a compaction due, and compactions running
+    bool settled() const { return flushes == 0 && compactions == 0; }
+  };
+  BackgroundWork PendingBackgroundWork() const;
+
+  // Flushes the memtables, then waits until no flush or compaction is due or running: the
+  // state a book reaches on its own some time after its writes stop. For after a bulk load
+  // (the scale benchmark's book of ten million entries), so that what is read next does not
+  // share the disk and the cores with the load's compactions. DEADLINE_EXCEEDED if RocksDB
+  // is still busy after `timeout`; writes meanwhile only prolong the wait.
+  [[nodiscard]] absl::Status Settle(std::chrono::milliseconds timeout);
 
   // The last key and value of `space`, nullopt when it is empty.
   [[nodiscard]] absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Last(

@@ -1,10 +1,13 @@
 // Storage's consistent scans: several scans of one space see it as it was when the first
 // began, without registering a RocksDB snapshot (whose release would make RocksDB rewrite
-// every bottommost file whose sequence numbers it has not yet zeroed).
+// every bottommost file whose sequence numbers it has not yet zeroed), and settling after a
+// bulk load.
 #include "engine/storage.h"
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -81,6 +84,47 @@ TEST_F(StorageTest, ASnapshotIsRegisteredUntilReleased) {
     EXPECT_EQ(*old, "flow one");
   }
   EXPECT_EQ(storage_->RegisteredSnapshots(), 0u);
+}
+
+TEST(StorageSettleTest, SettlingFlushesAndLeavesNoCompactionDue) {
+  testing::TempDir dir;
+  LedgerOptions options;
+  options.write_buffer_bytes = size_t{256} << 10;  // a flush every 256 KiB written
+  absl::StatusOr<std::unique_ptr<Storage>> opened =
+      Storage::Open(dir.Sub("db"), options, OpenMode::kReadWrite);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Storage& storage = **opened;
+  // 16 MiB of projections that do not compress, rewritten at keys all over the space as
+  // the writer rewrites loans: 64 flushes, each file overlapping every other, so that
+  // level 0 is compacted again and again (a trivial move would cost nothing to wait for).
+  std::mt19937_64 random(7);
+  std::string value(1'024, '\0');
+  std::map<std::string, std::string> latest;
+  for (int b = 0; b < 256; ++b) {
+    StorageBatch batch = storage.NewBatch();
+    for (int i = 0; i < 64; ++i) {
+      for (char& c : value) c = static_cast<char>(random());
+      const std::string key = "l/" + std::to_string(random() % 4'096);
+      batch.Put(Space::kProjections, key, value);
+      latest[key] = value;
+    }
+    ASSERT_TRUE(storage.Write(batch, /*sync=*/false).ok());
+  }
+  EXPECT_GT(storage.PendingBackgroundWork().unflushed_entries, 0u);
+
+  ASSERT_TRUE(storage.Settle(std::chrono::seconds(120)).ok());
+  const Storage::BackgroundWork work = storage.PendingBackgroundWork();
+  EXPECT_EQ(work.unflushed_entries, 0u) << "the memtables are flushed";
+  EXPECT_EQ(work.flushes, 0u);
+  EXPECT_EQ(work.compactions, 0u) << "no compaction is due or running";
+  EXPECT_TRUE(work.settled());
+  size_t checked = 0;
+  for (const auto& [key, expected] : latest) {
+    if (++checked % 97 != 0) continue;
+    absl::StatusOr<std::optional<std::string>> read = storage.Get(Space::kProjections, key);
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(*read, expected) << key;
+  }
 }
 
 }  // namespace
