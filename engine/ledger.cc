@@ -1629,11 +1629,6 @@ absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::CompareProjectionsWith
 
 bool Ledger::ProjectionsRebuiltOnOpen() const { return impl_->projections_rebuilt_on_open(); }
 
-absl::Status Ledger::RebuildProjections() {
-  return impl_->RunOnWriter(
-      [this] { return impl_->RebuildProjectionsOnWriter(/*only_if_differing=*/false).status(); });
-}
-
 absl::StatusOr<std::optional<ProjectionMismatch>> Ledger::RebuildProjectionsIfDiffering() {
   absl::StatusOr<std::optional<ProjectionMismatch>> result;
   absl::Status ran = impl_->RunOnWriter([this, &result] {

@@ -303,13 +303,10 @@ class Ledger {
   [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> CompareProjectionsWithRebuild()
       const;
 
-  // Replaces every stored projection, index and request id with a rebuild from the
-  // journal, on the writer thread (writes wait meanwhile), in one synced WriteBatch.
-  [[nodiscard]] absl::Status RebuildProjections();
-
-  // One replay of the journal on the writer thread, compared with the stored derived
-  // state; only when they differ is the replay written, as RebuildProjections writes it.
-  // Returns the first difference (what was put right), nullopt when nothing was written.
+  // One replay of the journal on the writer thread (writes wait meanwhile), compared with
+  // the stored derived state. Only when they differ is the replay written: every stored
+  // projection, index and request id replaced with it, in one synced WriteBatch. Returns
+  // the first difference (what was put right), nullopt when nothing was written.
   [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> RebuildProjectionsIfDiffering();
 
   // True when Open found derived state written by an engine whose apply differed (its
