@@ -301,43 +301,67 @@ uint64_t Storage::RegisteredSnapshots() const {
   return count;
 }
 
-Storage::BackgroundWork Storage::PendingBackgroundWork() const {
+absl::StatusOr<Storage::BackgroundWork> Storage::PendingBackgroundWork() const {
   rocksdb::DB& db = *impl_->db;
+  absl::Status failed;
   auto property = [&](rocksdb::ColumnFamilyHandle* handle, const std::string& name) {
     uint64_t value = 0;
-    db.GetIntProperty(handle, name, &value);
+    if (!db.GetIntProperty(handle, name, &value) && failed.ok()) {
+      failed = absl::InternalError(Cat("RocksDB has no value for ", name));
+    }
     return value;
   };
+  // Database-wide counts, read through the default column family.
+  rocksdb::ColumnFamilyHandle* db_wide = db.DefaultColumnFamily();
   BackgroundWork work;
+  // A compaction's own files do not count as due while it runs, and the one it leaves due
+  // is scheduled as it ends: running jobs are read before and after the spaces, so that a
+  // job ending between the reads is seen in one or the other.
+  work.flushes += property(db_wide, rocksdb::DB::Properties::kNumRunningFlushes);
+  work.compactions += property(db_wide, rocksdb::DB::Properties::kNumRunningCompactions);
   for (rocksdb::ColumnFamilyHandle* handle : impl_->handles) {
     work.unflushed_entries += property(handle, rocksdb::DB::Properties::kNumEntriesActiveMemTable);
     work.flushes += property(handle, rocksdb::DB::Properties::kMemTableFlushPending);
     work.compactions += property(handle, rocksdb::DB::Properties::kCompactionPending);
   }
-  // Running jobs are counted for the whole database.
-  work.flushes += property(db.DefaultColumnFamily(), rocksdb::DB::Properties::kNumRunningFlushes);
-  work.compactions +=
-      property(db.DefaultColumnFamily(), rocksdb::DB::Properties::kNumRunningCompactions);
+  work.flushes += property(db_wide, rocksdb::DB::Properties::kNumRunningFlushes);
+  work.compactions += property(db_wide, rocksdb::DB::Properties::kNumRunningCompactions);
+  work.errors = property(db_wide, rocksdb::DB::Properties::kBackgroundErrors);
+  if (!failed.ok()) return failed;
   return work;
 }
 
 absl::Status Storage::Settle(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  absl::StatusOr<BackgroundWork> work = PendingBackgroundWork();
+  if (!work.ok()) return work.status();
+  const uint64_t errors_before = work->errors;
+  // Not waiting for the flush here keeps it under the deadline: the loop waits for it.
   rocksdb::FlushOptions flush;
-  flush.wait = true;
+  flush.wait = false;
   rocksdb::Status flushed = impl_->db->Flush(
       flush,
       std::vector<rocksdb::ColumnFamilyHandle*>(impl_->handles.begin(), impl_->handles.end()));
   if (!flushed.ok()) return FromRocks(flushed, "flushing the memtables");
+  // Settled twice in a row, 50 ms apart: a job scheduled just as the one before it ended
+  // shows in the second reading.
+  int settled_readings = 0;
   for (;;) {
-    const BackgroundWork work = PendingBackgroundWork();
-    if (work.settled()) return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    work = PendingBackgroundWork();
+    if (!work.ok()) return work.status();
+    if (work->errors > errors_before) {
+      return absl::UnavailableError(
+          Cat("RocksDB met ", work->errors - errors_before,
+              " background errors while settling (a failed flush or compaction; see its LOG)"));
+    }
+    settled_readings = work->settled() ? settled_readings + 1 : 0;
+    if (settled_readings == 2) return absl::OkStatus();
     if (std::chrono::steady_clock::now() >= deadline) {
       return absl::DeadlineExceededError(Cat("storage not settled after ", timeout.count(),
-                                             " ms: ", work.flushes, " flushes and ",
-                                             work.compactions, " compactions to go"));
+                                             " ms: ", work->flushes, " flushes and ",
+                                             work->compactions, " compactions to go"));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
 

@@ -109,17 +109,19 @@ class Storage {
   // What RocksDB still has to do in the background, summed over the spaces.
   struct BackgroundWork {
     uint64_t unflushed_entries = 0;  // in the memtables being filled
-    uint64_t flushes = 0;            // memtables waiting for a flush, and flushes running
+    uint64_t flushes = 0;            // spaces with a flush due, and flushes running
     uint64_t compactions = 0;        // spaces with a compaction due, and compactions running
+    uint64_t errors = 0;             // background errors RocksDB has met since it opened
     bool settled() const { return flushes == 0 && compactions == 0; }
   };
-  BackgroundWork PendingBackgroundWork() const;
+  [[nodiscard]] absl::StatusOr<BackgroundWork> PendingBackgroundWork() const;
 
-  // Flushes the memtables, then waits until no flush or compaction is due or running: the
-  // state a book reaches on its own some time after its writes stop. For after a bulk load
-  // (the scale benchmark's book of ten million entries), so that what is read next does not
-  // share the disk and the cores with the load's compactions. DEADLINE_EXCEEDED if RocksDB
-  // is still busy after `timeout`; writes meanwhile only prolong the wait.
+  // Flushes the memtables, then waits until no flush or compaction is due or running, as a
+  // book is some time after its writes stop. For after a bulk load (the scale benchmark's
+  // book of ten million entries), so that what is read next does not share the disk and
+  // the cores with the load's compactions. Writes made meanwhile are not flushed. A
+  // background error (a failed flush or compaction) ends the wait with UNAVAILABLE;
+  // DEADLINE_EXCEEDED if RocksDB is still busy after `timeout`.
   [[nodiscard]] absl::Status Settle(std::chrono::milliseconds timeout);
 
   // The last key and value of `space`, nullopt when it is empty.
