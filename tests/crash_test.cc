@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -49,22 +51,48 @@ TEST(Crash, AcknowledgedEntriesSurviveSigkill) {
   std::map<uint64_t, std::string> acknowledged;
   for (int round = 0; round < 5; ++round) {
     Child child = StartWriter(dir.path(), round);
-    // Read acknowledgements on a thread while the child runs; kill it at a random moment.
+    // Read acknowledgements on a thread while the child runs; kill it at a random moment
+    // once it writes. Counted from its first acknowledgement, not from its start: under
+    // the sanitizers, on two busy cores, a writer took longer than the shortest delay to
+    // start, and was killed before it had written anything.
+    std::mutex mutex;
+    std::condition_variable first_acknowledged;
+    size_t round_acknowledgements = 0;
+    bool reader_done = false;
     std::thread reader([&] {
       unsigned long long sequence = 0;
       char request_id[128];
       while (std::fscanf(child.acknowledgements, "%llu %127s", &sequence, request_id) == 2) {
+        std::lock_guard lock(mutex);
         acknowledged[sequence] = request_id;
+        if (++round_acknowledgements == 1) first_acknowledged.notify_all();
       }
+      std::lock_guard lock(mutex);
+      reader_done = true;  // the writer ended by itself: no acknowledgement will come
+      first_acknowledged.notify_all();
     });
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(std::uniform_int_distribution<int>(150, 900)(random)));
-    ASSERT_EQ(::kill(child.pid, SIGKILL), 0);
+    bool writing = false;
+    {
+      std::unique_lock lock(mutex);
+      first_acknowledged.wait_for(lock, std::chrono::seconds(60),
+                                  [&] { return round_acknowledgements > 0 || reader_done; });
+      writing = round_acknowledgements > 0;
+    }
+    if (writing) {
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 750)(random)));
+    }
+    const int killed = ::kill(child.pid, SIGKILL);
     int status = 0;
-    ASSERT_EQ(::waitpid(child.pid, &status, 0), child.pid);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "writer exited by itself with status " << status;
+    const pid_t waited = ::waitpid(child.pid, &status, 0);
+    // The child's end of the pipe is closed now, so the reader ends; joined before any
+    // assertion can leave the test with the thread still running.
     reader.join();
     std::fclose(child.acknowledgements);
+    ASSERT_EQ(killed, 0);
+    ASSERT_EQ(waited, child.pid);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "writer exited by itself with status " << status;
+    ASSERT_TRUE(writing) << "the writer acknowledged nothing within 60 s of its start";
 
     absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(dir.path(), LedgerOptions());
     ASSERT_TRUE(ledger.ok()) << ledger.status();
