@@ -250,6 +250,33 @@ int Measure(const std::string& path, size_t loans, double seconds) {
   return 0;
 }
 
+// A book grown over years has long been compacted; one built in minutes can leave RocksDB
+// compactions to do (453 MiB in one run), which the first measured reads would share the
+// disk and the cores with. Both books are measured at rest. The time printed includes
+// opening the storage. A book still busy after 10 minutes is measured anyway, with a
+// warning, rather than losing the build.
+bool SettleBook(const std::string& path, const LedgerOptions& options) {
+  const Clock::time_point start = Clock::now();
+  absl::StatusOr<std::unique_ptr<Storage>> storage =
+      Storage::Open(path, options, OpenMode::kReadWrite);
+  if (!storage.ok()) {
+    Failed("opening the book to settle it", storage.status());
+    return false;
+  }
+  const absl::Status settled = (*storage)->Settle(std::chrono::minutes(10));
+  if (absl::IsDeadlineExceeded(settled)) {
+    std::printf("  WARNING: %s; measuring anyway (the first reads meet those compactions)\n",
+                std::string(settled.message()).c_str());
+    return true;
+  }
+  if (!settled.ok()) {
+    Failed("settling the book", settled);
+    return false;
+  }
+  std::printf("  settled (RocksDB's flushes and compactions done) in %.1f s\n", Seconds(start));
+  return true;
+}
+
 // Runs this program with --measure in a child process and parses its result line.
 std::map<std::string, double> MeasureInChild(const std::string& path, size_t loans,
                                              double seconds) {
@@ -343,29 +370,7 @@ int Main(int argc, char** argv) {
       built_entries = (*ledger)->Head().sequence - before;
       if (!ok) return false;
     }
-    // A book grown over years has long been compacted; one built in minutes can leave
-    // RocksDB compactions to do (453 MiB in one run), which the first measured reads would
-    // share the disk and the cores with. Both books are measured at rest. The time printed
-    // includes opening the storage.
-    const Clock::time_point start = Clock::now();
-    absl::StatusOr<std::unique_ptr<Storage>> storage =
-        Storage::Open(path, options, OpenMode::kReadWrite);
-    if (!storage.ok()) {
-      Failed("opening the book to settle it", storage.status());
-      return false;
-    }
-    const absl::Status settled = (*storage)->Settle(std::chrono::minutes(10));
-    if (absl::IsDeadlineExceeded(settled)) {
-      std::printf("  WARNING: %s; measuring anyway (the first reads meet those compactions)\n",
-                  std::string(settled.message()).c_str());
-      return true;
-    }
-    if (!settled.ok()) {
-      Failed("settling the book", settled);
-      return false;
-    }
-    std::printf("  settled (RocksDB's flushes and compactions done) in %.1f s\n", Seconds(start));
-    return true;
+    return SettleBook(path, options);
   };
   std::printf("building the small book: %zu loans, %d repayments each\n", probe_loans, repayments);
   if (!build(0, probe_loans)) {

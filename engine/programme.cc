@@ -1283,7 +1283,6 @@ std::string LoanSummaryKey(std::string_view id) { return Cat(kLoanSummaryPrefix,
 std::string NationalIdIndexKey(std::string_view national_id) {
   return Cat(kNationalIdIndexPrefix, national_id);
 }
-
 std::string LoansByBorrowerPrefix(std::string_view borrower_id) {
   return Cat("lb/", borrower_id, "/");
 }

@@ -406,9 +406,9 @@ absl::StatusOr<std::optional<ProjectionMismatch>> CompareDerivedSpaces(
     std::optional<ProjectionMismatch> mismatch;
     auto report = [&](std::string_view key, std::optional<std::string_view> stored,
                       std::optional<std::string_view> want) {
-      mismatch = ProjectionMismatch{std::string(SpaceName(space)), Printable(key),
-                                    stored ? std::optional<std::string>(*stored) : std::nullopt,
-                                    want ? std::optional<std::string>(*want) : std::nullopt};
+      mismatch =
+          ProjectionMismatch{std::string(SpaceName(space)), Printable(key),
+                             std::optional<std::string>(stored), std::optional<std::string>(want)};
     };
     absl::Status scanned = storage.Scan(
         space, "",

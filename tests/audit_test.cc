@@ -494,14 +494,10 @@ TEST(AuditLive, AuditorStreamingWhileOfficersWriteVerifiesAgainstTheFinalCheckpo
   ASSERT_GE(streamed.size(), 50u);
 
   // The key comes from the server's own command, not from the server's answers.
-  const std::string key_command =
-      std::string(GONGDAI_SERVER_BINARY) + " --data-dir " + dir.Sub("data") + " --print-public-key";
-  FILE* pipe = ::popen(key_command.c_str(), "r");
-  char line[512] = {0};
-  ASSERT_NE(std::fgets(line, sizeof(line), pipe), nullptr);
-  ::pclose(pipe);
-  std::string key = line;
-  key.erase(key.find_last_not_of("\n") + 1);
+  const testing::ServerExit printed =
+      testing::RunServerToExit(dir.Sub("data"), {"--print-public-key"});
+  ASSERT_EQ(printed.code, 0) << printed.err;
+  std::string key = printed.out.substr(0, printed.out.find('\n'));
   absl::StatusOr<Checkpoint> verified = VerifyCheckpoint(checkpoint.note(), key);
   ASSERT_TRUE(verified.ok()) << verified.status();
   Replayer replay;

@@ -407,16 +407,11 @@ TEST_F(ServerTest, RebuildProjectionsPutsADamagedLoanRightFromTheJournal) {
   // A print flag prints and exits without starting the server, so it cannot be combined
   // with a flag that only a start would honour: that is a usage error, not a silent no-op.
   for (const char* starts : {"--rebuild-projections", "--demo"}) {
-    const std::string combined = std::string(GONGDAI_SERVER_BINARY) + " --data-dir " +
-                                 dir_.Sub("data") + " --print-public-key " + starts + " 2>&1";
-    FILE* pipe = ::popen(combined.c_str(), "r");
-    ASSERT_NE(pipe, nullptr);
-    std::string said;
-    char chunk[256];
-    while (std::fgets(chunk, sizeof chunk, pipe) != nullptr) said += chunk;
-    const int code = ::pclose(pipe);
-    ASSERT_TRUE(WIFEXITED(code)) << code;
-    EXPECT_NE(WEXITSTATUS(code), 0) << said;
+    const testing::ServerExit run =
+        testing::RunServerToExit(dir_.Sub("data"), {"--print-public-key", starts});
+    const std::string said = run.out + run.err;
+    ASSERT_NE(run.code, -1) << said;
+    EXPECT_NE(run.code, 0) << said;
     EXPECT_NE(said.find("excludes"), std::string::npos) << said;
     EXPECT_EQ(said.find("gongdai-server listening"), std::string::npos) << said;
   }

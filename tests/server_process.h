@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -123,6 +124,52 @@ class ServerProcess {
   std::string startup_;
   std::map<std::string, std::string> tokens_;
 };
+
+// What a run of the server binary that ends by itself (a print flag, a usage error) left.
+struct ServerExit {
+  int code = -1;    // its exit status; -1 if it did not exit normally
+  std::string out;  // its standard output
+  std::string err;  // its standard error
+};
+
+// Runs the server binary with `--data-dir data_dir` and `args` until it exits. Its
+// standard error goes where ServerProcess puts it (`data_dir` + ".stderr"), and what this
+// run added there is returned.
+inline ServerExit RunServerToExit(const std::string& data_dir, std::vector<std::string> args) {
+  const std::string err_path = data_dir + ".stderr";
+  std::vector<std::string> argv = {GONGDAI_SERVER_BINARY, "--data-dir", data_dir};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ServerExit result;
+  std::ifstream before(err_path, std::ios::ate | std::ios::binary);
+  const std::streamoff err_start = before ? static_cast<std::streamoff>(before.tellg()) : 0;
+  int out[2];
+  if (::pipe(out) != 0) return result;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    FILE* err = std::fopen(err_path.c_str(), "a");
+    if (err != nullptr) ::dup2(::fileno(err), STDERR_FILENO);
+    ::close(out[0]);
+    ::close(out[1]);
+    std::vector<char*> raw;
+    for (std::string& a : argv) raw.push_back(a.data());
+    raw.push_back(nullptr);
+    ::execv(raw[0], raw.data());
+    std::_Exit(127);
+  }
+  ::close(out[1]);
+  char chunk[1024];
+  for (ssize_t n; (n = ::read(out[0], chunk, sizeof chunk)) > 0;) result.out.append(chunk, n);
+  ::close(out[0]);
+  int status = 0;
+  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
+    result.code = WEXITSTATUS(status);
+  }
+  std::ifstream err(err_path, std::ios::binary);
+  err.seekg(err_start);
+  result.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+  return result;
+}
 
 }  // namespace gongdai::testing
 
