@@ -20,6 +20,7 @@
 #include "engine/money.h"
 #include "engine/national_id.h"
 #include "engine/programme.h"
+#include "engine/read_pool.h"
 #include "engine/replay.h"
 #include "engine/rules.h"
 #include "engine/sha256.h"
@@ -448,6 +449,7 @@ class Ledger::Impl {
   absl::Status edge_status_;
   std::shared_ptr<BatchState> previous_state_;
   RecentProjections recent_projections_{options_.recent_projection_bytes};
+  mutable ReadPool read_pool_{options_.read_threads};
 
   // The durable head: written only by the writer thread after a synced write.
   mutable std::mutex head_mutex_;
@@ -1318,22 +1320,26 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
     statement.installments.push_back(std::move(line));
   }
   statement.delinquency = DelinquencyAsOf(position, loan->grace_days(), *as_of);
+  // The index names the loan's entries; each is read from the journal, where they lie
+  // far apart, so the reads are shared out over the read pool.
   const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
-  absl::Status failure;
-  absl::Status scanned = ScanPrefix(
-      Space::kIndexes, LoanEntriesPrefix(id), "", [&](std::string_view key, std::string_view) {
-        const uint64_t sequence = DecodeSequenceKey(key);
-        if (sequence > durable) return false;
-        absl::StatusOr<v1::Entry> entry = ReadEntry(sequence, nullptr);
-        if (!entry.ok()) {
-          failure = entry.status();
-          return false;
-        }
-        statement.entries.push_back(*std::move(entry));
-        return true;
-      });
+  std::vector<uint64_t> sequences;
+  absl::Status scanned = ScanPrefix(Space::kIndexes, LoanEntriesPrefix(id), "",
+                                    [&](std::string_view key, std::string_view) {
+                                      const uint64_t sequence = DecodeSequenceKey(key);
+                                      if (sequence > durable) return false;
+                                      sequences.push_back(sequence);
+                                      return true;
+                                    });
   if (!scanned.ok()) return scanned;
-  if (!failure.ok()) return failure;
+  std::vector<absl::StatusOr<v1::Entry>> entries(sequences.size(), absl::UnknownError("not read"));
+  read_pool_.ForEach(sequences.size(),
+                     [&](size_t i) { entries[i] = ReadEntry(sequences[i], nullptr); });
+  statement.entries.reserve(entries.size());
+  for (absl::StatusOr<v1::Entry>& entry : entries) {
+    if (!entry.ok()) return entry.status();
+    statement.entries.push_back(*std::move(entry));
+  }
   statement.loan = *std::move(loan);
   return statement;
 }

@@ -48,6 +48,14 @@ struct LedgerOptions {
   // Default: 64 MiB.
   size_t recent_projection_bytes = size_t{64} << 20;
 
+  // Threads that read a loan statement's entries alongside the caller's, shared by every
+  // reader: a statement reads one journal entry per event of the loan, scattered over the
+  // whole journal, and on a cold page cache each is a disk read. With helpers a lone
+  // statement waits for a few reads at a time instead of for each in turn. 0 reads on the
+  // caller's thread alone.
+  // Default: 8.
+  size_t read_threads = 8;
+
   // RocksDB memtable size per column family. Bounds write-side memory.
   // Default: 32 MiB.
   size_t write_buffer_bytes = size_t{32} << 20;

@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <future>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "engine/loan_math.h"
 #include "engine/national_id.h"
@@ -523,6 +527,50 @@ TEST_F(RepaymentTest, OverdueAfterGraceAndDaysPastDueFromTheDueDate) {
   EXPECT_EQ(statement("2020-02-29").delinquency.days_past_due, 14);
   // Submitted, approved, disbursed, repaid.
   EXPECT_EQ(statement("2020-03-01").entries.size(), 4u);
+}
+
+// The statement's entries are read from the journal by the read pool's helpers as well as
+// the caller: whatever the number of helpers, and with statements read at once from many
+// threads, each statement lists exactly its loan's entries, once each, in journal order.
+TEST_F(RepaymentTest, StatementEntriesAreTheLoansInJournalOrderWithAnyNumberOfReaders) {
+  SetToday("2020-03-01");
+  const std::string other = ActiveLoan(Register("另一位"), "fund-2020", 600'000, 6);
+  for (int i = 0; i < 12; ++i) {
+    Ok(kCashier, Repay(loan_, 10'000));
+    Ok(kCashier, Repay(other, 5'000));
+  }
+  auto sequences = [&](const std::string& id) {
+    std::vector<uint64_t> out;
+    for (const v1::Entry& entry : ledger_->GetLoanStatement(id, "2020-03-01")->entries) {
+      out.push_back(entry.sequence());
+    }
+    return out;
+  };
+  read_threads_ = 0;
+  Reopen();
+  const std::vector<uint64_t> alone = sequences(loan_);
+  const std::vector<uint64_t> others_alone = sequences(other);
+  // Submitted, approved, disbursed and 12 repayments; interleaved with the other loan's.
+  ASSERT_EQ(alone.size(), 15u);
+  EXPECT_TRUE(std::is_sorted(alone.begin(), alone.end()));
+  ASSERT_EQ(others_alone.size(), 15u);
+  for (size_t threads : {size_t{1}, size_t{3}, size_t{8}}) {
+    read_threads_ = threads;
+    Reopen();
+    EXPECT_EQ(sequences(loan_), alone) << threads << " helpers";
+    std::vector<std::thread> readers;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; ++t) {
+      readers.emplace_back([&, t] {
+        for (int i = 0; i < 20; ++i) {
+          const bool mine = (t + i) % 2 == 0;
+          if (sequences(mine ? loan_ : other) != (mine ? alone : others_alone)) ++wrong;
+        }
+      });
+    }
+    for (std::thread& reader : readers) reader.join();
+    EXPECT_EQ(wrong.load(), 0) << threads << " helpers";
+  }
 }
 
 TEST(Aging, BucketsAtTheirEdges) {
