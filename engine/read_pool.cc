@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <utility>
 
 namespace gongdai {
@@ -18,14 +19,25 @@ struct ReadPool::Job {
   std::mutex mutex;
   std::condition_variable all_done;
   size_t done = 0;
+  // The first exception a read threw (an allocation failing): every claimed index still
+  // counts as done, so ForEach waits for the others before it rethrows this, and no
+  // helper is left writing into the caller's frame after it unwinds.
+  std::exception_ptr failure;
 };
 
 ReadPool::ReadPool(size_t threads) {
   helpers_.reserve(threads);
-  for (size_t i = 0; i < threads; ++i) helpers_.emplace_back([this] { HelperLoop(); });
+  try {
+    for (size_t i = 0; i < threads; ++i) helpers_.emplace_back([this] { HelperLoop(); });
+  } catch (...) {
+    StopHelpers();  // the threads started so far, which would end the process unjoined
+    throw;
+  }
 }
 
-ReadPool::~ReadPool() {
+ReadPool::~ReadPool() { StopHelpers(); }
+
+void ReadPool::StopHelpers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     exiting_ = true;
@@ -36,12 +48,18 @@ ReadPool::~ReadPool() {
 
 void ReadPool::Work(Job& job) {
   size_t finished = 0;
+  std::exception_ptr failure;
   for (size_t i = job.next.fetch_add(1); i < job.count; i = job.next.fetch_add(1)) {
-    job.read(i);
+    try {
+      job.read(i);
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
     ++finished;
   }
   if (finished == 0) return;
   std::lock_guard<std::mutex> lock(job.mutex);
+  if (failure && !job.failure) job.failure = failure;
   job.done += finished;
   if (job.done == job.count) job.all_done.notify_all();
 }
@@ -56,15 +74,12 @@ void ReadPool::ForEach(size_t count, const std::function<void(size_t)>& read) {
       std::lock_guard<std::mutex> lock(mutex_);
       for (size_t i = 0; i < asked; ++i) jobs_.push_back(job);
     }
-    if (asked == 1) {
-      work_ready_.notify_one();
-    } else {
-      work_ready_.notify_all();
-    }
+    for (size_t i = 0; i < asked; ++i) work_ready_.notify_one();
   }
   Work(*job);
   std::unique_lock<std::mutex> lock(job->mutex);
   job->all_done.wait(lock, [&] { return job->done == job->count; });
+  if (job->failure) std::rethrow_exception(job->failure);
 }
 
 void ReadPool::HelperLoop() {

@@ -29,6 +29,7 @@ class ReadPool {
   // and returns when every call has returned. Calls may run in any order and at once, so
   // each must write only its own slot. Safe to call from many threads at once: helpers
   // take the requests in turn, and each caller keeps working on its own until it is done.
+  // If a call throws, the rest still run, and the first exception is rethrown here.
   void ForEach(size_t count, const std::function<void(size_t)>& read);
 
   size_t threads() const { return helpers_.size(); }
@@ -36,6 +37,7 @@ class ReadPool {
  private:
   struct Job;
   void HelperLoop();
+  void StopHelpers();
   static void Work(Job& job);
 
   std::mutex mutex_;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "engine/date.h"
+#include "engine/options.h"
 #include "engine/strings.h"
 #include "server/auth.h"
 
@@ -168,7 +169,9 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
     }
     int64_t read_threads = static_cast<int64_t>(config.read_threads);
     GONGDAI_RETURN_IF_ERROR(Read(*storage, "storage.", "read_threads", read_threads));
-    if (read_threads < 0 || read_threads > 64) return Bad("storage.read_threads", "must be 0-64");
+    if (read_threads < 0 || read_threads > static_cast<int64_t>(kReadThreadsMax)) {
+      return Bad("storage.read_threads", Cat("must be 0-", kReadThreadsMax));
+    }
     config.read_threads = static_cast<size_t>(read_threads);
   }
   if (const toml::table* grpc = root.get_as<toml::table>("grpc")) {
@@ -225,7 +228,8 @@ recent_projections_mib = 64
 # The write-ahead log is kept to at most four times the five memtables (640 MiB here).
 write_buffer_mib = 32
 # Threads that read a loan statement's entries alongside the request's own, shared by all
-# requests: on a cold page cache each entry is a disk read. 0 reads on the request's alone.
+# requests: on a cold page cache each entry is a disk read. 0 reads on the request's
+# thread alone.
 read_threads = 8
 
 [checkpoint]

@@ -541,9 +541,10 @@ TEST_F(RepaymentTest, StatementEntriesAreTheLoansInJournalOrderWithAnyNumberOfRe
   }
   auto sequences = [&](const std::string& id) {
     std::vector<uint64_t> out;
-    for (const v1::Entry& entry : ledger_->GetLoanStatement(id, "2020-03-01")->entries) {
-      out.push_back(entry.sequence());
-    }
+    absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(id, "2020-03-01");
+    EXPECT_TRUE(statement.ok()) << statement.status();
+    if (!statement.ok()) return out;
+    for (const v1::Entry& entry : statement->entries) out.push_back(entry.sequence());
     return out;
   };
   read_threads_ = 0;
@@ -554,6 +555,9 @@ TEST_F(RepaymentTest, StatementEntriesAreTheLoansInJournalOrderWithAnyNumberOfRe
   ASSERT_EQ(alone.size(), 15u);
   EXPECT_TRUE(std::is_sorted(alone.begin(), alone.end()));
   ASSERT_EQ(others_alone.size(), 15u);
+  for (uint64_t sequence : others_alone) {
+    EXPECT_EQ(std::count(alone.begin(), alone.end(), sequence), 0) << sequence;
+  }
   for (size_t threads : {size_t{1}, size_t{3}, size_t{8}}) {
     read_threads_ = threads;
     Reopen();

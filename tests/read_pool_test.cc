@@ -4,7 +4,7 @@
 
 #include <atomic>
 #include <chrono>
-#include <set>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -25,8 +25,8 @@ TEST(ReadPool, EveryIndexIsReadOnceWhateverTheHelpers) {
   }
 }
 
-// Reads that wait (as a disk read does) overlap: with 4 helpers, 5 reads of 50 ms each
-// take one wait, not five. Fails if the caller read alone.
+// Reads that wait (as a disk read does) overlap: with 4 helpers, some of 5 reads of 50 ms
+// each run at once. Fails if the caller read alone.
 TEST(ReadPool, HelpersOverlapReadsThatWait) {
   ReadPool pool(4);
   std::atomic<int> running{0};
@@ -40,6 +40,26 @@ TEST(ReadPool, HelpersOverlapReadsThatWait) {
     --running;
   });
   EXPECT_GT(most.load(), 1);
+}
+
+// A read that throws (an allocation failing) does not end the process from a helper, nor
+// leave helpers writing into a caller that has unwound: the other reads still run, and
+// ForEach rethrows once they have.
+TEST(ReadPool, AThrowingReadIsRethrownToTheCallerAfterTheOthers) {
+  ReadPool pool(3);
+  for (size_t thrower : {size_t{0}, size_t{5}, size_t{19}}) {
+    std::vector<std::atomic<int>> reads(20);
+    EXPECT_THROW(pool.ForEach(20,
+                              [&](size_t i) {
+                                ++reads[i];
+                                if (i == thrower) throw std::runtime_error("no memory");
+                              }),
+                 std::runtime_error);
+    for (size_t i = 0; i < reads.size(); ++i) EXPECT_EQ(reads[i].load(), 1) << "index " << i;
+  }
+  std::atomic<int> after{0};
+  pool.ForEach(10, [&](size_t) { ++after; });  // the pool still works
+  EXPECT_EQ(after.load(), 10);
 }
 
 // Many callers at once: each gets all its own indexes read, and ForEach returns only once
