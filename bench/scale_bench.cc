@@ -8,10 +8,11 @@
 // --measure), so that memory and open time are those of a server starting on the book:
 //   open:       Ledger::Open of the existing database (no replay);
 //   memory:     resident set after opening, and its peak after all the reads and writes;
-//   reads:      2,000 loan statements and 2,000 loans of random loans, p50/p99, on a cold
-//               page cache (the book's files are dropped from it before the process opens
-//               the book); the same statements again, warm; and once more cold, with the
-//               statement's entries read on the caller's thread alone (read_threads 0);
+//   reads:      2,000 loan statements of random loans on a cold page cache (the book's
+//               files are dropped from it before the process opens the book), 2,000
+//               loans, the same statements again warm; then 2,000 statements of other
+//               loans, cold (the book dropped again and reopened) and warm, with their
+//               entries read on the caller's thread alone (read_threads 0); p50/p99;
 //   report:     the yearly programme report for 2021, total and by county, median of 5;
 //   writes:     repayments of 1.00 yuan on 3,000 random loans for --seconds, 1,024 in
 //               flight, the engine's default batch and queue: entries/s, p50/p99.
@@ -23,6 +24,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -198,16 +200,24 @@ double CachedMb(const std::string& path) {
 
 // Drops the files under `path` from the page cache, as after a restart of the machine or
 // when other work has pushed the book out: each is synced first, so every page is clean
-// and can go. The book must not be open.
-void DropFromPageCache(const std::string& path) {
+// and can go. The book must not be open. Returns the MiB still cached, and warns when
+// that is more than a trace (a file system that ignores the advice would make the "cold"
+// figures warm).
+double DropFromPageCache(const std::string& path) {
   for (const auto& file : std::filesystem::recursive_directory_iterator(path)) {
     if (!file.is_regular_file()) continue;
     const int fd = ::open(file.path().c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ::fdatasync(fd);
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    ::close(fd);
+    if (fd < 0 || ::fdatasync(fd) != 0 || ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) {
+      std::fprintf(stderr, "WARNING: could not drop %s from the page cache: %s\n",
+                   file.path().c_str(), std::strerror(errno));
+    }
+    if (fd >= 0) ::close(fd);
   }
+  const double cached_mb = CachedMb(path);
+  if (cached_mb > 16) {
+    std::fprintf(stderr, "WARNING: %.0f MiB of the book still cached after the drop\n", cached_mb);
+  }
+  return cached_mb;
 }
 
 // Reads the statements of `ids` as of kToday, each timed; false (and a message) on an error.
@@ -224,10 +234,39 @@ bool ReadStatements(Ledger& ledger, const std::vector<std::string>& ids, std::ve
   return true;
 }
 
+// A book grown over years has long been compacted; one built in minutes can leave RocksDB
+// compactions to do (453 MiB in one run), which the first measured reads would share the
+// disk and the cores with. Both books are measured at rest. The time printed includes
+// opening the storage. A book still busy after 10 minutes is measured anyway, with a
+// warning, rather than losing the build.
+bool SettleBook(const std::string& path, const LedgerOptions& options) {
+  const Clock::time_point start = Clock::now();
+  absl::StatusOr<std::unique_ptr<Storage>> storage =
+      Storage::Open(path, options, OpenMode::kReadWrite);
+  if (!storage.ok()) {
+    Failed("opening the book to settle it", storage.status());
+    return false;
+  }
+  const absl::Status settled = (*storage)->Settle(std::chrono::minutes(10));
+  if (absl::IsDeadlineExceeded(settled)) {
+    std::printf("  WARNING: %s; measuring anyway (the first reads meet those compactions)\n",
+                std::string(settled.message()).c_str());
+    return true;
+  }
+  if (!settled.ok()) {
+    Failed("settling the book", settled);
+    return false;
+  }
+  std::printf("  settled (RocksDB's flushes and compactions done) in %.1f s\n", Seconds(start));
+  return true;
+}
+
 int Measure(const std::string& path, size_t loans, double seconds) {
+  // At rest, also when a kept book is measured again: the last measurement's repayments
+  // leave flushes and compactions that would share the disk with the cold reads.
+  if (!SettleBook(path, FixedDayOptions())) return 1;
   const double cached_mb = CachedMb(path);
-  DropFromPageCache(path);
-  const double cached_after_drop_mb = CachedMb(path);
+  const double cached_after_drop_mb = DropFromPageCache(path);
   Clock::time_point start = Clock::now();
   absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(path, FixedDayOptions());
   const double open_ms = Seconds(start) * 1e3;
@@ -239,34 +278,43 @@ int Measure(const std::string& path, size_t loans, double seconds) {
   // With one seed for both, every re-measurement of a kept book repaid the same 3,000
   // loans again: their histories grew by hundreds of repayments each, and every repayment
   // on them got slower to apply, run after run.
-  std::mt19937_64 random(42);
-  auto random_loan = [&] { return LoanId(1 + random() % loans); };
+  auto random_loans = [&](uint64_t seed) {
+    std::mt19937_64 random(seed);
+    std::vector<std::string> ids;
+    for (int i = 0; i < 2'000; ++i) ids.push_back(LoanId(1 + random() % loans));
+    return ids;
+  };
   std::mt19937_64 paying_random(entries);
 
-  std::vector<std::string> statement_ids;
-  std::vector<double> statement_us, loan_us;
-  for (int i = 0; i < 2'000; ++i) {
-    statement_ids.push_back(random_loan());
-    if (!ReadStatements(**opened, {statement_ids.back()}, statement_us)) return 1;
+  // Statements on the cold page cache, then loans (their states, one point read each),
+  // then the same statements warm.
+  const std::vector<std::string> statement_ids = random_loans(42);
+  std::vector<double> statement_us, loan_us, warm_statement_us;
+  if (!ReadStatements(**opened, statement_ids, statement_us)) return 1;
+  for (const std::string& id : random_loans(7)) {
     start = Clock::now();
-    absl::StatusOr<v1::LoanState> loan = (*opened)->GetLoan(random_loan());
-    if (!loan.ok()) return Failed("loan", loan.status());
+    absl::StatusOr<v1::LoanState> loan = (*opened)->GetLoan(id);
+    if (!loan.ok()) return Failed("loan " + id, loan.status());
     loan_us.push_back(Seconds(start) * 1e6);
   }
-  std::vector<double> warm_statement_us;
   if (!ReadStatements(**opened, statement_ids, warm_statement_us)) return 1;
 
-  // The same statements, cold again, read on the caller's thread alone: what the read
-  // pool's helpers save. Then the book is opened as before for the rest, the page cache
-  // left as the reads left it.
+  // Statements of other loans (so that nothing the disk may keep of the first reads
+  // helps), on the cold page cache again, read on the caller's thread alone; then warm:
+  // what the read pool's helpers save cold, and what handing the reads to them costs warm.
   opened->reset();
-  DropFromPageCache(path);
+  const double cached_after_second_drop_mb = DropFromPageCache(path);
   LedgerOptions alone = FixedDayOptions();
   alone.read_threads = 0;
   opened = Ledger::Open(path, alone);
   if (!opened.ok()) return Failed("open with no read helpers", opened.status());
-  std::vector<double> alone_statement_us;
-  if (!ReadStatements(**opened, statement_ids, alone_statement_us)) return 1;
+  const std::vector<std::string> alone_ids = random_loans(43);
+  std::vector<double> alone_statement_us, alone_warm_statement_us;
+  if (!ReadStatements(**opened, alone_ids, alone_statement_us)) return 1;
+  if (!ReadStatements(**opened, alone_ids, alone_warm_statement_us)) return 1;
+
+  // The report and the repayments on the book opened as a server would, its block cache
+  // empty, the page cache as the reads above left it.
   opened->reset();
   opened = Ledger::Open(path, FixedDayOptions());
   if (!opened.ok()) return Failed("reopen", opened.status());
@@ -311,47 +359,23 @@ int Measure(const std::string& path, size_t loans, double seconds) {
   const double writes_s = Seconds(writes_start);
   const double rss_mb = StatusKb("VmRSS:") / 1024.0, hwm_mb = StatusKb("VmHWM:") / 1024.0;
   std::printf(
-      "measure entries=%llu cached_mb=%.0f cached_after_drop_mb=%.0f open_ms=%.1f "
+      "measure entries=%llu cached_mb=%.0f cached_after_drop_mb=%.0f "
+      "cached_after_second_drop_mb=%.0f open_ms=%.1f "
       "rss_open_mb=%.1f rss_mb=%.1f hwm_mb=%.1f statement_p50_us=%.0f statement_p99_us=%.0f "
       "warm_statement_p50_us=%.0f warm_statement_p99_us=%.0f alone_statement_p50_us=%.0f "
-      "alone_statement_p99_us=%.0f loan_p50_us=%.0f loan_p99_us=%.0f report_ms=%.1f "
+      "alone_statement_p99_us=%.0f alone_warm_statement_p50_us=%.0f "
+      "alone_warm_statement_p99_us=%.0f loan_p50_us=%.0f loan_p99_us=%.0f report_ms=%.1f "
       "report_county_ms=%.1f writes_per_s=%.0f write_p50_us=%.0f write_p99_us=%.0f\n",
-      static_cast<unsigned long long>(entries), cached_mb, cached_after_drop_mb, open_ms,
-      rss_open_kb / 1024.0, rss_mb, hwm_mb, Percentile(statement_us, 0.5),
-      Percentile(statement_us, 0.99), Percentile(warm_statement_us, 0.5),
-      Percentile(warm_statement_us, 0.99), Percentile(alone_statement_us, 0.5),
-      Percentile(alone_statement_us, 0.99), Percentile(loan_us, 0.5), Percentile(loan_us, 0.99),
-      Percentile(report_ms, 0.5), Percentile(county_ms, 0.5),
-      static_cast<double>(written) / writes_s, Percentile(write_us, 0.5),
-      Percentile(write_us, 0.99));
+      static_cast<unsigned long long>(entries), cached_mb, cached_after_drop_mb,
+      cached_after_second_drop_mb, open_ms, rss_open_kb / 1024.0, rss_mb, hwm_mb,
+      Percentile(statement_us, 0.5), Percentile(statement_us, 0.99),
+      Percentile(warm_statement_us, 0.5), Percentile(warm_statement_us, 0.99),
+      Percentile(alone_statement_us, 0.5), Percentile(alone_statement_us, 0.99),
+      Percentile(alone_warm_statement_us, 0.5), Percentile(alone_warm_statement_us, 0.99),
+      Percentile(loan_us, 0.5), Percentile(loan_us, 0.99), Percentile(report_ms, 0.5),
+      Percentile(county_ms, 0.5), static_cast<double>(written) / writes_s,
+      Percentile(write_us, 0.5), Percentile(write_us, 0.99));
   return 0;
-}
-
-// A book grown over years has long been compacted; one built in minutes can leave RocksDB
-// compactions to do (453 MiB in one run), which the first measured reads would share the
-// disk and the cores with. Both books are measured at rest. The time printed includes
-// opening the storage. A book still busy after 10 minutes is measured anyway, with a
-// warning, rather than losing the build.
-bool SettleBook(const std::string& path, const LedgerOptions& options) {
-  const Clock::time_point start = Clock::now();
-  absl::StatusOr<std::unique_ptr<Storage>> storage =
-      Storage::Open(path, options, OpenMode::kReadWrite);
-  if (!storage.ok()) {
-    Failed("opening the book to settle it", storage.status());
-    return false;
-  }
-  const absl::Status settled = (*storage)->Settle(std::chrono::minutes(10));
-  if (absl::IsDeadlineExceeded(settled)) {
-    std::printf("  WARNING: %s; measuring anyway (the first reads meet those compactions)\n",
-                std::string(settled.message()).c_str());
-    return true;
-  }
-  if (!settled.ok()) {
-    Failed("settling the book", settled);
-    return false;
-  }
-  std::printf("  settled (RocksDB's flushes and compactions done) in %.1f s\n", Seconds(start));
-  return true;
 }
 
 // Runs this program with --measure in a child process and parses its result line.
@@ -485,11 +509,16 @@ int Main(int argc, char** argv) {
     line("peak resident memory (MiB)", "hwm_mb", "%.1f");
     line("book in the page cache before the drop (MiB)", "cached_mb", "%.0f");
     line("book in the page cache after the drop (MiB)", "cached_after_drop_mb", "%.0f");
+    line("  and after the second drop (MiB)", "cached_after_second_drop_mb", "%.0f");
     line("loan statement p50, cold (us)", "statement_p50_us", "%.0f");
     line("loan statement p99, cold (us)", "statement_p99_us", "%.0f");
-    line("loan statement p99, warm (us)", "warm_statement_p99_us", "%.0f");
+    line("loan statement p50, cold, one thread (us)", "alone_statement_p50_us", "%.0f");
     line("loan statement p99, cold, one thread (us)", "alone_statement_p99_us", "%.0f");
-    line("loan p99 (us)", "loan_p99_us", "%.0f");
+    line("loan statement p50, warm (us)", "warm_statement_p50_us", "%.0f");
+    line("loan statement p99, warm (us)", "warm_statement_p99_us", "%.0f");
+    line("loan statement p50, warm, one thread (us)", "alone_warm_statement_p50_us", "%.0f");
+    line("loan statement p99, warm, one thread (us)", "alone_warm_statement_p99_us", "%.0f");
+    line("loan p99, cold (us)", "loan_p99_us", "%.0f");
     line("programme report 2021, total (ms)", "report_ms", "%.1f");
     line("programme report 2021, by county (ms)", "report_county_ms", "%.1f");
     line("repayments (entries/s)", "writes_per_s", "%.0f");
