@@ -14,11 +14,43 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gongdai/v1/ledger_service.grpc.pb.h"
 
 namespace gongdai::testing {
+
+// Forks and executes `argv` (argv[0] is the binary) with its standard output on a pipe,
+// its standard error appended to `stderr_path` and `env` ("NAME=value") added to its
+// environment. Returns the child's pid (-1 on failure) and sets `*stdout_fd` to the
+// pipe's reading end.
+inline pid_t SpawnWithPipedStdout(std::vector<std::string> argv, const std::string& stderr_path,
+                                  const std::vector<std::string>& env, int* stdout_fd) {
+  int out[2];
+  if (::pipe(out) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    FILE* err = std::fopen(stderr_path.c_str(), "a");
+    if (err != nullptr) ::dup2(::fileno(err), STDERR_FILENO);
+    ::close(out[0]);
+    ::close(out[1]);
+    for (const std::string& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> raw;
+    for (std::string& a : argv) raw.push_back(a.data());
+    raw.push_back(nullptr);
+    ::execv(raw[0], raw.data());
+    std::_Exit(127);
+  }
+  ::close(out[1]);
+  if (pid < 0) {
+    ::close(out[0]);
+    return -1;
+  }
+  *stdout_fd = out[0];
+  return pid;
+}
 
 class ServerProcess {
  public:
@@ -33,24 +65,10 @@ class ServerProcess {
     for (const std::string& a : args) has_listen |= a == "--listen" || a == "--config";
     if (!has_listen) argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
     argv.insert(argv.end(), args.begin(), args.end());
-    int out[2];
-    if (::pipe(out) != 0) return false;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      FILE* err = std::fopen(stderr_path_.c_str(), "a");
-      if (err != nullptr) ::dup2(::fileno(err), STDERR_FILENO);
-      ::close(out[0]);
-      ::close(out[1]);
-      for (const std::string& e : env) ::putenv(const_cast<char*>(e.c_str()));
-      std::vector<char*> raw;
-      for (std::string& a : argv) raw.push_back(a.data());
-      raw.push_back(nullptr);
-      ::execv(raw[0], raw.data());
-      std::_Exit(127);
-    }
-    ::close(out[1]);
-    stdout_ = ::fdopen(out[0], "r");
+    int out = -1;
+    pid_ = SpawnWithPipedStdout(std::move(argv), stderr_path_, env, &out);
+    if (pid_ < 0) return false;
+    stdout_ = ::fdopen(out, "r");
     char line[1024];
     while (std::fgets(line, sizeof(line), stdout_) != nullptr) {
       startup_ += line;
@@ -142,27 +160,14 @@ inline ServerExit RunServerToExit(const std::string& data_dir, std::vector<std::
   ServerExit result;
   std::ifstream before(err_path, std::ios::ate | std::ios::binary);
   const std::streamoff err_start = before ? static_cast<std::streamoff>(before.tellg()) : 0;
-  int out[2];
-  if (::pipe(out) != 0) return result;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out[1], STDOUT_FILENO);
-    FILE* err = std::fopen(err_path.c_str(), "a");
-    if (err != nullptr) ::dup2(::fileno(err), STDERR_FILENO);
-    ::close(out[0]);
-    ::close(out[1]);
-    std::vector<char*> raw;
-    for (std::string& a : argv) raw.push_back(a.data());
-    raw.push_back(nullptr);
-    ::execv(raw[0], raw.data());
-    std::_Exit(127);
-  }
-  ::close(out[1]);
+  int out = -1;
+  const pid_t pid = SpawnWithPipedStdout(std::move(argv), err_path, {}, &out);
+  if (pid < 0) return result;
   char chunk[1024];
-  for (ssize_t n; (n = ::read(out[0], chunk, sizeof chunk)) > 0;) result.out.append(chunk, n);
-  ::close(out[0]);
+  for (ssize_t n; (n = ::read(out, chunk, sizeof chunk)) > 0;) result.out.append(chunk, n);
+  ::close(out);
   int status = 0;
-  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
+  if (::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
     result.code = WEXITSTATUS(status);
   }
   std::ifstream err(err_path, std::ios::binary);
