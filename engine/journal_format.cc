@@ -187,11 +187,16 @@ std::string SealEntry(v1::Entry* entry) {
   entry->clear_hash();
   std::string stored = CanonicalBytes(*entry);
   std::string hash = ThreadSha256().Digest({std::string_view(&kLeafPrefix, 1), stored});
-  stored += kHashFieldTag;
-  stored += kHashFieldLength;
-  stored += hash;
+  stored = StoredBytes(std::move(stored), hash);
   entry->set_hash(std::move(hash));
   return stored;
+}
+
+std::string StoredBytes(std::string canonical, std::string_view hash) {
+  canonical += kHashFieldTag;
+  canonical += kHashFieldLength;
+  canonical += hash;
+  return canonical;
 }
 
 absl::StatusOr<v1::Entry> OpenEntry(std::string_view stored, uint64_t key_sequence) {

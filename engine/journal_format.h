@@ -31,7 +31,7 @@ inline constexpr std::string_view kFormatVersion = "gongdai-journal-1";
 // apply's output for the same journal changes; a database whose derived state has another
 // version (or none, before version 2) is rebuilt from its journal when the ledger opens.
 inline constexpr std::string_view kMetaProjectionsKey = "projections";
-inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-4";
+inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-5";
 inline constexpr std::string_view kAccountPrefix = "a/";
 inline constexpr std::string_view kDateIndexPrefix = "d/";
 
@@ -45,6 +45,8 @@ std::string CanonicalBytes(const v1::Entry& entry);
 
 // Fills entry->hash and returns the value to store.
 std::string SealEntry(v1::Entry* entry);
+// The value stored for an entry: its canonical bytes followed by its hash field.
+std::string StoredBytes(std::string canonical, std::string_view hash);
 
 // Parses the value stored under journal key `key_sequence` and checks that it is exactly
 // canonical bytes followed by the hash field, that the hash matches, and that the entry's

@@ -900,7 +900,7 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state, J
   if (!edge_status_.ok()) return CommandResult{edge_status_, {}, false};
   CommandState command_state(state);
   LoanHandOver loan{std::move(decision->loan), std::nullopt};
-  absl::Status applied = Apply(entry, command_state, next_edge_, &loan);
+  absl::Status applied = Apply(entry, stored, command_state, next_edge_, &loan);
   if (!applied.ok()) return CommandResult{applied, {}, false};
   command_state.Commit();
   state.PutOwned(Space::kJournal, SequenceKey(entry.sequence()), std::move(stored));
@@ -1320,44 +1320,25 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
     statement.installments.push_back(std::move(line));
   }
   statement.delinquency = DelinquencyAsOf(position, loan->grace_days(), *as_of);
-  // The index names the loan's entries; each is read from the journal, where they lie far
-  // apart. Those in memory are read here; only those that need the disk are shared out
-  // over the read pool. Handing a read from memory to a helper costs more than the read:
-  // on a busy server with a book in memory it cost 7-19% of the calls served.
+  // The loan-entries index keeps a copy of each of the loan's entries, next to each other:
+  // one short scan reads them all, where the journal would need a read for each. Entries
+  // past the durable head (applied, not yet on disk) are left out, as from every read.
   const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
-  std::vector<uint64_t> sequences;
+  absl::Status failure;
   absl::Status scanned = ScanPrefix(Space::kIndexes, LoanEntriesPrefix(id), "",
-                                    [&](std::string_view key, std::string_view) {
+                                    [&](std::string_view key, std::string_view stored) {
                                       const uint64_t sequence = DecodeSequenceKey(key);
                                       if (sequence > durable) return false;
-                                      sequences.push_back(sequence);
+                                      absl::StatusOr<v1::Entry> entry = OpenEntry(stored, sequence);
+                                      if (!entry.ok()) {
+                                        failure = entry.status();
+                                        return false;
+                                      }
+                                      statement.entries.push_back(*std::move(entry));
                                       return true;
                                     });
   if (!scanned.ok()) return scanned;
-  std::vector<absl::StatusOr<v1::Entry>> entries(sequences.size());
-  std::vector<size_t> on_disk;
-  std::string stored;
-  for (size_t i = 0; i < sequences.size(); ++i) {
-    absl::StatusOr<Storage::CachedRead> cached =
-        storage_->GetIfCached(Space::kJournal, SequenceKey(sequences[i]), stored);
-    if (!cached.ok()) {
-      entries[i] = cached.status();
-    } else if (*cached == Storage::CachedRead::kFound) {
-      entries[i] = OpenEntry(stored, sequences[i]);
-    } else if (*cached == Storage::CachedRead::kAbsent) {
-      entries[i] = absl::NotFoundError(Cat("no entry ", sequences[i]));
-    } else {
-      on_disk.push_back(i);
-    }
-  }
-  read_pool_.ForEach(on_disk.size(), [&](size_t j) {
-    entries[on_disk[j]] = ReadEntry(sequences[on_disk[j]], nullptr);
-  });
-  statement.entries.reserve(entries.size());
-  for (absl::StatusOr<v1::Entry>& entry : entries) {
-    if (!entry.ok()) return entry.status();
-    statement.entries.push_back(*std::move(entry));
-  }
+  if (!failure.ok()) return failure;
   statement.loan = *std::move(loan);
   return statement;
 }

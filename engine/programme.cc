@@ -879,6 +879,7 @@ class Contributions {
 
 struct ApplyContext {
   const v1::Entry& entry;
+  std::string_view stored;  // the entry as the journal stores it
   StateWriter& state;
   Date date;
   LoanHandOver* loan;  // may be null
@@ -973,8 +974,10 @@ absl::Status SaveLoan(ApplyContext& a, v1::LoanState& loan) {
       if (!updated.ok()) return updated;
     }
   }
+  // A copy of the entry, kept with the loan's others: a statement reads them together
+  // instead of one by one from the journal, where they lie far apart.
   a.state.Put(Space::kIndexes,
-              Cat(LoanEntriesPrefix(loan.loan_id()), SequenceKey(a.entry.sequence())), "");
+              Cat(LoanEntriesPrefix(loan.loan_id()), SequenceKey(a.entry.sequence())), a.stored);
   return absl::OkStatus();
 }
 
@@ -1584,11 +1587,12 @@ absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& comm
   return decision;
 }
 
-absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state, LoanHandOver* hand_over) {
+absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, StateWriter& state,
+                            LoanHandOver* hand_over) {
   const v1::Event& event = entry.event();
   absl::StatusOr<Date> date = ParseDate(entry.business_date(), "business_date");
   if (!date.ok()) return date.status();
-  ApplyContext a{entry, state, *date, hand_over};
+  ApplyContext a{entry, stored, state, *date, hand_over};
   if (hand_over != nullptr) hand_over->applied.reset();
   switch (event.kind_case()) {
     case v1::Event::kProductDefined:

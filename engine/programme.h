@@ -24,10 +24,10 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
 [[nodiscard]] absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& command,
                                                        Date business_date);
 
-// Programme projections of `entry` (account balances are applied by the caller); `loan`
-// as for Apply.
-[[nodiscard]] absl::Status ApplyProgramme(const v1::Entry& entry, StateWriter& state,
-                                          LoanHandOver* loan = nullptr);
+// Programme projections of `entry` (account balances are applied by the caller); `stored`
+// and `loan` as for Apply.
+[[nodiscard]] absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored,
+                                          StateWriter& state, LoanHandOver* loan = nullptr);
 
 // Clears from `recorded` (an entry's event) what the engine decided rather than the caller
 // asked (assigned ids, allocations, schedules, accruals, confirmed amounts left empty in

@@ -461,7 +461,7 @@ absl::Status ForEachOpenedEntry(
       });
 }
 
-absl::Status Replayer::Check(const v1::Entry& entry) {
+absl::Status Replayer::Check(const v1::Entry& entry, std::string_view stored) {
   const uint64_t expected = size_ + 1;
   if (entry.sequence() != expected) {
     return absl::DataLossError(
@@ -477,7 +477,7 @@ absl::Status Replayer::Check(const v1::Entry& entry) {
   }
   absl::Status balanced = CheckBalanced(entry);
   if (!balanced.ok()) return balanced;
-  absl::Status applied = Apply(entry, state_, edge_);
+  absl::Status applied = Apply(entry, stored, state_, edge_);
   if (!applied.ok()) {
     return absl::DataLossError(
         Cat("entry ", expected, ": replay through apply failed: ",
@@ -493,10 +493,12 @@ absl::Status Replayer::AddStored(std::string_view bytes, uint64_t key_sequence) 
   opened.key_sequence = key_sequence;
   // An out-of-order key is reported by AddOpened before the entry's bytes would matter.
   if (key_sequence == size_ + 1) opened.status = OpenEntryInto(bytes, key_sequence, opened.entry);
-  return AddOpened(opened);
+  return Add(opened, bytes);
 }
 
-absl::Status Replayer::AddOpened(const OpenedEntry& opened) {
+absl::Status Replayer::AddOpened(const OpenedEntry& opened) { return Add(opened, opened.stored); }
+
+absl::Status Replayer::Add(const OpenedEntry& opened, std::string_view stored) {
   const uint64_t key_sequence = opened.key_sequence;
   if (key_sequence != size_ + 1) {
     return absl::DataLossError(
@@ -505,22 +507,23 @@ absl::Status Replayer::AddOpened(const OpenedEntry& opened) {
             : Cat("entry ", key_sequence, ": stored twice"));
   }
   if (!opened.status.ok()) return opened.status;
-  return Check(opened.entry);
+  return Check(opened.entry, stored);
 }
 
 absl::Status Replayer::AddParsed(const v1::Entry& entry) {
-  const std::string canonical = CanonicalBytes(entry);
+  std::string canonical = CanonicalBytes(entry);
   const std::string hash = ThreadSha256().Digest({std::string_view("\x00", 1), canonical});
   if (hash != entry.hash()) {
     return absl::DataLossError(Cat("entry ", entry.sequence(),
                                    ": field hash: the entry's bytes hash to ", ToHex(hash),
                                    ", the export says ", ToHex(entry.hash())));
   }
-  return Check(entry);
+  return Check(entry, StoredBytes(std::move(canonical), hash));
 }
 
 absl::Status Replayer::ApplyOnly(const v1::Entry& entry) {
-  absl::Status applied = ApplyWithoutTree(entry, state_);
+  absl::Status applied =
+      ApplyWithoutTree(entry, StoredBytes(CanonicalBytes(entry), entry.hash()), state_);
   if (!applied.ok()) {
     return absl::DataLossError(
         Cat("entry ", entry.sequence(), ": replay through apply failed: ",

@@ -138,7 +138,8 @@ class Replayer {
   std::vector<std::pair<std::string, int64_t>> Balances() const;
 
  private:
-  absl::Status Check(const v1::Entry& entry);
+  absl::Status Add(const OpenedEntry& opened, std::string_view stored);
+  absl::Status Check(const v1::Entry& entry, std::string_view stored);
   MemoryState state_;
   // The tree's edge, kept decoded; put into state_ (as the writer keeps it) when the
   // state is asked for, if it has grown since.

@@ -182,9 +182,9 @@ absl::StatusOr<Decision> Decide(StateReader& state, const Command& command, Date
   }
 }
 
-absl::Status Apply(const v1::Entry& entry, StateWriter& state, CompactRange& edge,
-                   LoanHandOver* loan) {
-  absl::Status applied = ApplyWithoutTree(entry, state, loan);
+absl::Status Apply(const v1::Entry& entry, std::string_view stored, StateWriter& state,
+                   CompactRange& edge, LoanHandOver* loan) {
+  absl::Status applied = ApplyWithoutTree(entry, stored, state, loan);
   if (!applied.ok()) return applied;
   return AppendLeaf(entry, edge, state);
 }
@@ -223,8 +223,9 @@ absl::Status StateWriter::Post(const v1::Posting& posting, uint64_t sequence) {
   return absl::OkStatus();
 }
 
-absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state, LoanHandOver* loan) {
-  absl::Status programme = ApplyProgramme(entry, state, loan);
+absl::Status ApplyWithoutTree(const v1::Entry& entry, std::string_view stored, StateWriter& state,
+                              LoanHandOver* loan) {
+  absl::Status programme = ApplyProgramme(entry, stored, state, loan);
   if (!programme.ok()) return programme;
   for (const v1::Posting& posting : entry.postings()) {
     absl::Status posted = state.Post(posting, entry.sequence());

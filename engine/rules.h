@@ -93,14 +93,17 @@ struct LoanHandOver {
 // out; Apply puts only the perfect nodes the entry completes. Fails only when the state
 // is inconsistent with the entry (an overflow, a corrupt projection), leaving `edge` as it
 // was: the writer then refuses the command; a replay reports the entry.
-// `loan`, when given, hands over the loan (LoanHandOver).
-[[nodiscard]] absl::Status Apply(const v1::Entry& entry, StateWriter& state, CompactRange& edge,
+// `stored` is the entry as the journal stores it (StoredBytes; SealEntry's result), which
+// the loan-entries index keeps a copy of. `loan`, when given, hands over the loan
+// (LoanHandOver).
+[[nodiscard]] absl::Status Apply(const v1::Entry& entry, std::string_view stored,
+                                 StateWriter& state, CompactRange& edge,
                                  LoanHandOver* loan = nullptr);
 
 // Apply without the Merkle tree, for a replay "as of a date" that skips later-dated
 // entries (each loan's entries are in date order, so the skipped ones are suffixes).
-[[nodiscard]] absl::Status ApplyWithoutTree(const v1::Entry& entry, StateWriter& state,
-                                            LoanHandOver* loan = nullptr);
+[[nodiscard]] absl::Status ApplyWithoutTree(const v1::Entry& entry, std::string_view stored,
+                                            StateWriter& state, LoanHandOver* loan = nullptr);
 
 // Account paths: 2-8 colon-separated segments of [a-z0-9_-], at most 128 bytes in all.
 [[nodiscard]] absl::Status ValidateAccountPath(std::string_view path, std::string_view field);

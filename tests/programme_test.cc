@@ -7,9 +7,11 @@
 #include <thread>
 #include <vector>
 
+#include "engine/journal_format.h"
 #include "engine/loan_math.h"
 #include "engine/national_id.h"
 #include "engine/status.h"
+#include "engine/strings.h"
 #include "tests/programme_fixture.h"
 #include "tests/raw_db.h"
 
@@ -575,6 +577,66 @@ TEST_F(RepaymentTest, StatementEntriesAreTheLoansInJournalOrderWithAnyNumberOfRe
     for (std::thread& reader : readers) reader.join();
     EXPECT_EQ(wrong.load(), 0) << threads << " helpers";
   }
+}
+
+// A statement reads the copies of the loan's entries that the loan-entries index keeps:
+// byte for byte the journal's, rebuilt from the journal for a database of an engine that
+// kept none, and refused (DATA_LOSS naming the entry) when one is damaged.
+TEST_F(RepaymentTest, StatementReadsTheCopiesOfTheLoansEntriesKeptTogether) {
+  SetToday("2020-03-01");
+  for (int i = 0; i < 3; ++i) Ok(kCashier, Repay(loan_, 10'000));
+  absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(loan_, "2020-03-01");
+  ASSERT_TRUE(statement.ok()) << statement.status();
+  ASSERT_EQ(statement->entries.size(), 6u);  // submitted, approved, disbursed, 3 repayments
+  const std::string prefix = Cat("le/", loan_, "/");
+  ledger_.reset();
+  {
+    testing::RawDb raw(dir_.path());
+    for (const v1::Entry& entry : statement->entries) {
+      const std::string key = Cat(prefix, SequenceKey(entry.sequence()));
+      std::optional<std::string> copy = raw.Get("indexes", key);
+      ASSERT_TRUE(copy.has_value()) << entry.sequence();
+      EXPECT_EQ(copy, raw.Get("journal", SequenceKey(entry.sequence()))) << entry.sequence();
+    }
+    // As an engine before the copies left the index: empty values, an older version.
+    for (const auto& [key, value] : raw.All("indexes")) {
+      if (key.starts_with("le/")) raw.Put("indexes", key, "");
+    }
+    raw.Put("meta", "projections", "gongdai-projections-4");
+  }
+  Reopen();
+  EXPECT_TRUE(ledger_->ProjectionsRebuiltOnOpen());
+  absl::StatusOr<LoanStatement> rebuilt = ledger_->GetLoanStatement(loan_, "2020-03-01");
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  ASSERT_EQ(rebuilt->entries.size(), statement->entries.size());
+  for (size_t i = 0; i < rebuilt->entries.size(); ++i) {
+    EXPECT_EQ(rebuilt->entries[i].SerializeAsString(), statement->entries[i].SerializeAsString())
+        << i;
+  }
+
+  // One byte of the second repayment's copy changed: its hash no longer matches.
+  const uint64_t damaged = statement->entries[4].sequence();
+  ledger_.reset();
+  {
+    testing::RawDb raw(dir_.path());
+    const std::string key = Cat(prefix, SequenceKey(damaged));
+    std::string copy = *raw.Get("indexes", key);
+    copy[copy.size() / 2] ^= 0x01;
+    raw.Put("indexes", key, copy);
+  }
+  Reopen();
+  absl::StatusOr<LoanStatement> refused = ledger_->GetLoanStatement(loan_, "2020-03-01");
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << refused.status();
+  EXPECT_TRUE(std::string(refused.status().message()).starts_with(Cat("entry ", damaged, ":")))
+      << refused.status();
+  auto mismatch = ledger_->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(mismatch.ok()) << mismatch.status();
+  ASSERT_TRUE(mismatch->has_value());
+  EXPECT_EQ((*mismatch)->space, "indexes");
+  EXPECT_TRUE((*mismatch)->key.starts_with(prefix)) << (*mismatch)->key;
+  ASSERT_TRUE((*mismatch)->stored.has_value() && (*mismatch)->rebuilt.has_value());
+  EXPECT_EQ((*mismatch)->stored->size(), (*mismatch)->rebuilt->size());
+  EXPECT_NE((*mismatch)->stored, (*mismatch)->rebuilt);
 }
 
 TEST(Aging, BucketsAtTheirEdges) {
