@@ -11,8 +11,7 @@
 //   reads:      2,000 loan statements of random loans on a cold page cache (the book's
 //               files are dropped from it before the process opens the book), 2,000
 //               loans, the same statements again warm; then 2,000 statements of other
-//               loans, cold (the book dropped again and reopened) and warm, with their
-//               entries read on the caller's thread alone (read_threads 0); p50/p99;
+//               loans, cold (the book dropped again and reopened) and warm; p50/p99;
 //   report:     the yearly programme report for 2021, total and by county, median of 5;
 //   writes:     repayments of 1.00 yuan on 3,000 random loans for --seconds, 1,024 in
 //               flight, the engine's default batch and queue: entries/s, p50/p99.
@@ -299,19 +298,16 @@ int Measure(const std::string& path, size_t loans, double seconds) {
   }
   if (!ReadStatements(**opened, statement_ids, warm_statement_us)) return 1;
 
-  // Statements of other loans (so that nothing the disk may keep of the first reads
-  // helps), on the cold page cache again, read on the caller's thread alone; then warm:
-  // what the read pool's helpers save cold, and what handing the reads to them costs warm.
+  // A second sample: statements of other loans (so that nothing the disk may keep of the
+  // first reads helps), on the cold page cache again, then warm.
   opened->reset();
   const double cached_after_second_drop_mb = DropFromPageCache(path);
-  LedgerOptions alone = FixedDayOptions();
-  alone.read_threads = 0;
-  opened = Ledger::Open(path, alone);
-  if (!opened.ok()) return Failed("open with no read helpers", opened.status());
-  const std::vector<std::string> alone_ids = random_loans(43);
-  std::vector<double> alone_statement_us, alone_warm_statement_us;
-  if (!ReadStatements(**opened, alone_ids, alone_statement_us)) return 1;
-  if (!ReadStatements(**opened, alone_ids, alone_warm_statement_us)) return 1;
+  opened = Ledger::Open(path, FixedDayOptions());
+  if (!opened.ok()) return Failed("open after the second drop", opened.status());
+  const std::vector<std::string> other_ids = random_loans(43);
+  std::vector<double> other_statement_us, other_warm_statement_us;
+  if (!ReadStatements(**opened, other_ids, other_statement_us)) return 1;
+  if (!ReadStatements(**opened, other_ids, other_warm_statement_us)) return 1;
 
   // The report and the repayments on the book opened as a server would, its block cache
   // empty, the page cache as the reads above left it.
@@ -362,16 +358,16 @@ int Measure(const std::string& path, size_t loans, double seconds) {
       "measure entries=%llu cached_mb=%.0f cached_after_drop_mb=%.0f "
       "cached_after_second_drop_mb=%.0f open_ms=%.1f "
       "rss_open_mb=%.1f rss_mb=%.1f hwm_mb=%.1f statement_p50_us=%.0f statement_p99_us=%.0f "
-      "warm_statement_p50_us=%.0f warm_statement_p99_us=%.0f alone_statement_p50_us=%.0f "
-      "alone_statement_p99_us=%.0f alone_warm_statement_p50_us=%.0f "
-      "alone_warm_statement_p99_us=%.0f loan_p50_us=%.0f loan_p99_us=%.0f report_ms=%.1f "
+      "warm_statement_p50_us=%.0f warm_statement_p99_us=%.0f other_statement_p50_us=%.0f "
+      "other_statement_p99_us=%.0f other_warm_statement_p50_us=%.0f "
+      "other_warm_statement_p99_us=%.0f loan_p50_us=%.0f loan_p99_us=%.0f report_ms=%.1f "
       "report_county_ms=%.1f writes_per_s=%.0f write_p50_us=%.0f write_p99_us=%.0f\n",
       static_cast<unsigned long long>(entries), cached_mb, cached_after_drop_mb,
       cached_after_second_drop_mb, open_ms, rss_open_kb / 1024.0, rss_mb, hwm_mb,
       Percentile(statement_us, 0.5), Percentile(statement_us, 0.99),
       Percentile(warm_statement_us, 0.5), Percentile(warm_statement_us, 0.99),
-      Percentile(alone_statement_us, 0.5), Percentile(alone_statement_us, 0.99),
-      Percentile(alone_warm_statement_us, 0.5), Percentile(alone_warm_statement_us, 0.99),
+      Percentile(other_statement_us, 0.5), Percentile(other_statement_us, 0.99),
+      Percentile(other_warm_statement_us, 0.5), Percentile(other_warm_statement_us, 0.99),
       Percentile(loan_us, 0.5), Percentile(loan_us, 0.99), Percentile(report_ms, 0.5),
       Percentile(county_ms, 0.5), static_cast<double>(written) / writes_s,
       Percentile(write_us, 0.5), Percentile(write_us, 0.99));
@@ -512,12 +508,12 @@ int Main(int argc, char** argv) {
     line("  and after the second drop (MiB)", "cached_after_second_drop_mb", "%.0f");
     line("loan statement p50, cold (us)", "statement_p50_us", "%.0f");
     line("loan statement p99, cold (us)", "statement_p99_us", "%.0f");
-    line("loan statement p50, cold, one thread (us)", "alone_statement_p50_us", "%.0f");
-    line("loan statement p99, cold, one thread (us)", "alone_statement_p99_us", "%.0f");
+    line("loan statement p50, cold, other loans (us)", "other_statement_p50_us", "%.0f");
+    line("loan statement p99, cold, other loans (us)", "other_statement_p99_us", "%.0f");
     line("loan statement p50, warm (us)", "warm_statement_p50_us", "%.0f");
     line("loan statement p99, warm (us)", "warm_statement_p99_us", "%.0f");
-    line("loan statement p50, warm, one thread (us)", "alone_warm_statement_p50_us", "%.0f");
-    line("loan statement p99, warm, one thread (us)", "alone_warm_statement_p99_us", "%.0f");
+    line("loan statement p50, warm, other loans (us)", "other_warm_statement_p50_us", "%.0f");
+    line("loan statement p99, warm, other loans (us)", "other_warm_statement_p99_us", "%.0f");
     line("loan p99, cold (us)", "loan_p99_us", "%.0f");
     line("programme report 2021, total (ms)", "report_ms", "%.1f");
     line("programme report 2021, by county (ms)", "report_county_ms", "%.1f");
@@ -532,17 +528,19 @@ int Main(int argc, char** argv) {
     std::printf("  open < 1 s: %.0f ms %s\n", large["open_ms"], verdict(large["open_ms"] < 1000));
     std::printf("  resident memory < 512 MiB: peak %.0f MiB %s\n", large["hwm_mb"],
                 verdict(large["hwm_mb"] < 512));
-    std::printf("  loan statement p99 < 2 ms, cold page cache: %.0f us %s\n",
-                large["statement_p99_us"], verdict(large["statement_p99_us"] < 2000));
+    // The worse of the two cold samples.
+    const double cold_p99_us = std::max(large["statement_p99_us"], large["other_statement_p99_us"]);
+    std::printf("  loan statement p99 < 2 ms, cold page cache: %.0f us %s\n", cold_p99_us,
+                verdict(cold_p99_us < 2000));
     std::printf("  yearly report < 100 ms: %.1f ms %s\n", large["report_ms"],
                 verdict(large["report_ms"] < 100));
     std::printf(
         "result entries=%.0f build_entries_per_s=%.0f open_ms=%.1f hwm_mb=%.1f "
-        "statement_p99_us=%.0f warm_statement_p99_us=%.0f alone_statement_p99_us=%.0f "
+        "statement_p99_us=%.0f warm_statement_p99_us=%.0f other_statement_p99_us=%.0f "
         "report_ms=%.1f small_writes_per_s=%.0f writes_per_s=%.0f\n",
         large["entries"], static_cast<double>(built_entries) / build_s, large["open_ms"],
         large["hwm_mb"], large["statement_p99_us"], large["warm_statement_p99_us"],
-        large["alone_statement_p99_us"], large["report_ms"], small["writes_per_s"],
+        large["other_statement_p99_us"], large["report_ms"], small["writes_per_s"],
         large["writes_per_s"]);
   }
   if (code == 0 && !keep.empty()) {

@@ -20,7 +20,6 @@
 #include "engine/money.h"
 #include "engine/national_id.h"
 #include "engine/programme.h"
-#include "engine/read_pool.h"
 #include "engine/replay.h"
 #include "engine/rules.h"
 #include "engine/sha256.h"
@@ -449,7 +448,6 @@ class Ledger::Impl {
   absl::Status edge_status_;
   std::shared_ptr<BatchState> previous_state_;
   RecentProjections recent_projections_{options_.recent_projection_bytes};
-  mutable ReadPool read_pool_{options_.read_threads};
 
   // The durable head: written only by the writer thread after a synced write.
   mutable std::mutex head_mutex_;
@@ -1518,9 +1516,6 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path,
                                                      LedgerOptions options) {
   if (options.queue_commands_max == 0 || options.batch_commands_max == 0) {
     return absl::InvalidArgumentError("queue_commands_max and batch_commands_max must be positive");
-  }
-  if (options.read_threads > kReadThreadsMax) {
-    return absl::InvalidArgumentError(Cat("read_threads must be at most ", kReadThreadsMax));
   }
   if (!options.clock_us) options.clock_us = NowUnixMicros;
   if (!options.business_date_today) {

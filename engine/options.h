@@ -14,8 +14,6 @@ class Env;
 
 namespace gongdai {
 
-inline constexpr size_t kReadThreadsMax = 64;
-
 struct LedgerOptions {
   // Create an empty ledger when `path` holds none.
   // Default: true.
@@ -49,14 +47,6 @@ struct LedgerOptions {
   // RocksDB. 0 keeps none.
   // Default: 64 MiB.
   size_t recent_projection_bytes = size_t{64} << 20;
-
-  // Threads that read a loan statement's entries alongside the caller's, shared by every
-  // reader: a statement reads one journal entry per event of the loan, scattered over the
-  // whole journal, and on a cold page cache each is a disk read. With helpers a lone
-  // statement waits for a few reads at a time instead of for each in turn. 0 reads on the
-  // caller's thread alone. At most kReadThreadsMax.
-  // Default: 8.
-  size_t read_threads = 8;
 
   // RocksDB memtable size per column family. Bounds write-side memory.
   // Default: 32 MiB.

@@ -30,6 +30,8 @@ namespace gongdai {
 // that stores them.
 enum class ReplayKeeps {
   // Everything apply writes: to compare with a database (a rebuild, gongdai-audit --db).
+  // That includes the loan-entries index's copy of every loan entry, so it holds about as
+  // many bytes again as the journal's loan entries.
   kEverything,
   // Only what apply reads back: to verify an export, a server's journal or a copy's
   // journal alone, in less memory and time. A Get of anything else is refused

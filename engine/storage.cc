@@ -241,18 +241,6 @@ absl::StatusOr<std::optional<std::string>> Storage::Get(Space space, std::string
   return value;
 }
 
-absl::StatusOr<Storage::CachedRead> Storage::GetIfCached(Space space, std::string_view key,
-                                                         std::string& value) const {
-  rocksdb::ReadOptions read;
-  read.read_tier = rocksdb::kBlockCacheTier;
-  rocksdb::Status s =
-      impl_->db->Get(read, impl_->handle(space), rocksdb::Slice(key.data(), key.size()), &value);
-  if (s.IsIncomplete()) return CachedRead::kNotCached;
-  if (s.IsNotFound()) return CachedRead::kAbsent;
-  if (!s.ok()) return FromRocks(s, Cat("reading ", SpaceName(space)));
-  return CachedRead::kFound;
-}
-
 absl::Status Storage::Write(StorageBatch& batch, bool sync) {
   if (impl_->read_only) return absl::FailedPreconditionError("storage is open read-only");
   GONGDAI_CHECK(batch.rep_->handles == &impl_->handles);

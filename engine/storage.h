@@ -76,13 +76,6 @@ class Storage {
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(
       Space space, std::string_view key, const StorageSnapshot* snapshot = nullptr) const;
 
-  // As Get at the latest state, but from memory alone (the memtables and the block cache):
-  // kNotCached when the value, or its absence, cannot be told without reading the disk.
-  // A reader of many keys reads those in memory at once and shares out only the others.
-  enum class CachedRead { kFound, kAbsent, kNotCached };
-  [[nodiscard]] absl::StatusOr<CachedRead> GetIfCached(Space space, std::string_view key,
-                                                       std::string& value) const;
-
   StorageBatch NewBatch() const;
 
   // Writes `batch` atomically. `sync` must be true for anything acknowledged to a caller.

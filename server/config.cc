@@ -5,7 +5,6 @@
 #include <set>
 
 #include "engine/date.h"
-#include "engine/options.h"
 #include "engine/strings.h"
 #include "server/auth.h"
 
@@ -147,8 +146,7 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
   }
   if (const toml::table* storage = root.get_as<toml::table>("storage")) {
     GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
-        *storage, "storage.",
-        {"block_cache_mib", "recent_projections_mib", "write_buffer_mib", "read_threads"}));
+        *storage, "storage.", {"block_cache_mib", "recent_projections_mib", "write_buffer_mib"}));
     struct Setting {
       const char* key;
       size_t* value;
@@ -167,12 +165,6 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
       }
       *setting.value = static_cast<size_t>(mib);
     }
-    int64_t read_threads = static_cast<int64_t>(config.read_threads);
-    GONGDAI_RETURN_IF_ERROR(Read(*storage, "storage.", "read_threads", read_threads));
-    if (read_threads < 0 || read_threads > static_cast<int64_t>(kReadThreadsMax)) {
-      return Bad("storage.read_threads", Cat("must be 0-", kReadThreadsMax));
-    }
-    config.read_threads = static_cast<size_t>(read_threads);
   }
   if (const toml::table* grpc = root.get_as<toml::table>("grpc")) {
     GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
@@ -227,10 +219,6 @@ recent_projections_mib = 64
 # RocksDB's memtable for each of the five spaces: bounds the memory that writes use.
 # The write-ahead log is kept to at most four times the five memtables (640 MiB here).
 write_buffer_mib = 32
-# Threads that read a loan statement's entries alongside the request's own, shared by all
-# requests: on a cold page cache each entry is a disk read. 0 reads on the request's
-# thread alone.
-read_threads = 8
 
 [checkpoint]
 # The origin line of signed checkpoints (and the name of their Ed25519 key).

@@ -49,9 +49,6 @@ struct ServerConfig {
   size_t block_cache_mib = 64;
   size_t recent_projections_mib = 64;
   size_t write_buffer_mib = 32;
-  // Threads that read a loan statement's journal entries alongside the request's own
-  // thread, shared by every request (0: none). Default: 8.
-  size_t read_threads = 8;
   // Largest request or response message. Default: 4 MiB.
   int max_message_bytes = 4 << 20;
   // The gRPC reflection service, so standard tools can discover the API. Default: on.

@@ -35,7 +35,6 @@ LedgerOptions LedgerOptionsFor(const ServerConfig& config) {
   options.block_cache_bytes = config.block_cache_mib << 20;
   options.recent_projection_bytes = config.recent_projections_mib << 20;
   options.write_buffer_bytes = config.write_buffer_mib << 20;
-  options.read_threads = config.read_threads;
   if (config.business_date_mode == BusinessDateMode::kFixed) {
     const absl::StatusOr<Date> fixed = ParseDate(config.fixed_business_date, "business_date.fixed");
     GONGDAI_CHECK(fixed.ok());  // LoadConfig and the command line have checked it

@@ -59,7 +59,6 @@ TEST(ServerConfig, WriterAndStorageSettingsReachTheLedgersOptions) {
                                                  "block_cache_mib = 256\n"
                                                  "recent_projections_mib = 0\n"
                                                  "write_buffer_mib = 8\n"
-                                                 "read_threads = 3\n"
                                                  "[business_date]\n"
                                                  "mode = \"fixed\"\n"
                                                  "fixed = \"2020-06-30\"\n");
@@ -70,7 +69,6 @@ TEST(ServerConfig, WriterAndStorageSettingsReachTheLedgersOptions) {
   EXPECT_EQ(options.block_cache_bytes, size_t{256} << 20);
   EXPECT_EQ(options.recent_projection_bytes, 0u);
   EXPECT_EQ(options.write_buffer_bytes, size_t{8} << 20);
-  EXPECT_EQ(options.read_threads, 3u);
   ASSERT_TRUE(options.business_date_today);
   EXPECT_EQ(options.business_date_today().ToString(), "2020-06-30");
 }
@@ -81,7 +79,6 @@ TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
       {"[storage]\nwrite_buffer_mib = 2048\n", "config: storage.write_buffer_mib: must be 1-1024"},
       {"[storage]\nrecent_projections_mib = -1\n",
        "config: storage.recent_projections_mib: must be 0-65536"},
-      {"[storage]\nread_threads = 65\n", "config: storage.read_threads: must be 0-64"},
       {"[storage]\nblock_cache_mib = \"64\"\n",
        "config: storage.block_cache_mib: has the wrong type"},
       {"[storage]\nblock_cache = 64\n", "config: storage.block_cache: unknown setting"},

@@ -92,7 +92,6 @@ class ProgrammeTest : public ::testing::Test {
     LedgerOptions options = FixedDayOptions("2020-01-01");
     options.business_date_today = [this] { return today_; };
     options.recent_projection_bytes = recent_projection_bytes_;
-    options.read_threads = read_threads_;
     absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir_.path(), options);
     ASSERT_TRUE(opened.ok()) << opened.status();
     ledger_ = *std::move(opened);
@@ -235,8 +234,6 @@ class ProgrammeTest : public ::testing::Test {
   std::unique_ptr<Ledger> ledger_;
   // The writer's recent projections, for the next Reopen.
   size_t recent_projection_bytes_ = LedgerOptions().recent_projection_bytes;
-  // The statement's read helpers, for the next Reopen.
-  size_t read_threads_ = LedgerOptions().read_threads;
   Date today_ = *ParseDate("2020-01-01", "today");
   int request_counter_ = 0;
   int id_serial_ = 0;

@@ -86,30 +86,6 @@ TEST_F(StorageTest, ASnapshotIsRegisteredUntilReleased) {
   EXPECT_EQ(storage_->RegisteredSnapshots(), 0u);
 }
 
-// A read from memory alone tells a value in the memtable or the block cache, and a key
-// absent from every place it could be; a value only on disk is "not cached" until a Get
-// brings its block into the cache.
-TEST_F(StorageTest, GetIfCachedReadsFromMemoryAlone) {
-  std::string value;
-  EXPECT_EQ(*storage_->GetIfCached(Space::kProjections, "g/1", value),
-            Storage::CachedRead::kFound);  // in the memtable
-  EXPECT_EQ(value, "flow one");
-  EXPECT_EQ(*storage_->GetIfCached(Space::kProjections, "g/9", value),
-            Storage::CachedRead::kAbsent);                       // no file to look in
-  ASSERT_TRUE(storage_->Settle(std::chrono::seconds(60)).ok());  // now in a file
-  storage_.reset();
-  absl::StatusOr<std::unique_ptr<Storage>> reopened =
-      Storage::Open(dir_.Sub("db"), LedgerOptions(), OpenMode::kReadWrite);
-  ASSERT_TRUE(reopened.ok()) << reopened.status();
-  storage_ = *std::move(reopened);
-  EXPECT_EQ(*storage_->GetIfCached(Space::kProjections, "g/1", value),
-            Storage::CachedRead::kNotCached);
-  ASSERT_EQ(*storage_->Get(Space::kProjections, "g/1"), std::optional<std::string>("flow one"));
-  EXPECT_EQ(*storage_->GetIfCached(Space::kProjections, "g/2", value),
-            Storage::CachedRead::kFound);  // in the block the Get brought in
-  EXPECT_EQ(value, "flow two");
-}
-
 TEST(StorageSettleTest, SettlingFlushesAndLeavesNoCompactionDue) {
   testing::TempDir dir;
   LedgerOptions options;
