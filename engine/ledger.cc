@@ -1323,18 +1323,22 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
   // past the durable head (applied, not yet on disk) are left out, as from every read.
   const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
   absl::Status failure;
-  absl::Status scanned = ScanPrefix(Space::kIndexes, LoanEntriesPrefix(id), "",
-                                    [&](std::string_view key, std::string_view stored) {
-                                      const uint64_t sequence = DecodeSequenceKey(key);
-                                      if (sequence > durable) return false;
-                                      absl::StatusOr<v1::Entry> entry = OpenEntry(stored, sequence);
-                                      if (!entry.ok()) {
-                                        failure = entry.status();
-                                        return false;
-                                      }
-                                      statement.entries.push_back(*std::move(entry));
-                                      return true;
-                                    });
+  absl::Status scanned =
+      ScanPrefix(Space::kIndexes, LoanEntriesPrefix(id), "",
+                 [&](std::string_view key, std::string_view stored) {
+                   const uint64_t sequence = DecodeSequenceKey(key);
+                   if (sequence > durable) return false;
+                   absl::StatusOr<v1::Entry> entry = OpenEntry(stored, sequence);
+                   if (!entry.ok()) {
+                     // The index is damaged, not the journal: a rebuild
+                     // of the derived state puts the copy right.
+                     failure = absl::DataLossError(
+                         Cat("the loan-entries index's copy of ", entry.status().message()));
+                     return false;
+                   }
+                   statement.entries.push_back(*std::move(entry));
+                   return true;
+                 });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
   statement.loan = *std::move(loan);

@@ -621,7 +621,8 @@ TEST_F(RepaymentTest, StatementReadsTheCopiesOfTheLoansEntriesKeptTogether) {
   Reopen();
   absl::StatusOr<LoanStatement> refused = ledger_->GetLoanStatement(loan_, "2020-03-01");
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << refused.status();
-  EXPECT_TRUE(std::string(refused.status().message()).starts_with(Cat("entry ", damaged, ":")))
+  EXPECT_TRUE(std::string(refused.status().message())
+                  .starts_with(Cat("the loan-entries index's copy of entry ", damaged, ":")))
       << refused.status();
   auto mismatch = ledger_->CompareProjectionsWithRebuild();
   ASSERT_TRUE(mismatch.ok()) << mismatch.status();
