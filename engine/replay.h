@@ -99,7 +99,9 @@ struct OpenedEntry {
   uint64_t key_sequence = 0;
   absl::Status status;  // OK when `entry` is the opened entry
   v1::Entry entry;
-  std::string stored;  // the stored bytes, while the reader opens them
+  // The stored bytes: the reader opens them, and apply copies them into the loan-entries
+  // index, so AddOpened needs them filled.
+  std::string stored;
 };
 
 // Calls `visit` for every journal entry of `storage` (at `snapshot`) in key order, with

@@ -549,7 +549,7 @@ TEST_F(RepaymentTest, StatementEntriesAreTheLoansInJournalOrder) {
     for (const v1::Entry& entry : statement->entries) out.push_back(entry.sequence());
     return out;
   };
-  Reopen();
+  Reopen();  // the entries' copies now come from the files the close flushed
   const std::vector<uint64_t> mine = sequences(loan_);
   const std::vector<uint64_t> others = sequences(other);
   // Submitted, approved, disbursed and 12 repayments; interleaved with the other loan's.
