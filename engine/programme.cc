@@ -1292,7 +1292,9 @@ std::string LoansByBorrowerPrefix(std::string_view borrower_id) {
 std::string LoansByStatusPrefix(v1::LoanStatus status) {
   return Cat("ls/", static_cast<char>('a' + static_cast<int>(status)), "/");
 }
-std::string LoanEntriesPrefix(std::string_view loan_id) { return Cat("le/", loan_id, "/"); }
+std::string LoanEntriesPrefix(std::string_view loan_id) {
+  return Cat(kLoanEntriesPrefix, loan_id, "/");
+}
 std::string LoanPrincipalAccount(std::string_view loan_id) {
   return Cat("loan:", Lower(loan_id), ":principal");
 }

@@ -44,6 +44,7 @@ std::string LoanKey(std::string_view loan_id);
 std::string NationalIdIndexKey(std::string_view national_id);
 std::string LoansByBorrowerPrefix(std::string_view borrower_id);
 std::string LoansByStatusPrefix(v1::LoanStatus status);
+inline constexpr std::string_view kLoanEntriesPrefix = "le/";
 std::string LoanEntriesPrefix(std::string_view loan_id);
 inline constexpr std::string_view kNationalIdIndexPrefix = "nid/";
 inline constexpr std::string_view kProductPrefix = "p/";

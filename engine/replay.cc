@@ -522,8 +522,12 @@ absl::Status Replayer::AddParsed(const v1::Entry& entry) {
 }
 
 absl::Status Replayer::ApplyOnly(const v1::Entry& entry) {
-  absl::Status applied =
-      ApplyWithoutTree(entry, StoredBytes(CanonicalBytes(entry), entry.hash()), state_);
+  // The entry's stored bytes are only the loan-entries index's copy: a state that drops
+  // the indexes is spared serializing every entry for it.
+  const std::string stored = state_.Keeps(Space::kIndexes, kLoanEntriesPrefix)
+                                 ? StoredBytes(CanonicalBytes(entry), entry.hash())
+                                 : std::string();
+  absl::Status applied = ApplyWithoutTree(entry, stored, state_);
   if (!applied.ok()) {
     return absl::DataLossError(
         Cat("entry ", entry.sequence(), ": replay through apply failed: ",

@@ -1,3 +1,5 @@
+#include "engine/programme.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -582,7 +584,7 @@ TEST_F(RepaymentTest, StatementReadsTheCopiesOfTheLoansEntriesKeptTogether) {
   absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(loan_, "2020-03-01");
   ASSERT_TRUE(statement.ok()) << statement.status();
   ASSERT_EQ(statement->entries.size(), 6u);  // submitted, approved, disbursed, 3 repayments
-  const std::string prefix = Cat("le/", loan_, "/");
+  const std::string prefix = LoanEntriesPrefix(loan_);
   ledger_.reset();
   {
     testing::RawDb raw(dir_.path());
@@ -594,7 +596,7 @@ TEST_F(RepaymentTest, StatementReadsTheCopiesOfTheLoansEntriesKeptTogether) {
     }
     // As an engine before the copies left the index: empty values, an older version.
     for (const auto& [key, value] : raw.All("indexes")) {
-      if (key.starts_with("le/")) raw.Put("indexes", key, "");
+      if (key.starts_with(kLoanEntriesPrefix)) raw.Put("indexes", key, "");
     }
     raw.Put("meta", "projections", "gongdai-projections-4");
   }
