@@ -14,6 +14,8 @@ class Env;
 
 namespace gongdai {
 
+inline constexpr size_t kBatchReadThreadsMax = 64;
+
 struct LedgerOptions {
   // Create an empty ledger when `path` holds none.
   // Default: true.
@@ -47,6 +49,16 @@ struct LedgerOptions {
   // RocksDB. 0 keeps none.
   // Default: 64 MiB.
   size_t recent_projection_bytes = size_t{64} << 20;
+
+  // Threads that read a batch's cold state before the writer executes it, alongside the
+  // writer's own thread: the loan each command names (its state, its summary, its
+  // principal account) and the borrower an application names. On a large
+  // book most loans a day's repayments touch are on disk, not in memory, and one at a
+  // time those reads, not the writing, bound how many commands the writer gets through.
+  // 0 reads each key on the writer's thread when a command needs it. At most
+  // kBatchReadThreadsMax.
+  // Default: 8.
+  size_t batch_read_threads = 8;
 
   // RocksDB memtable size per column family. Bounds write-side memory.
   // Default: 32 MiB.

@@ -1316,6 +1316,30 @@ absl::StatusOr<std::optional<v1::LoanState>> ReadLoan(StateReader& state, std::s
 
 std::string ProgrammeLoanId(const v1::Event& event) { return LoanIdOf(event); }
 
+void AddKeysReadFirst(const v1::Event& event, std::vector<std::pair<Space, std::string>>& keys) {
+  const std::string loan_id = LoanIdOf(event);
+  if (!loan_id.empty()) {
+    keys.emplace_back(Space::kProjections, LoanKey(loan_id));
+    keys.emplace_back(Space::kProjections, LoanSummaryKey(loan_id));
+    keys.emplace_back(Space::kProjections, AccountKey(LoanPrincipalAccount(loan_id)));
+  }
+  std::string_view borrower_id;
+  switch (event.kind_case()) {
+    case v1::Event::kApplicationSubmitted:
+      borrower_id = event.application_submitted().borrower_id();
+      break;
+    case v1::Event::kBorrowerUpdated:
+      borrower_id = event.borrower_updated().borrower_id();
+      break;
+    case v1::Event::kTalentPoolStatusChanged:
+      borrower_id = event.talent_pool_status_changed().borrower_id();
+      break;
+    default:
+      break;
+  }
+  if (!borrower_id.empty()) keys.emplace_back(Space::kProjections, BorrowerKey(borrower_id));
+}
+
 void ClearDecidedFields(const v1::Event& request, v1::Event* recorded) {
   switch (recorded->kind_case()) {
     case v1::Event::kBorrowerRegistered:

@@ -8,6 +8,8 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -36,6 +38,13 @@ void ClearDecidedFields(const v1::Event& request, v1::Event* recorded);
 
 // The loan a programme event concerns, "" for none.
 std::string ProgrammeLoanId(const v1::Event& event);
+
+// Appends the projections that deciding and applying `event` reads first and that are
+// particular to it: the loan it names (its state, its summary, its principal account) and
+// the borrower an application or a borrower's change names. The writer reads them for a
+// whole batch at once (LedgerOptions::batch_read_threads). A key missing here is read
+// when it is needed; one listed but not needed costs a read.
+void AddKeysReadFirst(const v1::Event& event, std::vector<std::pair<Space, std::string>>& keys);
 
 // Keys of the programme's projections and indexes.
 std::string ProductKey(std::string_view product_id);

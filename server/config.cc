@@ -5,6 +5,7 @@
 #include <set>
 
 #include "engine/date.h"
+#include "engine/options.h"
 #include "engine/strings.h"
 #include "server/auth.h"
 
@@ -132,17 +133,23 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
     }
   }
   if (const toml::table* writer = root.get_as<toml::table>("writer")) {
-    GONGDAI_RETURN_IF_ERROR(
-        OnlyKnownKeys(*writer, "writer.", {"queue_commands_max", "batch_commands_max"}));
+    GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
+        *writer, "writer.", {"queue_commands_max", "batch_commands_max", "batch_read_threads"}));
     int64_t queue = static_cast<int64_t>(config.queue_commands_max);
     int64_t batch = static_cast<int64_t>(config.batch_commands_max);
+    int64_t read_threads = static_cast<int64_t>(config.batch_read_threads);
     GONGDAI_RETURN_IF_ERROR(Read(*writer, "writer.", "queue_commands_max", queue));
     GONGDAI_RETURN_IF_ERROR(Read(*writer, "writer.", "batch_commands_max", batch));
+    GONGDAI_RETURN_IF_ERROR(Read(*writer, "writer.", "batch_read_threads", read_threads));
     if (queue < 1 || queue > 1'000'000)
       return Bad("writer.queue_commands_max", "must be 1-1000000");
     if (batch < 1 || batch > 65'536) return Bad("writer.batch_commands_max", "must be 1-65536");
+    if (read_threads < 0 || read_threads > static_cast<int64_t>(kBatchReadThreadsMax)) {
+      return Bad("writer.batch_read_threads", Cat("must be 0-", kBatchReadThreadsMax));
+    }
     config.queue_commands_max = static_cast<size_t>(queue);
     config.batch_commands_max = static_cast<size_t>(batch);
+    config.batch_read_threads = static_cast<size_t>(read_threads);
   }
   if (const toml::table* storage = root.get_as<toml::table>("storage")) {
     GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(
@@ -208,6 +215,9 @@ fixed = ""
 queue_commands_max = 8192
 # Commands committed together in one synced write.
 batch_commands_max = 512
+# Threads that read a batch's loans (and borrowers) from disk, several at once, before
+# the writer executes it; 0 leaves each read to the writer, in turn.
+batch_read_threads = 8
 
 [storage]
 # Memory of the ledger's storage, in MiB. RocksDB's block cache, shared by every space:

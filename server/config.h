@@ -41,6 +41,9 @@ struct ServerConfig {
   // Writer limits. Defaults: 8192 queued commands, 512 per batch.
   size_t queue_commands_max = 8192;
   size_t batch_commands_max = 512;
+  // Threads that read a batch's state before the writer executes it (0: the writer reads
+  // each key itself, in turn). Default: 8.
+  size_t batch_read_threads = 8;
   // Memory of the ledger's storage, in MiB: RocksDB's block cache, shared by every
   // space (bounds read-side memory); the projections the writer keeps of those it read
   // or wrote lately, so that a command on a recently touched loan reads none from

@@ -32,6 +32,7 @@ LedgerOptions LedgerOptionsFor(const ServerConfig& config) {
   LedgerOptions options;
   options.queue_commands_max = config.queue_commands_max;
   options.batch_commands_max = config.batch_commands_max;
+  options.batch_read_threads = config.batch_read_threads;
   options.block_cache_bytes = config.block_cache_mib << 20;
   options.recent_projection_bytes = config.recent_projections_mib << 20;
   options.write_buffer_bytes = config.write_buffer_mib << 20;

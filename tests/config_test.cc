@@ -42,6 +42,7 @@ TEST(ServerConfig, ThePrintedDefaultsLoadBackAsTheEnginesDefaults) {
     const LedgerOptions options = LedgerOptionsFor(config);
     EXPECT_EQ(options.queue_commands_max, engine.queue_commands_max);
     EXPECT_EQ(options.batch_commands_max, engine.batch_commands_max);
+    EXPECT_EQ(options.batch_read_threads, engine.batch_read_threads);
     EXPECT_EQ(options.block_cache_bytes, engine.block_cache_bytes);
     EXPECT_EQ(options.recent_projection_bytes, engine.recent_projection_bytes);
     EXPECT_EQ(options.write_buffer_bytes, engine.write_buffer_bytes);
@@ -55,6 +56,7 @@ TEST(ServerConfig, WriterAndStorageSettingsReachTheLedgersOptions) {
                                                  "[writer]\n"
                                                  "queue_commands_max = 100\n"
                                                  "batch_commands_max = 64\n"
+                                                 "batch_read_threads = 3\n"
                                                  "[storage]\n"
                                                  "block_cache_mib = 256\n"
                                                  "recent_projections_mib = 0\n"
@@ -66,6 +68,7 @@ TEST(ServerConfig, WriterAndStorageSettingsReachTheLedgersOptions) {
   const LedgerOptions options = LedgerOptionsFor(*loaded);
   EXPECT_EQ(options.queue_commands_max, 100u);
   EXPECT_EQ(options.batch_commands_max, 64u);
+  EXPECT_EQ(options.batch_read_threads, 3u);
   EXPECT_EQ(options.block_cache_bytes, size_t{256} << 20);
   EXPECT_EQ(options.recent_projection_bytes, 0u);
   EXPECT_EQ(options.write_buffer_bytes, size_t{8} << 20);
@@ -83,6 +86,7 @@ TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
        "config: storage.block_cache_mib: has the wrong type"},
       {"[storage]\nblock_cache = 64\n", "config: storage.block_cache: unknown setting"},
       {"[writer]\nbatch_commands_max = 0\n", "config: writer.batch_commands_max: must be 1-65536"},
+      {"[writer]\nbatch_read_threads = 65\n", "config: writer.batch_read_threads: must be 0-64"},
       {"[grpc]\nmax_message_bytes = 10\n", "config: grpc.max_message_bytes: must be 1 KiB-64 MiB"},
       {"[business_date]\nmode = \"fixed\"\n",
        "config: business_date.fixed: must be a date YYYY-MM-DD when mode is \"fixed\""},

@@ -92,7 +92,10 @@ class ProgrammeTest : public ::testing::Test {
     LedgerOptions options = FixedDayOptions("2020-01-01");
     options.business_date_today = [this] { return today_; };
     options.recent_projection_bytes = recent_projection_bytes_;
-    absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir_.path(), options);
+    options.batch_read_threads = batch_read_threads_;
+    options.env = env_;
+    absl::StatusOr<std::unique_ptr<Ledger>> opened =
+        Ledger::Open(path_.empty() ? dir_.path() : path_, options);
     ASSERT_TRUE(opened.ok()) << opened.status();
     ledger_ = *std::move(opened);
   }
@@ -234,6 +237,10 @@ class ProgrammeTest : public ::testing::Test {
   std::unique_ptr<Ledger> ledger_;
   // The writer's recent projections, for the next Reopen.
   size_t recent_projection_bytes_ = LedgerOptions().recent_projection_bytes;
+  size_t batch_read_threads_ = LedgerOptions().batch_read_threads;
+  rocksdb::Env* env_ = nullptr;  // not owned
+  // The database Reopen opens, when not dir_.
+  std::string path_;
   Date today_ = *ParseDate("2020-01-01", "today");
   int request_counter_ = 0;
   int id_serial_ = 0;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <thread>
@@ -13,7 +15,9 @@
 #include "engine/loan_math.h"
 #include "engine/national_id.h"
 #include "engine/status.h"
+#include "engine/storage.h"
 #include "engine/strings.h"
+#include "tests/fault_fs.h"
 #include "tests/programme_fixture.h"
 #include "tests/raw_db.h"
 
@@ -634,6 +638,78 @@ TEST_F(RepaymentTest, StatementReadsTheCopiesOfTheLoansEntriesKeptTogether) {
   ASSERT_TRUE((*mismatch)->stored.has_value() && (*mismatch)->rebuilt.has_value());
   EXPECT_EQ((*mismatch)->stored->size(), (*mismatch)->rebuilt->size());
   EXPECT_NE((*mismatch)->stored, (*mismatch)->rebuilt);
+}
+
+// Before it executes a batch, the writer reads the state its commands name (the loans, their
+// summaries and principal accounts) several reads at once. On a book whose loans are on
+// disk, not in memory, a batch of repayments on different loans then waits for its disk
+// reads together rather than for each in turn. With batch_read_threads 0 the same batch
+// reads one at a time. Both record the same entries and leave the same loans.
+TEST_F(RepaymentTest, ABatchsLoansAreReadFromDiskTogether) {
+  std::vector<std::string> loans;
+  for (int i = 0; i < 8; ++i) {
+    loans.push_back(ActiveLoan(Register(Cat("借款人", i)), "fund-2020", 600'000, 6));
+  }
+  SetToday("2020-02-20");
+  ledger_.reset();
+  {
+    // Every write into the table files, so that the reads below go to the disk.
+    absl::StatusOr<std::unique_ptr<Storage>> storage =
+        Storage::Open(dir_.path(), testing::FixedDayOptions(), OpenMode::kReadWrite);
+    ASSERT_TRUE(storage.ok()) << storage.status();
+    ASSERT_TRUE((*storage)->Settle(std::chrono::seconds(60)).ok());
+  }
+  testing::TempDir copy;
+  std::filesystem::copy(dir_.path(), copy.path(), std::filesystem::copy_options::recursive);
+
+  struct Run {
+    int most_reads_at_once = 0;
+    std::vector<std::string> entries;  // the repayments', serialized
+    std::vector<std::string> loans;    // the loans' states after them, serialized
+  };
+  auto run = [&](const std::string& path, size_t helpers) {
+    Run out;
+    testing::FaultEnv fault;
+    path_ = path;
+    env_ = fault.env.get();
+    batch_read_threads_ = helpers;
+    recent_projection_bytes_ = 0;  // every loan read from storage, by each batch
+    Reopen();
+    fault.fs->read_delay_ms = 20;
+    fault.fs->sync_delay_ms = 100;
+    // The first repayment's batch holds the writer in its sync while the other seven
+    // queue behind it, to be executed as one batch.
+    std::vector<std::promise<CommandResult>> done(loans.size());
+    for (size_t i = 0; i < loans.size(); ++i) {
+      Command command = Repayment(Cat("together-", i), 50'000);
+      command.event = Repay(loans[i], 50'000);
+      ledger_->Submit(std::move(command),
+                      [&done, i](CommandResult result) { done[i].set_value(std::move(result)); });
+      if (i == 0) std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+    for (auto& promise : done) {
+      CommandResult result = promise.get_future().get();
+      EXPECT_TRUE(result.status.ok()) << result.status;
+      out.entries.push_back(result.entry.SerializeAsString());
+    }
+    fault.fs->read_delay_ms = 0;
+    out.most_reads_at_once = fault.fs->most_reads_in_flight.load();
+    for (const std::string& loan : loans) out.loans.push_back(Loan(loan).SerializeAsString());
+    ledger_.reset();
+    env_ = nullptr;
+    return out;
+  };
+  const Run together = run(dir_.path(), 4);
+  const Run alone = run(copy.path(), 0);
+  EXPECT_GE(together.most_reads_at_once, 2);
+  EXPECT_EQ(alone.most_reads_at_once, 1);
+  EXPECT_EQ(together.entries, alone.entries);
+  EXPECT_EQ(together.loans, alone.loans);
+  for (size_t i = 0; i < loans.size(); ++i) {
+    v1::LoanState loan;
+    ASSERT_TRUE(loan.ParseFromString(together.loans[i]));
+    EXPECT_EQ(loan.position().principal_repaid_fen(), 50'000) << loans[i];
+  }
 }
 
 TEST(Aging, BucketsAtTheirEdges) {
