@@ -136,11 +136,14 @@ class BatchState final : public StateWriter {
   bool empty() const { return empty_; }
 
   // Reads from storage, on `readers` at once, those of `keys` that Find would read from
-  // it, and keeps them as Find keeps what it reads: a batch's commands then find their
-  // state in memory instead of each waiting for its own disk reads in turn. Called before
-  // the batch executes. A key the previous batch writes is not read: its writes may be
-  // reaching storage meanwhile, and Find takes that key from them anyway. A read that
-  // fails is left for Find to repeat and report as the command's failure.
+  // it, so that the batch's commands find their state in memory instead of each waiting
+  // for its own disk reads in turn. Called before the batch executes. What it reads is
+  // kept for this batch alone (read_cache_, which Find looks at after the recent
+  // projections), never in the recent projections that later batches read: a key the
+  // previous batch writes may be reaching storage while it is read here, and its older
+  // value must not outlive that batch's view of it. Such keys are not read at all (Find
+  // takes them from the previous batch's writes). A read that fails is left for Find to
+  // repeat and report as the command's failure.
   void ReadAhead(std::vector<std::pair<Space, std::string>> keys, ReadPool& readers) {
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
@@ -157,9 +160,6 @@ class BatchState final : public StateWriter {
     for (size_t i = 0; i < keys.size(); ++i) {
       if (!read[i].ok()) continue;
       auto& [space, key] = keys[i];
-      if (space == Space::kProjections && read[i]->has_value() && recent_.Set(key, **read[i])) {
-        continue;
-      }
       read_cache_[static_cast<size_t>(space)].emplace(std::move(key), *std::move(read[i]));
     }
   }

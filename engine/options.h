@@ -50,13 +50,14 @@ struct LedgerOptions {
   // Default: 64 MiB.
   size_t recent_projection_bytes = size_t{64} << 20;
 
-  // Threads that read a batch's cold state before the writer executes it, alongside the
-  // writer's own thread: the loan each command names (its state, its summary, its
-  // principal account) and the borrower an application names. On a large
-  // book most loans a day's repayments touch are on disk, not in memory, and one at a
-  // time those reads, not the writing, bound how many commands the writer gets through.
-  // 0 reads each key on the writer's thread when a command needs it. At most
-  // kBatchReadThreadsMax.
+  // Threads that read, before the writer executes a batch, the state its commands name
+  // and the writer does not hold in its recent projections (each loan's state and
+  // summary, its principal account for a disbursement, repayment or write-off, the
+  // borrower of an application or a borrower's change), together with the writer's own
+  // thread. On a large book most loans a day's repayments touch are on disk, not in
+  // memory, and read one at a time those reads, not the writing, bound how many commands
+  // the writer gets through. 0 leaves each read to the writer, when a command needs it.
+  // At most kBatchReadThreadsMax.
   // Default: 8.
   size_t batch_read_threads = 8;
 

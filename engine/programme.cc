@@ -1321,7 +1321,11 @@ void AddKeysReadFirst(const v1::Event& event, std::vector<std::pair<Space, std::
   if (!loan_id.empty()) {
     keys.emplace_back(Space::kProjections, LoanKey(loan_id));
     keys.emplace_back(Space::kProjections, LoanSummaryKey(loan_id));
-    keys.emplace_back(Space::kProjections, AccountKey(LoanPrincipalAccount(loan_id)));
+    // Only these events post to the loan's principal.
+    if (event.has_loan_disbursed() || event.has_repayment_recorded() ||
+        event.has_loan_written_off()) {
+      keys.emplace_back(Space::kProjections, AccountKey(LoanPrincipalAccount(loan_id)));
+    }
   }
   std::string_view borrower_id;
   switch (event.kind_case()) {

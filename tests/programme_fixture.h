@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/ledger.h"
@@ -93,6 +94,7 @@ class ProgrammeTest : public ::testing::Test {
     options.business_date_today = [this] { return today_; };
     options.recent_projection_bytes = recent_projection_bytes_;
     options.batch_read_threads = batch_read_threads_;
+    if (block_cache_bytes_.has_value()) options.block_cache_bytes = *block_cache_bytes_;
     options.env = env_;
     absl::StatusOr<std::unique_ptr<Ledger>> opened =
         Ledger::Open(path_.empty() ? dir_.path() : path_, options);
@@ -238,7 +240,8 @@ class ProgrammeTest : public ::testing::Test {
   // The writer's recent projections, for the next Reopen.
   size_t recent_projection_bytes_ = LedgerOptions().recent_projection_bytes;
   size_t batch_read_threads_ = LedgerOptions().batch_read_threads;
-  rocksdb::Env* env_ = nullptr;  // not owned
+  std::optional<size_t> block_cache_bytes_;  // FixedDayOptions' when not set
+  rocksdb::Env* env_ = nullptr;              // not owned
   // The database Reopen opens, when not dir_.
   std::string path_;
   Date today_ = *ParseDate("2020-01-01", "today");
