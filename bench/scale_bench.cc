@@ -52,8 +52,12 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
+// --batch-read-threads: the writer's read helpers, in the build and in every measurement.
+size_t batch_read_threads = LedgerOptions().batch_read_threads;
+
 LedgerOptions FixedDayOptions() {
   LedgerOptions options;
+  options.batch_read_threads = batch_read_threads;
   options.business_date_today = [] { return kToday; };
   return options;
 }
@@ -379,7 +383,8 @@ std::map<std::string, double> MeasureInChild(const std::string& path, size_t loa
                                              double seconds) {
   const std::string command = "'" + std::filesystem::read_symlink("/proc/self/exe").string() +
                               "' --measure '" + path + "' --loans " + std::to_string(loans) +
-                              " --seconds " + std::to_string(seconds);
+                              " --seconds " + std::to_string(seconds) + " --batch-read-threads " +
+                              std::to_string(batch_read_threads);
   std::map<std::string, double> result;
   FILE* child = ::popen(command.c_str(), "r");
   if (child == nullptr) return result;
@@ -421,6 +426,9 @@ int Main(int argc, char** argv) {
   app.add_option("--repayments", repayments, "monthly repayments per loan, at most 36 (default 30)")
       ->check(CLI::Range(0, kTermMonths));
   app.add_option("--seconds", seconds, "duration of each write measurement (default 5)");
+  app.add_option("--batch-read-threads", batch_read_threads,
+                 "the writer's read helpers (LedgerOptions::batch_read_threads, default 8)")
+      ->check(CLI::Range(size_t{0}, kBatchReadThreadsMax));
   app.add_option("--dir", dir, "where to build the scratch database (removed at the end)");
   app.add_option("--keep", keep, "move the large book here instead of removing it");
   app.add_option("--measure", measure, "measure the book at this path and exit (used internally)");
