@@ -137,7 +137,8 @@ class BatchState final : public StateWriter {
 
   // Reads from storage, on `readers` at once, those of `keys` that Find would read from
   // it, so that the batch's commands find their state in memory instead of each waiting
-  // for its own disk reads in turn. Called before the batch executes. What it reads is
+  // for its own disk reads in turn. Called on a fresh state, before the batch executes
+  // (so it has neither writes nor reads of its own yet). What it reads is
   // kept for this batch alone (read_cache_, which Find looks at after the recent
   // projections), never in the recent projections that later batches read: a key the
   // previous batch writes may be reaching storage while it is read here, and its older
@@ -149,10 +150,8 @@ class BatchState final : public StateWriter {
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     std::erase_if(keys, [this](const std::pair<Space, std::string>& k) {
       const auto& [space, key] = k;
-      if (Own(space, key) != nullptr) return true;
       if (previous_ != nullptr && previous_->Own(space, key) != nullptr) return true;
-      if (space == Space::kProjections && recent_.Find(key) != nullptr) return true;
-      return read_cache_[static_cast<size_t>(space)].contains(AbslView(key));
+      return space == Space::kProjections && recent_.Find(key) != nullptr;
     });
     std::vector<absl::StatusOr<std::optional<std::string>>> read(keys.size());
     readers.ForEach(keys.size(),
@@ -836,9 +835,8 @@ std::vector<std::pair<Space, std::string>> Ledger::Impl::KeysReadFirst(
     const std::vector<Pending>& batch) {
   std::vector<std::pair<Space, std::string>> keys;
   keys.reserve(batch.size() * 3);
-  for (const Pending& pending : batch) {
-    if (!pending.task) AddKeysReadFirst(pending.command.event, keys);
-  }
+  // A batch holds commands only: WriterLoop runs maintenance tasks on their own.
+  for (const Pending& pending : batch) AddKeysReadFirst(pending.command.event, keys);
   return keys;
 }
 
