@@ -72,7 +72,7 @@ int64_t LoanAmountFen(size_t i) { return static_cast<int64_t>(1'000'000 + (i % 4
 void Pipeline::Submit(Command command, std::function<void(const CommandResult&)> after) {
   {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] { return in_flight_ < window_; });
+    if (in_flight_ >= window_) changed_.wait(lock, [this] { return in_flight_ <= refill_at_; });
     ++in_flight_;
   }
   std::string request_id = command.request_id;
@@ -86,7 +86,7 @@ void Pipeline::Submit(Command command, std::function<void(const CommandResult&)>
       failed_ = true;
     }
     --in_flight_;
-    changed_.notify_all();
+    if (in_flight_ == refill_at_ || in_flight_ == 0) changed_.notify_all();
   });
 }
 

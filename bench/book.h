@@ -37,7 +37,11 @@ int64_t LoanAmountFen(size_t i);
 // submitted command is answered, false if any was refused (the first refusal is printed).
 class Pipeline {
  public:
-  Pipeline(Ledger& ledger, size_t window) : ledger_(ledger), window_(window) {}
+  // A full window waits until no more than `refill_at` are unanswered (by default one
+  // below the window: a steady `window` in flight). A bulk load passes half the window, so
+  // that its answers do not wake the submitting thread once each.
+  Pipeline(Ledger& ledger, size_t window, size_t refill_at = 0)
+      : ledger_(ledger), window_(window), refill_at_(refill_at == 0 ? window - 1 : refill_at) {}
   ~Pipeline() { Wait(); }
 
   void Submit(Command command, std::function<void(const CommandResult&)> after = nullptr);
@@ -46,6 +50,7 @@ class Pipeline {
  private:
   Ledger& ledger_;
   const size_t window_;
+  const size_t refill_at_;
   std::mutex mutex_;
   std::condition_variable changed_;
   size_t in_flight_ = 0;

@@ -77,7 +77,7 @@ bool Build(Ledger& ledger, size_t from, size_t to, size_t total_loans, int repay
                   approver = BookActor("approver.a", "approver"),
                   cashier = BookActor("cashier.a", "cashier"),
                   supervisor = BookActor("supervisor.a", "supervisor");
-  Pipeline pipeline(ledger, 16'384);
+  Pipeline pipeline(ledger, 16'384, 8'192);
   const Clock::time_point start = Clock::now();
   const uint64_t first_entry = ledger.Head().sequence;
   auto progress = [&](const char* phase) {
