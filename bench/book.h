@@ -37,11 +37,12 @@ int64_t LoanAmountFen(size_t i);
 // submitted command is answered, false if any was refused (the first refusal is printed).
 class Pipeline {
  public:
-  // A full window waits until no more than `refill_at` are unanswered (by default one
-  // below the window: a steady `window` in flight). A bulk load passes half the window, so
-  // that its answers do not wake the submitting thread once each.
-  Pipeline(Ledger& ledger, size_t window, size_t refill_at = 0)
-      : ledger_(ledger), window_(window), refill_at_(refill_at == 0 ? window - 1 : refill_at) {}
+  // A steady `window` in flight: each answer lets one more command in.
+  Pipeline(Ledger& ledger, size_t window) : Pipeline(ledger, window, window - 1) {}
+  // A full window waits until no more than `refill_at` are unanswered. A bulk load passes
+  // half the window, so that its answers do not wake the submitting thread once each.
+  Pipeline(Ledger& ledger, size_t window, size_t refill_at)
+      : ledger_(ledger), window_(window), refill_at_(refill_at) {}
   ~Pipeline() { Wait(); }
 
   void Submit(Command command, std::function<void(const CommandResult&)> after = nullptr);

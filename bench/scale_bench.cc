@@ -529,7 +529,8 @@ int Main(int argc, char** argv) {
   if (!build(0, probe_loans)) {
     code = 1;
   } else {
-    std::filesystem::copy(path, small_copy, std::filesystem::copy_options::recursive);
+    if (write_rounds > 1)
+      std::filesystem::copy(path, small_copy, std::filesystem::copy_options::recursive);
     small = MeasureInChild(path, probe_loans, seconds);
     const double small_mb = DirectoryMb(path);
     std::printf("growing it to %zu loans\n", loans);

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "engine/check.h"
@@ -782,9 +783,12 @@ void Ledger::Impl::CommitterLoop() {
     }
     commit_changed_.notify_all();
     Commit(prepared);
-    if (prepared.writes.has_value() && prepared.writes->byte_count() > kSpareWritesBytesMax)
-      prepared.writes.reset();  // an outsized batch gives its memory back
-    if (prepared.writes.has_value()) prepared.writes->Clear();
+    std::optional<StorageBatch>& writes = prepared.writes;
+    if (writes.has_value() && writes->byte_count() <= kSpareWritesBytesMax) {
+      writes->Clear();
+    } else {
+      writes.reset();  // none, or an outsized batch that gives its memory back
+    }
     {
       std::lock_guard<std::mutex> lock(commit_mutex_);
       committing_ = false;
@@ -875,8 +879,7 @@ void Ledger::Impl::ProcessBatch(std::vector<Pending>& batch) {
     PutTreeEdge(next_edge_, *state);
     {
       std::lock_guard<std::mutex> lock(commit_mutex_);
-      prepared.writes = std::move(spare_writes_);
-      spare_writes_.reset();
+      prepared.writes = std::exchange(spare_writes_, std::nullopt);
     }
     if (!prepared.writes.has_value()) prepared.writes = storage_->NewBatch();
     state->FlushInto(*prepared.writes);
