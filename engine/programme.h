@@ -40,11 +40,11 @@ void ClearDecidedFields(const v1::Event& request, v1::Event* recorded);
 std::string ProgrammeLoanId(const v1::Event& event);
 
 // Appends the projections that deciding and applying `event` reads first and that are
-// particular to it: the loan it names (its state and summary, and its principal account
-// for a disbursement, a repayment or a write-off) and the borrower an application, a
-// borrower's update or a talent-pool change names. The writer reads them for a
-// whole batch at once (LedgerOptions::batch_read_threads). A key missing here is read
-// when it is needed; one listed but not needed costs a read.
+// particular to it: the loan it names (its state, and its principal account for a
+// disbursement, a repayment or a write-off; its summary is derived, not read) and the borrower an
+// application, a borrower's update or a talent-pool change names. The writer reads them for a whole
+// batch at once (LedgerOptions::batch_read_threads). A key missing here is read when it is needed;
+// one listed but not needed costs a read.
 void AddKeysReadFirst(const v1::Event& event, std::vector<std::pair<Space, std::string>>& keys);
 
 // Keys of the programme's projections and indexes.

@@ -14,6 +14,7 @@
 #include "engine/journal_format.h"
 #include "engine/loan_math.h"
 #include "engine/national_id.h"
+#include "engine/replay.h"
 #include "engine/status.h"
 #include "engine/storage.h"
 #include "engine/strings.h"
@@ -713,7 +714,8 @@ TEST_F(RepaymentTest, ABatchsLoansAreReadFromDiskTogether) {
   };
   const Run together = run(dir_.path(), 4);
   const Run alone = run(copy.path(), 0);
-  // One repayment reads 3 keys: 4 at once means two repayments' loans read together.
+  // One repayment reads 2 keys (its loan and its principal account): 4 at once means at
+  // least two repayments' reads together.
   EXPECT_GE(together.most_reads_at_once, 4);
   EXPECT_EQ(alone.most_reads_at_once, 1);
   EXPECT_EQ(together.entries, alone.entries);
@@ -723,6 +725,108 @@ TEST_F(RepaymentTest, ABatchsLoansAreReadFromDiskTogether) {
     ASSERT_TRUE(loan.ParseFromString(together.loans[i]));
     EXPECT_EQ(loan.position().principal_repaid_fen(), 50'000) << loans[i];
   }
+}
+
+// Apply's state for the test below: a replay's, refusing every read of a loan's summary.
+class SummariesUnread final : public StateWriter {
+ public:
+  absl::StatusOr<std::optional<std::string>> Get(Space space, std::string_view key) override {
+    if (absl::Status refused = Refuse(space, key); !refused.ok()) return refused;
+    return state.Get(space, key);
+  }
+  absl::Status Read(Space space, std::string_view key, ReadFn read) override {
+    if (absl::Status refused = Refuse(space, key); !refused.ok()) return refused;
+    return state.Read(space, key, read);
+  }
+  void Put(Space space, std::string_view key, std::string_view value) override {
+    state.Put(space, key, value);
+  }
+  void PutOwned(Space space, std::string_view key, std::string value) override {
+    state.PutOwned(space, key, std::move(value));
+  }
+  void Delete(Space space, std::string_view key) override { state.Delete(space, key); }
+  absl::Status Post(const v1::Posting& posting, uint64_t sequence) override {
+    return state.Post(posting, sequence);
+  }
+
+  MemoryState state;
+
+ private:
+  static absl::Status Refuse(Space space, std::string_view key) {
+    if (space == Space::kProjections && key.starts_with(kLoanSummaryPrefix))
+      return absl::InternalError(Cat("apply read the summary ", key));
+    return absl::OkStatus();
+  }
+};
+
+// A loan's summary before an entry is derived from the loan as stored, not read: a loan
+// the writer does not hold costs one read fewer (on a large book, a disk read). Every
+// entry of a book that goes through each way a summary changes (a disbursement,
+// repayments, a repayment reversed, a disbursement reversed, a loan repaid in full, a
+// write-off) applies to a state that refuses to read a summary, and leaves the summaries
+// and the report's stocks the ledger stored.
+TEST_F(RepaymentTest, ApplyDerivesTheSummaryBeforeAnEntryInsteadOfReadingIt) {
+  const std::string reversed = ActiveLoan(Register("李秀英"), "fund-2020", 600'000, 6);
+  const uint64_t disbursement = Loan(reversed).position().last_financial_sequence();
+  const std::string repaid = ActiveLoan(Register("张伟"), "fund-2020", 300'000, 3);
+  const std::string written_off = ActiveLoan(Register("刘洋"), "fund-2020", 600'000, 6);
+  SetToday("2020-02-20");
+  const v1::Entry repayment = Ok(kCashier, Repay(loan_, 150'000));
+  Ok(kSupervisor, Reverse(repayment.sequence()));
+  Ok(kCashier, Repay(loan_, 100'000));
+  Ok(kSupervisor, Reverse(disbursement));
+  Ok(kCashier, Repay(repaid, 300'000));
+  v1::Event write_off;
+  write_off.mutable_loan_written_off()->set_loan_id(written_off);
+  write_off.mutable_loan_written_off()->set_reason("借款人失联, 担保追偿无果");
+  Ok(kSupervisor, write_off);
+  EXPECT_EQ(Loan(reversed).position().status(), v1::LOAN_STATUS_APPROVED);
+  EXPECT_EQ(Loan(repaid).position().status(), v1::LOAN_STATUS_CLOSED);
+  EXPECT_EQ(Loan(written_off).position().status(), v1::LOAN_STATUS_WRITTEN_OFF);
+  ledger_.reset();
+
+  absl::StatusOr<std::unique_ptr<Storage>> storage =
+      Storage::Open(dir_.path(), testing::FixedDayOptions(), OpenMode::kReadOnly);
+  ASSERT_TRUE(storage.ok()) << storage.status();
+  SummariesUnread state;
+  CompactRange edge;
+  uint64_t applied = 0;
+  absl::Status replayed =
+      ForEachOpenedEntry(**storage, nullptr, [&](const OpenedEntry& opened) -> absl::Status {
+        if (!opened.status.ok()) return opened.status;
+        ++applied;
+        return Apply(opened.entry, opened.stored, state, edge);
+      });
+  ASSERT_TRUE(replayed.ok()) << replayed;
+  EXPECT_GT(applied, 20u);
+
+  // What the ledger stored under a prefix of the projections, and what the replay left.
+  auto stored = [&](std::string_view prefix) {
+    std::vector<std::pair<std::string, std::string>> out;
+    EXPECT_TRUE((*storage)
+                    ->Scan(Space::kProjections, prefix,
+                           [&](std::string_view key, std::string_view value) {
+                             if (!key.starts_with(prefix)) return false;
+                             out.emplace_back(key, value);
+                             return true;
+                           })
+                    .ok());
+    return out;
+  };
+  auto replay = [&](std::string_view prefix) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [key, value] : state.state.Sorted(Space::kProjections, prefix))
+      out.emplace_back(key, value);
+    return out;
+  };
+  const std::vector<std::pair<std::string, std::string>> summaries = stored(kLoanSummaryPrefix);
+  // The reversed disbursement took its loan's summary away; the other three loans keep one.
+  ASSERT_EQ(summaries.size(), 3u);
+  EXPECT_FALSE(std::any_of(summaries.begin(), summaries.end(),
+                           [&](const auto& s) { return s.first == LoanSummaryKey(reversed); }));
+  EXPECT_EQ(replay(kLoanSummaryPrefix), summaries);
+  EXPECT_FALSE(stored(kStockPrefix).empty());
+  EXPECT_EQ(replay(kStockPrefix), stored(kStockPrefix));
 }
 
 TEST(Aging, BucketsAtTheirEdges) {
