@@ -490,6 +490,57 @@ TEST(Ledger, ReadsNeverSeeAnEntryBeforeItIsDurable) {
   EXPECT_TRUE(ledger->GetEntry(2).ok());
 }
 
+// The committer hands a written batch's buffer back, cleared, for a later batch. Pipelined
+// batches show whether it was cleared. Batch 1 is held in its sync; batch 2 executes
+// meanwhile, into a second buffer, and waits for the disk; batch 3 executes once batch 1
+// is durable, into batch 1's buffer. Batches 1 and 2 change an account that batch 3 does
+// not touch: had batch 1's writes stayed in the buffer, batch 3 would write them again,
+// over batch 2's.
+TEST(Ledger, AReusedWriteBatchCarriesNothingOfTheBatchBefore) {
+  TempDir dir;
+  FaultEnv fault;
+  auto ledger = OpenOrDie(dir.path(), FixedDayOptionsOn(fault));
+  std::promise<void> syncing;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> syncs{0};
+  fault.fs->SetBeforeSync([&] {
+    if (syncs++ > 0) return;
+    syncing.set_value();
+    released.wait();
+  });
+  std::promise<CommandResult> answers[3];
+  auto submit = [&](int i, const char* id, const char* to, int64_t fen) {
+    ledger->Submit(Transfer(id, "external:a:b", to, fen),
+                   [&answers, i](CommandResult r) { answers[i].set_value(std::move(r)); });
+  };
+  submit(0, "one", "c:x", 10);
+  syncing.get_future().wait();
+  submit(1, "two", "c:x", 5);
+  // Batch 2 is taken at once, and executed while batch 1 syncs; then the writer waits
+  // for the disk, and the third transfer waits in the queue for a batch of its own.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  submit(2, "three", "c:y", 1);
+  release.set_value();
+  for (std::promise<CommandResult>& answer : answers) {
+    CommandResult result = answer.get_future().get();
+    ASSERT_TRUE(result.status.ok()) << result.status;
+  }
+  fault.fs->SetBeforeSync(nullptr);
+  // One sync per batch: the three transfers went in three batches.
+  ASSERT_EQ(syncs.load(), 3);
+  EXPECT_EQ(Balance(*ledger, "c:x"), 15);
+  EXPECT_EQ(Balance(*ledger, "c:y"), 1);
+  absl::StatusOr<std::optional<ProjectionMismatch>> mismatch =
+      ledger->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(mismatch.ok()) << mismatch.status();
+  EXPECT_FALSE(mismatch->has_value());
+  ledger.reset();
+  ledger = OpenOrDie(dir.path());
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_EQ(Balance(*ledger, "c:x"), 15);
+}
+
 TEST(Ledger, FailedSyncStopsTheWriterAndLosesNothingAcknowledged) {
   TempDir dir;
   std::vector<v1::Entry> acknowledged;
