@@ -172,11 +172,14 @@ class BatchState final : public StateWriter {
   void ForgetPrevious() { previous_.reset(); }
 
   // Folds this batch's writes of projections into the writer's recent ones. The Merkle
-  // tree is left out: the writer never reads it (it keeps the edge decoded, and proofs
-  // read the nodes from storage).
+  // tree and the loans' summaries are left out: the writer never reads them (it keeps the
+  // tree's edge decoded, proofs read the nodes from storage, and apply derives a loan's
+  // summary from the loan).
   void FoldIntoRecent() const {
     for (const auto& [key, value] : writes_[static_cast<size_t>(Space::kProjections)]) {
-      if (key.starts_with(kTreeNodePrefix) || key == kTreeEdgeKey) continue;
+      if (key.starts_with(kTreeNodePrefix) || key == kTreeEdgeKey ||
+          key.starts_with(kLoanSummaryPrefix))
+        continue;
       if (value.has_value()) {
         recent_.Set(key, *value);
       } else {
