@@ -103,6 +103,15 @@ class RecentProjections {
       index_;
 };
 
+// Whether the writer's recent projections hold `key` (a projection) once it is read or
+// written. The Merkle tree and the loans' summaries are left out: the writer never reads
+// them (it keeps the tree's edge decoded, proofs read the nodes from storage, and apply
+// derives a loan's summary from the loan).
+bool HeldInRecent(std::string_view key) {
+  return !key.starts_with(kTreeNodePrefix) && key != kTreeEdgeKey &&
+         !key.starts_with(kLoanSummaryPrefix);
+}
+
 // The writer's view of one batch: its own writes (the batch's entries included) until
 // they are flushed into the batch's WriteBatch, over the writes of the batch before it
 // (which may still be on its way to disk), over storage. Used by the sequencer thread
@@ -171,15 +180,11 @@ class BatchState final : public StateWriter {
   // level of unwritten batches is ever read through.
   void ForgetPrevious() { previous_.reset(); }
 
-  // Folds this batch's writes of projections into the writer's recent ones. The Merkle
-  // tree and the loans' summaries are left out: the writer never reads them (it keeps the
-  // tree's edge decoded, proofs read the nodes from storage, and apply derives a loan's
-  // summary from the loan).
+  // Folds this batch's writes of projections into the writer's recent ones, those it
+  // holds (HeldInRecent).
   void FoldIntoRecent() const {
     for (const auto& [key, value] : writes_[static_cast<size_t>(Space::kProjections)]) {
-      if (key.starts_with(kTreeNodePrefix) || key == kTreeEdgeKey ||
-          key.starts_with(kLoanSummaryPrefix))
-        continue;
+      if (!HeldInRecent(key)) continue;
       if (value.has_value()) {
         recent_.Set(key, *value);
       } else {
@@ -220,7 +225,7 @@ class BatchState final : public StateWriter {
       if (const std::optional<std::string>* theirs = previous_->Own(space, key))
         return view(*theirs);
     }
-    // The previous batch's writes, looked at above, are in `recent_` too.
+    // The previous batch's writes, looked at above, are in `recent_` too (those it holds).
     if (space == Space::kProjections) {
       if (const std::string* value = recent_.Find(key)) return std::string_view(*value);
     }
@@ -231,8 +236,10 @@ class BatchState final : public StateWriter {
     absl::StatusOr<std::optional<std::string>> stored = storage_.Get(space, key);
     if (!stored.ok()) return stored.status();
     // A projection found is kept in `recent_` alone (one copy of a loan, not two), unless
-    // `recent_` cannot hold it (it may be configured to hold nothing).
-    if (space == Space::kProjections && stored->has_value() && recent_.Set(key, **stored)) {
+    // `recent_` cannot hold it (it may be configured to hold nothing) or never holds its
+    // kind: batches fold in only what it holds, so anything else would go stale there.
+    if (space == Space::kProjections && HeldInRecent(key) && stored->has_value() &&
+        recent_.Set(key, **stored)) {
       return std::string_view(*recent_.Find(key));
     }
     return view(cache.emplace(std::string(key), *std::move(stored)).first->second);

@@ -44,16 +44,15 @@ struct LedgerOptions {
   // Default: 64 MiB.
   size_t block_cache_bytes = size_t{64} << 20;
 
-  // Projections the writer keeps of those it read or wrote lately (loans, their
-  // summaries, accounts), so that a command on a recently touched loan reads none from
-  // RocksDB. 0 keeps none.
+  // Projections the writer keeps of those it read or wrote lately (loans, accounts), so
+  // that a command on a recently touched loan reads none from RocksDB. 0 keeps none.
   // Default: 64 MiB.
   size_t recent_projection_bytes = size_t{64} << 20;
 
   // Threads that read, before the writer executes a batch, the state its commands name
-  // and the writer does not hold in its recent projections (each loan's state and
-  // summary, its principal account for a disbursement, repayment or write-off, the
-  // borrower of an application or a borrower's change), together with the writer's own
+  // and the writer does not hold in its recent projections (each loan's state, its
+  // principal account for a disbursement, repayment or write-off, the borrower of an
+  // application or a borrower's change), together with the writer's own
   // thread. On a large book most loans a day's repayments touch are on disk, not in
   // memory, and read one at a time those reads, not the writing, bound how many commands
   // the writer gets through. 0 leaves each read to the writer, when a command needs it.

@@ -305,14 +305,23 @@ absl::Status MemoryState::Post(const v1::Posting& posting, uint64_t sequence) {
 
 bool MemoryState::Keeps(Space space, std::string_view key) const {
   return keeps_ == ReplayKeeps::kEverything ||
-         (space == Space::kProjections && !key.starts_with(kTreeNodePrefix));
+         (space == Space::kProjections && !key.starts_with(kTreeNodePrefix) &&
+          !key.starts_with(kLoanSummaryPrefix));
 }
 
 MemoryState::Table* MemoryState::TableOf(Space space, std::string_view key, bool create) {
   const size_t kind =
       key.size() >= 2 && key[1] == '/' ? static_cast<unsigned char>(key[0]) : kTablesPerSpace - 1;
   std::unique_ptr<Table>& table = tables_[static_cast<size_t>(space)][kind];
-  if (table == nullptr && create) table = std::make_unique<Table>();
+  if (table == nullptr && create) {
+    table = std::make_unique<Table>();
+    // Loan summaries are rewritten by every entry on their loan, yet apply never reads one
+    // back (it derives a loan's summary from the loan): logged, every version would pile up
+    // until the end, about as many bytes as the loans' entries. As a map from the start,
+    // the table holds one per loan.
+    if (space == Space::kProjections && kind == static_cast<unsigned char>(kLoanSummaryPrefix[0]))
+      table->indexed = true;
+  }
   return table.get();
 }
 

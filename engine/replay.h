@@ -34,7 +34,8 @@ enum class ReplayKeeps {
   // many bytes again as the journal's loan entries.
   kEverything,
   // Only what apply reads back: to verify an export, a server's journal or a copy's
-  // journal alone, in less memory and time. A Get of anything else is refused
+  // journal alone, in less memory and time. The indexes, the request ids, the Merkle
+  // tree's nodes and the loans' summaries are left out. A Get of anything else is refused
   // (FAILED_PRECONDITION); Find and Sorted find nothing there.
   kWhatApplyReads,
 };

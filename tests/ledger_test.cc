@@ -499,17 +499,19 @@ TEST(Ledger, ReadsNeverSeeAnEntryBeforeItIsDurable) {
 TEST(Ledger, AReusedWriteBatchCarriesNothingOfTheBatchBefore) {
   TempDir dir;
   FaultEnv fault;
-  auto ledger = OpenOrDie(dir.path(), FixedDayOptionsOn(fault));
+  // Declared before the ledger, so that they outlive it however the test ends.
   std::promise<void> syncing;
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   std::atomic<int> syncs{0};
+  std::promise<CommandResult> answers[3];
+  auto ledger = OpenOrDie(dir.path(), FixedDayOptionsOn(fault));
+  ASSERT_NE(ledger, nullptr);
   fault.fs->SetBeforeSync([&] {
     if (syncs++ > 0) return;
     syncing.set_value();
     released.wait();
   });
-  std::promise<CommandResult> answers[3];
   auto submit = [&](int i, const char* id, const char* to, int64_t fen) {
     ledger->Submit(Transfer(id, "external:a:b", to, fen),
                    [&answers, i](CommandResult r) { answers[i].set_value(std::move(r)); });

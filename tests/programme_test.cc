@@ -825,6 +825,18 @@ TEST_F(RepaymentTest, ApplyDerivesTheSummaryBeforeAnEntryInsteadOfReadingIt) {
   EXPECT_FALSE(std::any_of(summaries.begin(), summaries.end(),
                            [&](const auto& s) { return s.first == LoanSummaryKey(reversed); }));
   EXPECT_EQ(replay(kLoanSummaryPrefix), summaries);
+  // What makes deriving it sound: each stored summary is that of the stored loan.
+  for (const auto& [key, bytes] : summaries) {
+    const std::string loan_id = key.substr(kLoanSummaryPrefix.size());
+    absl::StatusOr<std::optional<std::string>> stored_loan =
+        (*storage)->Get(Space::kProjections, LoanKey(loan_id));
+    ASSERT_TRUE(stored_loan.ok() && stored_loan->has_value()) << loan_id;
+    v1::LoanState loan;
+    ASSERT_TRUE(loan.ParseFromString(**stored_loan));
+    const std::optional<v1::LoanSummary> derived = SummaryOf(loan);
+    ASSERT_TRUE(derived.has_value()) << loan_id;
+    EXPECT_EQ(derived->SerializeAsString(), bytes) << loan_id;
+  }
   EXPECT_FALSE(stored(kStockPrefix).empty());
   EXPECT_EQ(replay(kStockPrefix), stored(kStockPrefix));
 }

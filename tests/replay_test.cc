@@ -14,6 +14,8 @@
 
 #include "engine/date.h"
 #include "engine/journal_format.h"
+#include "engine/programme.h"
+#include "engine/strings.h"
 #include "tests/raw_db.h"
 #include "tests/test_util.h"
 
@@ -177,6 +179,7 @@ TEST(MemoryState, KeepingWhatApplyReadsDropsTheRestAndRefusesToReadIt) {
   state.Put(Space::kIndexes, DateIndexKey(Date::FromDays(18'000), 1), "");
   state.Put(Space::kRequestIds, "r1", SequenceKey(1));
   state.Delete(Space::kIndexes, "s/approved/L1");
+  state.Put(Space::kProjections, LoanSummaryKey("L000001"), "summary");
 
   absl::StatusOr<std::optional<std::string>> account =
       state.Get(Space::kProjections, AccountKey("member:m1:cash"));
@@ -186,7 +189,8 @@ TEST(MemoryState, KeepingWhatApplyReadsDropsTheRestAndRefusesToReadIt) {
            {Space::kProjections, TreeNodeKey(1, 0)},
            {Space::kIndexes, DateIndexKey(Date::FromDays(18'000), 1)},
            {Space::kRequestIds, "r1"},
-           {Space::kRequestIds, "never-put"}}) {
+           {Space::kRequestIds, "never-put"},
+           {Space::kProjections, LoanSummaryKey("L000001")}}) {
     absl::StatusOr<std::optional<std::string>> got = state.Get(space, key);
     EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition) << key;
     EXPECT_NE(got.status().message().find("keeps only what apply reads"), std::string_view::npos)
@@ -206,6 +210,15 @@ TEST(MemoryState, KeepingWhatApplyReadsDropsTheRestAndRefusesToReadIt) {
   ASSERT_TRUE(request.ok());
   EXPECT_EQ(request->value_or("<absent>"), SequenceKey(1));
   EXPECT_EQ(everything.Sorted(Space::kProjections).size(), 1u);
+  // A loan's summary, rewritten by every entry on its loan and never read back, is kept
+  // once, as last written.
+  for (int i = 0; i < 3; ++i) {
+    everything.Put(Space::kProjections, LoanSummaryKey("L000001"), Cat("summary ", i));
+  }
+  const std::vector<MemoryState::KeyValue> summaries =
+      everything.Sorted(Space::kProjections, kLoanSummaryPrefix);
+  ASSERT_EQ(summaries.size(), 1u);
+  EXPECT_EQ(summaries[0].second, "summary 2");
 }
 
 // A journal longer than the batches the reading thread hands over and the number of them
