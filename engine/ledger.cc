@@ -104,13 +104,8 @@ class RecentProjections {
 };
 
 // Whether the writer's recent projections hold `key` (a projection) once it is read or
-// written. The Merkle tree and the loans' summaries are left out: the writer never reads
-// them (it keeps the tree's edge decoded, proofs read the nodes from storage, and apply
-// derives a loan's summary from the loan).
-bool HeldInRecent(std::string_view key) {
-  return !key.starts_with(kTreeNodePrefix) && key != kTreeEdgeKey &&
-         !key.starts_with(kLoanSummaryPrefix);
-}
+// written: what apply reads back, but for the tree's edge, which the writer keeps decoded.
+bool HeldInRecent(std::string_view key) { return ApplyReadsBack(key) && key != kTreeEdgeKey; }
 
 // The writer's view of one batch: its own writes (the batch's entries included) until
 // they are flushed into the batch's WriteBatch, over the writes of the batch before it

@@ -52,10 +52,10 @@ struct LedgerOptions {
   // Threads that read, before the writer executes a batch, the state its commands name
   // and the writer does not hold in its recent projections (each loan's state, its
   // principal account for a disbursement, repayment or write-off, the borrower of an
-  // application or a borrower's change), together with the writer's own
-  // thread. On a large book most loans a day's repayments touch are on disk, not in
-  // memory, and read one at a time those reads, not the writing, bound how many commands
-  // the writer gets through. 0 leaves each read to the writer, when a command needs it.
+  // application or a borrower's change), together with the writer's own thread. On a
+  // large book most loans a day's repayments touch are on disk, not in memory, and read
+  // one at a time those reads, not the writing, bound how many commands the writer gets
+  // through. 0 leaves each read to the writer, when a command needs it.
   // At most kBatchReadThreadsMax.
   // Default: 8.
   size_t batch_read_threads = 8;

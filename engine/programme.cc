@@ -955,19 +955,17 @@ absl::Status SaveLoan(ApplyContext& a, v1::LoanState& loan,
   // The small record the portfolio and the report read; only disbursed loans have one.
   // Entries that leave it as it was (jobs reported, an accrual) change no stocks.
   const std::optional<v1::LoanSummary> summary = SummaryOf(loan);
-  if (summary.has_value() || summary_before.has_value()) {
-    std::string bytes = summary.has_value() ? summary->SerializeAsString() : "";
-    if (!summary.has_value() || !summary_before.has_value() ||
-        summary_before->SerializeAsString() != bytes) {
-      const std::string summary_key = LoanSummaryKey(loan.loan_id());
-      if (summary.has_value()) {
-        a.state.PutOwned(Space::kProjections, summary_key, std::move(bytes));
-      } else {
-        a.state.Delete(Space::kProjections, summary_key);  // a disbursement reversed
-      }
-      absl::Status updated = UpdateStocks(a.state, DimsOf(loan), summary_before, summary);
-      if (!updated.ok()) return updated;
+  std::string bytes = summary.has_value() ? summary->SerializeAsString() : "";
+  if (summary.has_value() != summary_before.has_value() ||
+      (summary.has_value() && summary_before->SerializeAsString() != bytes)) {
+    const std::string summary_key = LoanSummaryKey(loan.loan_id());
+    if (summary.has_value()) {
+      a.state.PutOwned(Space::kProjections, summary_key, std::move(bytes));
+    } else {
+      a.state.Delete(Space::kProjections, summary_key);  // a disbursement reversed
     }
+    absl::Status updated = UpdateStocks(a.state, DimsOf(loan), summary_before, summary);
+    if (!updated.ok()) return updated;
   }
   // A copy of the entry, kept with the loan's others: a statement reads them together
   // instead of one by one from the journal, where they lie far apart.
@@ -1279,6 +1277,9 @@ std::string ProductKey(std::string_view id) { return Cat(kProductPrefix, id); }
 std::string BorrowerKey(std::string_view id) { return Cat(kBorrowerPrefix, id); }
 std::string LoanKey(std::string_view id) { return Cat(kLoanPrefix, id); }
 std::string LoanSummaryKey(std::string_view id) { return Cat(kLoanSummaryPrefix, id); }
+bool ApplyReadsBack(std::string_view key) {
+  return !key.starts_with(kTreeNodePrefix) && !key.starts_with(kLoanSummaryPrefix);
+}
 std::string NationalIdIndexKey(std::string_view national_id) {
   return Cat(kNationalIdIndexPrefix, national_id);
 }

@@ -41,10 +41,10 @@ std::string ProgrammeLoanId(const v1::Event& event);
 
 // Appends the projections that deciding and applying `event` reads first and that are
 // particular to it: the loan it names (its state, and its principal account for a
-// disbursement, a repayment or a write-off; its summary is derived, not read) and the borrower an
-// application, a borrower's update or a talent-pool change names. The writer reads them for a whole
-// batch at once (LedgerOptions::batch_read_threads). A key missing here is read when it is needed;
-// one listed but not needed costs a read.
+// disbursement, a repayment or a write-off; its summary is derived, not read) and the
+// borrower an application, a borrower's update or a talent-pool change names. The writer
+// reads them for a whole batch at once (LedgerOptions::batch_read_threads). A key missing
+// here is read when it is needed; one listed but not needed costs a read.
 void AddKeysReadFirst(const v1::Event& event, std::vector<std::pair<Space, std::string>>& keys);
 
 // Keys of the programme's projections and indexes.
@@ -62,6 +62,10 @@ inline constexpr std::string_view kBorrowerPrefix = "b/";
 inline constexpr std::string_view kLoanPrefix = "l/";
 inline constexpr std::string_view kLoanSummaryPrefix = "s/";
 std::string LoanSummaryKey(std::string_view loan_id);
+// Whether apply ever reads the projection under `key` back. It writes but never reads the
+// Merkle tree's nodes (proofs read them from storage) and the loans' summaries (it derives
+// a loan's summary from the loan): the writer and a verifying replay need not hold those.
+bool ApplyReadsBack(std::string_view key);
 
 // Report counters are kept under "g/<date>/<county>\x1f<category>\x1f<product>\x1f<funding>".
 struct ReportDims {

@@ -305,8 +305,7 @@ absl::Status MemoryState::Post(const v1::Posting& posting, uint64_t sequence) {
 
 bool MemoryState::Keeps(Space space, std::string_view key) const {
   return keeps_ == ReplayKeeps::kEverything ||
-         (space == Space::kProjections && !key.starts_with(kTreeNodePrefix) &&
-          !key.starts_with(kLoanSummaryPrefix));
+         (space == Space::kProjections && ApplyReadsBack(key));
 }
 
 MemoryState::Table* MemoryState::TableOf(Space space, std::string_view key, bool create) {

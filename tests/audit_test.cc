@@ -405,8 +405,8 @@ TEST(AuditDemo, DemoBookPassesVerify) {
 // An export or a server is verified with a replay that keeps only what apply reads. Over
 // the demo book (every kind of entry a programme makes), it must hold every projection
 // that a full replay holds but the tree's nodes and the loans' summaries, byte for byte,
-// and the same tree; what it leaves out it
-// refuses to answer for, and it cannot be compared with a database.
+// and the same tree; what it leaves out it refuses to answer for, and it cannot be
+// compared with a database.
 TEST(AuditDemo, AReplayKeepingWhatApplyReadsHoldsTheSameProjections) {
   TempDir dir;
   {
