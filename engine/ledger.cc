@@ -319,6 +319,13 @@ class StorageReader final : public StateReader {
   const Storage& storage_;
 };
 
+// How many times a statement reads its loan again when entries on the loan were committed
+// meanwhile (see ReadLoanWithEntries).
+constexpr int kStatementReadRounds = 10;
+// How long a read waits for the committer to publish the durable head up to what storage
+// already shows: microseconds, unless something is badly wrong.
+constexpr auto kHeadPublishedWait = std::chrono::seconds(5);
+
 size_t PageSize(size_t requested) {
   if (requested == 0) return kPageSizeDefault;
   return std::min(requested, kPageSizeMax);
@@ -389,6 +396,8 @@ class Ledger::Impl {
   absl::StatusOr<v1::LoanState> GetLoan(std::string_view id) const;
   absl::StatusOr<LoanPage> ListLoans(const LoanQuery& query) const;
   absl::StatusOr<LoanStatement> GetLoanStatement(std::string_view id, std::string_view as_of) const;
+  // The loan and its entries, as of one moment (the statement without its as-of figures).
+  absl::StatusOr<LoanStatement> ReadLoanWithEntries(std::string_view id) const;
   absl::StatusOr<PortfolioFigures> GetPortfolio(std::string_view as_of) const;
   absl::StatusOr<ProgrammeReport> GetProgrammeReport(const ReportQuery& query) const;
   absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(std::string_view as_of) const;
@@ -397,6 +406,8 @@ class Ledger::Impl {
   absl::StatusOr<TreeHead> GetTreeHead() const;
   absl::Status CheckTreeSize(uint64_t size) const;
   void NotifyWhenBeyond(uint64_t sequence, std::function<void()> done);
+  // Waits until the durable head reaches `sequence`, which storage already shows.
+  absl::Status AwaitHeadPublished(uint64_t sequence) const;
 
  private:
   void NotifyWaiters(bool closing);
@@ -500,6 +511,7 @@ class Ledger::Impl {
 
   // The durable head: written only by the writer thread after a synced write.
   mutable std::mutex head_mutex_;
+  mutable std::condition_variable head_published_;
   JournalHead head_;
   absl::Status writer_status_;
   std::atomic<uint64_t> durable_sequence_{0};
@@ -607,6 +619,17 @@ void Ledger::Impl::NotifyWhenBeyond(uint64_t sequence, std::function<void()> don
     }
   }
   done();
+}
+
+absl::Status Ledger::Impl::AwaitHeadPublished(uint64_t sequence) const {
+  std::unique_lock<std::mutex> lock(head_mutex_);
+  if (head_published_.wait_for(lock, kHeadPublishedWait, [&] {
+        return durable_sequence_.load(std::memory_order_acquire) >= sequence;
+      })) {
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(Cat("storage shows entry ", sequence,
+                                    " but the durable head has stayed at ", head_.sequence));
 }
 
 void Ledger::Impl::NotifyWaiters(bool closing) {
@@ -819,9 +842,12 @@ void Ledger::Impl::Commit(Prepared& prepared) {
         if (result.status.ok()) result = CommandResult{why, {}, false};
       }
     } else {
-      std::lock_guard<std::mutex> lock(head_mutex_);
-      head_ = prepared.head;
-      durable_sequence_.store(prepared.head.sequence, std::memory_order_release);
+      {
+        std::lock_guard<std::mutex> lock(head_mutex_);
+        head_ = prepared.head;
+        durable_sequence_.store(prepared.head.sequence, std::memory_order_release);
+      }
+      head_published_.notify_all();
     }
   }
   {
@@ -1368,11 +1394,11 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
                                                              std::string_view as_of_text) const {
   absl::StatusOr<Date> as_of = ParseDate(as_of_text, "as_of");
   if (!as_of.ok()) return as_of.status();
-  absl::StatusOr<v1::LoanState> loan = GetLoan(id);
-  if (!loan.ok()) return loan.status();
-  LoanStatement statement;
-  statement.as_of = as_of->ToString();
-  const v1::LoanPosition& position = loan->position();
+  absl::StatusOr<LoanStatement> statement = ReadLoanWithEntries(id);
+  if (!statement.ok()) return statement.status();
+  statement->as_of = as_of->ToString();
+  const v1::LoanState& loan = statement->loan;
+  const v1::LoanPosition& position = loan.position();
   const std::vector<int64_t> paid = PaidAsOf(position, *as_of);
   for (int i = 0; i < position.schedule_size(); ++i) {
     InstallmentLine line;
@@ -1382,41 +1408,74 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
     const Date due = *ParseDate(line.installment.due_date(), "due_date");
     if (line.unpaid_fen == 0) {
       line.state = "paid";
-    } else if (*as_of > due.PlusDays(loan->grace_days())) {
+    } else if (*as_of > due.PlusDays(loan.grace_days())) {
       line.state = "overdue";
     } else if (*as_of >= due) {
       line.state = "due";
     } else {
       line.state = line.paid_fen > 0 ? "partly paid" : "not due";
     }
-    statement.installments.push_back(std::move(line));
+    statement->installments.push_back(std::move(line));
   }
-  statement.delinquency = DelinquencyAsOf(position, loan->grace_days(), *as_of);
-  // The loan-entries index keeps a copy of each of the loan's entries, next to each other:
-  // one short scan reads them all, where the journal would need a read for each. Entries
-  // past the durable head (applied, not yet on disk) are left out, as from every read.
-  const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
-  absl::Status failure;
-  absl::Status scanned =
-      ScanPrefix(Space::kIndexes, LoanEntriesPrefix(id), "",
-                 [&](std::string_view key, std::string_view stored) {
-                   const uint64_t sequence = DecodeSequenceKey(key);
-                   if (sequence > durable) return false;
-                   absl::StatusOr<v1::Entry> entry = OpenEntry(stored, sequence);
-                   if (!entry.ok()) {
-                     // The index is damaged, not the journal: a rebuild
-                     // of the derived state puts the copy right.
-                     failure = absl::DataLossError(
-                         Cat("the loan-entries index's copy of ", entry.status().message()));
-                     return false;
-                   }
-                   statement.entries.push_back(*std::move(entry));
-                   return true;
-                 });
-  if (!scanned.ok()) return scanned;
-  if (!failure.ok()) return failure;
-  statement.loan = *std::move(loan);
+  statement->delinquency = DelinquencyAsOf(position, loan.grace_days(), *as_of);
   return statement;
+}
+
+absl::StatusOr<LoanStatement> Ledger::Impl::ReadLoanWithEntries(std::string_view id) const {
+  // The loan (projections) and its entries (indexes) are stored apart, and every entry on
+  // the loan rewrites both in one batch: a batch committed between two reads would leave
+  // a loan that disagrees with the entries listed. Entries on a loan become visible in
+  // sequence order, so what one scan lists is everything up to some moment, and anything
+  // committed later lies past it. The loan is read after its entries, then the index is
+  // looked at again past the last one listed: when nothing new is there, nothing was
+  // committed on the loan between the scan and that look, and the loan read in between is
+  // the result of exactly the entries listed. Otherwise the new entries are listed and the
+  // loan read again. Each round after the first is a read and a short seek of blocks just
+  // read, so a loan repaid many times a second still settles.
+  //
+  // The loan-entries index keeps a copy of each of the loan's entries, next to each other:
+  // one short scan reads them all, where the journal would need a read for each.
+  const std::string prefix = LoanEntriesPrefix(id);
+  LoanStatement statement;
+  std::optional<v1::LoanState> loan;
+  for (int round = 0; round <= kStatementReadRounds; ++round) {
+    const size_t listed = statement.entries.size();
+    absl::Status failure;
+    absl::Status scanned =
+        ScanPrefix(Space::kIndexes, prefix,
+                   listed == 0 ? std::string() : SequenceKey(statement.entries.back().sequence()),
+                   [&](std::string_view key, std::string_view stored) {
+                     absl::StatusOr<v1::Entry> entry = OpenEntry(stored, DecodeSequenceKey(key));
+                     if (!entry.ok()) {
+                       // The index is damaged, not the journal: a rebuild of the derived state puts
+                       // the copy right.
+                       failure = absl::DataLossError(
+                           Cat("the loan-entries index's copy of ", entry.status().message()));
+                       return false;
+                     }
+                     statement.entries.push_back(*std::move(entry));
+                     return true;
+                   });
+    if (!scanned.ok()) return scanned;
+    if (!failure.ok()) return failure;
+    if (loan.has_value() && statement.entries.size() == listed) {
+      statement.loan = *std::move(loan);
+      // What storage holds is on disk (a batch becomes visible only once synced), but the
+      // committer publishes the durable head just after: a statement waits for it, so
+      // that it never lists an entry that GetEntry would not yet return.
+      if (!statement.entries.empty()) {
+        absl::Status published = AwaitHeadPublished(statement.entries.back().sequence());
+        if (!published.ok()) return published;
+      }
+      return statement;
+    }
+    absl::StatusOr<v1::LoanState> read = GetLoan(id);
+    if (!read.ok()) return read.status();
+    loan = *std::move(read);
+  }
+  return WithReason(absl::StatusCode::kAborted, "LOAN_CHANGING",
+                    Cat("loan ", id, " had new entries every time its statement was read, ",
+                        kStatementReadRounds, " times; retry"));
 }
 
 absl::StatusOr<PortfolioFigures> Ledger::Impl::GetPortfolio(std::string_view as_of_text) const {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -578,6 +579,71 @@ TEST_F(RepaymentTest, StatementEntriesAreTheLoansInJournalOrder) {
   }
   for (std::thread& reader : readers) reader.join();
   EXPECT_EQ(wrong.load(), 0);
+}
+
+// A statement read while its loan is being repaid tells one story: the loan it shows is the
+// loan after exactly the entries it lists. Its repaid principal is the sum of the listed
+// repayments, and its last financial entry is the last one listed. The loan and its entries
+// are stored apart (projections and indexes) and each repayment rewrites both. Nor does it
+// list an entry past the durable head.
+TEST_F(RepaymentTest, AStatementReadWhileItsLoanIsRepaidAgreesWithItself) {
+  SetToday("2020-03-01");
+  constexpr int kRepayments = 3000;
+  constexpr int kOutstanding = 16;
+  std::atomic<int> answered{0};
+  std::atomic<int> refused{0};
+  std::thread cashier([&] {
+    for (int i = 0; i < kRepayments; ++i) {
+      while (i - answered.load() >= kOutstanding) std::this_thread::yield();
+      ledger_->Submit(Repayment(Cat("bank-ref-", i), 1), [&](CommandResult result) {
+        if (!result.status.ok()) ++refused;
+        ++answered;
+      });
+    }
+  });
+  int statements = 0;
+  int wrong = 0;
+  std::set<int64_t> repaid_seen;
+  std::string first_wrong;
+  absl::Status failed;
+  while (answered.load() < kRepayments) {
+    absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(loan_, "2020-03-01");
+    if (!statement.ok()) {
+      failed = statement.status();
+      break;
+    }
+    ++statements;
+    int64_t listed_repaid = 0;
+    uint64_t last_financial = 0;
+    for (const v1::Entry& entry : statement->entries) {
+      if (entry.event().has_repayment_recorded()) {
+        for (const auto& allocation : entry.event().repayment_recorded().allocations())
+          listed_repaid += allocation.principal_fen();
+      }
+      if (entry.event().has_repayment_recorded() || entry.event().has_loan_disbursed())
+        last_financial = entry.sequence();
+    }
+    const v1::LoanPosition& position = statement->loan.position();
+    repaid_seen.insert(position.principal_repaid_fen());
+    const uint64_t last_listed = statement->entries.back().sequence();
+    const uint64_t head = ledger_->Head().sequence;  // read after the statement
+    if (listed_repaid != position.principal_repaid_fen() ||
+        last_financial != position.last_financial_sequence() || last_listed > head) {
+      if (wrong++ == 0) {
+        first_wrong = Cat("the loan shows ", position.principal_repaid_fen(),
+                          " fen repaid, last financial entry ", position.last_financial_sequence(),
+                          "; its entries ", listed_repaid, " fen, last financial ", last_financial,
+                          ", last ", last_listed, "; the durable head ", head);
+      }
+    }
+  }
+  cashier.join();
+  EXPECT_TRUE(failed.ok()) << failed;
+  EXPECT_EQ(refused.load(), 0);
+  EXPECT_EQ(wrong, 0) << "of " << statements << " statements; the first: " << first_wrong;
+  // The reads overlapped the writes: the statements saw the loan at many points.
+  EXPECT_GT(repaid_seen.size(), 50u) << statements << " statements";
+  EXPECT_EQ(Loan(loan_).position().principal_repaid_fen(), kRepayments);
 }
 
 // A statement reads the copies of the loan's entries that the loan-entries index keeps:
