@@ -26,7 +26,7 @@ constexpr char kRootFooter[] =
 
 Output: tables for people; --json prints the ledger's answer, one JSON document per
 command. Writes send a request id (--request-id, or a new random one) and are retried
-with the same id when the ledger is unavailable, so a retry never records twice.
+with the same id when the ledger is unavailable or busy, so a retry never records twice.
 
 Exit codes:
   0  success
@@ -34,8 +34,8 @@ Exit codes:
   2  usage: bad flags or values (checked locally, or refused by the ledger as invalid)
   3  refused by a business rule (FAILED_PRECONDITION, NOT_FOUND, ALREADY_EXISTS, OUT_OF_RANGE)
   4  authentication or permission (no usable token, UNAUTHENTICATED, PERMISSION_DENIED)
-  5  the ledger is unreachable or unavailable after retries (UNAVAILABLE, DEADLINE_EXCEEDED,
-     a full writer queue)
+  5  the ledger is unreachable, unavailable or busy after retries (UNAVAILABLE,
+     DEADLINE_EXCEEDED, a full writer queue, a loan that kept changing while read)
 
 Example:
   gongdai --as cashier loan repay L000001 --amount 1500 --channel cash

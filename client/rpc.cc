@@ -61,6 +61,7 @@ std::string_view CodeName(grpc::StatusCode code) {
 // Reasons a retry cannot cure (the server says so) and reasons it can.
 constexpr std::string_view kLedgerStopped = "LEDGER_STOPPED";
 constexpr std::string_view kQueueFull = "QUEUE_FULL";
+constexpr std::string_view kLoanChanging = "LOAN_CHANGING";
 
 }  // namespace
 
@@ -83,8 +84,23 @@ int ExitCodeFor(grpc::StatusCode code, std::string_view reason) {
       return kExitUnavailable;
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
       return reason == kQueueFull ? kExitUnavailable : kExitFailure;
+    case grpc::StatusCode::ABORTED:
+      return reason == kLoanChanging ? kExitUnavailable : kExitFailure;
     default:
       return kExitFailure;
+  }
+}
+
+bool Retryable(grpc::StatusCode code, std::string_view reason) {
+  switch (code) {
+    case grpc::StatusCode::UNAVAILABLE:
+      return reason != kLedgerStopped;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return reason == kQueueFull;
+    case grpc::StatusCode::ABORTED:
+      return reason == kLoanChanging;
+    default:
+      return false;
   }
 }
 
@@ -197,6 +213,8 @@ std::string_view ReasonHint(std::string_view reason) {
        "Only an approver or a supervisor may do this; use their token (--as)."},
       {"SUPERVISOR_REQUIRED", "Only a supervisor may do this; use a supervisor's token (--as)."},
       {"QUEUE_FULL", "The ledger is busy; run the command again later with the same --request-id."},
+      {"LOAN_CHANGING",
+       "Entries on the loan kept arriving while its statement was read; run the command again."},
       {"LEDGER_STOPPED",
        "The ledger stopped writing after a storage failure; reads still work. Tell the "
        "administrator."},
@@ -303,7 +321,9 @@ int ReportFailure(const grpc::Status& status, const FailureContext& context, std
       } else if (details.reason.empty()) {
         err << "gongdai: cannot reach the ledger at " << context.server << ": " << message;
       } else {
-        err << "gongdai: the ledger is unavailable (" << details.reason << "): " << message;
+        err << "gongdai: the ledger is "
+            << (status.error_code() == grpc::StatusCode::UNAVAILABLE ? "unavailable" : "busy")
+            << " (" << details.reason << "): " << message;
       }
       if (context.attempts > 1) err << " (" << context.attempts << " attempts)";
       err << "\n";
@@ -359,15 +379,15 @@ void Session::Prepare(grpc::ClientContext& context) const {
 }
 
 bool Session::Transient(const grpc::Status& status) {
-  const std::string reason = DetailsOf(status).reason;
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) return reason != kLedgerStopped;
-  return status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && reason == kQueueFull;
+  return Retryable(status.error_code(), DetailsOf(status).reason);
 }
 
 void Session::AnnounceRetry(const grpc::Status& status, std::string_view request_id,
                             std::chrono::milliseconds backoff, int next_attempt) const {
   if (next_attempt == 2) {
-    err_ << "gongdai: the ledger at " << settings_.server << " is unavailable ("
+    err_ << "gongdai: the ledger at " << settings_.server
+         << (status.error_code() == grpc::StatusCode::UNAVAILABLE ? " is unavailable ("
+                                                                  : " is busy (")
          << Printable(status.error_message()) << "); retrying";
     if (!request_id.empty()) err_ << " with the same request id " << request_id;
     err_ << "\n";

@@ -34,6 +34,10 @@ enum ExitCode : int {
 int ExitCodeFor(grpc::StatusCode code, std::string_view reason);
 // The exit code of a local error (the client's own absl::Status).
 int ExitCodeFor(const absl::Status& status);
+// Whether the same call may succeed if made again a little later: the ledger unreachable
+// or unavailable (not stopped), its writer's queue full, or a loan statement read while
+// the loan kept changing.
+bool Retryable(grpc::StatusCode code, std::string_view reason);
 
 // "cli-" and 32 random hex digits (128 bits from OpenSSL's RAND_bytes).
 std::string NewRequestId();

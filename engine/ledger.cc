@@ -319,8 +319,8 @@ class StorageReader final : public StateReader {
   const Storage& storage_;
 };
 
-// How many times a statement reads its loan again when entries on the loan were committed
-// meanwhile (see ReadLoanWithEntries).
+// How many times a statement reads its loan before it gives up when entries on the loan
+// keep being committed meanwhile (see ReadLoanWithEntries).
 constexpr int kStatementReadRounds = 10;
 // How long a read waits for the committer to publish the durable head up to what storage
 // already shows: microseconds, unless something is badly wrong.
@@ -622,6 +622,7 @@ void Ledger::Impl::NotifyWhenBeyond(uint64_t sequence, std::function<void()> don
 }
 
 absl::Status Ledger::Impl::AwaitHeadPublished(uint64_t sequence) const {
+  if (durable_sequence_.load(std::memory_order_acquire) >= sequence) return absl::OkStatus();
   std::unique_lock<std::mutex> lock(head_mutex_);
   if (head_published_.wait_for(lock, kHeadPublishedWait, [&] {
         return durable_sequence_.load(std::memory_order_acquire) >= sequence;
@@ -1430,15 +1431,17 @@ absl::StatusOr<LoanStatement> Ledger::Impl::ReadLoanWithEntries(std::string_view
   // looked at again past the last one listed: when nothing new is there, nothing was
   // committed on the loan between the scan and that look, and the loan read in between is
   // the result of exactly the entries listed. Otherwise the new entries are listed and the
-  // loan read again. Each round after the first is a read and a short seek of blocks just
-  // read, so a loan repaid many times a second still settles.
+  // loan read again. A later round reads the new entries and the loan, which is in the
+  // block cache by then, so a loan repaid many times a second still settles. (This holds
+  // while only batches change the derived state: a rebuild rewrites it wholesale, and runs
+  // before the ledger serves reads.)
   //
   // The loan-entries index keeps a copy of each of the loan's entries, next to each other:
   // one short scan reads them all, where the journal would need a read for each.
   const std::string prefix = LoanEntriesPrefix(id);
   LoanStatement statement;
   std::optional<v1::LoanState> loan;
-  for (int round = 0; round <= kStatementReadRounds; ++round) {
+  for (int round = 0;; ++round) {
     const size_t listed = statement.entries.size();
     absl::Status failure;
     absl::Status scanned =
@@ -1469,13 +1472,15 @@ absl::StatusOr<LoanStatement> Ledger::Impl::ReadLoanWithEntries(std::string_view
       }
       return statement;
     }
+    if (round == kStatementReadRounds) {
+      return WithReason(absl::StatusCode::kAborted, "LOAN_CHANGING",
+                        Cat("loan ", id, " had new entries each of the ", kStatementReadRounds,
+                            " times its statement was read; retry"));
+    }
     absl::StatusOr<v1::LoanState> read = GetLoan(id);
     if (!read.ok()) return read.status();
     loan = *std::move(read);
   }
-  return WithReason(absl::StatusCode::kAborted, "LOAN_CHANGING",
-                    Cat("loan ", id, " had new entries every time its statement was read, ",
-                        kStatementReadRounds, " times; retry"));
 }
 
 absl::StatusOr<PortfolioFigures> Ledger::Impl::GetPortfolio(std::string_view as_of_text) const {

@@ -272,7 +272,10 @@ class Ledger {
   [[nodiscard]] absl::StatusOr<v1::LoanState> GetLoan(std::string_view loan_id) const;
   [[nodiscard]] absl::StatusOr<LoanPage> ListLoans(const LoanQuery& query) const;
   // The schedule with what is paid and overdue as of `as_of` ("YYYY-MM-DD"), the
-  // loan's delinquency then, and its entries.
+  // loan's delinquency then, and its entries. The loan is the result of exactly the
+  // entries listed, also while entries on it are being written, and none lies past the
+  // durable head. ABORTED (reason LOAN_CHANGING) when new entries on the loan kept
+  // arriving while it was read: retry.
   [[nodiscard]] absl::StatusOr<LoanStatement> GetLoanStatement(std::string_view loan_id,
                                                                std::string_view as_of) const;
   [[nodiscard]] absl::StatusOr<PortfolioFigures> GetPortfolio(std::string_view as_of) const;

@@ -117,9 +117,29 @@ TEST(ExitCodeTest, FollowsTheDocumentedTable) {
   EXPECT_EQ(ExitCodeFor(StatusCode::DEADLINE_EXCEEDED, ""), 5);
   EXPECT_EQ(ExitCodeFor(StatusCode::RESOURCE_EXHAUSTED, "QUEUE_FULL"), 5);
   EXPECT_EQ(ExitCodeFor(StatusCode::RESOURCE_EXHAUSTED, ""), 1);
+  EXPECT_EQ(ExitCodeFor(StatusCode::ABORTED, "LOAN_CHANGING"), 5);
+  EXPECT_EQ(ExitCodeFor(StatusCode::ABORTED, ""), 1);
   EXPECT_EQ(ExitCodeFor(StatusCode::INTERNAL, ""), 1);
   EXPECT_EQ(ExitCodeFor(absl::InvalidArgumentError("bad profile")), 2);
   EXPECT_EQ(ExitCodeFor(absl::UnauthenticatedError("no token")), 4);
+}
+
+// What the client calls again (with the same request id) before it gives up: what may go
+// through a moment later, never a refusal or a stopped ledger.
+TEST(ExitCodeTest, RetriesOnlyWhatALaterAttemptMayCure) {
+  using grpc::StatusCode;
+  EXPECT_TRUE(Retryable(StatusCode::UNAVAILABLE, ""));
+  EXPECT_FALSE(Retryable(StatusCode::UNAVAILABLE, "LEDGER_STOPPED"));
+  EXPECT_TRUE(Retryable(StatusCode::RESOURCE_EXHAUSTED, "QUEUE_FULL"));
+  EXPECT_FALSE(Retryable(StatusCode::RESOURCE_EXHAUSTED, ""));
+  EXPECT_TRUE(Retryable(StatusCode::ABORTED, "LOAN_CHANGING"));
+  EXPECT_FALSE(Retryable(StatusCode::ABORTED, ""));
+  for (StatusCode code :
+       {StatusCode::INVALID_ARGUMENT, StatusCode::FAILED_PRECONDITION, StatusCode::NOT_FOUND,
+        StatusCode::ALREADY_EXISTS, StatusCode::PERMISSION_DENIED, StatusCode::DEADLINE_EXCEEDED,
+        StatusCode::INTERNAL, StatusCode::DATA_LOSS}) {
+    EXPECT_FALSE(Retryable(code, "X")) << static_cast<int>(code);
+  }
 }
 
 TEST(RequestIdTest, RandomHexWithAPrefix) {
