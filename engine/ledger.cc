@@ -323,7 +323,7 @@ class StorageReader final : public StateReader {
 // keep being committed meanwhile (see ReadLoanWithEntries).
 constexpr int kStatementReadRounds = 10;
 // How long a read waits for the committer to publish the durable head up to what storage
-// already shows: microseconds, unless something is badly wrong.
+// already shows: at most a scheduling delay, unless something is badly wrong.
 constexpr auto kHeadPublishedWait = std::chrono::seconds(5);
 
 size_t PageSize(size_t requested) {
@@ -406,7 +406,11 @@ class Ledger::Impl {
   absl::StatusOr<TreeHead> GetTreeHead() const;
   absl::Status CheckTreeSize(uint64_t size) const;
   void NotifyWhenBeyond(uint64_t sequence, std::function<void()> done);
-  // Waits until the durable head reaches `sequence`, which storage already shows.
+  // Waits until the durable head reaches `sequence`, which storage already shows. A batch
+  // is in storage once RocksDB's synced write has made it visible; the committer publishes
+  // the durable head when that write returns, which on a busy machine can be a while later.
+  // A read that returns something of storage's beside what it names by sequence (an entry
+  // it lists, a tree's size) waits, so that GetEntry and proofs at that point succeed.
   absl::Status AwaitHeadPublished(uint64_t sequence) const;
 
  private:
@@ -670,6 +674,10 @@ absl::StatusOr<TreeHead> Ledger::Impl::GetTreeHead() const {
   StorageReader reader(*storage_);
   absl::StatusOr<CompactRange> edge = ReadTreeEdge(reader);
   if (!edge.ok()) return edge.status();
+  // An auditor asks for entries and proofs at the size of the head just read: it waits
+  // for the committer to publish the durable head that far (see AwaitHeadPublished).
+  absl::Status published = AwaitHeadPublished(edge->size());
+  if (!published.ok()) return published;
   return TreeHead{edge->size(), edge->Root()};
 }
 
@@ -1464,8 +1472,8 @@ absl::StatusOr<LoanStatement> Ledger::Impl::ReadLoanWithEntries(std::string_view
     if (loan.has_value() && statement.entries.size() == listed) {
       statement.loan = *std::move(loan);
       // What storage holds is on disk (a batch becomes visible only once synced), but the
-      // committer publishes the durable head just after: a statement waits for it, so
-      // that it never lists an entry that GetEntry would not yet return.
+      // committer publishes the durable head after: a statement waits for it, so that it
+      // never lists an entry that GetEntry would not yet return.
       if (!statement.entries.empty()) {
         absl::Status published = AwaitHeadPublished(statement.entries.back().sequence());
         if (!published.ok()) return published;

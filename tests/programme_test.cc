@@ -5,11 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -591,45 +589,15 @@ TEST_F(RepaymentTest, StatementEntriesAreTheLoansInJournalOrder) {
 TEST_F(RepaymentTest, AStatementReadWhileItsLoanIsRepaidAgreesWithItself) {
   SetToday("2020-03-01");
   constexpr int kRepayments = 3000;
-  constexpr int kOutstanding = 16;
-  // Shared with the answers, which may outlive this body if it fails early.
-  struct Cashier {
-    std::mutex mutex;
-    std::condition_variable changed;
-    int submitted = 0;
-    int answered = 0;
-    int refused = 0;
-  };
-  auto cashier = std::make_shared<Cashier>();
-  std::thread repayments([&, cashier] {
-    for (int i = 0; i < kRepayments; ++i) {
-      {
-        std::unique_lock<std::mutex> lock(cashier->mutex);
-        cashier->changed.wait(
-            lock, [&] { return cashier->submitted - cashier->answered < kOutstanding; });
-        ++cashier->submitted;
-      }
-      ledger_->Submit(Repayment(Cat("bank-ref-", i), 1), [cashier](CommandResult result) {
-        {
-          std::lock_guard<std::mutex> lock(cashier->mutex);
-          if (!result.status.ok()) ++cashier->refused;
-          ++cashier->answered;
-        }
-        cashier->changed.notify_all();
-      });
-    }
-  });
-  auto all_answered = [&] {
-    std::lock_guard<std::mutex> lock(cashier->mutex);
-    return cashier->answered == kRepayments;
-  };
+  testing::SteadyWriter cashier(*ledger_, kRepayments, 16,
+                                [&](int i) { return Repayment(Cat("bank-ref-", i), 1); });
   int statements = 0;
   int retried = 0;  // ABORTED, reason LOAN_CHANGING: the loan kept changing; retry
   int wrong = 0;
   std::set<int64_t> repaid_seen;
   std::string first_wrong;
   absl::Status failed;
-  while (!all_answered()) {
+  while (!cashier.done()) {
     absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(loan_, "2020-03-01");
     if (ReasonOf(statement.status()) == "LOAN_CHANGING") {
       ++retried;
@@ -664,12 +632,7 @@ TEST_F(RepaymentTest, AStatementReadWhileItsLoanIsRepaidAgreesWithItself) {
       }
     }
   }
-  repayments.join();
-  {
-    std::unique_lock<std::mutex> lock(cashier->mutex);
-    cashier->changed.wait(lock, [&] { return cashier->answered == kRepayments; });
-    EXPECT_EQ(cashier->refused, 0);
-  }
+  EXPECT_EQ(cashier.Finish(), 0);
   EXPECT_TRUE(failed.ok()) << failed;
   EXPECT_EQ(wrong, 0) << "of " << statements << " statements; the first: " << first_wrong;
   // The reads overlapped the writes: the statements saw the loan at many points.

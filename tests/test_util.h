@@ -2,9 +2,14 @@
 #ifndef GONGDAI_TESTS_TEST_UTIL_H_
 #define GONGDAI_TESTS_TEST_UTIL_H_
 
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "engine/ledger.h"
 
@@ -56,6 +61,64 @@ inline Command Transfer(std::string request_id, std::string from, std::string to
   transfer->set_amount_fen(amount_fen);
   return command;
 }
+
+// Writes going on while a test reads: `count` commands (`make(i)` for i from 0), submitted
+// from a thread of its own with at most `outstanding` unanswered at a time.
+class SteadyWriter {
+ public:
+  SteadyWriter(Ledger& ledger, int count, int outstanding, std::function<Command(int)> make)
+      : state_(std::make_shared<State>()) {
+    thread_ = std::thread([&ledger, count, outstanding, make = std::move(make), state = state_] {
+      for (int i = 0; i < count; ++i) {
+        {
+          std::unique_lock<std::mutex> lock(state->mutex);
+          state->changed.wait(lock,
+                              [&] { return state->submitted - state->answered < outstanding; });
+          ++state->submitted;
+        }
+        // The answer holds the counts, so it may come after the test body has left.
+        ledger.Submit(make(i), [state](CommandResult result) {
+          {
+            std::lock_guard<std::mutex> lock(state->mutex);
+            if (!result.status.ok()) ++state->refused;
+            ++state->answered;
+          }
+          state->changed.notify_all();
+        });
+      }
+      std::lock_guard<std::mutex> lock(state->mutex);
+      state->all_submitted = true;
+    });
+  }
+  ~SteadyWriter() { Finish(); }
+  SteadyWriter(const SteadyWriter&) = delete;
+  SteadyWriter& operator=(const SteadyWriter&) = delete;
+
+  // Whether every command has been submitted and answered.
+  bool done() const {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return state_->all_submitted && state_->answered == state_->submitted;
+  }
+  // Waits until every command is answered; returns how many were refused.
+  int Finish() {
+    if (thread_.joinable()) thread_.join();
+    std::unique_lock<std::mutex> lock(state_->mutex);
+    state_->changed.wait(lock, [&] { return state_->answered == state_->submitted; });
+    return state_->refused;
+  }
+
+ private:
+  struct State {
+    mutable std::mutex mutex;
+    std::condition_variable changed;
+    int submitted = 0;
+    int answered = 0;
+    int refused = 0;
+    bool all_submitted = false;
+  };
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
 
 }  // namespace gongdai::testing
 
