@@ -319,6 +319,15 @@ class StorageReader final : public StateReader {
   const Storage& storage_;
 };
 
+// The latest journal entry a loan names by its sequence number: its submission, approvals,
+// closing decision and last financial entry.
+uint64_t LatestEntryNamed(const v1::LoanState& loan) {
+  uint64_t latest = std::max(loan.submitted().sequence(), loan.closed_by().sequence());
+  for (const v1::Decision& approval : loan.approvals())
+    latest = std::max(latest, approval.sequence());
+  return std::max(latest, loan.position().last_financial_sequence());
+}
+
 // How many times a statement reads its loan before it gives up when entries on the loan
 // keep being committed meanwhile (see ReadLoanWithEntries).
 constexpr int kStatementReadRounds = 10;
@@ -409,14 +418,16 @@ class Ledger::Impl {
   // Waits until the durable head reaches `sequence`, which storage already shows. A batch
   // is in storage once RocksDB's synced write has made it visible; the committer publishes
   // the durable head when that write returns, which on a busy machine can be a while later.
-  // A read that returns something of storage's beside what it names by sequence (an entry
-  // it lists, a tree's size) waits, so that GetEntry and proofs at that point succeed.
+  // A read that returns something of storage's that names entries by sequence (an entry
+  // it lists, a tree's size, a loan's decisions) waits, so that GetEntry and proofs at
+  // that point succeed.
   absl::Status AwaitHeadPublished(uint64_t sequence) const;
 
  private:
   void NotifyWaiters(bool closing);
   std::mutex waiters_mutex_;
   std::vector<std::pair<uint64_t, std::function<void()>>> waiters_;
+  bool waiters_closed_ = false;  // after the last NotifyWaiters: `done` is called at once
 
   // Calls `visit` with each projection under `prefix` (keys in order) until it returns
   // false.
@@ -617,7 +628,7 @@ void Ledger::Impl::Shutdown() {
 void Ledger::Impl::NotifyWhenBeyond(uint64_t sequence, std::function<void()> done) {
   {
     std::lock_guard<std::mutex> lock(waiters_mutex_);
-    if (durable_sequence_.load(std::memory_order_acquire) <= sequence && !shutting_down_) {
+    if (durable_sequence_.load(std::memory_order_acquire) <= sequence && !waiters_closed_) {
       waiters_.emplace_back(sequence, std::move(done));
       return;
     }
@@ -641,6 +652,7 @@ void Ledger::Impl::NotifyWaiters(bool closing) {
   std::vector<std::function<void()>> ready;
   {
     std::lock_guard<std::mutex> lock(waiters_mutex_);
+    if (closing) waiters_closed_ = true;
     const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (closing || it->first < durable) {
@@ -851,6 +863,7 @@ void Ledger::Impl::Commit(Prepared& prepared) {
         if (result.status.ok()) result = CommandResult{why, {}, false};
       }
     } else {
+      if (options_.before_head_published) options_.before_head_published(prepared.head.sequence);
       {
         std::lock_guard<std::mutex> lock(head_mutex_);
         head_ = prepared.head;
@@ -1327,6 +1340,8 @@ absl::StatusOr<v1::LoanState> Ledger::Impl::GetLoan(std::string_view id) const {
   if (!loan.ok()) return loan.status();
   if (!loan->has_value())
     return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", id));
+  absl::Status published = AwaitHeadPublished(LatestEntryNamed(**loan));
+  if (!published.ok()) return published;
   return std::move(**loan);
 }
 
@@ -1396,6 +1411,10 @@ absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
   }
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
+  uint64_t latest = 0;
+  for (const v1::LoanState& loan : page.loans) latest = std::max(latest, LatestEntryNamed(loan));
+  absl::Status published = AwaitHeadPublished(latest);
+  if (!published.ok()) return published;
   return page;
 }
 

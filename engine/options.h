@@ -67,6 +67,13 @@ struct LedgerOptions {
   // The RocksDB environment (file system and threads). The ledger does not own it.
   // Default: nullptr, the operating system's. Tests pass one that injects I/O faults.
   rocksdb::Env* env = nullptr;
+
+  // Called on the committing thread after each batch's synced write, with the batch's last
+  // sequence number, before the ledger publishes it as the durable head. Readers of storage
+  // see the batch from the write on; Head and GetEntry only from the publishing. Tests hold
+  // it to show what reads do in between. It must not call into the ledger.
+  // Default: none.
+  std::function<void(uint64_t last_sequence)> before_head_published;
 };
 
 }  // namespace gongdai

@@ -23,7 +23,6 @@ namespace {
 using testing::FaultEnv;
 using testing::FixedDayOptions;
 using testing::RawDb;
-using testing::SteadyWriter;
 using testing::TempDir;
 using testing::Transfer;
 
@@ -489,42 +488,6 @@ TEST(Ledger, ReadsNeverSeeAnEntryBeforeItIsDurable) {
   EXPECT_GT(checks.load(), 0);
   EXPECT_EQ(ledger->GetBalance("c:d")->fen(), 15);
   EXPECT_TRUE(ledger->GetEntry(2).ok());
-}
-
-// A tree head never runs ahead of the journal it covers: the entry at the tree's size and an
-// inclusion proof at that size are there as soon as the head is, also while entries are
-// being written. Storage shows a batch a moment before the committer publishes the durable
-// head, and an auditor asks for proofs at the size of the checkpoint just signed.
-TEST(Ledger, ATreeHeadNeverRunsAheadOfTheDurableJournal) {
-  TempDir dir;
-  auto ledger = OpenOrDie(dir.path(), FixedDayOptions());
-  SteadyWriter writes(*ledger, 3000, 16, [](int i) {
-    return Transfer("t" + std::to_string(i), "external:a:b", "c:d", 1);
-  });
-  int heads = 0;
-  int wrong = 0;
-  std::string first_wrong;
-  std::set<uint64_t> sizes;
-  while (!writes.done()) {
-    absl::StatusOr<TreeHead> head = ledger->GetTreeHead();
-    ASSERT_TRUE(head.ok()) << head.status();
-    ++heads;
-    sizes.insert(head->size);
-    if (head->size == 0) continue;
-    absl::StatusOr<v1::Entry> entry = ledger->GetEntry(head->size);
-    absl::StatusOr<std::vector<std::string>> proof =
-        ledger->GetInclusionProof(head->size - 1, head->size);
-    if (!entry.ok() || !proof.ok()) {
-      if (wrong++ == 0) {
-        first_wrong = "tree size " + std::to_string(head->size) + ": entry " +
-                      entry.status().ToString() + ", proof " + proof.status().ToString();
-      }
-    }
-  }
-  EXPECT_EQ(writes.Finish(), 0);
-  EXPECT_EQ(wrong, 0) << "of " << heads << " heads; the first: " << first_wrong;
-  // The reads overlapped the writes: the heads saw the tree at many sizes.
-  EXPECT_GT(sizes.size(), 20u) << heads << " heads";
 }
 
 // The committer hands a written batch's buffer back, cleared, for a later batch. Pipelined

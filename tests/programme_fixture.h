@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,6 +97,7 @@ class ProgrammeTest : public ::testing::Test {
     options.batch_read_threads = batch_read_threads_;
     if (block_cache_bytes_.has_value()) options.block_cache_bytes = *block_cache_bytes_;
     options.env = env_;
+    options.before_head_published = before_head_published_;
     absl::StatusOr<std::unique_ptr<Ledger>> opened =
         Ledger::Open(path_.empty() ? dir_.path() : path_, options);
     ASSERT_TRUE(opened.ok()) << opened.status();
@@ -242,6 +244,7 @@ class ProgrammeTest : public ::testing::Test {
   size_t batch_read_threads_ = LedgerOptions().batch_read_threads;
   std::optional<size_t> block_cache_bytes_;  // FixedDayOptions' when not set
   rocksdb::Env* env_ = nullptr;              // not owned
+  std::function<void(uint64_t)> before_head_published_;
   // The database Reopen opens, when not dir_.
   std::string path_;
   Date today_ = *ParseDate("2020-01-01", "today");

@@ -640,6 +640,84 @@ TEST_F(RepaymentTest, AStatementReadWhileItsLoanIsRepaidAgreesWithItself) {
   EXPECT_EQ(Loan(loan_).position().principal_repaid_fen(), kRepayments);
 }
 
+// Reads that name entries by sequence wait until those entries are durable. A batch is in
+// storage once its synced write returns, a moment before the ledger publishes it as the
+// durable head (Head, GetEntry): here that moment is held open. The tree head, the loan
+// read alone or listed, and its statement wait for the publishing, then name the new
+// entry, which GetEntry returns.
+TEST_F(RepaymentTest, ReadsThatNameAnEntryWaitUntilItIsDurable) {
+  SetToday("2020-03-01");
+  struct Gate {
+    std::atomic<uint64_t> hold{0};
+    std::promise<void> reached;
+    std::promise<void> open;
+    std::shared_future<void> opened = open.get_future().share();
+  };
+  auto gate = std::make_shared<Gate>();
+  before_head_published_ = [gate](uint64_t sequence) {
+    if (sequence != gate->hold.load()) return;
+    gate->reached.set_value();
+    gate->opened.wait();
+  };
+  Reopen();
+  const uint64_t before = ledger_->Head().sequence;
+  const uint64_t held = before + 1;
+  gate->hold = held;
+  std::future<CommandResult> repaid;
+  std::future<absl::StatusOr<TreeHead>> tree;
+  std::future<absl::StatusOr<v1::LoanState>> loan;
+  std::future<absl::StatusOr<LoanPage>> listed;
+  std::future<absl::StatusOr<LoanStatement>> statement;
+  // Declared after the futures, so that an early return opens the gate before they are
+  // waited for.
+  struct Opener {
+    Gate& gate;
+    bool opened = false;
+    void Open() {
+      if (!opened) gate.open.set_value();
+      opened = true;
+    }
+    ~Opener() { Open(); }
+  } opener{*gate};
+  repaid = std::async(std::launch::async,
+                      [&] { return ledger_->SubmitAndWait(Repayment("bank-ref-held", 50'000)); });
+  gate->reached.get_future().wait();
+  // The repayment is in storage, not yet published.
+  EXPECT_EQ(ledger_->Head().sequence, before);
+  EXPECT_EQ(ledger_->GetEntry(held).status().code(), absl::StatusCode::kNotFound);
+  tree = std::async(std::launch::async, [&] { return ledger_->GetTreeHead(); });
+  loan = std::async(std::launch::async, [&] { return ledger_->GetLoan(loan_); });
+  listed = std::async(std::launch::async, [&] { return ledger_->ListLoans(LoanQuery{}); });
+  statement = std::async(std::launch::async,
+                         [&] { return ledger_->GetLoanStatement(loan_, "2020-03-01"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto waiting = [](const auto& future) {
+    return future.wait_for(std::chrono::seconds(0)) == std::future_status::timeout;
+  };
+  EXPECT_TRUE(waiting(tree));
+  EXPECT_TRUE(waiting(loan));
+  EXPECT_TRUE(waiting(listed));
+  EXPECT_TRUE(waiting(statement));
+  opener.Open();
+  ASSERT_TRUE(repaid.get().status.ok());
+  absl::StatusOr<TreeHead> tree_head = tree.get();
+  ASSERT_TRUE(tree_head.ok()) << tree_head.status();
+  EXPECT_EQ(tree_head->size, held);
+  EXPECT_TRUE(ledger_->GetInclusionProof(held - 1, tree_head->size).ok());
+  absl::StatusOr<v1::LoanState> alone = loan.get();
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_EQ(alone->position().last_financial_sequence(), held);
+  absl::StatusOr<LoanPage> page = listed.get();
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->loans.size(), 1u);
+  EXPECT_EQ(page->loans[0].position().last_financial_sequence(), held);
+  absl::StatusOr<LoanStatement> read = statement.get();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->entries.back().sequence(), held);
+  EXPECT_EQ(read->loan.position().last_financial_sequence(), held);
+  EXPECT_TRUE(ledger_->GetEntry(held).ok());
+}
+
 // A statement reads the copies of the loan's entries that the loan-entries index keeps:
 // byte for byte the journal's, rebuilt from the journal for a database of an engine that
 // kept none, and refused (DATA_LOSS naming the entry) when one is damaged.
