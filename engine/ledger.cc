@@ -328,6 +328,32 @@ uint64_t LatestEntryNamed(const v1::LoanState& loan) {
   return std::max(latest, loan.position().last_financial_sequence());
 }
 
+// The borrower an entry registers or changes, or "".
+std::string_view BorrowerIdOf(const v1::Event& event) {
+  switch (event.kind_case()) {
+    case v1::Event::kBorrowerRegistered:
+      return event.borrower_registered().borrower_id();
+    case v1::Event::kBorrowerUpdated:
+      return event.borrower_updated().borrower_id();
+    case v1::Event::kTalentPoolStatusChanged:
+      return event.talent_pool_status_changed().borrower_id();
+    default:
+      return {};
+  }
+}
+
+// The product an entry defines or amends, or "".
+std::string_view ProductIdOf(const v1::Event& event) {
+  switch (event.kind_case()) {
+    case v1::Event::kProductDefined:
+      return event.product_defined().product_id();
+    case v1::Event::kProductAmended:
+      return event.product_amended().product_id();
+    default:
+      return {};
+  }
+}
+
 // How many times a statement reads its loan before it gives up when entries on the loan
 // keep being committed meanwhile (see ReadLoanWithEntries).
 constexpr int kStatementReadRounds = 10;
@@ -470,6 +496,9 @@ class Ledger::Impl {
   void WaitUntilCommitted();
   CommandResult Execute(const Command& command, BatchState& state, JournalHead& head, Date today,
                         int64_t now_us);
+  // Puts in `result` the borrower or product its entry registered, changed or defined, as
+  // `state` holds it just after the entry.
+  static void HandOverBorrowerOrProduct(BatchState& state, CommandResult& result);
   absl::StatusOr<v1::Entry> ReadEntry(uint64_t sequence, const StorageSnapshot* snapshot) const;
   // Replays the journal (at `snapshot`) with every check an audit makes.
   absl::Status ReplayInto(Replayer& replay, const StorageSnapshot* snapshot) const;
@@ -1026,7 +1055,22 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state, J
   state.PutOwned(Space::kJournal, SequenceKey(entry.sequence()), std::move(stored));
   head.sequence = entry.sequence();
   head.hash = entry.hash();
-  return CommandResult{absl::OkStatus(), std::move(entry), false, std::move(loan.applied)};
+  CommandResult done{absl::OkStatus(), std::move(entry), false, std::move(loan.applied)};
+  HandOverBorrowerOrProduct(state, done);
+  return done;
+}
+
+void Ledger::Impl::HandOverBorrowerOrProduct(BatchState& state, CommandResult& result) {
+  // The state holds this entry's writes and none after it. A failed read leaves the answer
+  // to read the borrower or product itself.
+  const v1::Event& event = result.entry.event();
+  if (const std::string_view borrower = BorrowerIdOf(event); !borrower.empty()) {
+    absl::StatusOr<std::optional<v1::BorrowerState>> read = ReadBorrower(state, borrower);
+    if (read.ok() && read->has_value()) result.borrower = std::move(**read);
+  } else if (const std::string_view product = ProductIdOf(event); !product.empty()) {
+    absl::StatusOr<std::optional<v1::ProductState>> read = ReadProduct(state, product);
+    if (read.ok() && read->has_value()) result.product = std::move(**read);
+  }
 }
 
 void Ledger::Impl::Stop(const absl::Status& why) {

@@ -52,6 +52,10 @@ struct CommandResult {
   // The loan as this entry left it, when the entry is about a loan; empty on a retry
   // (the loan may have moved on since the original entry).
   std::optional<v1::LoanState> loan = std::nullopt;
+  // Likewise the borrower or the product, when the entry registers, changes or defines
+  // one. Read after the commit, either might already show a later command's change.
+  std::optional<v1::BorrowerState> borrower = std::nullopt;
+  std::optional<v1::ProductState> product = std::nullopt;
 };
 
 // Called exactly once per Submit: on the writer thread after the batch is durable, or

@@ -164,6 +164,12 @@ LedgerService::Fill LedgerService::ProductFill(v1::ProductResponse* response,
   return [this, response, product_id = std::move(product_id)](const CommandResult& result,
                                                               const Caller&) {
     FillReceipt(result, response->mutable_entry());
+    // The product as the entry left it, as the writer handed it over; a retry answers
+    // with the product as it is now.
+    if (result.product.has_value() && result.product->product_id() == product_id) {
+      *response->mutable_product() = ProductToApi(*result.product);
+      return absl::OkStatus();
+    }
     absl::StatusOr<v1::ProductState> product = ledger_->GetProduct(product_id);
     if (!product.ok()) return product.status();
     *response->mutable_product() = ProductToApi(*product);
@@ -286,7 +292,13 @@ LedgerService::Fill BorrowerFill(Ledger* ledger, v1::BorrowerResponse* response,
   return [ledger, response, id = std::move(id)](const CommandResult& result,
                                                 const LedgerService::Caller& caller) {
     FillReceipt(result, response->mutable_entry());
-    absl::StatusOr<v1::BorrowerState> b = ledger->GetBorrower(id(result.entry.event()));
+    const std::string borrower_id = id(result.entry.event());
+    // As for a loan (LoanFill): the borrower as the entry left it, or, on a retry, now.
+    if (result.borrower.has_value() && result.borrower->borrower_id() == borrower_id) {
+      *response->mutable_borrower() = BorrowerToApi(*result.borrower, caller.personal());
+      return absl::OkStatus();
+    }
+    absl::StatusOr<v1::BorrowerState> b = ledger->GetBorrower(borrower_id);
     if (!b.ok()) return b.status();
     *response->mutable_borrower() = BorrowerToApi(*b, caller.personal());
     return absl::OkStatus();

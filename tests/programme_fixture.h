@@ -7,9 +7,12 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/ledger.h"
 #include "engine/national_id.h"
@@ -105,6 +108,57 @@ class ProgrammeTest : public ::testing::Test {
   }
 
   void SetToday(const char* date) { today_ = *ParseDate(date, "today"); }
+
+  // Holds the committer, once, between the synced write of the batch that ends at a given
+  // sequence and its publishing as the durable head (LedgerOptions::before_head_published).
+  class PublishGate {
+   public:
+    void Hold(uint64_t sequence) { hold_ = sequence; }
+    // Returns once the committer is held.
+    void WaitUntilHeld() { reached_future_.wait(); }
+    // Lets the committer go on; later calls do nothing.
+    void Open() {
+      std::call_once(opened_once_, [this] { open_.set_value(); });
+    }
+    // The hook.
+    void Pass(uint64_t sequence) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        batch_ends_.push_back(sequence);
+      }
+      if (sequence != hold_.load()) return;
+      reached_.set_value();
+      opened_.wait();
+    }
+    // The last sequence of each batch written so far.
+    std::vector<uint64_t> BatchEnds() {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return batch_ends_;
+    }
+    // Opens the gate as it goes out of scope: declared after the futures of calls that may
+    // wait for the gate, an early return opens it before they are waited for.
+    struct OpenOnExit {
+      PublishGate& gate;
+      ~OpenOnExit() { gate.Open(); }
+    };
+
+   private:
+    std::atomic<uint64_t> hold_{0};
+    std::promise<void> reached_;
+    std::future<void> reached_future_ = reached_.get_future();
+    std::promise<void> open_;
+    std::shared_future<void> opened_ = open_.get_future().share();
+    std::once_flag opened_once_;
+    std::mutex mutex_;
+    std::vector<uint64_t> batch_ends_;
+  };
+  // Reopens the ledger with a gate for the test to hold.
+  std::shared_ptr<PublishGate> GatePublishing() {
+    auto gate = std::make_shared<PublishGate>();
+    before_head_published_ = [gate](uint64_t sequence) { gate->Pass(sequence); };
+    Reopen();
+    return gate;
+  }
 
   CommandResult Run(const v1::Actor& actor, const v1::Event& event, std::string date = "") {
     Command command;

@@ -97,6 +97,78 @@ TEST_F(ProgrammeTest, ProductIsDefinedOnceAndAmendedAsAWhole) {
   EXPECT_EQ(ReasonOf(Run(kSupervisor, amend).status), "FUNDING_IS_FIXED");
 }
 
+// A command on a borrower or a product is answered with it as its own entry left it, not as
+// a later command in the same batch left it. Two changes of one borrower's phone and two of
+// a product's grace days are held back until the writer takes them as one batch.
+TEST_F(ProgrammeTest, ABorrowerOrProductIsHandedOverAsItsEntryLeftIt) {
+  const std::string borrower = Register("李秀英");
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  std::shared_ptr<PublishGate> gate = GatePublishing();
+  const uint64_t before = ledger_->Head().sequence;
+  gate->Hold(before + 1);
+  int submitted = 0;
+  auto submit = [&](const v1::Actor& actor, const v1::Event& event) {
+    auto answer = std::make_shared<std::promise<CommandResult>>();
+    std::future<CommandResult> answered = answer->get_future();
+    Command command;
+    command.request_id = Cat("handed-", ++submitted);
+    command.actor = actor;
+    command.event = event;
+    ledger_->Submit(std::move(command),
+                    [answer](CommandResult result) { answer->set_value(std::move(result)); });
+    return answered;
+  };
+  auto phone_change = [&](const char* phone) {
+    v1::Event event;
+    event.mutable_borrower_updated()->set_borrower_id(borrower);
+    *event.mutable_borrower_updated()->mutable_details() = Details("李秀英");
+    event.mutable_borrower_updated()->mutable_details()->set_phone(phone);
+    return event;
+  };
+  auto grace_change = [&](int days) {
+    v1::Event event;
+    event.mutable_product_amended()->set_product_id("fund-2020");
+    *event.mutable_product_amended()->mutable_terms() = testing::UnionFundTerms();
+    event.mutable_product_amended()->mutable_terms()->set_grace_days(days);
+    return event;
+  };
+  std::future<CommandResult> held, next, first_phone, second_phone, first_grace, second_grace;
+  PublishGate::OpenOnExit opener{*gate};
+  held = submit(kCashier, Contribute(1'000));
+  gate->WaitUntilHeld();
+  // The next batch executes and waits for the committer; what comes meanwhile queues for
+  // the one after, together.
+  next = submit(kCashier, Contribute(2'000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  first_phone = submit(kOfficer, phone_change("13907960001"));
+  second_phone = submit(kOfficer2, phone_change("13907960002"));
+  first_grace = submit(kSupervisor, grace_change(7));
+  second_grace = submit(kSupervisor, grace_change(9));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  gate->Open();
+  for (std::future<CommandResult>* f : {&held, &next}) ASSERT_TRUE(f->get().status.ok());
+  const CommandResult phone1 = first_phone.get(), phone2 = second_phone.get();
+  const CommandResult grace1 = first_grace.get(), grace2 = second_grace.get();
+  for (const CommandResult* r : {&phone1, &phone2, &grace1, &grace2})
+    ASSERT_TRUE(r->status.ok()) << r->status;
+  // The four changes were one batch: none of the first three ended one.
+  const std::vector<uint64_t> ends = gate->BatchEnds();
+  for (const CommandResult* r : {&phone1, &phone2, &grace1}) {
+    EXPECT_EQ(std::count(ends.begin(), ends.end(), r->entry.sequence()), 0) << r->entry.sequence();
+  }
+  ASSERT_TRUE(phone1.borrower.has_value() && phone2.borrower.has_value());
+  EXPECT_EQ(phone1.borrower->details().phone(), "13907960001");
+  EXPECT_EQ(phone2.borrower->details().phone(), "13907960002");
+  ASSERT_TRUE(grace1.product.has_value() && grace2.product.has_value());
+  EXPECT_EQ(grace1.product->terms().grace_days(), 7);
+  EXPECT_EQ(grace2.product->terms().grace_days(), 9);
+  EXPECT_FALSE(phone1.product.has_value());
+  EXPECT_FALSE(grace1.borrower.has_value());
+  // Now both show the last change.
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->details().phone(), "13907960002");
+  EXPECT_EQ(ledger_->GetProduct("fund-2020")->terms().grace_days(), 9);
+}
+
 TEST_F(ProgrammeTest, BorrowerRegistrationValidatesEveryField) {
   v1::Event event;
   event.mutable_borrower_registered()->set_national_id("360802198506121234");  // bad check
@@ -647,41 +719,19 @@ TEST_F(RepaymentTest, AStatementReadWhileItsLoanIsRepaidAgreesWithItself) {
 // entry, which GetEntry returns.
 TEST_F(RepaymentTest, ReadsThatNameAnEntryWaitUntilItIsDurable) {
   SetToday("2020-03-01");
-  struct Gate {
-    std::atomic<uint64_t> hold{0};
-    std::promise<void> reached;
-    std::promise<void> open;
-    std::shared_future<void> opened = open.get_future().share();
-  };
-  auto gate = std::make_shared<Gate>();
-  before_head_published_ = [gate](uint64_t sequence) {
-    if (sequence != gate->hold.load()) return;
-    gate->reached.set_value();
-    gate->opened.wait();
-  };
-  Reopen();
+  std::shared_ptr<PublishGate> gate = GatePublishing();
   const uint64_t before = ledger_->Head().sequence;
   const uint64_t held = before + 1;
-  gate->hold = held;
+  gate->Hold(held);
   std::future<CommandResult> repaid;
   std::future<absl::StatusOr<TreeHead>> tree;
   std::future<absl::StatusOr<v1::LoanState>> loan;
   std::future<absl::StatusOr<LoanPage>> listed;
   std::future<absl::StatusOr<LoanStatement>> statement;
-  // Declared after the futures, so that an early return opens the gate before they are
-  // waited for.
-  struct Opener {
-    Gate& gate;
-    bool opened = false;
-    void Open() {
-      if (!opened) gate.open.set_value();
-      opened = true;
-    }
-    ~Opener() { Open(); }
-  } opener{*gate};
+  PublishGate::OpenOnExit opener{*gate};
   repaid = std::async(std::launch::async,
                       [&] { return ledger_->SubmitAndWait(Repayment("bank-ref-held", 50'000)); });
-  gate->reached.get_future().wait();
+  gate->WaitUntilHeld();
   // The repayment is in storage, not yet published.
   EXPECT_EQ(ledger_->Head().sequence, before);
   EXPECT_EQ(ledger_->GetEntry(held).status().code(), absl::StatusCode::kNotFound);
@@ -698,7 +748,7 @@ TEST_F(RepaymentTest, ReadsThatNameAnEntryWaitUntilItIsDurable) {
   EXPECT_TRUE(waiting(loan));
   EXPECT_TRUE(waiting(listed));
   EXPECT_TRUE(waiting(statement));
-  opener.Open();
+  gate->Open();
   ASSERT_TRUE(repaid.get().status.ok());
   absl::StatusOr<TreeHead> tree_head = tree.get();
   ASSERT_TRUE(tree_head.ok()) << tree_head.status();
