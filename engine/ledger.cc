@@ -319,15 +319,6 @@ class StorageReader final : public StateReader {
   const Storage& storage_;
 };
 
-// The latest journal entry a loan names by its sequence number: its submission, approvals,
-// closing decision and last financial entry.
-uint64_t LatestEntryNamed(const v1::LoanState& loan) {
-  uint64_t latest = std::max(loan.submitted().sequence(), loan.closed_by().sequence());
-  for (const v1::Decision& approval : loan.approvals())
-    latest = std::max(latest, approval.sequence());
-  return std::max(latest, loan.position().last_financial_sequence());
-}
-
 // The borrower an entry registers or changes, or "".
 std::string_view BorrowerIdOf(const v1::Event& event) {
   switch (event.kind_case()) {
@@ -444,12 +435,18 @@ class Ledger::Impl {
   // Waits until the durable head reaches `sequence`, which storage already shows. A batch
   // is in storage once RocksDB's synced write has made it visible; the committer publishes
   // the durable head when that write returns, which on a busy machine can be a while later.
-  // A read that returns something of storage's that names entries by sequence (an entry
-  // it lists, a tree's size, a loan's decisions) waits, so that GetEntry and proofs at
-  // that point succeed.
+  // A read that returns something of storage's that names entries or shows their effect
+  // (a statement's entries, a tree's size, a loan's decisions) waits, so that GetEntry,
+  // proofs and the journal's head agree with it. UNAVAILABLE after 5 s.
   absl::Status AwaitHeadPublished(uint64_t sequence) const;
+  // Waits until the durable head reaches the chain head that storage holds now. Every
+  // batch writes its head, so that is at least as far as anything read from storage
+  // before the call: a read calls it last. Returns the stored head's sequence.
+  absl::StatusOr<uint64_t> AwaitStoredHead() const;
 
  private:
+  // The loan as storage holds it, without waiting for the durable head.
+  absl::StatusOr<v1::LoanState> ReadStoredLoan(std::string_view id) const;
   void NotifyWaiters(bool closing);
   std::mutex waiters_mutex_;
   std::vector<std::pair<uint64_t, std::function<void()>>> waiters_;
@@ -677,6 +674,20 @@ absl::Status Ledger::Impl::AwaitHeadPublished(uint64_t sequence) const {
                                     " but the durable head has stayed at ", head_.sequence));
 }
 
+absl::StatusOr<uint64_t> Ledger::Impl::AwaitStoredHead() const {
+  absl::StatusOr<std::optional<std::string>> bytes = storage_->Get(Space::kMeta, kMetaHeadKey);
+  if (!bytes.ok()) return bytes.status();
+  uint64_t stored = 0;
+  if (bytes->has_value()) {
+    v1::JournalHead head;
+    if (!head.ParseFromString(**bytes)) return absl::DataLossError("chain head does not parse");
+    stored = head.sequence();
+  }
+  absl::Status published = AwaitHeadPublished(stored);
+  if (!published.ok()) return published;
+  return stored;
+}
+
 void Ledger::Impl::NotifyWaiters(bool closing) {
   std::vector<std::function<void()>> ready;
   {
@@ -717,8 +728,13 @@ absl::StatusOr<TreeHead> Ledger::Impl::GetTreeHead() const {
   if (!edge.ok()) return edge.status();
   // An auditor asks for entries and proofs at the size of the head just read: it waits
   // for the committer to publish the durable head that far (see AwaitHeadPublished).
-  absl::Status published = AwaitHeadPublished(edge->size());
-  if (!published.ok()) return published;
+  absl::StatusOr<uint64_t> stored = AwaitStoredHead();
+  if (!stored.ok()) return stored.status();
+  if (edge->size() > *stored) {
+    return absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": the Merkle tree holds ",
+                                   edge->size(), " leaves but the journal ends at entry ",
+                                   *stored));
+  }
   return TreeHead{edge->size(), edge->Root()};
 }
 
@@ -1378,15 +1394,23 @@ absl::StatusOr<BorrowerPage> Ledger::Impl::ListBorrowers(const BorrowerQuery& qu
   return page;
 }
 
-absl::StatusOr<v1::LoanState> Ledger::Impl::GetLoan(std::string_view id) const {
+absl::StatusOr<v1::LoanState> Ledger::Impl::ReadStoredLoan(std::string_view id) const {
   StorageReader reader(*storage_);
   absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(reader, id);
   if (!loan.ok()) return loan.status();
   if (!loan->has_value())
     return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", id));
-  absl::Status published = AwaitHeadPublished(LatestEntryNamed(**loan));
-  if (!published.ok()) return published;
   return std::move(**loan);
+}
+
+absl::StatusOr<v1::LoanState> Ledger::Impl::GetLoan(std::string_view id) const {
+  absl::StatusOr<v1::LoanState> loan = ReadStoredLoan(id);
+  if (!loan.ok()) return loan.status();
+  // A loan names entries (its decisions) and shows the effect of others: it waits for
+  // them to be durable, so that GetEntry and the journal's head agree with it.
+  absl::StatusOr<uint64_t> stored = AwaitStoredHead();
+  if (!stored.ok()) return stored.status();
+  return loan;
 }
 
 absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
@@ -1455,10 +1479,8 @@ absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
   }
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
-  uint64_t latest = 0;
-  for (const v1::LoanState& loan : page.loans) latest = std::max(latest, LatestEntryNamed(loan));
-  absl::Status published = AwaitHeadPublished(latest);
-  if (!published.ok()) return published;
+  absl::StatusOr<uint64_t> stored = AwaitStoredHead();  // as GetLoan
+  if (!stored.ok()) return stored.status();
   return page;
 }
 
@@ -1537,10 +1559,8 @@ absl::StatusOr<LoanStatement> Ledger::Impl::ReadLoanWithEntries(std::string_view
       // What storage holds is on disk (a batch becomes visible only once synced), but the
       // committer publishes the durable head after: a statement waits for it, so that it
       // never lists an entry that GetEntry would not yet return.
-      if (!statement.entries.empty()) {
-        absl::Status published = AwaitHeadPublished(statement.entries.back().sequence());
-        if (!published.ok()) return published;
-      }
+      absl::StatusOr<uint64_t> stored = AwaitStoredHead();
+      if (!stored.ok()) return stored.status();
       return statement;
     }
     if (round == kStatementReadRounds) {
@@ -1548,7 +1568,7 @@ absl::StatusOr<LoanStatement> Ledger::Impl::ReadLoanWithEntries(std::string_view
                         Cat("loan ", id, " had new entries each of the ", kStatementReadRounds,
                             " times its statement was read; retry"));
     }
-    absl::StatusOr<v1::LoanState> read = GetLoan(id);
+    absl::StatusOr<v1::LoanState> read = ReadStoredLoan(id);
     if (!read.ok()) return read.status();
     loan = *std::move(read);
   }

@@ -4,7 +4,9 @@
 // A Ledger is the engine's only handle. Writes are commands: Submit queues one for the
 // single writer thread, which validates a batch of commands against current state,
 // writes one WriteBatch for the whole batch with sync = true, and only then answers
-// each caller (group commit). Reads see only entries that are durable.
+// each caller (group commit). Reads see only entries that are durable: a read whose answer
+// names entries or shows their effect waits, if need be, for the ledger to publish as
+// durable the batch that storage already shows (UNAVAILABLE after 5 s).
 //
 // Thread safety: every method may be called from any thread concurrently.
 #ifndef GONGDAI_ENGINE_LEDGER_H_
@@ -58,7 +60,7 @@ struct CommandResult {
   std::optional<v1::ProductState> product = std::nullopt;
 };
 
-// Called exactly once per Submit: on the writer thread after the batch is durable, or
+// Called exactly once per Submit: on the answering thread after the batch is durable, or
 // on the submitting thread when the command is refused before queueing. It must not
 // block; it may call Submit.
 using CommandCallback = std::function<void(CommandResult)>;
@@ -250,7 +252,8 @@ class Ledger {
   // The durable chain head.
   JournalHead Head() const;
 
-  // The Merkle tree head of the durable journal.
+  // The Merkle tree head of the durable journal (DATA_LOSS if the stored tree holds more
+  // leaves than the journal has entries).
   [[nodiscard]] absl::StatusOr<TreeHead> GetTreeHead() const;
   // RFC 6962 inclusion proof of leaf `index` (entry index+1) in the tree of `size` leaves,
   // and consistency proof between sizes; sizes must not exceed the durable tree.
@@ -261,7 +264,7 @@ class Ledger {
   // The root of the tree of `size` leaves (size <= the durable tree).
   [[nodiscard]] absl::StatusOr<std::string> GetTreeRoot(uint64_t size) const;
 
-  // Calls `done` once, on the writer thread, after the next batch that takes the journal
+  // Calls `done` once, on the committing thread, after the next batch that takes the journal
   // beyond `sequence` is durable (at once, on the calling thread, if it already is), or
   // when the ledger closes. Must not block.
   void NotifyWhenBeyond(uint64_t sequence, std::function<void()> done);

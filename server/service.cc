@@ -826,7 +826,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
         pending_immediate_ = true;
         return;
       }
-      // On the writer thread, after a commit (or as the ledger closes).
+      // On the committing thread, after a commit (or as the ledger closes).
       std::lock_guard<std::mutex> lock(shared->mutex);
       if (!shared->finished && waiting_) Next();
     });

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <limits>
 #include <numeric>
@@ -762,6 +763,33 @@ TEST(Ledger, RebuildProducesByteIdenticalProjections) {
 // The writer keeps the Merkle tree's edge decoded, loaded when the ledger opens. A stored
 // edge that is damaged, or that does not match the journal, refuses every write, naming
 // the projection, until a rebuild puts it right; then writes go on from the right tree.
+// A stored tree with more leaves than the journal has entries is damage, reported at once:
+// a tree head read waits for the journal to catch up only with what storage holds.
+TEST(Ledger, ATreeAheadOfItsJournalIsDataLossNotAWait) {
+  auto transfers = [](Ledger& ledger, int count) {
+    for (int i = 0; i < count; ++i) {
+      ASSERT_TRUE(ledger.SubmitAndWait(Transfer("e" + std::to_string(i), "external:a:b", "c:d", 5))
+                      .status.ok());
+    }
+  };
+  TempDir longer;
+  transfers(*OpenOrDie(longer.path()), 7);
+  std::optional<std::string> edge =
+      RawDb(longer.path()).Get("projections", std::string(kTreeEdgeKey));
+  ASSERT_TRUE(edge.has_value());
+  TempDir dir;
+  transfers(*OpenOrDie(dir.path()), 5);
+  RawDb(dir.path()).Put("projections", std::string(kTreeEdgeKey), *edge);
+  auto ledger = OpenOrDie(dir.path());
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<TreeHead> head = ledger->GetTreeHead();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  ASSERT_EQ(head.status().code(), absl::StatusCode::kDataLoss) << head.status();
+  EXPECT_NE(head.status().message().find("holds 7 leaves but the journal ends at entry 5"),
+            std::string_view::npos)
+      << head.status();
+}
+
 TEST(Ledger, ADamagedTreeEdgeRefusesWritesUntilARebuild) {
   for (const std::string& damaged : {std::string("garbage"), std::string()}) {
     TempDir dir;

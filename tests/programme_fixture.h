@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
@@ -114,8 +115,10 @@ class ProgrammeTest : public ::testing::Test {
   class PublishGate {
    public:
     void Hold(uint64_t sequence) { hold_ = sequence; }
-    // Returns once the committer is held.
-    void WaitUntilHeld() { reached_future_.wait(); }
+    // Whether the committer came to be held within a generous while.
+    [[nodiscard]] bool WaitUntilHeld() {
+      return reached_future_.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+    }
     // Lets the committer go on; later calls do nothing.
     void Open() {
       std::call_once(opened_once_, [this] { open_.set_value(); });
@@ -126,7 +129,7 @@ class ProgrammeTest : public ::testing::Test {
         std::lock_guard<std::mutex> lock(mutex_);
         batch_ends_.push_back(sequence);
       }
-      if (sequence != hold_.load()) return;
+      if (sequence != hold_.load() || held_once_.exchange(true)) return;
       reached_.set_value();
       opened_.wait();
     }
@@ -144,6 +147,7 @@ class ProgrammeTest : public ::testing::Test {
 
    private:
     std::atomic<uint64_t> hold_{0};
+    std::atomic<bool> held_once_{false};
     std::promise<void> reached_;
     std::future<void> reached_future_ = reached_.get_future();
     std::promise<void> open_;

@@ -135,16 +135,16 @@ TEST_F(ProgrammeTest, ABorrowerOrProductIsHandedOverAsItsEntryLeftIt) {
   std::future<CommandResult> held, next, first_phone, second_phone, first_grace, second_grace;
   PublishGate::OpenOnExit opener{*gate};
   held = submit(kCashier, Contribute(1'000));
-  gate->WaitUntilHeld();
+  ASSERT_TRUE(gate->WaitUntilHeld());
   // The next batch executes and waits for the committer; what comes meanwhile queues for
   // the one after, together.
   next = submit(kCashier, Contribute(2'000));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
   first_phone = submit(kOfficer, phone_change("13907960001"));
   second_phone = submit(kOfficer2, phone_change("13907960002"));
   first_grace = submit(kSupervisor, grace_change(7));
   second_grace = submit(kSupervisor, grace_change(9));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
   gate->Open();
   for (std::future<CommandResult>* f : {&held, &next}) ASSERT_TRUE(f->get().status.ok());
   const CommandResult phone1 = first_phone.get(), phone2 = second_phone.get();
@@ -731,7 +731,7 @@ TEST_F(RepaymentTest, ReadsThatNameAnEntryWaitUntilItIsDurable) {
   PublishGate::OpenOnExit opener{*gate};
   repaid = std::async(std::launch::async,
                       [&] { return ledger_->SubmitAndWait(Repayment("bank-ref-held", 50'000)); });
-  gate->WaitUntilHeld();
+  ASSERT_TRUE(gate->WaitUntilHeld());
   // The repayment is in storage, not yet published.
   EXPECT_EQ(ledger_->Head().sequence, before);
   EXPECT_EQ(ledger_->GetEntry(held).status().code(), absl::StatusCode::kNotFound);
