@@ -319,30 +319,10 @@ class StorageReader final : public StateReader {
   const Storage& storage_;
 };
 
-// The borrower an entry registers or changes, or "".
-std::string_view BorrowerIdOf(const v1::Event& event) {
-  switch (event.kind_case()) {
-    case v1::Event::kBorrowerRegistered:
-      return event.borrower_registered().borrower_id();
-    case v1::Event::kBorrowerUpdated:
-      return event.borrower_updated().borrower_id();
-    case v1::Event::kTalentPoolStatusChanged:
-      return event.talent_pool_status_changed().borrower_id();
-    default:
-      return {};
-  }
-}
-
-// The product an entry defines or amends, or "".
-std::string_view ProductIdOf(const v1::Event& event) {
-  switch (event.kind_case()) {
-    case v1::Event::kProductDefined:
-      return event.product_defined().product_id();
-    case v1::Event::kProductAmended:
-      return event.product_amended().product_id();
-    default:
-      return {};
-  }
+// The stored tree edge disagrees with the journal it should cover.
+absl::Status TreeEdgeMismatch(uint64_t leaves, uint64_t journal_end) {
+  return absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": the Merkle tree holds ", leaves,
+                                 " leaves but the journal ends at entry ", journal_end));
 }
 
 // How many times a statement reads its loan before it gives up when entries on the loan
@@ -730,11 +710,7 @@ absl::StatusOr<TreeHead> Ledger::Impl::GetTreeHead() const {
   // for the committer to publish the durable head that far (see AwaitHeadPublished).
   absl::StatusOr<uint64_t> stored = AwaitStoredHead();
   if (!stored.ok()) return stored.status();
-  if (edge->size() > *stored) {
-    return absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": the Merkle tree holds ",
-                                   edge->size(), " leaves but the journal ends at entry ",
-                                   *stored));
-  }
+  if (edge->size() > *stored) return TreeEdgeMismatch(edge->size(), *stored);
   return TreeHead{edge->size(), edge->Root()};
 }
 
@@ -796,9 +772,7 @@ void Ledger::Impl::LoadTreeEdge() {
   if (!edge.ok()) {
     edge_status_ = edge.status();
   } else if (edge->size() != next_head_.sequence) {
-    edge_status_ = absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": the Merkle tree holds ",
-                                           edge->size(), " leaves but the journal ends at entry ",
-                                           next_head_.sequence));
+    edge_status_ = TreeEdgeMismatch(edge->size(), next_head_.sequence);
   } else {
     next_edge_ = *std::move(edge);
     edge_status_ = absl::OkStatus();

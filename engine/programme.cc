@@ -1313,6 +1313,32 @@ absl::StatusOr<std::optional<v1::LoanState>> ReadLoan(StateReader& state, std::s
 
 std::string ProgrammeLoanId(const v1::Event& event) { return LoanIdOf(event); }
 
+// The borrower an entry registers or changes, or "".
+std::string_view BorrowerIdOf(const v1::Event& event) {
+  switch (event.kind_case()) {
+    case v1::Event::kBorrowerRegistered:
+      return event.borrower_registered().borrower_id();
+    case v1::Event::kBorrowerUpdated:
+      return event.borrower_updated().borrower_id();
+    case v1::Event::kTalentPoolStatusChanged:
+      return event.talent_pool_status_changed().borrower_id();
+    default:
+      return {};
+  }
+}
+
+// The product an entry defines or amends, or "".
+std::string_view ProductIdOf(const v1::Event& event) {
+  switch (event.kind_case()) {
+    case v1::Event::kProductDefined:
+      return event.product_defined().product_id();
+    case v1::Event::kProductAmended:
+      return event.product_amended().product_id();
+    default:
+      return {};
+  }
+}
+
 void AddKeysReadFirst(const v1::Event& event, std::vector<std::pair<Space, std::string>>& keys) {
   const std::string loan_id = LoanIdOf(event);
   if (!loan_id.empty()) {
@@ -1323,19 +1349,12 @@ void AddKeysReadFirst(const v1::Event& event, std::vector<std::pair<Space, std::
       keys.emplace_back(Space::kProjections, AccountKey(LoanPrincipalAccount(loan_id)));
     }
   }
+  // An application reads its borrower; a registration has none to read yet.
   std::string_view borrower_id;
-  switch (event.kind_case()) {
-    case v1::Event::kApplicationSubmitted:
-      borrower_id = event.application_submitted().borrower_id();
-      break;
-    case v1::Event::kBorrowerUpdated:
-      borrower_id = event.borrower_updated().borrower_id();
-      break;
-    case v1::Event::kTalentPoolStatusChanged:
-      borrower_id = event.talent_pool_status_changed().borrower_id();
-      break;
-    default:
-      break;
+  if (event.has_application_submitted()) {
+    borrower_id = event.application_submitted().borrower_id();
+  } else if (!event.has_borrower_registered()) {
+    borrower_id = BorrowerIdOf(event);
   }
   if (!borrower_id.empty()) keys.emplace_back(Space::kProjections, BorrowerKey(borrower_id));
 }

@@ -38,6 +38,11 @@ void ClearDecidedFields(const v1::Event& request, v1::Event* recorded);
 
 // The loan a programme event concerns, "" for none.
 std::string ProgrammeLoanId(const v1::Event& event);
+// The borrower an event registers or changes, "" for none (a registration's id is decided
+// by the ledger: "" in a command, set in the entry).
+std::string_view BorrowerIdOf(const v1::Event& event);
+// The product an event defines or amends, "" for none.
+std::string_view ProductIdOf(const v1::Event& event);
 
 // Appends the projections that deciding and applying `event` reads first and that are
 // particular to it: the loan it names (its state, and its principal account for a
