@@ -319,6 +319,19 @@ class StorageReader final : public StateReader {
   const Storage& storage_;
 };
 
+// The chain head that storage holds (at `snapshot`, or now): the genesis head when the
+// journal is empty.
+absl::StatusOr<JournalHead> ReadStoredHead(const Storage& storage,
+                                           const StorageSnapshot* snapshot = nullptr) {
+  absl::StatusOr<std::optional<std::string>> bytes =
+      storage.Get(Space::kMeta, kMetaHeadKey, snapshot);
+  if (!bytes.ok()) return bytes.status();
+  if (!bytes->has_value()) return JournalHead{0, GenesisHash()};
+  v1::JournalHead stored;
+  if (!stored.ParseFromString(**bytes)) return absl::DataLossError("chain head does not parse");
+  return JournalHead{stored.sequence(), stored.hash()};
+}
+
 // The stored tree edge disagrees with the journal it should cover.
 absl::Status TreeEdgeMismatch(uint64_t leaves, uint64_t journal_end) {
   return absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": the Merkle tree holds ", leaves,
@@ -557,15 +570,9 @@ absl::Status Ledger::Impl::Start() {
         Cat("database has format ", **format, ", this engine reads ", kFormatVersion));
   }
 
-  absl::StatusOr<std::optional<std::string>> head_bytes = storage_->Get(Space::kMeta, kMetaHeadKey);
-  if (!head_bytes.ok()) return head_bytes.status();
-  JournalHead head{0, GenesisHash()};
-  if (head_bytes->has_value()) {
-    v1::JournalHead stored;
-    if (!stored.ParseFromString(**head_bytes))
-      return absl::DataLossError("chain head does not parse");
-    head = JournalHead{stored.sequence(), stored.hash()};
-  }
+  absl::StatusOr<JournalHead> stored_head = ReadStoredHead(*storage_);
+  if (!stored_head.ok()) return stored_head.status();
+  const JournalHead head = *std::move(stored_head);
   // The head and the last entry are written in one WriteBatch, so they must agree.
   const uint64_t last_sequence = last->has_value() ? DecodeSequenceKey((*last)->first) : 0;
   if (last_sequence != head.sequence) {
@@ -655,17 +662,11 @@ absl::Status Ledger::Impl::AwaitHeadPublished(uint64_t sequence) const {
 }
 
 absl::StatusOr<uint64_t> Ledger::Impl::AwaitStoredHead() const {
-  absl::StatusOr<std::optional<std::string>> bytes = storage_->Get(Space::kMeta, kMetaHeadKey);
-  if (!bytes.ok()) return bytes.status();
-  uint64_t stored = 0;
-  if (bytes->has_value()) {
-    v1::JournalHead head;
-    if (!head.ParseFromString(**bytes)) return absl::DataLossError("chain head does not parse");
-    stored = head.sequence();
-  }
-  absl::Status published = AwaitHeadPublished(stored);
+  absl::StatusOr<JournalHead> stored = ReadStoredHead(*storage_);
+  if (!stored.ok()) return stored.status();
+  absl::Status published = AwaitHeadPublished(stored->sequence);
   if (!published.ok()) return published;
-  return stored;
+  return stored->sequence;
 }
 
 void Ledger::Impl::NotifyWaiters(bool closing) {
@@ -1172,15 +1173,10 @@ absl::Status Ledger::Impl::VerifyJournal() const {
       snapshot.get(), Storage::ScanLength::kWhole);
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
-  absl::StatusOr<std::optional<std::string>> head_bytes =
-      storage_->Get(Space::kMeta, kMetaHeadKey, snapshot.get());
-  if (!head_bytes.ok()) return head_bytes.status();
-  v1::JournalHead head;
-  if (head_bytes->has_value() && !head.ParseFromString(**head_bytes)) {
-    return absl::DataLossError("chain head does not parse");
-  }
-  if (head.sequence() != expected - 1 || (expected > 1 && head.hash() != previous)) {
-    return absl::DataLossError(Cat("chain head names entry ", head.sequence(),
+  absl::StatusOr<JournalHead> head = ReadStoredHead(*storage_, snapshot.get());
+  if (!head.ok()) return head.status();
+  if (head->sequence != expected - 1 || (expected > 1 && head->hash != previous)) {
+    return absl::DataLossError(Cat("chain head names entry ", head->sequence,
                                    " but the journal ends at entry ", expected - 1));
   }
   return absl::OkStatus();
