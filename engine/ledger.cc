@@ -486,9 +486,6 @@ class Ledger::Impl {
   void WaitUntilCommitted();
   CommandResult Execute(const Command& command, BatchState& state, JournalHead& head, Date today,
                         int64_t now_us);
-  // Puts in `result` the borrower or product its entry registered, changed or defined, as
-  // `state` holds it just after the entry.
-  static void HandOverBorrowerOrProduct(BatchState& state, CommandResult& result);
   absl::StatusOr<v1::Entry> ReadEntry(uint64_t sequence, const StorageSnapshot* snapshot) const;
   // Replays the journal (at `snapshot`) with every check an audit makes.
   absl::Status ReplayInto(Replayer& replay, const StorageSnapshot* snapshot) const;
@@ -1039,29 +1036,20 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state, J
 
   if (!edge_status_.ok()) return CommandResult{edge_status_, {}, false};
   CommandState command_state(state);
-  LoanHandOver loan{std::move(decision->loan), std::nullopt};
-  absl::Status applied = Apply(entry, stored, command_state, next_edge_, &loan);
+  HandOver hand_over;
+  hand_over.decided_loan = std::move(decision->loan);
+  absl::Status applied = Apply(entry, stored, command_state, next_edge_, &hand_over);
   if (!applied.ok()) return CommandResult{applied, {}, false};
   command_state.Commit();
   state.PutOwned(Space::kJournal, SequenceKey(entry.sequence()), std::move(stored));
   head.sequence = entry.sequence();
   head.hash = entry.hash();
-  CommandResult done{absl::OkStatus(), std::move(entry), false, std::move(loan.applied)};
-  HandOverBorrowerOrProduct(state, done);
-  return done;
-}
-
-void Ledger::Impl::HandOverBorrowerOrProduct(BatchState& state, CommandResult& result) {
-  // The state holds this entry's writes and none after it. A failed read leaves the answer
-  // to read the borrower or product itself.
-  const v1::Event& event = result.entry.event();
-  if (const std::string_view borrower = BorrowerIdOf(event); !borrower.empty()) {
-    absl::StatusOr<std::optional<v1::BorrowerState>> read = ReadBorrower(state, borrower);
-    if (read.ok() && read->has_value()) result.borrower = std::move(**read);
-  } else if (const std::string_view product = ProductIdOf(event); !product.empty()) {
-    absl::StatusOr<std::optional<v1::ProductState>> read = ReadProduct(state, product);
-    if (read.ok() && read->has_value()) result.product = std::move(**read);
-  }
+  return CommandResult{absl::OkStatus(),
+                       std::move(entry),
+                       false,
+                       std::move(hand_over.loan),
+                       std::move(hand_over.borrower),
+                       std::move(hand_over.product)};
 }
 
 void Ledger::Impl::Stop(const absl::Status& why) {

@@ -55,7 +55,8 @@ struct CommandResult {
   // (the loan may have moved on since the original entry).
   std::optional<v1::LoanState> loan = std::nullopt;
   // Likewise the borrower or the product, when the entry registers, changes or defines
-  // one. Read after the commit, either might already show a later command's change.
+  // one: as the entry left it, not as read after the commit (when a later command in the
+  // batch may already have changed it).
   std::optional<v1::BorrowerState> borrower = std::nullopt;
   std::optional<v1::ProductState> product = std::nullopt;
 };

@@ -882,7 +882,7 @@ struct ApplyContext {
   std::string_view stored;  // the entry as the journal stores it
   StateWriter& state;
   Date date;
-  LoanHandOver* loan;  // may be null
+  HandOver* hand_over;  // may be null
   v1::Decision Who(std::string note = "") const {
     v1::Decision who;
     who.set_principal_id(entry.actor().principal_id());
@@ -1025,17 +1025,24 @@ absl::Status ConsumeAccruals(v1::LoanState& loan, Date date,
 // The loan `loan_id` to apply an entry to: the one Decide read, if it was handed over,
 // or else read from the state.
 absl::StatusOr<v1::LoanState> LoanToApply(ApplyContext& a, std::string_view loan_id) {
-  if (a.loan != nullptr && a.loan->decided.has_value() && a.loan->decided->loan_id() == loan_id) {
-    v1::LoanState loan = std::move(*a.loan->decided);
-    a.loan->decided.reset();
+  if (a.hand_over != nullptr && a.hand_over->decided_loan.has_value() &&
+      a.hand_over->decided_loan->loan_id() == loan_id) {
+    v1::LoanState loan = std::move(*a.hand_over->decided_loan);
+    a.hand_over->decided_loan.reset();
     return loan;
   }
   return MustReadLoan(a.state, loan_id);
 }
 
-// Hands the loan as the entry left it to the writer (LoanHandOver::applied).
+// Hands the loan, borrower or product as the entry left it to the writer (HandOver).
 void HandBack(ApplyContext& a, v1::LoanState& loan) {
-  if (a.loan != nullptr) a.loan->applied = std::move(loan);
+  if (a.hand_over != nullptr) a.hand_over->loan = std::move(loan);
+}
+void HandBack(ApplyContext& a, v1::BorrowerState& borrower) {
+  if (a.hand_over != nullptr) a.hand_over->borrower = std::move(borrower);
+}
+void HandBack(ApplyContext& a, v1::ProductState& product) {
+  if (a.hand_over != nullptr) a.hand_over->product = std::move(product);
 }
 
 absl::Status ApplyLoanEvent(ApplyContext& a) {
@@ -1322,18 +1329,6 @@ std::string_view BorrowerIdOf(const v1::Event& event) {
       return event.borrower_updated().borrower_id();
     case v1::Event::kTalentPoolStatusChanged:
       return event.talent_pool_status_changed().borrower_id();
-    default:
-      return {};
-  }
-}
-
-// The product an entry defines or amends, or "".
-std::string_view ProductIdOf(const v1::Event& event) {
-  switch (event.kind_case()) {
-    case v1::Event::kProductDefined:
-      return event.product_defined().product_id();
-    case v1::Event::kProductAmended:
-      return event.product_amended().product_id();
     default:
       return {};
   }
@@ -1633,12 +1628,16 @@ absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& comm
 }
 
 absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, StateWriter& state,
-                            LoanHandOver* hand_over) {
+                            HandOver* hand_over) {
   const v1::Event& event = entry.event();
   absl::StatusOr<Date> date = ParseDate(entry.business_date(), "business_date");
   if (!date.ok()) return date.status();
   ApplyContext a{entry, stored, state, *date, hand_over};
-  if (hand_over != nullptr) hand_over->applied.reset();
+  if (hand_over != nullptr) {
+    hand_over->loan.reset();
+    hand_over->borrower.reset();
+    hand_over->product.reset();
+  }
   switch (event.kind_case()) {
     case v1::Event::kProductDefined:
     case v1::Event::kProductAmended: {
@@ -1660,6 +1659,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
       *product.mutable_terms() =
           define ? event.product_defined().terms() : event.product_amended().terms();
       WriteProto(state, Space::kProjections, ProductKey(id), product);
+      HandBack(a, product);
       return absl::OkStatus();
     }
     case v1::Event::kBorrowerRegistered: {
@@ -1674,6 +1674,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
       WriteProto(state, Space::kProjections, BorrowerKey(e.borrower_id()), borrower);
       state.Put(Space::kIndexes, NationalIdIndexKey(e.national_id()), e.borrower_id());
       state.Put(Space::kProjections, "n/borrower", SequenceKey(IdNumber(e.borrower_id())));
+      HandBack(a, borrower);
       return absl::OkStatus();
     }
     case v1::Event::kBorrowerUpdated:
@@ -1692,6 +1693,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
         (*borrower)->set_status_reason(event.talent_pool_status_changed().reason());
       }
       WriteProto(state, Space::kProjections, BorrowerKey(id), **borrower);
+      HandBack(a, **borrower);
       return absl::OkStatus();
     }
     case v1::Event::kApplicationSubmitted: {

@@ -27,9 +27,9 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
                                                        Date business_date);
 
 // Programme projections of `entry` (account balances are applied by the caller); `stored`
-// and `loan` as for Apply.
+// and `hand_over` as for Apply.
 [[nodiscard]] absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored,
-                                          StateWriter& state, LoanHandOver* loan = nullptr);
+                                          StateWriter& state, HandOver* hand_over = nullptr);
 
 // Clears from `recorded` (an entry's event) what the engine decided rather than the caller
 // asked (assigned ids, allocations, schedules, accruals, confirmed amounts left empty in
@@ -41,8 +41,6 @@ std::string ProgrammeLoanId(const v1::Event& event);
 // The borrower an event registers or changes, "" for none (a registration's id is decided
 // by the ledger: "" in a command, set in the entry).
 std::string_view BorrowerIdOf(const v1::Event& event);
-// The product an event defines or amends, "" for none.
-std::string_view ProductIdOf(const v1::Event& event);
 
 // Appends the projections that deciding and applying `event` reads first and that are
 // particular to it: the loan it names (its state, and its principal account for a

@@ -183,8 +183,8 @@ absl::StatusOr<Decision> Decide(StateReader& state, const Command& command, Date
 }
 
 absl::Status Apply(const v1::Entry& entry, std::string_view stored, StateWriter& state,
-                   CompactRange& edge, LoanHandOver* loan) {
-  absl::Status applied = ApplyWithoutTree(entry, stored, state, loan);
+                   CompactRange& edge, HandOver* hand_over) {
+  absl::Status applied = ApplyWithoutTree(entry, stored, state, hand_over);
   if (!applied.ok()) return applied;
   return AppendLeaf(entry, edge, state);
 }
@@ -224,8 +224,8 @@ absl::Status StateWriter::Post(const v1::Posting& posting, uint64_t sequence) {
 }
 
 absl::Status ApplyWithoutTree(const v1::Entry& entry, std::string_view stored, StateWriter& state,
-                              LoanHandOver* loan) {
-  absl::Status programme = ApplyProgramme(entry, stored, state, loan);
+                              HandOver* hand_over) {
+  absl::Status programme = ApplyProgramme(entry, stored, state, hand_over);
   if (!programme.ok()) return programme;
   for (const v1::Posting& posting : entry.postings()) {
     absl::Status posted = state.Post(posting, entry.sequence());
