@@ -293,4 +293,14 @@ const std::string& GenesisHash() {
   return *kGenesis;
 }
 
+absl::StatusOr<v1::JournalHead> ParseStoredHead(const std::optional<std::string>& stored) {
+  v1::JournalHead head;
+  if (!stored.has_value()) {
+    head.set_hash(GenesisHash());
+    return head;
+  }
+  if (!head.ParseFromString(*stored)) return absl::DataLossError("chain head does not parse");
+  return head;
+}
+
 }  // namespace gongdai

@@ -5,12 +5,14 @@
 #define GONGDAI_ENGINE_JOURNAL_FORMAT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "gongdai/v1/journal.pb.h"
+#include "gongdai/v1/state.pb.h"
 
 namespace gongdai {
 
@@ -67,6 +69,12 @@ std::string StoredBytes(std::string canonical, std::string_view hash);
 
 // The all-zero hash that entry 1 links to.
 const std::string& GenesisHash();
+
+// The chain head stored under kMetaHeadKey (`stored`), written with every batch of
+// entries; the genesis head (sequence 0, GenesisHash) when nothing is stored, before the
+// first entry. DATA_LOSS when it does not parse.
+[[nodiscard]] absl::StatusOr<v1::JournalHead> ParseStoredHead(
+    const std::optional<std::string>& stored);
 
 }  // namespace gongdai
 

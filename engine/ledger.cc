@@ -326,10 +326,9 @@ absl::StatusOr<JournalHead> ReadStoredHead(const Storage& storage,
   absl::StatusOr<std::optional<std::string>> bytes =
       storage.Get(Space::kMeta, kMetaHeadKey, snapshot);
   if (!bytes.ok()) return bytes.status();
-  if (!bytes->has_value()) return JournalHead{0, GenesisHash()};
-  v1::JournalHead stored;
-  if (!stored.ParseFromString(**bytes)) return absl::DataLossError("chain head does not parse");
-  return JournalHead{stored.sequence(), stored.hash()};
+  absl::StatusOr<v1::JournalHead> stored = ParseStoredHead(*bytes);
+  if (!stored.ok()) return stored.status();
+  return JournalHead{stored->sequence(), stored->hash()};
 }
 
 // The stored tree edge disagrees with the journal it should cover.

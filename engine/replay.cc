@@ -635,11 +635,9 @@ absl::StatusOr<uint64_t> DatabaseCopy::HeadSequence() const {
   absl::StatusOr<std::optional<std::string>> head =
       storage_->Get(Space::kMeta, kMetaHeadKey, snapshot_.get());
   if (!head.ok()) return head.status();
-  if (!head->has_value()) return 0;
-  v1::JournalHead parsed;
-  if (!parsed.ParseFromString(**head))
-    return absl::DataLossError("the stored chain head does not parse");
-  return parsed.sequence();
+  absl::StatusOr<v1::JournalHead> parsed = ParseStoredHead(*head);
+  if (!parsed.ok()) return parsed.status();
+  return parsed->sequence();
 }
 
 absl::StatusOr<std::optional<ProjectionMismatch>> DatabaseCopy::CompareWith(

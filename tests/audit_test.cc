@@ -301,6 +301,21 @@ TEST_F(AuditTest, TruncatedJournalIsCaught) {
       << r.err;
 }
 
+// The chain head is written with every batch of entries; one that does not parse is
+// damage, which the auditor and the ledger opening the database report in the same words.
+TEST_F(AuditTest, ChainHeadThatDoesNotParseIsDataLoss) {
+  const std::string db = Copy("head-garbled");
+  { RawDb(db).Put("meta", "head", std::string("\xff\xff\xff", 3)); }
+  RunResult r = Verify(db);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("chain head does not parse"), std::string::npos) << r.err;
+  absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(db, testing::FixedDayOptions());
+  ASSERT_FALSE(ledger.ok());
+  EXPECT_EQ(ledger.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(ledger.status().message().find("chain head does not parse"), std::string::npos)
+      << ledger.status();
+}
+
 TEST_F(AuditTest, CheckpointSignedByAnotherKeyIsRefused) {
   CheckpointSigner other = *CheckpointSigner::LoadOrCreate(copies_.Sub("other.pem"), "test.ledger");
   const std::string forged = copies_.Sub("forged.txt");
