@@ -10,6 +10,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -331,6 +332,11 @@ absl::StatusOr<JournalHead> ReadStoredHead(const Storage& storage,
   return JournalHead{stored->sequence(), stored->hash()};
 }
 
+// The system would not start another thread (std::thread's constructor threw).
+absl::Status CannotStartThreads(const std::system_error& e) {
+  return absl::ResourceExhaustedError(Cat("cannot start the ledger's threads: ", e.what()));
+}
+
 // The stored tree edge disagrees with the journal it should cover.
 absl::Status TreeEdgeMismatch(uint64_t leaves, uint64_t journal_end) {
   return absl::DataLossError(Cat("projection ", kTreeEdgeKey, ": the Merkle tree holds ", leaves,
@@ -387,6 +393,9 @@ class Ledger::Impl {
  public:
   Impl(LedgerOptions options, std::unique_ptr<Storage> storage)
       : options_(std::move(options)), storage_(std::move(storage)) {}
+  // Stops and joins the threads that Start got going: all of them, or those it started
+  // before one failed to start (an unjoined thread would end the process).
+  ~Impl() { Shutdown(); }
 
   absl::Status Start();
   void Shutdown();
@@ -606,9 +615,13 @@ absl::Status Ledger::Impl::Start() {
     if (!written.ok()) return written;
   }
   LoadTreeEdge();
-  answerer_ = std::thread([this] { AnswererLoop(); });
-  committer_ = std::thread([this] { CommitterLoop(); });
-  writer_ = std::thread([this] { WriterLoop(); });
+  try {
+    answerer_ = std::thread([this] { AnswererLoop(); });
+    committer_ = std::thread([this] { CommitterLoop(); });
+    writer_ = std::thread([this] { WriterLoop(); });
+  } catch (const std::system_error& e) {
+    return CannotStartThreads(e);
+  }
   return absl::OkStatus();
 }
 
@@ -1700,7 +1713,7 @@ absl::StatusOr<std::vector<OverdueLoan>> Ledger::Impl::ListOverdueLoans(
 
 Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Ledger::~Ledger() { impl_->Shutdown(); }
+Ledger::~Ledger() = default;  // ~Impl shuts the ledger down
 
 absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path,
                                                      LedgerOptions options) {
@@ -1718,7 +1731,12 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path,
   absl::StatusOr<std::unique_ptr<Storage>> storage =
       Storage::Open(path, options, OpenMode::kReadWrite);
   if (!storage.ok()) return storage.status();
-  auto impl = std::make_unique<Impl>(std::move(options), *std::move(storage));
+  std::unique_ptr<Impl> impl;
+  try {
+    impl = std::make_unique<Impl>(std::move(options), *std::move(storage));  // read helpers
+  } catch (const std::system_error& e) {
+    return CannotStartThreads(e);
+  }
   absl::Status started = impl->Start();
   if (!started.ok()) return started;
   return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
