@@ -300,6 +300,12 @@ absl::StatusOr<v1::JournalHead> ParseStoredHead(const std::optional<std::string>
     return head;
   }
   if (!head.ParseFromString(*stored)) return absl::DataLossError("chain head does not parse");
+  // Written with entries only: it names one, and its hash.
+  if (head.sequence() == 0) return absl::DataLossError("chain head names no entry");
+  if (head.hash().size() != kSha256Bytes) {
+    return absl::DataLossError(
+        Cat("chain head's hash is ", head.hash().size(), " bytes, not ", kSha256Bytes));
+  }
   return head;
 }
 

@@ -72,7 +72,8 @@ const std::string& GenesisHash();
 
 // The chain head stored under kMetaHeadKey (`stored`), written with every batch of
 // entries; the genesis head (sequence 0, GenesisHash) when nothing is stored, before the
-// first entry. DATA_LOSS when it does not parse.
+// first entry. DATA_LOSS when it does not parse, or names no entry or a hash that is not
+// 32 bytes.
 [[nodiscard]] absl::StatusOr<v1::JournalHead> ParseStoredHead(
     const std::optional<std::string>& stored);
 

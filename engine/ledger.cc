@@ -393,8 +393,9 @@ class Ledger::Impl {
  public:
   Impl(LedgerOptions options, std::unique_ptr<Storage> storage)
       : options_(std::move(options)), storage_(std::move(storage)) {}
-  // Stops and joins the threads that Start got going: all of them, or those it started
-  // before one failed to start (an unjoined thread would end the process).
+  // Stops and joins the threads that Start got going, when Open fails after starting some
+  // of them (an unjoined thread would end the process). After Ledger's destructor has
+  // shut down, a no-op.
   ~Impl() { Shutdown(); }
 
   absl::Status Start();
@@ -615,13 +616,9 @@ absl::Status Ledger::Impl::Start() {
     if (!written.ok()) return written;
   }
   LoadTreeEdge();
-  try {
-    answerer_ = std::thread([this] { AnswererLoop(); });
-    committer_ = std::thread([this] { CommitterLoop(); });
-    writer_ = std::thread([this] { WriterLoop(); });
-  } catch (const std::system_error& e) {
-    return CannotStartThreads(e);
-  }
+  answerer_ = std::thread([this] { AnswererLoop(); });
+  committer_ = std::thread([this] { CommitterLoop(); });
+  writer_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
 }
 
@@ -1048,7 +1045,7 @@ CommandResult Ledger::Impl::Execute(const Command& command, BatchState& state, J
 
   if (!edge_status_.ok()) return CommandResult{edge_status_, {}, false};
   CommandState command_state(state);
-  HandOver hand_over;
+  ApplyHandOver hand_over;
   hand_over.decided_loan = std::move(decision->loan);
   absl::Status applied = Apply(entry, stored, command_state, next_edge_, &hand_over);
   if (!applied.ok()) return CommandResult{applied, {}, false};
@@ -1713,7 +1710,10 @@ absl::StatusOr<std::vector<OverdueLoan>> Ledger::Impl::ListOverdueLoans(
 
 Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Ledger::~Ledger() = default;  // ~Impl shuts the ledger down
+// Shuts down here, with impl_ whole: the answers given while the ledger shuts down may call
+// back into it (a fill reading a loan, a stream listing entries). ~Impl's Shutdown is then
+// a no-op.
+Ledger::~Ledger() { impl_->Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path,
                                                      LedgerOptions options) {
@@ -1731,14 +1731,16 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path,
   absl::StatusOr<std::unique_ptr<Storage>> storage =
       Storage::Open(path, options, OpenMode::kReadWrite);
   if (!storage.ok()) return storage.status();
+  // The Impl's read helpers, Start's threads, and the pipelined replay of a rebuild at
+  // Start each start threads.
   std::unique_ptr<Impl> impl;
   try {
-    impl = std::make_unique<Impl>(std::move(options), *std::move(storage));  // read helpers
+    impl = std::make_unique<Impl>(std::move(options), *std::move(storage));
+    absl::Status started = impl->Start();
+    if (!started.ok()) return started;
   } catch (const std::system_error& e) {
     return CannotStartThreads(e);
   }
-  absl::Status started = impl->Start();
-  if (!started.ok()) return started;
   return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
 }
 

@@ -55,8 +55,8 @@ struct CommandResult {
   // (the loan may have moved on since the original entry).
   std::optional<v1::LoanState> loan = std::nullopt;
   // Likewise the borrower or the product, when the entry registers, changes or defines
-  // one: as the entry left it, not as read after the commit (when a later command in the
-  // batch may already have changed it).
+  // one, as Apply wrote it (a later command in the batch may change it again before the
+  // commit).
   std::optional<v1::BorrowerState> borrower = std::nullopt;
   std::optional<v1::ProductState> product = std::nullopt;
 };
@@ -222,7 +222,8 @@ struct TreeHead {
 class Ledger {
  public:
   // Opens (or creates) the ledger at `path`. Opening reads the chain head and checks it
-  // against the last journal entry; it does not replay the journal.
+  // against the last journal entry; it does not replay the journal. RESOURCE_EXHAUSTED
+  // when the system will not start the ledger's threads.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Ledger>> Open(const std::string& path,
                                                                     LedgerOptions options);
 

@@ -882,7 +882,7 @@ struct ApplyContext {
   std::string_view stored;  // the entry as the journal stores it
   StateWriter& state;
   Date date;
-  HandOver* hand_over;  // may be null
+  ApplyHandOver* hand_over;  // may be null
   v1::Decision Who(std::string note = "") const {
     v1::Decision who;
     who.set_principal_id(entry.actor().principal_id());
@@ -1034,7 +1034,7 @@ absl::StatusOr<v1::LoanState> LoanToApply(ApplyContext& a, std::string_view loan
   return MustReadLoan(a.state, loan_id);
 }
 
-// Hands the loan, borrower or product as the entry left it to the writer (HandOver).
+// Hands the loan, borrower or product as the entry left it to the writer (ApplyHandOver).
 void HandBack(ApplyContext& a, v1::LoanState& loan) {
   if (a.hand_over != nullptr) a.hand_over->loan = std::move(loan);
 }
@@ -1628,16 +1628,16 @@ absl::StatusOr<Decision> DecideProgramme(StateReader& state, const Command& comm
 }
 
 absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, StateWriter& state,
-                            HandOver* hand_over) {
-  const v1::Event& event = entry.event();
-  absl::StatusOr<Date> date = ParseDate(entry.business_date(), "business_date");
-  if (!date.ok()) return date.status();
-  ApplyContext a{entry, stored, state, *date, hand_over};
+                            ApplyHandOver* hand_over) {
   if (hand_over != nullptr) {
     hand_over->loan.reset();
     hand_over->borrower.reset();
     hand_over->product.reset();
   }
+  const v1::Event& event = entry.event();
+  absl::StatusOr<Date> date = ParseDate(entry.business_date(), "business_date");
+  if (!date.ok()) return date.status();
+  ApplyContext a{entry, stored, state, *date, hand_over};
   switch (event.kind_case()) {
     case v1::Event::kProductDefined:
     case v1::Event::kProductAmended: {

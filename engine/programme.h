@@ -29,7 +29,7 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
 // Programme projections of `entry` (account balances are applied by the caller); `stored`
 // and `hand_over` as for Apply.
 [[nodiscard]] absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored,
-                                          StateWriter& state, HandOver* hand_over = nullptr);
+                                          StateWriter& state, ApplyHandOver* hand_over = nullptr);
 
 // Clears from `recorded` (an entry's event) what the engine decided rather than the caller
 // asked (assigned ids, allocations, schedules, accruals, confirmed amounts left empty in

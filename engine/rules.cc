@@ -183,7 +183,7 @@ absl::StatusOr<Decision> Decide(StateReader& state, const Command& command, Date
 }
 
 absl::Status Apply(const v1::Entry& entry, std::string_view stored, StateWriter& state,
-                   CompactRange& edge, HandOver* hand_over) {
+                   CompactRange& edge, ApplyHandOver* hand_over) {
   absl::Status applied = ApplyWithoutTree(entry, stored, state, hand_over);
   if (!applied.ok()) return applied;
   return AppendLeaf(entry, edge, state);
@@ -224,7 +224,7 @@ absl::Status StateWriter::Post(const v1::Posting& posting, uint64_t sequence) {
 }
 
 absl::Status ApplyWithoutTree(const v1::Entry& entry, std::string_view stored, StateWriter& state,
-                              HandOver* hand_over) {
+                              ApplyHandOver* hand_over) {
   absl::Status programme = ApplyProgramme(entry, stored, state, hand_over);
   if (!programme.ok()) return programme;
   for (const v1::Posting& posting : entry.postings()) {

@@ -63,18 +63,18 @@ struct Decision {
   v1::Event event;
   std::vector<v1::Posting> postings;
   // The loan the command is about, as Decide read it (unchanged), for Apply to start from
-  // (HandOver::decided_loan); empty when Decide read no loan.
+  // (ApplyHandOver::decided_loan); empty when Decide read no loan.
   std::optional<v1::LoanState> loan = std::nullopt;
 };
 
 // What a writer carries from Decide through Apply to its answer.
-struct HandOver {
+struct ApplyHandOver {
   // In: the loan as Decide read it (Decision::loan). Apply takes it instead of reading
   // and parsing it again; nothing writes to the state between the two.
   std::optional<v1::LoanState> decided_loan;
   // Out: what the entry left, as Apply wrote it: the loan when the entry is about one, the
   // borrower when it registers or changes one, the product when it defines or amends one.
-  // Each is empty otherwise.
+  // Each is empty otherwise, and none is to be used when Apply fails.
   std::optional<v1::LoanState> loan;
   std::optional<v1::BorrowerState> borrower;
   std::optional<v1::ProductState> product;
@@ -99,15 +99,15 @@ struct HandOver {
 // was: the writer then refuses the command; a replay reports the entry.
 // `stored` is the entry as the journal stores it (StoredBytes; SealEntry's result), which
 // the loan-entries index keeps a copy of. `hand_over`, when given, takes the loan Decide
-// read and gives back what the entry left (HandOver).
+// read and gives back what the entry left (ApplyHandOver).
 [[nodiscard]] absl::Status Apply(const v1::Entry& entry, std::string_view stored,
                                  StateWriter& state, CompactRange& edge,
-                                 HandOver* hand_over = nullptr);
+                                 ApplyHandOver* hand_over = nullptr);
 
 // Apply without the Merkle tree, for a replay "as of a date" that skips later-dated
 // entries (each loan's entries are in date order, so the skipped ones are suffixes).
 [[nodiscard]] absl::Status ApplyWithoutTree(const v1::Entry& entry, std::string_view stored,
-                                            StateWriter& state, HandOver* hand_over = nullptr);
+                                            StateWriter& state, ApplyHandOver* hand_over = nullptr);
 
 // Account paths: 2-8 colon-separated segments of [a-z0-9_-], at most 128 bytes in all.
 [[nodiscard]] absl::Status ValidateAccountPath(std::string_view path, std::string_view field);

@@ -301,19 +301,32 @@ TEST_F(AuditTest, TruncatedJournalIsCaught) {
       << r.err;
 }
 
-// The chain head is written with every batch of entries; one that does not parse is
-// damage, which the auditor and the ledger opening the database report in the same words.
-TEST_F(AuditTest, ChainHeadThatDoesNotParseIsDataLoss) {
-  const std::string db = Copy("head-garbled");
-  { RawDb(db).Put("meta", "head", std::string("\xff\xff\xff", 3)); }
-  RunResult r = Verify(db);
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("chain head does not parse"), std::string::npos) << r.err;
-  absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(db, testing::FixedDayOptions());
-  ASSERT_FALSE(ledger.ok());
-  EXPECT_EQ(ledger.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(ledger.status().message().find("chain head does not parse"), std::string::npos)
-      << ledger.status();
+// The chain head is written with every batch of entries. One that does not parse, or
+// names no entry or a hash of the wrong size, is damage, which both the auditor and the
+// ledger opening the database report (ParseStoredHead).
+TEST_F(AuditTest, DamagedChainHeadIsDataLoss) {
+  v1::JournalHead short_hash;
+  short_hash.set_sequence(size_);
+  short_hash.set_hash("0123456789");
+  v1::JournalHead no_entry;
+  no_entry.set_hash(GenesisHash());
+  const std::pair<std::string, std::string> damages[] = {
+      {std::string("\xff\xff\xff", 3), "chain head does not parse"},
+      {short_hash.SerializeAsString(), "chain head's hash is 10 bytes, not 32"},
+      {no_entry.SerializeAsString(), "chain head names no entry"},
+  };
+  int i = 0;
+  for (const auto& [stored, message] : damages) {
+    const std::string db = Copy("head-damaged-" + std::to_string(i++));
+    { RawDb(db).Put("meta", "head", stored); }
+    RunResult r = Verify(db);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+    absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(db, testing::FixedDayOptions());
+    ASSERT_FALSE(ledger.ok());
+    EXPECT_EQ(ledger.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(ledger.status().message().find(message), std::string::npos) << ledger.status();
+  }
 }
 
 TEST_F(AuditTest, CheckpointSignedByAnotherKeyIsRefused) {
