@@ -332,6 +332,12 @@ absl::StatusOr<JournalHead> ReadStoredHead(const Storage& storage,
   return JournalHead{stored->sequence(), stored->hash()};
 }
 
+// Why a command or a wait is turned away while the ledger shuts down.
+absl::Status LedgerClosing() {
+  return WithReason(absl::StatusCode::kUnavailable, "LEDGER_CLOSING",
+                    "the ledger is shutting down");
+}
+
 // The system would not start another thread (std::thread's constructor threw).
 absl::Status CannotStartThreads(const std::system_error& e) {
   return absl::ResourceExhaustedError(Cat("cannot start the ledger's threads: ", e.what()));
@@ -433,7 +439,7 @@ class Ledger::Impl {
   PerfectNodeSource Nodes() const;
   absl::StatusOr<TreeHead> GetTreeHead() const;
   absl::Status CheckTreeSize(uint64_t size) const;
-  void NotifyWhenBeyond(uint64_t sequence, std::function<void()> done);
+  void NotifyWhenBeyond(uint64_t sequence, std::function<void(absl::Status)> done);
   // Waits until the durable head reaches `sequence`, which storage already shows. A batch
   // is in storage once RocksDB's synced write has made it visible; the committer publishes
   // the durable head when that write returns, which on a busy machine can be a while later.
@@ -451,7 +457,7 @@ class Ledger::Impl {
   absl::StatusOr<v1::LoanState> ReadStoredLoan(std::string_view id) const;
   void NotifyWaiters(bool closing);
   std::mutex waiters_mutex_;
-  std::vector<std::pair<uint64_t, std::function<void()>>> waiters_;
+  std::vector<std::pair<uint64_t, std::function<void(absl::Status)>>> waiters_;
   bool waiters_closed_ = false;  // after the last NotifyWaiters: `done` is called at once
 
   // Calls `visit` with each projection under `prefix` (keys in order) until it returns
@@ -644,15 +650,17 @@ void Ledger::Impl::Shutdown() {
   NotifyWaiters(true);
 }
 
-void Ledger::Impl::NotifyWhenBeyond(uint64_t sequence, std::function<void()> done) {
+void Ledger::Impl::NotifyWhenBeyond(uint64_t sequence, std::function<void(absl::Status)> done) {
+  bool beyond;
   {
     std::lock_guard<std::mutex> lock(waiters_mutex_);
-    if (durable_sequence_.load(std::memory_order_acquire) <= sequence && !waiters_closed_) {
+    beyond = durable_sequence_.load(std::memory_order_acquire) > sequence;
+    if (!beyond && !waiters_closed_) {
       waiters_.emplace_back(sequence, std::move(done));
       return;
     }
   }
-  done();
+  done(beyond ? absl::OkStatus() : LedgerClosing());
 }
 
 absl::Status Ledger::Impl::AwaitHeadPublished(uint64_t sequence) const {
@@ -676,21 +684,22 @@ absl::StatusOr<uint64_t> Ledger::Impl::AwaitStoredHead() const {
 }
 
 void Ledger::Impl::NotifyWaiters(bool closing) {
-  std::vector<std::function<void()>> ready;
+  std::vector<std::pair<std::function<void(absl::Status)>, bool>> ready;  // and beyond?
   {
     std::lock_guard<std::mutex> lock(waiters_mutex_);
     if (closing) waiters_closed_ = true;
     const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
     for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if (closing || it->first < durable) {
-        ready.push_back(std::move(it->second));
+      const bool beyond = it->first < durable;
+      if (beyond || closing) {
+        ready.emplace_back(std::move(it->second), beyond);
         it = waiters_.erase(it);
       } else {
         ++it;
       }
     }
   }
-  for (auto& done : ready) done();
+  for (auto& [done, beyond] : ready) done(beyond ? absl::OkStatus() : LedgerClosing());
 }
 
 PerfectNodeSource Ledger::Impl::Nodes() const {
@@ -739,10 +748,7 @@ void Ledger::Impl::Submit(Command command, CommandCallback done) {
     std::unique_lock<std::mutex> lock(queue_mutex_);
     if (shutting_down_) {
       lock.unlock();
-      done(CommandResult{WithReason(absl::StatusCode::kUnavailable, "LEDGER_CLOSING",
-                                    "the ledger is shutting down"),
-                         {},
-                         false});
+      done(CommandResult{LedgerClosing(), {}, false});
       return;
     }
     if (queued_commands_ >= options_.queue_commands_max) {
@@ -765,7 +771,7 @@ absl::Status Ledger::Impl::RunOnWriter(std::function<absl::Status()> task) {
   std::future<absl::Status> result = promise->get_future();
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
-    if (shutting_down_) return absl::UnavailableError("the ledger is shutting down");
+    if (shutting_down_) return LedgerClosing();
     queue_.push_back(
         Pending{{}, nullptr, [task = std::move(task), promise] { promise->set_value(task()); }});
   }
@@ -1824,7 +1830,7 @@ absl::StatusOr<std::string> Ledger::GetTreeRoot(uint64_t size) const {
   return MerkleRoot(impl_->Nodes(), size);
 }
 
-void Ledger::NotifyWhenBeyond(uint64_t sequence, std::function<void()> done) {
+void Ledger::NotifyWhenBeyond(uint64_t sequence, std::function<void(absl::Status)> done) {
   impl_->NotifyWhenBeyond(sequence, std::move(done));
 }
 

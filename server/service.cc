@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "engine/checkpoint.h"
 #include "engine/date.h"
@@ -820,20 +822,29 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
     waiting_ = true;
     std::shared_ptr<Shared> shared = shared_;
     inside_next_ = this;
-    ledger_->NotifyWhenBeyond(next_ - 1, [this, shared] {
+    ledger_->NotifyWhenBeyond(next_ - 1, [this, shared](absl::Status beyond) {
       if (inside_next_ == this) {
         // Called at once, from inside Next() (the mutex is already held): go on below.
-        pending_immediate_ = true;
+        immediate_ = std::move(beyond);
         return;
       }
-      // On the committing thread, after a commit (or as the ledger closes).
+      // On the committing thread, after a commit, or as the ledger closes.
       std::lock_guard<std::mutex> lock(shared->mutex);
-      if (!shared->finished && waiting_) Next();
+      if (!shared->finished && waiting_) GoOn(beyond);
     });
     inside_next_ = nullptr;
-    if (pending_immediate_) {
-      pending_immediate_ = false;
+    // More entries were durable already (the list above just missed them), or the ledger
+    // is closing.
+    if (immediate_.has_value()) GoOn(*std::exchange(immediate_, std::nullopt));
+  }
+
+  // After a wait for more entries: lists them, or ends the stream when the ledger closes
+  // (UNAVAILABLE). Called with the mutex held.
+  void GoOn(const absl::Status& beyond) {
+    if (beyond.ok()) {
       Next();
+    } else {
+      End(ToGrpcStatus(beyond));
     }
   }
 
@@ -852,7 +863,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   v1::Entry current_;
   uint64_t sent_ = 0;
   bool waiting_ = false;
-  bool pending_immediate_ = false;
+  std::optional<absl::Status> immediate_;  // NotifyWhenBeyond's answer from inside Next()
   static thread_local const EntryStream* inside_next_;
 };
 

@@ -402,6 +402,35 @@ TEST(Ledger, ManyThreadsSubmittingConcurrentlyAreAllAccountedFor) {
   EXPECT_FALSE(mismatch->has_value());
 }
 
+// A follower's wait for more entries says how it ended: OK once the journal is beyond the
+// sequence it named (at once when it already is), UNAVAILABLE with reason LEDGER_CLOSING
+// when the ledger closes first. Told only "called", a follower would list nothing and wait
+// again, and again, while the ledger closed.
+TEST(Ledger, AWaitForMoreEntriesSaysWhetherThereAreMoreOrTheLedgerClosed) {
+  TempDir dir;
+  auto ledger = OpenOrDie(dir.path());
+  SubmitTransfers(*ledger, 1, 1);
+  std::promise<absl::Status> already, next, closing;
+  ledger->NotifyWhenBeyond(0, [&](absl::Status s) { already.set_value(std::move(s)); });
+  std::future<absl::Status> already_done = already.get_future();
+  ASSERT_EQ(already_done.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_TRUE(already_done.get().ok());
+
+  ledger->NotifyWhenBeyond(1, [&](absl::Status s) { next.set_value(std::move(s)); });
+  std::future<absl::Status> next_done = next.get_future();
+  EXPECT_EQ(next_done.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  SubmitTransfers(*ledger, 2, 1);  // "e0" again (answered with the original), then "e1"
+  EXPECT_TRUE(next_done.get().ok());
+
+  ledger->NotifyWhenBeyond(2, [&](absl::Status s) { closing.set_value(std::move(s)); });
+  std::future<absl::Status> closing_done = closing.get_future();
+  ledger.reset();
+  ASSERT_EQ(closing_done.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  absl::Status closed = closing_done.get();
+  EXPECT_EQ(closed.code(), absl::StatusCode::kUnavailable) << closed;
+  EXPECT_EQ(ReasonOf(closed), "LEDGER_CLOSING");
+}
+
 TEST(Ledger, FullQueueIsRefusedAtOnce) {
   TempDir dir;
   FaultEnv fault;
