@@ -227,7 +227,8 @@ class Ledger {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Ledger>> Open(const std::string& path,
                                                                     LedgerOptions options);
 
-  // Answers every queued command, stops the writer and closes the database.
+  // Answers every queued command, stops the writer, ends every wait for more entries
+  // (NotifyWhenBeyond: LEDGER_CLOSING) and closes the database.
   ~Ledger();
 
   Ledger(const Ledger&) = delete;

@@ -793,14 +793,21 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   };
   static constexpr size_t kReadAhead = 64;
 
-  // Called with the mutex held.
-  void Next() {
+  // Called with the mutex held. `more_durable`: the ledger has just said that entry
+  // next_ is durable, so listing must find it.
+  void Next(bool more_durable = false) {
     if (shared_->finished) return;
     waiting_ = false;
     if (buffer_.empty()) {
       absl::StatusOr<std::vector<v1::Entry>> entries = ledger_->ListEntries(next_, kReadAhead);
       if (!entries.ok()) {
         End(ToGrpcStatus(entries.status()));
+        return;
+      }
+      if (entries->empty() && more_durable) {
+        // Waiting again would be told the same at once, for ever.
+        End(ToGrpcStatus(absl::DataLossError(
+            Cat("entry ", next_, " is durable but the journal does not list it"))));
         return;
       }
       buffer_.assign(std::make_move_iterator(entries->begin()),
@@ -828,7 +835,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
         immediate_ = std::move(beyond);
         return;
       }
-      // On the committing thread, after a commit, or as the ledger closes.
+      // On the committing thread after a commit, or on the thread closing the ledger.
       std::lock_guard<std::mutex> lock(shared->mutex);
       if (!shared->finished && waiting_) GoOn(beyond);
     });
@@ -842,7 +849,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   // (UNAVAILABLE). Called with the mutex held.
   void GoOn(const absl::Status& beyond) {
     if (beyond.ok()) {
-      Next();
+      Next(/*more_durable=*/true);
     } else {
       End(ToGrpcStatus(beyond));
     }

@@ -420,6 +420,7 @@ TEST(Ledger, AWaitForMoreEntriesSaysWhetherThereAreMoreOrTheLedgerClosed) {
   std::future<absl::Status> next_done = next.get_future();
   EXPECT_EQ(next_done.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
   SubmitTransfers(*ledger, 2, 1);  // "e0" again (answered with the original), then "e1"
+  ASSERT_EQ(next_done.wait_for(std::chrono::seconds(30)), std::future_status::ready);
   EXPECT_TRUE(next_done.get().ok());
 
   ledger->NotifyWhenBeyond(2, [&](absl::Status s) { closing.set_value(std::move(s)); });
