@@ -768,6 +768,36 @@ TEST_F(RepaymentTest, ReadsThatNameAnEntryWaitUntilItIsDurable) {
   EXPECT_TRUE(ledger_->GetEntry(held).ok());
 }
 
+// A read that finds in storage an entry the committer has not yet published waits for it
+// (above), but not for ever: after kHeadPublishedWait (5 s) it answers UNAVAILABLE, saying
+// how far the durable head got, and nothing is lost once the committer goes on.
+TEST_F(RepaymentTest, AReadKeptWaitingTooLongForTheDurableHeadIsUnavailable) {
+  SetToday("2020-03-01");
+  std::shared_ptr<PublishGate> gate = GatePublishing();
+  const uint64_t before = ledger_->Head().sequence;
+  const uint64_t held = before + 1;
+  gate->Hold(held);
+  std::future<CommandResult> repaid;
+  PublishGate::OpenOnExit opener{*gate};
+  repaid = std::async(std::launch::async,
+                      [&] { return ledger_->SubmitAndWait(Repayment("bank-ref-stuck", 50'000)); });
+  ASSERT_TRUE(gate->WaitUntilHeld());
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<v1::LoanState> stuck = ledger_->GetLoan(loan_);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  ASSERT_FALSE(stuck.ok());
+  EXPECT_EQ(stuck.status().code(), absl::StatusCode::kUnavailable) << stuck.status();
+  EXPECT_NE(stuck.status().message().find(
+                Cat("storage shows entry ", held, " but the durable head has stayed at ", before)),
+            std::string_view::npos)
+      << stuck.status();
+  gate->Open();
+  ASSERT_TRUE(repaid.get().status.ok());
+  absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(loan_);
+  ASSERT_TRUE(loan.ok()) << loan.status();
+  EXPECT_EQ(loan->position().last_financial_sequence(), held);
+}
+
 // A statement reads the copies of the loan's entries that the loan-entries index keeps:
 // byte for byte the journal's, rebuilt from the journal for a database of an engine that
 // kept none, and refused (DATA_LOSS naming the entry) when one is damaged.
