@@ -1110,21 +1110,33 @@ absl::StatusOr<std::vector<v1::Entry>> Ledger::Impl::ListEntries(uint64_t first,
   const uint64_t durable = durable_sequence_.load(std::memory_order_acquire);
   std::vector<v1::Entry> entries;
   absl::Status failure;
-  absl::Status scanned =
-      storage_->Scan(Space::kJournal, SequenceKey(std::max<uint64_t>(first, 1)),
-                     [&](std::string_view key, std::string_view value) {
-                       if (entries.size() >= limit || DecodeSequenceKey(key) > durable)
-                         return false;
-                       absl::StatusOr<v1::Entry> entry = OpenEntry(value, DecodeSequenceKey(key));
-                       if (!entry.ok()) {
-                         failure = entry.status();
-                         return false;
-                       }
-                       entries.push_back(*std::move(entry));
-                       return true;
-                     });
+  // Every durable entry from `first` on is there: a reader is never handed the entries
+  // after a missing one as if they came next.
+  uint64_t expected = std::max<uint64_t>(first, 1);
+  const auto missing = [&] {
+    return absl::DataLossError(
+        Cat("entry ", expected, " is missing from the journal, which is durable to ", durable));
+  };
+  absl::Status scanned = storage_->Scan(
+      Space::kJournal, SequenceKey(expected), [&](std::string_view key, std::string_view value) {
+        const uint64_t sequence = DecodeSequenceKey(key);
+        if (entries.size() >= limit || sequence > durable) return false;
+        if (sequence != expected) {
+          failure = missing();
+          return false;
+        }
+        absl::StatusOr<v1::Entry> entry = OpenEntry(value, sequence);
+        if (!entry.ok()) {
+          failure = entry.status();
+          return false;
+        }
+        entries.push_back(*std::move(entry));
+        ++expected;
+        return true;
+      });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
+  if (entries.size() < limit && expected <= durable) return missing();
   return entries;
 }
 

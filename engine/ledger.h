@@ -227,8 +227,8 @@ class Ledger {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Ledger>> Open(const std::string& path,
                                                                     LedgerOptions options);
 
-  // Answers every queued command, stops the writer, ends every wait for more entries
-  // (NotifyWhenBeyond: LEDGER_CLOSING) and closes the database.
+  // Answers every queued command, stops the writer, ends every wait for more entries still
+  // waiting (NotifyWhenBeyond: LEDGER_CLOSING) and closes the database.
   ~Ledger();
 
   Ledger(const Ledger&) = delete;
@@ -244,7 +244,9 @@ class Ledger {
   // when the stored bytes do not match their hash.
   [[nodiscard]] absl::StatusOr<v1::Entry> GetEntry(uint64_t sequence) const;
 
-  // Up to `limit` (at most kListEntriesMax) durable entries from `first_sequence` on.
+  // Up to `limit` (at most kListEntriesMax) durable entries from `first_sequence` on, in
+  // order without a gap: DATA_LOSS naming a durable entry that is missing, as GetEntry for
+  // one that does not match its hash.
   static constexpr size_t kListEntriesMax = 1000;
   [[nodiscard]] absl::StatusOr<std::vector<v1::Entry>> ListEntries(uint64_t first_sequence,
                                                                    size_t limit) const;

@@ -793,21 +793,14 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   };
   static constexpr size_t kReadAhead = 64;
 
-  // Called with the mutex held. `more_durable`: the ledger has just said that entry
-  // next_ is durable, so listing must find it.
-  void Next(bool more_durable = false) {
+  // Called with the mutex held.
+  void Next() {
     if (shared_->finished) return;
     waiting_ = false;
     if (buffer_.empty()) {
       absl::StatusOr<std::vector<v1::Entry>> entries = ledger_->ListEntries(next_, kReadAhead);
       if (!entries.ok()) {
         End(ToGrpcStatus(entries.status()));
-        return;
-      }
-      if (entries->empty() && more_durable) {
-        // Waiting again would be told the same at once, for ever.
-        End(ToGrpcStatus(absl::DataLossError(
-            Cat("entry ", next_, " is durable but the journal does not list it"))));
         return;
       }
       buffer_.assign(std::make_move_iterator(entries->begin()),
@@ -848,8 +841,10 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   // After a wait for more entries: lists them, or ends the stream when the ledger closes
   // (UNAVAILABLE). Called with the mutex held.
   void GoOn(const absl::Status& beyond) {
+    // Entry next_ is durable now: the listing finds it (ListEntries answers DATA_LOSS
+    // when a durable entry is missing), so this does not come back here at once.
     if (beyond.ok()) {
-      Next(/*more_durable=*/true);
+      Next();
     } else {
       End(ToGrpcStatus(beyond));
     }

@@ -644,7 +644,7 @@ TEST(Ledger, VerifyJournalNamesATamperedEntry) {
   EXPECT_EQ(ledger->GetEntry(5).status().code(), absl::StatusCode::kDataLoss);
 }
 
-TEST(Ledger, VerifyJournalNamesADeletedEntry) {
+TEST(Ledger, VerifyJournalAndListingsNameADeletedEntry) {
   TempDir dir;
   {
     auto ledger = OpenOrDie(dir.path());
@@ -658,6 +658,18 @@ TEST(Ledger, VerifyJournalNamesADeletedEntry) {
   absl::Status verified = ledger->VerifyJournal();
   EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(verified.message().find("entry 3"), absl::string_view::npos) << verified;
+  // A listing (what an entry stream sends) names the gap rather than skip it: from before
+  // it, and from the missing entry itself, which is durable.
+  EXPECT_EQ(ledger->ListEntries(1, 2)->size(), 2u);
+  for (uint64_t first : {1, 3}) {
+    absl::StatusOr<std::vector<v1::Entry>> listed = ledger->ListEntries(first, 10);
+    ASSERT_FALSE(listed.ok()) << first;
+    EXPECT_EQ(listed.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(listed.status().message().find("entry 3 is missing from the journal"),
+              absl::string_view::npos)
+        << listed.status();
+  }
+  EXPECT_EQ(ledger->ListEntries(4, 10)->size(), 3u);
 }
 
 TEST(Ledger, OpenRefusesAJournalWhoseLastEntryDisagreesWithTheHead) {

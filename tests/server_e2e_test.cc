@@ -9,14 +9,10 @@
 #include <set>
 #include <thread>
 
-#include "engine/checkpoint.h"
 #include "engine/national_id.h"
-#include "engine/sha256.h"
-#include "engine/strings.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/auth.h"
-#include "server/service.h"
 #include "tests/raw_db.h"
 #include "tests/server_process.h"
 #include "tests/test_util.h"
@@ -762,55 +758,6 @@ TEST_F(ServerTest, DemoBookAndItsReportOverTheWire) {
   ASSERT_TRUE(server_->Start(dir_.Sub("demo"), {"--demo"}));
   EXPECT_NE(server_->startup().find("demo book not loaded"), std::string::npos)
       << server_->startup();
-}
-
-// The service over a ledger in this process, so that the ledger can close under a call: a
-// following entry stream that waits for more entries ends with UNAVAILABLE (reason
-// LEDGER_CLOSING) when the ledger closes. (The server ends its calls before it closes the
-// ledger; a library user need not.)
-TEST(EntryStreamInProcess, AFollowingStreamEndsUnavailableWhenTheLedgerCloses) {
-  TempDir dir;
-  absl::StatusOr<std::unique_ptr<Ledger>> ledger =
-      Ledger::Open(dir.Sub("ledger"), testing::FixedDayOptions());
-  ASSERT_TRUE(ledger.ok()) << ledger.status();
-  ASSERT_TRUE(
-      (*ledger)
-          ->SubmitAndWait(testing::Transfer("t1", "external:bank:psbc", "union:fund:cash", 100))
-          .status.ok());
-  const std::string token = "auditor-token-for-this-test";
-  absl::StatusOr<server::Authenticator> authenticator = server::Authenticator::Create(
-      {{ToHex(ThreadSha256().Digest({token})), "auditor.wang", {"auditor"}}});
-  ASSERT_TRUE(authenticator.ok()) << authenticator.status();
-  absl::StatusOr<CheckpointSigner> signer =
-      CheckpointSigner::LoadOrCreate(dir.Sub("checkpoint-key.pem"), "test.ledger");
-  ASSERT_TRUE(signer.ok()) << signer.status();
-  server::LedgerService service(ledger->get(), &*authenticator, &*signer, [] {});
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
-  std::unique_ptr<Stub> stub = v1::LoanLedger::NewStub(
-      grpc::CreateChannel(Cat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
-
-  grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer " + token);
-  v1::StreamEntriesRequest follow;
-  follow.set_follow(true);
-  std::unique_ptr<grpc::ClientReader<v1::Entry>> reader = stub->StreamEntries(&context, follow);
-  v1::Entry entry;
-  ASSERT_TRUE(reader->Read(&entry));
-  EXPECT_EQ(entry.sequence(), 1u);
-  // The stream lists nothing more and waits for entry 2 (within a moment of sending entry
-  // 1). Then the ledger closes.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  ledger->reset();
-  EXPECT_FALSE(reader->Read(&entry));
-  const grpc::Status status = reader->Finish();
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
-  EXPECT_EQ(Reason(status), "LEDGER_CLOSING");
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
 }
 
 }  // namespace
