@@ -439,7 +439,8 @@ class Ledger::Impl {
   PerfectNodeSource Nodes() const;
   absl::StatusOr<TreeHead> GetTreeHead() const;
   absl::Status CheckTreeSize(uint64_t size) const;
-  void NotifyWhenBeyond(uint64_t sequence, std::function<void(absl::Status)> done);
+  std::optional<absl::Status> NotifyWhenBeyond(uint64_t sequence,
+                                               std::function<void(absl::Status)> done);
   // Waits until the durable head reaches `sequence`, which storage already shows. A batch
   // is in storage once RocksDB's synced write has made it visible; the committer publishes
   // the durable head when that write returns, which on a busy machine can be a while later.
@@ -458,7 +459,7 @@ class Ledger::Impl {
   void NotifyWaiters(bool closing);
   std::mutex waiters_mutex_;
   std::vector<std::pair<uint64_t, std::function<void(absl::Status)>>> waiters_;
-  bool waiters_closed_ = false;  // after the last NotifyWaiters: `done` is called at once
+  bool waiters_closed_ = false;  // after the last NotifyWaiters: no more waiters are taken
 
   // Calls `visit` with each projection under `prefix` (keys in order) until it returns
   // false.
@@ -650,17 +651,13 @@ void Ledger::Impl::Shutdown() {
   NotifyWaiters(true);
 }
 
-void Ledger::Impl::NotifyWhenBeyond(uint64_t sequence, std::function<void(absl::Status)> done) {
-  bool beyond;
-  {
-    std::lock_guard<std::mutex> lock(waiters_mutex_);
-    beyond = durable_sequence_.load(std::memory_order_acquire) > sequence;
-    if (!beyond && !waiters_closed_) {
-      waiters_.emplace_back(sequence, std::move(done));
-      return;
-    }
-  }
-  done(beyond ? absl::OkStatus() : LedgerClosing());
+std::optional<absl::Status> Ledger::Impl::NotifyWhenBeyond(uint64_t sequence,
+                                                           std::function<void(absl::Status)> done) {
+  std::lock_guard<std::mutex> lock(waiters_mutex_);
+  if (durable_sequence_.load(std::memory_order_acquire) > sequence) return absl::OkStatus();
+  if (waiters_closed_) return LedgerClosing();
+  waiters_.emplace_back(sequence, std::move(done));
+  return std::nullopt;
 }
 
 absl::Status Ledger::Impl::AwaitHeadPublished(uint64_t sequence) const {
@@ -1842,8 +1839,9 @@ absl::StatusOr<std::string> Ledger::GetTreeRoot(uint64_t size) const {
   return MerkleRoot(impl_->Nodes(), size);
 }
 
-void Ledger::NotifyWhenBeyond(uint64_t sequence, std::function<void(absl::Status)> done) {
-  impl_->NotifyWhenBeyond(sequence, std::move(done));
+std::optional<absl::Status> Ledger::NotifyWhenBeyond(uint64_t sequence,
+                                                     std::function<void(absl::Status)> done) {
+  return impl_->NotifyWhenBeyond(sequence, std::move(done));
 }
 
 absl::StatusOr<ProgrammeReport> Ledger::GetProgrammeReport(const ReportQuery& query) const {

@@ -269,11 +269,14 @@ class Ledger {
   // The root of the tree of `size` leaves (size <= the durable tree).
   [[nodiscard]] absl::StatusOr<std::string> GetTreeRoot(uint64_t size) const;
 
-  // Calls `done` once: with OK on the committing thread after the next batch that takes
-  // the journal beyond `sequence` is durable (at once, on the calling thread, if it already
-  // is); with UNAVAILABLE, reason LEDGER_CLOSING, when the ledger closes first (at once if
-  // it is closing). Must not block.
-  void NotifyWhenBeyond(uint64_t sequence, std::function<void(absl::Status)> done);
+  // A wait for the journal to go beyond `sequence`. When the answer is known at once it is
+  // returned and `done` is never called: OK when the journal already is beyond, UNAVAILABLE
+  // with reason LEDGER_CLOSING when the ledger is closing. Otherwise nullopt, and `done` is
+  // called once, later: with OK on the committing thread after the batch that takes the
+  // journal beyond `sequence` is durable, or with LEDGER_CLOSING on the thread closing the
+  // ledger. `done` must not block.
+  [[nodiscard]] std::optional<absl::Status> NotifyWhenBeyond(
+      uint64_t sequence, std::function<void(absl::Status)> done);
 
   // The loan programme. NOT_FOUND (reason PRODUCT_NOT_FOUND, BORROWER_NOT_FOUND,
   // LOAN_NOT_FOUND) for an unknown id; INVALID_ARGUMENT for a bad query or page token.

@@ -168,7 +168,7 @@ LedgerService::Fill LedgerService::ProductFill(v1::ProductResponse* response,
     FillReceipt(result, response->mutable_entry());
     // The product as the entry left it, as the writer handed it over; a retry answers
     // with the product as it is now.
-    if (result.product.has_value() && result.product->product_id() == product_id) {
+    if (result.product.has_value()) {
       *response->mutable_product() = ProductToApi(*result.product);
       return absl::OkStatus();
     }
@@ -294,13 +294,12 @@ LedgerService::Fill BorrowerFill(Ledger* ledger, v1::BorrowerResponse* response,
   return [ledger, response, id = std::move(id)](const CommandResult& result,
                                                 const LedgerService::Caller& caller) {
     FillReceipt(result, response->mutable_entry());
-    const std::string borrower_id = id(result.entry.event());
     // As for a loan (LoanFill): the borrower as the entry left it, or, on a retry, now.
-    if (result.borrower.has_value() && result.borrower->borrower_id() == borrower_id) {
+    if (result.borrower.has_value()) {
       *response->mutable_borrower() = BorrowerToApi(*result.borrower, caller.personal());
       return absl::OkStatus();
     }
-    absl::StatusOr<v1::BorrowerState> b = ledger->GetBorrower(borrower_id);
+    absl::StatusOr<v1::BorrowerState> b = ledger->GetBorrower(id(result.entry.event()));
     if (!b.ok()) return b.status();
     *response->mutable_borrower() = BorrowerToApi(*b, caller.personal());
     return absl::OkStatus();
@@ -821,21 +820,15 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
     }
     waiting_ = true;
     std::shared_ptr<Shared> shared = shared_;
-    inside_next_ = this;
-    ledger_->NotifyWhenBeyond(next_ - 1, [this, shared](absl::Status beyond) {
-      if (inside_next_ == this) {
-        // Called at once, from inside Next() (the mutex is already held): go on below.
-        immediate_ = std::move(beyond);
-        return;
-      }
-      // On the committing thread after a commit, or on the thread closing the ledger.
-      std::lock_guard<std::mutex> lock(shared->mutex);
-      if (!shared->finished && waiting_) GoOn(beyond);
-    });
-    inside_next_ = nullptr;
+    std::optional<absl::Status> now =
+        ledger_->NotifyWhenBeyond(next_ - 1, [this, shared](absl::Status beyond) {
+          // On the committing thread after a commit, or on the thread closing the ledger.
+          std::lock_guard<std::mutex> lock(shared->mutex);
+          if (!shared->finished && waiting_) GoOn(beyond);
+        });
     // More entries were durable already (the list above just missed them), or the ledger
     // is closing.
-    if (immediate_.has_value()) GoOn(*std::exchange(immediate_, std::nullopt));
+    if (now.has_value()) GoOn(*now);
   }
 
   // After a wait for more entries: lists them, or ends the stream when the ledger closes
@@ -865,11 +858,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   v1::Entry current_;
   uint64_t sent_ = 0;
   bool waiting_ = false;
-  std::optional<absl::Status> immediate_;  // NotifyWhenBeyond's answer from inside Next()
-  static thread_local const EntryStream* inside_next_;
 };
-
-thread_local const EntryStream* EntryStream::inside_next_ = nullptr;
 
 }  // namespace
 
