@@ -112,9 +112,15 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.SetMaxSendMessageSize(config.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.max_concurrent_streams);
+  // gRPC listens with SO_REUSEPORT by default: a second server started on the same address
+  // (say, on another data directory) would share its port, and the kernel would hand each
+  // new connection to one or the other, splitting the writes between two ledgers.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || port == 0) {
-    return absl::UnavailableError(Cat("cannot listen on ", config.listen_address));
+    return absl::UnavailableError(Cat("cannot listen on ", config.listen_address,
+                                      " (another process listens there, or it is not an address "
+                                      "of this machine)"));
   }
   const std::string host = config.listen_address.substr(0, config.listen_address.rfind(':'));
   server->listening_address_ = Cat(host, ":", port);
@@ -135,6 +141,12 @@ void GongdaiServer::MarkNotServing() {
 void GongdaiServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // A start that failed before gRPC served anything (a data directory another server
+  // holds, an address in use, an unreadable key) has only the ledger, if that, to close.
+  if (server_ == nullptr) {
+    ledger_.reset();
+    return;
+  }
   // In-flight calls get a few seconds; writes already handed to the writer are answered
   // when it commits them, and the ledger's destructor drains its queue before closing.
   server_->GetHealthCheckService()->Shutdown();

@@ -685,6 +685,35 @@ TEST(ServerConfigFile, ABadSettingStopsTheStartBeforeAnythingIsCreatedAndIsNamed
   EXPECT_FALSE(std::filesystem::exists(dir.Sub("bad-data")));
 }
 
+// A second server started by mistake is refused with the reason, and leaves the first
+// serving: on the first one's data directory RocksDB's lock stops it; on its address the
+// port is not shared (gRPC would otherwise share it, and the kernel would split the
+// connections, and so the writes, between two ledgers).
+TEST_F(ServerTest, ASecondServerOnTheSameDataOrAddressIsRefusedAndSaysWhy) {
+  ServerProcess same_data;
+  EXPECT_FALSE(same_data.Start(dir_.Sub("data")));
+  int status = same_data.Stop();
+  ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(same_data.StderrText().find("gongdai-server: opening ledger database at " +
+                                        dir_.Sub("data") + "/ledger: IO error: While lock file"),
+            std::string::npos)
+      << same_data.StderrText();
+
+  ServerProcess same_address;
+  EXPECT_FALSE(same_address.Start(dir_.Sub("second"), {"--listen", server_->address()}));
+  status = same_address.Stop();
+  ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(same_address.StderrText().find("gongdai-server: cannot listen on " +
+                                           server_->address() + " (another process listens"),
+            std::string::npos)
+      << same_address.StderrText();
+
+  v1::ListProductsResponse products;
+  EXPECT_TRUE(Call(&Stub::ListProducts, "portal", v1::ListProductsRequest(), &products).ok());
+}
+
 TEST_F(ServerTest, HealthTurnsNotServingWhenTheEngineStops) {
   server_->Stop();
   const std::string trigger = dir_.Sub("fail-sync");
