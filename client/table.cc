@@ -170,7 +170,11 @@ std::string FormatPercent(std::string_view fraction) {
   // value * 100: the first two fraction digits move to the integer part.
   std::string integer = std::string(d->integer) + digits.substr(0, 2);
   integer.erase(0, std::min(integer.find_first_not_of('0'), integer.size() - 1));
-  return integer + "." + digits.substr(2, 2) + "%";
+  // Every digit given is shown (a rate of 0.04275 is 4.275%, not 4.27%); trailing zeros
+  // beyond two places go.
+  std::string rest = digits.substr(2);
+  while (rest.size() > 2 && rest.back() == '0') rest.pop_back();
+  return integer + "." + rest + "%";
 }
 
 Table::Table(std::vector<Column> columns) : columns_(std::move(columns)) {}

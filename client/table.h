@@ -28,7 +28,8 @@ std::string FormatAmount(std::string_view decimal);
 // Whole fen as FormatAmount shows them: 123456 -> "1,234.56".
 std::string FormatFen(int64_t fen);
 
-// A decimal fraction as a percentage with two decimals: "0.0525" -> "5.25%".
+// A decimal fraction as a percentage, with at least two decimals and every digit given:
+// "0.0525" -> "5.25%", "0.04275" -> "4.275%".
 std::string FormatPercent(std::string_view fraction);
 
 enum class Align { kLeft, kRight };

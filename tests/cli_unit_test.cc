@@ -58,6 +58,10 @@ TEST(FormatAmountTest, ThousandsSeparatorsAndTwoDecimals) {
   EXPECT_EQ(FormatFen(std::numeric_limits<int64_t>::min()), "-92,233,720,368,547,758.08");
   EXPECT_EQ(FormatPercent("0.0525"), "5.25%");
   EXPECT_EQ(FormatPercent("0.0000"), "0.00%");
+  // A rate with more places than a percentage's two is shown whole, never cut.
+  EXPECT_EQ(FormatPercent("0.04275"), "4.275%");
+  EXPECT_EQ(FormatPercent("0.0427500"), "4.275%");
+  EXPECT_EQ(FormatPercent("0.1"), "10.00%");
   EXPECT_EQ(FormatPercent("1.0000"), "100.00%");
   EXPECT_EQ(FormatPercent("0.0435"), "4.35%");
 }
