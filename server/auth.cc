@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -170,6 +171,14 @@ absl::StatusOr<Role> Authorize(const Principal& principal, std::string_view meth
 
 bool MaySeePersonalData(Role role) {
   return role == kOfficer || role == kApprover || role == kSupervisor || role == kAdmin;
+}
+
+bool MaySeePersonalData(const Principal& principal, std::string_view method) {
+  const std::vector<Role>& allowed = RolesFor(method);
+  return std::any_of(principal.roles.begin(), principal.roles.end(), [&](Role role) {
+    return MaySeePersonalData(role) &&
+           std::find(allowed.begin(), allowed.end(), role) != allowed.end();
+  });
 }
 
 absl::StatusOr<DevelopmentTokens> EnsureDevelopmentTokens(const std::string& data_dir) {

@@ -59,6 +59,12 @@ std::vector<std::string> MethodsInTable();
 // National ID and phone numbers are shown in full only to these roles.
 bool MaySeePersonalData(Role role);
 
+// Whether `principal` is shown personal data in full when it calls `method`: when any of
+// its roles that the table allows for the method may see it, whichever role the call is
+// made in. A supervisor who is also an auditor is not shown a masked phone by one call
+// and then asked to write it back by the next (`gongdai borrower update` does).
+bool MaySeePersonalData(const Principal& principal, std::string_view method);
+
 // The development tokens of a server started without [[tokens]]: created on first start
 // (one per role, two approvers for four eyes), the tokens in an owner-only file
 // `<data_dir>/dev-tokens.toml`, their hashes in `<data_dir>/dev-token-hashes.toml`.

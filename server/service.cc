@@ -21,7 +21,7 @@ namespace gongdai::server {
 struct LedgerService::Caller {
   Principal principal;
   Role role = Role::kAuditor;
-  bool personal() const { return MaySeePersonalData(role); }
+  bool personal = false;  // shown national ID and phone numbers in full
 };
 
 namespace {
@@ -77,7 +77,8 @@ LedgerService::Reactor* LedgerService::Write(Context* context, const char* metho
     reactor->Finish(status);
     return reactor;
   }
-  auto caller = std::make_shared<Caller>(Caller{*std::move(principal), *role});
+  const bool personal = MaySeePersonalData(*principal, method);
+  auto caller = std::make_shared<Caller>(Caller{*std::move(principal), *role, personal});
 
   // Every bad field in one answer: the request's own checks (amounts, dates as text)
   // first, then the engine's checks of the command, in the request's field names.
@@ -120,7 +121,7 @@ LedgerService::Reactor* LedgerService::Read(Context* context, const char* method
       authenticator_->Authenticate(Metadata(context, "authorization"));
   absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, method) : principal.status();
   absl::Status outcome = role.status();
-  if (role.ok()) outcome = run(Caller{*principal, *role});
+  if (role.ok()) outcome = run(Caller{*principal, *role, MaySeePersonalData(*principal, method)});
   grpc::Status status = ToGrpcStatus(outcome);
   LogRequest(method, principal.ok() ? principal->id : "", role.ok() ? RoleName(*role) : "", status,
              start);
@@ -151,12 +152,12 @@ LedgerService::Fill LedgerService::LoanFill(v1::LoanResponse* response, v1::Loan
     // The loan as the entry left it, as the writer handed it over; a retry answers with
     // the loan as it is now.
     if (result.loan.has_value() && result.loan->loan_id() == id) {
-      LoanToApi(*result.loan, caller.personal(), view, response->mutable_loan());
+      LoanToApi(*result.loan, caller.personal, view, response->mutable_loan());
       return absl::OkStatus();
     }
     absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(id);
     if (!loan.ok()) return loan.status();
-    LoanToApi(*loan, caller.personal(), view, response->mutable_loan());
+    LoanToApi(*loan, caller.personal, view, response->mutable_loan());
     return absl::OkStatus();
   };
 }
@@ -296,12 +297,12 @@ LedgerService::Fill BorrowerFill(Ledger* ledger, v1::BorrowerResponse* response,
     FillReceipt(result, response->mutable_entry());
     // As for a loan (LoanFill): the borrower as the entry left it, or, on a retry, now.
     if (result.borrower.has_value()) {
-      *response->mutable_borrower() = BorrowerToApi(*result.borrower, caller.personal());
+      *response->mutable_borrower() = BorrowerToApi(*result.borrower, caller.personal);
       return absl::OkStatus();
     }
     absl::StatusOr<v1::BorrowerState> b = ledger->GetBorrower(id(result.entry.event()));
     if (!b.ok()) return b.status();
-    *response->mutable_borrower() = BorrowerToApi(*b, caller.personal());
+    *response->mutable_borrower() = BorrowerToApi(*b, caller.personal);
     return absl::OkStatus();
   };
 }
@@ -312,7 +313,7 @@ LedgerService::Reactor* LedgerService::GetBorrower(Context* c, const v1::GetBorr
   return Read(c, "GetBorrower", [this, r, response](const Caller& caller) {
     absl::StatusOr<v1::BorrowerState> b = ledger_->GetBorrower(r->borrower_id());
     if (!b.ok()) return b.status();
-    *response = BorrowerToApi(*b, caller.personal());
+    *response = BorrowerToApi(*b, caller.personal);
     return absl::OkStatus();
   });
 }
@@ -333,7 +334,7 @@ LedgerService::Reactor* LedgerService::ListBorrowers(Context* c, const v1::ListB
     absl::StatusOr<BorrowerPage> page = ledger_->ListBorrowers(query);
     if (!page.ok()) return page.status();
     for (const v1::BorrowerState& b : page->borrowers)
-      *response->add_borrowers() = BorrowerToApi(b, caller.personal());
+      *response->add_borrowers() = BorrowerToApi(b, caller.personal);
     response->set_next_page_token(page->next_page_token);
     return absl::OkStatus();
   });
@@ -516,7 +517,7 @@ LedgerService::Reactor* LedgerService::GetLoan(Context* c, const v1::GetLoanRequ
     if (!v.empty()) return v.ToStatus();
     absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(r->loan_id());
     if (!loan.ok()) return loan.status();
-    LoanToApi(*loan, caller.personal(), r->view(), response);
+    LoanToApi(*loan, caller.personal, r->view(), response);
     return absl::OkStatus();
   });
 }
@@ -542,7 +543,7 @@ LedgerService::Reactor* LedgerService::ListLoans(Context* c, const v1::ListLoans
     absl::StatusOr<LoanPage> page = ledger_->ListLoans(query);
     if (!page.ok()) return page.status();
     for (const v1::LoanState& loan : page->loans)
-      LoanToApi(loan, caller.personal(), r->view(), response->add_loans());
+      LoanToApi(loan, caller.personal, r->view(), response->add_loans());
     response->set_next_page_token(page->next_page_token);
     return absl::OkStatus();
   });
@@ -555,7 +556,7 @@ LedgerService::Reactor* LedgerService::GetLoanStatement(Context* c,
     const std::string as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
     absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(r->loan_id(), as_of);
     if (!statement.ok()) return statement.status();
-    StatementToApi(*statement, caller.personal(), response);
+    StatementToApi(*statement, caller.personal, response);
     return absl::OkStatus();
   });
 }

@@ -7,9 +7,11 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "engine/national_id.h"
+#include "engine/sha256.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/auth.h"
@@ -588,6 +590,65 @@ TEST_F(ServerTest, PersonalDataIsMaskedForRolesThatDoNotNeedIt) {
   for (const char* who : {"officer", "auditor", "cashier"}) {
     EXPECT_EQ(log.find(server_->Token(who)), std::string::npos);
   }
+}
+
+// A token with several roles: the call is made in the first role its method allows, but
+// the caller sees personal data when any of those roles may. `gongdai borrower update`
+// reads the borrower's details and writes them back with the change; a supervisor whose
+// token lists "auditor" first would otherwise read a masked phone and have it refused.
+TEST_F(ServerTest, ATokenWithSeveralRolesSeesPersonalDataWhenOneOfItsRolesMay) {
+  ActiveLoan();
+  stub_.reset();  // an open channel would hold the stop for the server's 5 s of grace
+  server_->Stop();
+  std::ifstream hashes_file(dir_.Sub("data") + "/dev-token-hashes.toml");
+  std::stringstream hashes;
+  hashes << hashes_file.rdbuf();
+  const std::string token = "token-of-zhang-who-audits-and-supervises";
+  const std::string config = dir_.Sub("several-roles.toml");
+  std::ofstream(config) << "listen = \"127.0.0.1:0\"\n"
+                        << hashes.str() << "\n[[tokens]]\nsha256 = \""
+                        << ToHex(ThreadSha256().Digest({token}))
+                        << "\"\nprincipal = \"zhang\"\nroles = [\"auditor\", \"supervisor\"]\n";
+  StartServer({"--config", config, "--business-date", "2020-06-30"});
+
+  const auto as_zhang = [&](grpc::ClientContext* context) {
+    context->AddMetadata("authorization", "Bearer " + token);
+  };
+  v1::GetBorrowerRequest get;
+  get.set_borrower_id("B000001");
+  v1::Borrower read;
+  {
+    grpc::ClientContext context;
+    as_zhang(&context);
+    ASSERT_TRUE(stub_->GetBorrower(&context, get, &read).ok());
+  }
+  EXPECT_EQ(read.phone(), "13907961234");
+  EXPECT_EQ(read.national_id().find('*'), std::string::npos) << read.national_id();
+
+  // What the client's `borrower update --sector` sends: the details read, one changed.
+  v1::UpdateBorrowerRequest update;
+  update.set_request_id("zhang-sector");
+  update.set_borrower_id("B000001");
+  v1::BorrowerDetailsInput* d = update.mutable_details();
+  d->set_name(read.name());
+  d->set_phone(read.phone());
+  d->set_union_member_number(read.union_member_number());
+  d->set_category(read.category());
+  d->set_county(read.county());
+  d->set_enterprise_name(read.enterprise_name());
+  d->set_sector("餐饮");
+  v1::BorrowerResponse updated;
+  grpc::ClientContext context;
+  as_zhang(&context);
+  grpc::Status status = stub_->UpdateBorrower(&context, update, &updated);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(updated.borrower().sector(), "餐饮");
+  EXPECT_EQ(updated.borrower().phone(), "13907961234");
+
+  // The auditor's own token still sees them masked.
+  v1::Borrower masked;
+  ASSERT_TRUE(Call(&Stub::GetBorrower, "auditor", get, &masked).ok());
+  EXPECT_EQ(masked.phone(), "139****1234");
 }
 
 TEST_F(ServerTest, BadInputOverTheWireGetsClearErrorsAndTheServerKeepsServing) {
