@@ -113,33 +113,37 @@ absl::StatusOr<ConnectionSettings> ResolveSettings(const ConnectionFlags& flags,
     settings.profile = profile_path;
   }
 
-  // Flag > environment > profile > default.
-  const auto pick = [&](const std::string& flag, const char* variable, const char* key,
-                        std::string& out) -> bool {
+  // Flag > environment > profile > default. Returns where the value came from, for
+  // messages; empty when it was not given.
+  const auto pick = [&](const std::string& flag, const char* option, const char* variable,
+                        const char* key, std::string& out) -> std::string {
     if (!flag.empty()) {
       out = flag;
-      return true;
+      return option;
     }
     if (std::optional<std::string> value = NonEmpty(env, variable)) {
       out = *value;
-      return true;
+      return variable;
     }
     auto it = profile.values.find(key);
     if (it != profile.values.end() && !it->second.empty()) {
       out = it->second;
-      return true;
+      return std::string(key) + " in " + profile_path;
     }
-    return false;
+    return "";
   };
-  pick(flags.server, "GONGDAI_SERVER", "server", settings.server);
-  pick(flags.ca_file, "GONGDAI_CA_FILE", "ca_file", settings.ca_file);
-  pick(flags.tls_server_name, "GONGDAI_TLS_SERVER_NAME", "tls_server_name",
-       settings.tls_server_name);
-  pick(flags.token_file, "GONGDAI_TOKEN_FILE", "token_file", settings.token_file);
-  settings.as_given = pick(flags.as, "GONGDAI_AS", "as", settings.as);
+  pick(flags.server, "--server", "GONGDAI_SERVER", "server", settings.server);
+  pick(flags.ca_file, "--ca-file", "GONGDAI_CA_FILE", "ca_file", settings.ca_file);
+  const std::string name_source =
+      pick(flags.tls_server_name, "--tls-server-name", "GONGDAI_TLS_SERVER_NAME", "tls_server_name",
+           settings.tls_server_name);
+  pick(flags.token_file, "--token-file", "GONGDAI_TOKEN_FILE", "token_file", settings.token_file);
+  settings.as_source = pick(flags.as, "--as", "GONGDAI_AS", "as", settings.as);
   if (!settings.tls_server_name.empty() && settings.ca_file.empty()) {
     return absl::InvalidArgumentError(
-        "--tls-server-name needs TLS: give the server's CA certificate with --ca-file");
+        "a TLS server name (" + name_source +
+        ") needs TLS: give the server's CA certificate with --ca-file (or GONGDAI_CA_FILE, "
+        "or ca_file in the profile)");
   }
   return settings;
 }
@@ -206,10 +210,10 @@ absl::StatusOr<Credentials> LoadCredentials(const ConnectionSettings& settings) 
         std::to_string(error_line) + ")");
   }
   if (!UsableToken(token)) return Unusable(path);
-  if (settings.as_given) {
-    return absl::UnauthenticatedError("--as " + settings.as +
-                                      " picks a token from a development tokens file, but " + path +
-                                      " holds a single token: leave out --as (and GONGDAI_AS)");
+  if (!settings.as_source.empty()) {
+    return absl::UnauthenticatedError("a role (" + settings.as + ", from " + settings.as_source +
+                                      ") picks a token from a development tokens file, but " +
+                                      path + " holds a single token: leave the role out");
   }
   return Credentials{token, "the token in " + path};
 }

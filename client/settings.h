@@ -39,7 +39,8 @@ struct ConnectionSettings {
   std::string token_file;
   // The role whose token is taken from a development tokens file.
   std::string as = kDefaultRole;
-  bool as_given = false;
+  // Where `as` was given ("--as", "GONGDAI_AS" or "as in <profile>"), empty when it was not.
+  std::string as_source;
   // The profile file that was read, empty when none.
   std::string profile;
 };

@@ -199,7 +199,7 @@ TEST_F(SettingsTest, DefaultsWithNothingConfigured) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->server, "127.0.0.1:50051");
   EXPECT_EQ(s->as, "officer");
-  EXPECT_FALSE(s->as_given);
+  EXPECT_TRUE(s->as_source.empty());
   EXPECT_TRUE(s->token_file.empty());
   EXPECT_TRUE(s->ca_file.empty());
   EXPECT_TRUE(s->profile.empty());
@@ -217,7 +217,7 @@ TEST_F(SettingsTest, FlagBeatsEnvironmentBeatsProfile) {
   EXPECT_EQ(s->ca_file, dir_.Sub(".config/gongdai/ca.pem"));  // relative to the profile
   EXPECT_EQ(s->token_file, dir_.Sub("tokens.toml"));
   EXPECT_EQ(s->as, "cashier");
-  EXPECT_TRUE(s->as_given);
+  EXPECT_EQ(s->as_source, "as in " + dir_.Sub(".config/gongdai/profile.toml"));
   EXPECT_EQ(s->tls_server_name, "ledger.example");
 
   env_["GONGDAI_SERVER"] = "env:2";
@@ -227,6 +227,7 @@ TEST_F(SettingsTest, FlagBeatsEnvironmentBeatsProfile) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->server, "env:2");
   EXPECT_EQ(s->as, "approver");
+  EXPECT_EQ(s->as_source, "GONGDAI_AS");
   EXPECT_EQ(s->token_file, dir_.Sub("tokens.toml"));
 
   ConnectionFlags flags;
@@ -260,6 +261,16 @@ TEST_F(SettingsTest, ANamedProfileMustExistAndBeWellFormed) {
   env_.erase("GONGDAI_PROFILE");
   s = ResolveSettings(flags, Env());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << "a server name needs TLS";
+  EXPECT_NE(
+      std::string(s.status().message()).find("a TLS server name (--tls-server-name) needs TLS"),
+      std::string::npos)
+      << s.status();
+  flags.tls_server_name = "";
+  env_["GONGDAI_TLS_SERVER_NAME"] = "ledger.example";
+  s = ResolveSettings(flags, Env());
+  EXPECT_NE(std::string(s.status().message()).find("a TLS server name (GONGDAI_TLS_SERVER_NAME)"),
+            std::string::npos)
+      << s.status();
 }
 
 TEST_F(SettingsTest, TokensFromAPlainFileOrADevelopmentTokensFile) {
@@ -270,9 +281,16 @@ TEST_F(SettingsTest, TokensFromAPlainFileOrADevelopmentTokensFile) {
   EXPECT_EQ(c->token, "gd_officer_abc123");
   EXPECT_EQ(c->source.find("gd_officer_abc123"), std::string::npos);
 
-  settings.as_given = true;  // --as makes no sense with a single token
+  settings.as = "cashier";  // a role makes no sense with a single token
+  settings.as_source = "GONGDAI_AS";
   c = LoadCredentials(settings);
   EXPECT_EQ(c.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(std::string(c.status().message())
+                .find("a role (cashier, from GONGDAI_AS) picks a token from a development tokens "
+                      "file, but " +
+                      settings.token_file + " holds a single token: leave the role out"),
+            std::string::npos)
+      << c.status();
   EXPECT_EQ(std::string(c.status().message()).find("abc123"), std::string::npos);
 
   settings.token_file =
