@@ -206,6 +206,14 @@ int Main(int argc, char** argv) {
       std::printf("%-44s %10.1f\n", "programme report, year 2020, by county", county_ms);
       std::printf("%-44s %10.1f\n", "portfolio (PAR30/PAR90, aging) as of date", portfolio_ms);
       std::printf("%-44s %10.1f\n", "overdue loans as of date", overdue_ms);
+      // MedianMs gives -1 for a query that failed: a failure is not a timing.
+      for (const double ms : {total_ms, county_ms, portfolio_ms, overdue_ms}) {
+        if (ms < 0) {
+          std::fprintf(stderr, "a query failed (shown as -1.0 ms)\n");
+          code = 1;
+          break;
+        }
+      }
       if (disbursed != static_cast<int64_t>(loans)) {
         std::fprintf(stderr, "the report counts %lld loans disbursed, expected %zu\n",
                      static_cast<long long>(disbursed), loans);
