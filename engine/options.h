@@ -40,7 +40,8 @@ struct LedgerOptions {
   // Default: the Asia/Shanghai calendar date of clock_us().
   std::function<Date()> business_date_today;
 
-  // RocksDB block cache, shared by every column family. Bounds read-side memory.
+  // RocksDB block cache, shared by every column family: data blocks and the partitions of
+  // the table files' indexes and filters. Bounds read-side memory.
   // Default: 64 MiB.
   size_t block_cache_bytes = size_t{64} << 20;
 
