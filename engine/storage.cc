@@ -55,19 +55,16 @@ rocksdb::ColumnFamilyOptions SpaceOptions(Space space, const LedgerOptions& opti
   cf.compression = rocksdb::kNoCompression;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
-  // Index and filter blocks in partitions of 4 KiB, kept in the block cache with the data
-  // blocks; only each file's small top-level index stays in memory for as long as the
-  // file is open. With one index and one filter block per file, held outside the cache,
-  // the memory a server holds grew with the book: 27 MiB right after open at 100,000
-  // entries, 104-128 MiB at 10 million, about 10 MiB per million. Partitioned: 28 and
-  // 32-45 MiB. (Whole blocks in the cache are no answer: at 10 million entries they evict
-  // each other, and repayments fell fourteenfold.) Files written before keep their whole
-  // blocks, which then go through the cache, until compactions rewrite them.
+  // Index blocks in partitions of 4 KiB, and filters cut with them, read through the block
+  // cache like data blocks (RocksDB does so for partitions whatever
+  // cache_index_and_filter_blocks says); only each file's small top-level index stays in
+  // memory for as long as the file is open. With one whole index and filter block per
+  // file, held outside the cache, the memory a server holds right after open grew with
+  // the book: 27 MiB at 100,000 entries, 104-128 MiB at 10 million. Partitioned: 28 and
+  // 32-45 MiB. Files written before keep their whole blocks in memory, as they were, until
+  // compactions rewrite them: whole blocks in the cache would evict each other at 10
+  // million entries (repayments fell fourteenfold when tried).
   table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
-  table.cache_index_and_filter_blocks = true;
-  table.cache_index_and_filter_blocks_with_high_priority = true;
-  table.pin_top_level_index_and_filter = true;
-  table.pin_l0_filter_and_index_blocks_in_cache = true;
   // Point lookups dominate every space but the journal (which is read by sequence and
   // scanned): a bloom filter lets a lookup of an absent key (a new request id, a new
   // account) skip the files that cannot hold it, and one over the memtable lets it skip

@@ -4,6 +4,7 @@
 #define GONGDAI_TESTS_RAW_DB_H_
 
 #include <rocksdb/db.h>
+#include <rocksdb/table_properties.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -60,6 +61,15 @@ class RawDb {
     }
     std::sort(out.begin(), out.end(),
               [](const auto& a, const auto& b) { return a.second > b.second; });
+    return out;
+  }
+  // For each table file of column family `cf`, the partitions its index is cut into (0 for
+  // a file whose index is one whole block).
+  std::vector<uint64_t> IndexPartitions(const std::string& cf) {
+    rocksdb::TablePropertiesCollection tables;
+    Check(db_->GetPropertiesOfAllTables(handles_.at(cf), &tables));
+    std::vector<uint64_t> out;
+    for (const auto& [file, properties] : tables) out.push_back(properties->index_partitions);
     return out;
   }
   std::vector<std::pair<std::string, std::string>> All(const std::string& cf) {
