@@ -118,9 +118,12 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || port == 0) {
-    return absl::UnavailableError(Cat("cannot listen on ", config.listen_address,
-                                      " (another process listens there, or it is not an address "
-                                      "of this machine)"));
+    // gRPC says why only in its own log line; these are the causes it can have.
+    return absl::UnavailableError(
+        Cat("cannot listen on ", config.listen_address,
+            " (another process listens there, it is not an address of this machine, or the port "
+            "needs privileges",
+            server->tls_ ? "; or gRPC could not use the TLS certificate and key)" : ")"));
   }
   const std::string host = config.listen_address.substr(0, config.listen_address.rfind(':'));
   server->listening_address_ = Cat(host, ":", port);
