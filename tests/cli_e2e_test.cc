@@ -17,6 +17,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "engine/sha256.h"
 #include "tests/server_process.h"
 #include "tests/test_util.h"
 
@@ -629,6 +630,41 @@ TEST_F(CliTest, BusinessRefusalExitsThreeWithTheRuleInWords) {
   r = As("officer", {"loan", "show", "L000099"});
   EXPECT_EQ(r.code, 3) << r.Show();
   EXPECT_TRUE(Contains(r.err, "LOAN_NOT_FOUND")) << r.err;
+}
+
+// `borrower update` reads the borrower's details and writes them back with the change. A
+// token with several roles calls in the first its method allows, but sees personal data
+// when any of them may: a supervisor whose token lists "auditor" first updates a sector
+// and keeps the phone (a masked phone written back would be refused).
+TEST_F(CliTest, BorrowerUpdateByATokenWithSeveralRolesKeepsTheDetailsItRead) {
+  ActiveLoan();
+  server_->Stop();
+  std::ifstream hashes_file(dir_.Sub("data") + "/dev-token-hashes.toml");
+  std::stringstream hashes;
+  hashes << hashes_file.rdbuf();
+  const std::string token = "token-of-zhang-who-audits-and-supervises";
+  const std::string config =
+      WriteFile("several-roles.toml",
+                "listen = \"127.0.0.1:0\"\n" + hashes.str() + "\n[[tokens]]\nsha256 = \"" +
+                    ToHex(ThreadSha256().Digest({token})) +
+                    "\"\nprincipal = \"zhang\"\nroles = [\"auditor\", \"supervisor\"]\n");
+  server_ = std::make_unique<ServerProcess>();
+  ASSERT_TRUE(
+      server_->Start(dir_.Sub("data"), {"--config", config, "--business-date", "2020-06-30"}))
+      << server_->startup();
+  const std::string zhang = WriteFile("zhang.token", token + "\n");
+
+  CliResult r = RunCli({"--server", server_->address(), "--token-file", zhang, "borrower", "update",
+                        "B000001", "--sector", "餐饮"},
+                       home_);
+  ASSERT_EQ(r.code, 0) << r.Show();
+  EXPECT_TRUE(Contains(r.out, "13907961234")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "餐饮")) << r.out;
+  // The auditor's own token still sees the phone masked, and the update kept it.
+  r = As("auditor", {"borrower", "show", "B000001"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  EXPECT_TRUE(Contains(r.out, "139****1234")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "餐饮")) << r.out;
 }
 
 TEST_F(CliTest, WrongRoleOrTokenExitsFour) {
