@@ -61,7 +61,7 @@ rocksdb::ColumnFamilyOptions SpaceOptions(Space space, const LedgerOptions& opti
   // memory for as long as the file is open. With one whole index and filter block per
   // file, held outside the cache, the memory a server holds right after open grew with
   // the book: 27 MiB at 100,000 entries, 104-128 MiB at 10 million. Partitioned: 28 and
-  // 32-45 MiB. Files written before keep their whole blocks in memory, as they were, until
+  // 32-66 MiB. Files written before keep their whole blocks in memory, as they were, until
   // compactions rewrite them: whole blocks in the cache would evict each other at 10
   // million entries (repayments fell fourteenfold when tried).
   table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
