@@ -17,7 +17,6 @@
 #include <mutex>
 #include <sstream>
 
-#include "engine/sha256.h"
 #include "tests/server_process.h"
 #include "tests/test_util.h"
 
@@ -639,15 +638,10 @@ TEST_F(CliTest, BusinessRefusalExitsThreeWithTheRuleInWords) {
 TEST_F(CliTest, BorrowerUpdateByATokenWithSeveralRolesKeepsTheDetailsItRead) {
   ActiveLoan();
   server_->Stop();
-  std::ifstream hashes_file(dir_.Sub("data") + "/dev-token-hashes.toml");
-  std::stringstream hashes;
-  hashes << hashes_file.rdbuf();
   const std::string token = "token-of-zhang-who-audits-and-supervises";
-  const std::string config =
-      WriteFile("several-roles.toml",
-                "listen = \"127.0.0.1:0\"\n" + hashes.str() + "\n[[tokens]]\nsha256 = \"" +
-                    ToHex(ThreadSha256().Digest({token})) +
-                    "\"\nprincipal = \"zhang\"\nroles = [\"auditor\", \"supervisor\"]\n");
+  const std::string config = dir_.Sub("several-roles.toml");
+  testing::WriteConfigAddingAToken(config, dir_.Sub("data"), token, "zhang",
+                                   "\"auditor\", \"supervisor\"");
   server_ = std::make_unique<ServerProcess>();
   ASSERT_TRUE(
       server_->Start(dir_.Sub("data"), {"--config", config, "--business-date", "2020-06-30"}))

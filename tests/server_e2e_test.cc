@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "engine/national_id.h"
-#include "engine/sha256.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/auth.h"
@@ -600,15 +599,10 @@ TEST_F(ServerTest, ATokenWithSeveralRolesSeesPersonalDataWhenOneOfItsRolesMay) {
   ActiveLoan();
   stub_.reset();  // an open channel would hold the stop for the server's 5 s of grace
   server_->Stop();
-  std::ifstream hashes_file(dir_.Sub("data") + "/dev-token-hashes.toml");
-  std::stringstream hashes;
-  hashes << hashes_file.rdbuf();
   const std::string token = "token-of-zhang-who-audits-and-supervises";
   const std::string config = dir_.Sub("several-roles.toml");
-  std::ofstream(config) << "listen = \"127.0.0.1:0\"\n"
-                        << hashes.str() << "\n[[tokens]]\nsha256 = \""
-                        << ToHex(ThreadSha256().Digest({token}))
-                        << "\"\nprincipal = \"zhang\"\nroles = [\"auditor\", \"supervisor\"]\n";
+  testing::WriteConfigAddingAToken(config, dir_.Sub("data"), token, "zhang",
+                                   "\"auditor\", \"supervisor\"");
   StartServer({"--config", config, "--business-date", "2020-06-30"});
 
   v1::GetBorrowerRequest get;

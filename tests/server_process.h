@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/sha256.h"
 #include "gongdai/v1/ledger_service.grpc.pb.h"
 
 namespace gongdai::testing {
@@ -149,6 +150,19 @@ struct ServerExit {
   std::string out;  // its standard output
   std::string err;  // its standard error
 };
+
+// Writes to `path` a server configuration that listens on a free loopback port and keeps
+// the development tokens that a server on `data_dir` created, plus `token` for
+// `principal` with `roles` (TOML array items, e.g. "\"auditor\", \"supervisor\"").
+inline void WriteConfigAddingAToken(const std::string& path, const std::string& data_dir,
+                                    const std::string& token, const std::string& principal,
+                                    const std::string& roles) {
+  std::ifstream hashes(data_dir + "/dev-token-hashes.toml");
+  std::ofstream(path) << "listen = \"127.0.0.1:0\"\n"
+                      << hashes.rdbuf() << "\n[[tokens]]\nsha256 = \""
+                      << ToHex(ThreadSha256().Digest({token})) << "\"\nprincipal = \"" << principal
+                      << "\"\nroles = [" << roles << "]\n";
+}
 
 // Runs the server binary with `--data-dir data_dir` and `args` until it exits. Its
 // standard error goes where ServerProcess puts it (`data_dir` + ".stderr"), and what this
