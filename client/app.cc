@@ -32,7 +32,8 @@ Exit codes:
   0  success
   1  any other failure
   2  usage: bad flags or values (checked locally, or refused by the ledger as invalid)
-  3  refused by a business rule (FAILED_PRECONDITION, NOT_FOUND, ALREADY_EXISTS, OUT_OF_RANGE)
+  3  refused by a business rule (FAILED_PRECONDITION, NOT_FOUND, ALREADY_EXISTS, OUT_OF_RANGE),
+     or a borrower changed by someone else between the update's read and its write
   4  authentication or permission (no usable token, UNAUTHENTICATED, PERMISSION_DENIED)
   5  the ledger is unreachable, unavailable or busy after retries (UNAVAILABLE,
      DEADLINE_EXCEEDED, a full writer queue, a loan that kept changing while read)

@@ -62,6 +62,9 @@ std::string_view CodeName(grpc::StatusCode code) {
 constexpr std::string_view kLedgerStopped = "LEDGER_STOPPED";
 constexpr std::string_view kQueueFull = "QUEUE_FULL";
 constexpr std::string_view kLoanChanging = "LOAN_CHANGING";
+// An update made from a version of a borrower that another update has since replaced:
+// nothing was written, and sending it again would not help (it must be made anew).
+constexpr std::string_view kBorrowerChanged = "BORROWER_CHANGED";
 
 }  // namespace
 
@@ -85,7 +88,8 @@ int ExitCodeFor(grpc::StatusCode code, std::string_view reason) {
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
       return reason == kQueueFull ? kExitUnavailable : kExitFailure;
     case grpc::StatusCode::ABORTED:
-      return reason == kLoanChanging ? kExitUnavailable : kExitFailure;
+      if (reason == kLoanChanging) return kExitUnavailable;
+      return reason == kBorrowerChanged ? kExitRefused : kExitFailure;
     default:
       return kExitFailure;
   }
@@ -181,6 +185,10 @@ std::string_view ReasonHint(std::string_view reason) {
       {"BORROWER_ALREADY_REGISTERED",
        "A borrower with this national ID number is already registered."},
       {"BORROWER_NOT_FOUND", "No borrower has this id; find it with `gongdai borrower list`."},
+      {"BORROWER_CHANGED",
+       "Someone else changed this borrower between this command's read and its write, and "
+       "nothing was written. Run the command again: it reads the borrower's current details "
+       "and changes only what you give."},
       {"LOAN_NOT_FOUND", "No loan has this id; find it with `gongdai loan list`."},
       {"PRODUCT_NOT_FOUND", "No product has this id; see `gongdai product list`."},
       {"ENTRY_NOT_FOUND", "The journal has no entry with this number; see `gongdai entry list`."},

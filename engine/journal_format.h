@@ -33,7 +33,7 @@ inline constexpr std::string_view kFormatVersion = "gongdai-journal-1";
 // apply's output for the same journal changes; a database whose derived state has another
 // version (or none, before version 2) is rebuilt from its journal when the ledger opens.
 inline constexpr std::string_view kMetaProjectionsKey = "projections";
-inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-5";
+inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-6";
 inline constexpr std::string_view kAccountPrefix = "a/";
 inline constexpr std::string_view kDateIndexPrefix = "d/";
 

@@ -40,6 +40,12 @@ struct Command {
   // "YYYY-MM-DD"; empty means today's business date. Never after today.
   std::string business_date;
   v1::Event event;
+  // For an update that replaces a record's details whole (BorrowerUpdated, where it is
+  // required): the record's version the new details were made from, the sequence of the
+  // entry that last changed it. If the record has changed since, the command is refused
+  // with ABORTED, reason BORROWER_CHANGED, so that a stale copy never overwrites a newer
+  // one. Not part of the entry: it is a condition on the state, not a fact of the event.
+  uint64_t expected_version = 0;
 };
 
 struct CommandResult {

@@ -1569,6 +1569,14 @@ absl::StatusOr<Decision> DecideKind(Context& c) {
       absl::StatusOr<v1::BorrowerState> b =
           ExistingBorrower(state, event.borrower_updated().borrower_id());
       if (!b.ok()) return b.status();
+      const uint64_t version = b->changed_sequence();
+      if (version != c.command.expected_version) {
+        return WithReason(
+            absl::StatusCode::kAborted, "BORROWER_CHANGED",
+            Cat("borrower ", b->borrower_id(), " has changed since version ",
+                c.command.expected_version, ": it is at version ", version, " (entry ", version,
+                "); read it again and make the change on its current details"));
+      }
       return Decision{event, {}};
     }
     case v1::Event::kTalentPoolStatusChanged: {
@@ -1671,6 +1679,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
       borrower.set_status(v1::TALENT_POOL_STATUS_ACTIVE);
       borrower.set_registered_sequence(entry.sequence());
       borrower.set_registered_date(entry.business_date());
+      borrower.set_changed_sequence(entry.sequence());
       WriteProto(state, Space::kProjections, BorrowerKey(e.borrower_id()), borrower);
       state.Put(Space::kIndexes, NationalIdIndexKey(e.national_id()), e.borrower_id());
       state.Put(Space::kProjections, "n/borrower", SequenceKey(IdNumber(e.borrower_id())));
@@ -1692,6 +1701,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
         (*borrower)->set_status(event.talent_pool_status_changed().status());
         (*borrower)->set_status_reason(event.talent_pool_status_changed().reason());
       }
+      (*borrower)->set_changed_sequence(entry.sequence());
       WriteProto(state, Space::kProjections, BorrowerKey(id), **borrower);
       HandBack(a, **borrower);
       return absl::OkStatus();

@@ -168,6 +168,16 @@ absl::Status ValidateCommand(const Command& command, Date today) {
       ValidateProgrammeEvent(command.event, today, violations);
       break;
   }
+  if (command.event.has_borrower_updated()) {
+    if (command.expected_version == 0) {
+      violations.Add("expected_version", "REQUIRED",
+                     "is required: give the borrower's version that the new details were made "
+                     "from (Borrower.version, as last read)");
+    }
+  } else if (command.expected_version != 0) {
+    violations.Add("expected_version", "NOT_APPLICABLE",
+                   "applies only to an update of a borrower's details");
+  }
   return violations.ToStatus();
 }
 

@@ -125,6 +125,7 @@ v1::Borrower BorrowerToApi(const v1::BorrowerState& state, bool personal) {
   b.set_status(state.status());
   b.set_status_reason(state.status_reason());
   b.set_registered_date(state.registered_date());
+  b.set_version(state.changed_sequence());
   return b;
 }
 

@@ -65,7 +65,7 @@ LedgerService::LedgerService(Ledger* ledger, const Authenticator* authenticator,
 LedgerService::Reactor* LedgerService::Write(Context* context, const char* method,
                                              const std::string& request_id,
                                              const std::string& business_date, BuildEvent build,
-                                             Fill fill) {
+                                             Fill fill, uint64_t expected_version) {
   const Clock::time_point start = Clock::now();
   Reactor* reactor = context->DefaultReactor();
   absl::StatusOr<Principal> principal =
@@ -89,6 +89,7 @@ LedgerService::Reactor* LedgerService::Write(Context* context, const char* metho
   command.actor.set_role(std::string(RoleName(caller->role)));
   command.business_date = business_date;
   command.event = build(request_violations);
+  command.expected_version = expected_version;
   std::vector<FieldViolation> violations = request_violations.violations();
   std::set<std::string> reported;
   for (const FieldViolation& v : violations) reported.insert(v.field);
@@ -269,7 +270,8 @@ LedgerService::Reactor* LedgerService::UpdateBorrower(Context* c,
         return e;
       },
       BorrowerFill(ledger_, response,
-                   [](const v1::Event& e) { return e.borrower_updated().borrower_id(); }));
+                   [](const v1::Event& e) { return e.borrower_updated().borrower_id(); }),
+      r->expected_version());
 }
 
 LedgerService::Reactor* LedgerService::ChangeTalentPoolStatus(

@@ -87,8 +87,11 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   using BuildEvent = std::function<v1::Event(ViolationCollector&)>;
   using Run = std::function<absl::Status(const Caller&)>;
 
+  // `expected_version`: the command's (Command::expected_version), for the updates that
+  // name the version they were made from; 0 for the others.
   Reactor* Write(Context* context, const char* method, const std::string& request_id,
-                 const std::string& business_date, BuildEvent build, Fill fill);
+                 const std::string& business_date, BuildEvent build, Fill fill,
+                 uint64_t expected_version = 0);
   Reactor* Read(Context* context, const char* method, Run run);
   // A write that answers with a loan: the request's `view` is checked with its other
   // fields, and the answer's loan is in that view.

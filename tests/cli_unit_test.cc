@@ -122,6 +122,7 @@ TEST(ExitCodeTest, FollowsTheDocumentedTable) {
   EXPECT_EQ(ExitCodeFor(StatusCode::RESOURCE_EXHAUSTED, "QUEUE_FULL"), 5);
   EXPECT_EQ(ExitCodeFor(StatusCode::RESOURCE_EXHAUSTED, ""), 1);
   EXPECT_EQ(ExitCodeFor(StatusCode::ABORTED, "LOAN_CHANGING"), 5);
+  EXPECT_EQ(ExitCodeFor(StatusCode::ABORTED, "BORROWER_CHANGED"), 3);
   EXPECT_EQ(ExitCodeFor(StatusCode::ABORTED, ""), 1);
   EXPECT_EQ(ExitCodeFor(StatusCode::INTERNAL, ""), 1);
   EXPECT_EQ(ExitCodeFor(absl::InvalidArgumentError("bad profile")), 2);
@@ -137,6 +138,8 @@ TEST(ExitCodeTest, RetriesOnlyWhatALaterAttemptMayCure) {
   EXPECT_TRUE(Retryable(StatusCode::RESOURCE_EXHAUSTED, "QUEUE_FULL"));
   EXPECT_FALSE(Retryable(StatusCode::RESOURCE_EXHAUSTED, ""));
   EXPECT_TRUE(Retryable(StatusCode::ABORTED, "LOAN_CHANGING"));
+  // The same request again would name the same stale version.
+  EXPECT_FALSE(Retryable(StatusCode::ABORTED, "BORROWER_CHANGED"));
   EXPECT_FALSE(Retryable(StatusCode::ABORTED, ""));
   for (StatusCode code :
        {StatusCode::INVALID_ARGUMENT, StatusCode::FAILED_PRECONDITION, StatusCode::NOT_FOUND,

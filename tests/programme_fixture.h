@@ -164,18 +164,22 @@ class ProgrammeTest : public ::testing::Test {
     return gate;
   }
 
-  CommandResult Run(const v1::Actor& actor, const v1::Event& event, std::string date = "") {
+  // `expected_version`: Command::expected_version (a borrower update's).
+  CommandResult Run(const v1::Actor& actor, const v1::Event& event, std::string date = "",
+                    uint64_t expected_version = 0) {
     Command command;
     command.request_id = "req-" + std::to_string(++request_counter_);
     command.actor = actor;
     command.business_date = date.empty() ? today_.ToString() : date;
     command.event = event;
+    command.expected_version = expected_version;
     return ledger_->SubmitAndWait(std::move(command));
   }
 
   // Runs and requires success; returns the entry.
-  v1::Entry Ok(const v1::Actor& actor, const v1::Event& event, std::string date = "") {
-    CommandResult result = Run(actor, event, std::move(date));
+  v1::Entry Ok(const v1::Actor& actor, const v1::Event& event, std::string date = "",
+               uint64_t expected_version = 0) {
+    CommandResult result = Run(actor, event, std::move(date), expected_version);
     EXPECT_TRUE(result.status.ok()) << result.status;
     return result.entry;
   }

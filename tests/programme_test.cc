@@ -107,13 +107,14 @@ TEST_F(ProgrammeTest, ABorrowerOrProductIsHandedOverAsItsEntryLeftIt) {
   const uint64_t before = ledger_->Head().sequence;
   gate->Hold(before + 1);
   int submitted = 0;
-  auto submit = [&](const v1::Actor& actor, const v1::Event& event) {
+  auto submit = [&](const v1::Actor& actor, const v1::Event& event, uint64_t version = 0) {
     auto answer = std::make_shared<std::promise<CommandResult>>();
     std::future<CommandResult> answered = answer->get_future();
     Command command;
     command.request_id = Cat("handed-", ++submitted);
     command.actor = actor;
     command.event = event;
+    command.expected_version = version;
     ledger_->Submit(std::move(command),
                     [answer](CommandResult result) { answer->set_value(std::move(result)); });
     return answered;
@@ -140,8 +141,11 @@ TEST_F(ProgrammeTest, ABorrowerOrProductIsHandedOverAsItsEntryLeftIt) {
   // the one after, together.
   next = submit(kCashier, Contribute(2'000));
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  first_phone = submit(kOfficer, phone_change("13907960001"));
-  second_phone = submit(kOfficer2, phone_change("13907960002"));
+  // The second change is made from the first's version (its entry, before + 3): in the
+  // batch, the first has already changed the borrower when the second is decided.
+  const uint64_t registered = ledger_->GetBorrower(borrower)->changed_sequence();
+  first_phone = submit(kOfficer, phone_change("13907960001"), registered);
+  second_phone = submit(kOfficer2, phone_change("13907960002"), before + 3);
   first_grace = submit(kSupervisor, grace_change(7));
   second_grace = submit(kSupervisor, grace_change(9));
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -159,6 +163,9 @@ TEST_F(ProgrammeTest, ABorrowerOrProductIsHandedOverAsItsEntryLeftIt) {
   ASSERT_TRUE(phone1.borrower.has_value() && phone2.borrower.has_value());
   EXPECT_EQ(phone1.borrower->details().phone(), "13907960001");
   EXPECT_EQ(phone2.borrower->details().phone(), "13907960002");
+  EXPECT_EQ(phone1.entry.sequence(), before + 3);
+  EXPECT_EQ(phone1.borrower->changed_sequence(), before + 3);
+  EXPECT_EQ(phone2.borrower->changed_sequence(), before + 4);
   ASSERT_TRUE(grace1.product.has_value() && grace2.product.has_value());
   EXPECT_EQ(grace1.product->terms().grace_days(), 7);
   EXPECT_EQ(grace2.product->terms().grace_days(), 9);
@@ -195,6 +202,83 @@ TEST_F(ProgrammeTest, SecondRegistrationOfANationalIdIsAlreadyExists) {
   EXPECT_EQ(second.status.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(ReasonOf(second.status), "BORROWER_ALREADY_REGISTERED");
   EXPECT_NE(second.status.message().find("B000001"), absl::string_view::npos);
+}
+
+// An update replaces a borrower's details whole, so it names the version it was made from:
+// a copy read before another change would otherwise undo that change without a word.
+TEST_F(ProgrammeTest, ABorrowerUpdateMadeFromAnOlderVersionIsRefusedAndWritesNothing) {
+  const std::string borrower = Register("李秀英");
+  const uint64_t registered = ledger_->GetBorrower(borrower)->changed_sequence();
+  EXPECT_EQ(registered, ledger_->GetBorrower(borrower)->registered_sequence());
+  auto update = [&](const char* sector) {
+    v1::Event event;
+    event.mutable_borrower_updated()->set_borrower_id(borrower);
+    *event.mutable_borrower_updated()->mutable_details() = Details("李秀英");
+    event.mutable_borrower_updated()->mutable_details()->set_sector(sector);
+    return event;
+  };
+
+  // Without a version: invalid, named.
+  const CommandResult unversioned = Run(kOfficer, update("餐饮"));
+  EXPECT_EQ(unversioned.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Fields(unversioned.status), std::vector<std::string>{"expected_version"});
+
+  // Two officers read the registered borrower; the first update lands.
+  const v1::Entry first = Ok(kOfficer, update("餐饮"), "", registered);
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->changed_sequence(), first.sequence());
+
+  // The second, made from the same read, is refused and writes nothing.
+  const uint64_t head = ledger_->Head().sequence;
+  const CommandResult stale = Run(kOfficer2, update("零售"), "", registered);
+  EXPECT_EQ(stale.status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReasonOf(stale.status), "BORROWER_CHANGED");
+  EXPECT_NE(stale.status.message().find(Cat("version ", first.sequence())), absl::string_view::npos)
+      << stale.status;
+  EXPECT_EQ(ledger_->Head().sequence, head);
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->details().sector(), "餐饮");
+
+  // A change of status is a new version too.
+  v1::Event suspend;
+  suspend.mutable_talent_pool_status_changed()->set_borrower_id(borrower);
+  suspend.mutable_talent_pool_status_changed()->set_status(v1::TALENT_POOL_STATUS_SUSPENDED);
+  suspend.mutable_talent_pool_status_changed()->set_reason("会员资格审核中");
+  const v1::Entry suspended = Ok(kSupervisor, suspend);
+  EXPECT_EQ(ReasonOf(Run(kOfficer2, update("零售"), "", first.sequence()).status),
+            "BORROWER_CHANGED");
+  const v1::Entry second = Ok(kOfficer2, update("零售"), "", suspended.sequence());
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->changed_sequence(), second.sequence());
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->details().sector(), "零售");
+
+  // A version on any other command is refused as not applicable.
+  EXPECT_EQ(Fields(Run(kSupervisor, suspend, "", second.sequence()).status),
+            std::vector<std::string>{"expected_version"});
+}
+
+// A book written before borrowers had versions has none stored: on open its derived state
+// is rebuilt, which gives every borrower its version, so that updates can name it.
+TEST_F(ProgrammeTest, ABookWithoutBorrowerVersionsGetsThemWhenItOpens) {
+  const std::string borrower = Register("李秀英");
+  v1::Event update;
+  update.mutable_borrower_updated()->set_borrower_id(borrower);
+  *update.mutable_borrower_updated()->mutable_details() = Details("李秀英");
+  update.mutable_borrower_updated()->mutable_details()->set_sector("餐饮");
+  const v1::Entry updated =
+      Ok(kOfficer, update, "", ledger_->GetBorrower(borrower)->changed_sequence());
+  ledger_.reset();
+  {
+    testing::RawDb raw(dir_.path());
+    v1::BorrowerState stored;
+    ASSERT_TRUE(stored.ParseFromString(*raw.Get("projections", BorrowerKey(borrower))));
+    ASSERT_EQ(stored.changed_sequence(), updated.sequence());
+    stored.clear_changed_sequence();  // as the engine before versions wrote it
+    raw.Put("projections", BorrowerKey(borrower), stored.SerializeAsString());
+    raw.Put("meta", "projections", "gongdai-projections-5");
+  }
+  Reopen();
+  EXPECT_TRUE(ledger_->ProjectionsRebuiltOnOpen());
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->changed_sequence(), updated.sequence());
+  update.mutable_borrower_updated()->mutable_details()->set_sector("零售");
+  Ok(kOfficer, update, "", updated.sequence());
 }
 
 TEST_F(ProgrammeTest, OnlyActiveMembersMayApply) {

@@ -548,6 +548,56 @@ TEST_F(ServerTest, RetriedWriteReturnsTheOriginalAnswer) {
   EXPECT_EQ(Reason(different), "REQUEST_ID_REUSED");
 }
 
+// Two officers who read a borrower and then update it: the second update, made from the
+// version both read, is refused instead of silently undoing the first.
+TEST_F(ServerTest, ABorrowerUpdateNamesTheVersionItWasMadeFromAndAStaleOneIsRefused) {
+  v1::BorrowerResponse registered;
+  ASSERT_TRUE(Call(&Stub::RegisterBorrower, "officer", Borrower("reg-1", 1), &registered).ok());
+  const uint64_t version = registered.borrower().version();
+  EXPECT_EQ(version, registered.entry().sequence());
+
+  v1::UpdateBorrowerRequest update;
+  update.set_request_id("update-1");
+  update.set_borrower_id(registered.borrower().borrower_id());
+  *update.mutable_details() = Borrower("reg-1", 1).details();
+  update.mutable_details()->set_sector("餐饮");
+  v1::BorrowerResponse updated;
+  grpc::Status status = Call(&Stub::UpdateBorrower, "officer", update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(status), std::vector<std::string>{"expected_version"});
+
+  update.set_expected_version(version);
+  status = Call(&Stub::UpdateBorrower, "officer", update, &updated);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(updated.borrower().version(), updated.entry().sequence());
+  EXPECT_EQ(updated.borrower().sector(), "餐饮");
+
+  v1::UpdateBorrowerRequest stale = update;
+  stale.set_request_id("update-2");
+  stale.mutable_details()->set_phone("13907960002");
+  stale.mutable_details()->set_sector("乡村旅游");
+  v1::BorrowerResponse refused;
+  status = Call(&Stub::UpdateBorrower, "supervisor", stale, &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(Reason(status), "BORROWER_CHANGED");
+
+  v1::GetBorrowerRequest get;
+  get.set_borrower_id(registered.borrower().borrower_id());
+  v1::Borrower now;
+  ASSERT_TRUE(Call(&Stub::GetBorrower, "supervisor", get, &now).ok());
+  EXPECT_EQ(now.sector(), "餐饮");
+  EXPECT_EQ(now.phone(), "13907961234");
+  EXPECT_EQ(now.version(), updated.entry().sequence());
+
+  // A retry of the update that landed is answered with it, though the version it names
+  // is no longer the borrower's.
+  v1::BorrowerResponse again;
+  status = Call(&Stub::UpdateBorrower, "officer", update, &again);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(again.entry().replayed());
+  EXPECT_EQ(again.entry().sequence(), updated.entry().sequence());
+}
+
 TEST_F(ServerTest, RestartKeepsEverything) {
   const std::string loan_id = ActiveLoan();
   v1::LoanResponse paid;
