@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "engine/check.h"
 #include "engine/strings.h"
@@ -150,10 +151,22 @@ void GongdaiServer::Shutdown() {
     ledger_.reset();
     return;
   }
-  // In-flight calls get a few seconds; writes already handed to the writer are answered
-  // when it commits them, and the ledger's destructor drains its queue before closing.
+  // Calls under way get up to 5 seconds to be answered: writes already handed to the
+  // writer are answered when it commits them. Calls that start meanwhile are refused
+  // (UNAVAILABLE, SERVER_STOPPING) before they hand anything over.
   server_->GetHealthCheckService()->Shutdown();
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  service_->StopTakingCalls();
+  const auto grace_end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (service_->CallsInFlight() > 0 && std::chrono::steady_clock::now() < grace_end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const int cut_short = service_->CallsInFlight();
+  if (cut_short > 0) spdlog::warn("grace period over: cancelling {} calls under way", cut_short);
+  // Then gRPC stops at once: it cancels what is left and closes every connection. Given
+  // time, it would wait for each client to acknowledge its GOAWAY, and a client that
+  // keeps an idle channel open reads nothing until its next call: the stop would take
+  // the whole grace period for nothing.
+  server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   ledger_.reset();
   spdlog::info("gongdai-server stopped; the ledger is closed");

@@ -62,12 +62,48 @@ LedgerService::LedgerService(Ledger* ledger, const Authenticator* authenticator,
       signer_(signer),
       on_writer_stopped_(std::move(on_writer_stopped)) {}
 
+namespace {
+
+class CountedReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit CountedReactor(std::atomic<int>* in_flight) : in_flight_(in_flight) {
+    in_flight_->fetch_add(1);
+  }
+  void OnDone() override {
+    in_flight_->fetch_sub(1);
+    delete this;
+  }
+
+ private:
+  std::atomic<int>* const in_flight_;
+};
+
+grpc::Status StoppingStatus() {
+  return ToGrpcStatus(WithReason(absl::StatusCode::kUnavailable, "SERVER_STOPPING",
+                                 "the server is stopping; send the request again when it is back"));
+}
+
+}  // namespace
+
+LedgerService::Reactor* LedgerService::NewReactor() {
+  return new CountedReactor(&calls_in_flight_);
+}
+
+bool LedgerService::RefusedAsStopping(Reactor* reactor, const char* method) {
+  if (!stopping_.load()) return false;
+  grpc::Status status = StoppingStatus();
+  LogRequest(method, "", "", status, Clock::now());
+  reactor->Finish(status);
+  return true;
+}
+
 LedgerService::Reactor* LedgerService::Write(Context* context, const char* method,
                                              const std::string& request_id,
                                              const std::string& business_date, BuildEvent build,
                                              Fill fill, uint64_t expected_version) {
   const Clock::time_point start = Clock::now();
-  Reactor* reactor = context->DefaultReactor();
+  Reactor* reactor = NewReactor();
+  if (RefusedAsStopping(reactor, method)) return reactor;
   absl::StatusOr<Principal> principal =
       authenticator_->Authenticate(Metadata(context, "authorization"));
   absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, method) : principal.status();
@@ -117,7 +153,8 @@ LedgerService::Reactor* LedgerService::Write(Context* context, const char* metho
 
 LedgerService::Reactor* LedgerService::Read(Context* context, const char* method, Run run) {
   const Clock::time_point start = Clock::now();
-  Reactor* reactor = context->DefaultReactor();
+  Reactor* reactor = NewReactor();
+  if (RefusedAsStopping(reactor, method)) return reactor;
   absl::StatusOr<Principal> principal =
       authenticator_->Authenticate(Metadata(context, "authorization"));
   absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, method) : principal.status();
@@ -757,12 +794,17 @@ namespace {
 // more entries durable.
 class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
  public:
-  EntryStream(Ledger* ledger, uint64_t start, bool follow, std::string principal)
+  // Counted in `in_flight` until gRPC is done with it (LedgerService::CallsInFlight).
+  EntryStream(Ledger* ledger, uint64_t start, bool follow, std::string principal,
+              std::atomic<int>* in_flight)
       : ledger_(ledger),
         next_(std::max<uint64_t>(start, 1)),
         follow_(follow),
         principal_(std::move(principal)),
-        shared_(std::make_shared<Shared>()) {}
+        in_flight_(in_flight),
+        shared_(std::make_shared<Shared>()) {
+    in_flight_->fetch_add(1);
+  }
 
   void Begin() {
     std::lock_guard<std::mutex> lock(shared_->mutex);
@@ -785,6 +827,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
 
   void OnDone() override {
     spdlog::info("rpc method=StreamEntries principal={} sent={} next={}", principal_, sent_, next_);
+    in_flight_->fetch_sub(1);
     delete this;
   }
 
@@ -856,6 +899,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   uint64_t next_;
   const bool follow_;
   const std::string principal_;
+  std::atomic<int>* const in_flight_;
   std::shared_ptr<Shared> shared_;
   std::vector<v1::Entry> buffer_;  // read ahead, last entry first
   v1::Entry current_;
@@ -867,20 +911,36 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
 
 grpc::ServerWriteReactor<v1::Entry>* LedgerService::StreamEntries(
     Context* c, const v1::StreamEntriesRequest* r) {
+  class Refusal final : public grpc::ServerWriteReactor<v1::Entry> {
+   public:
+    Refusal(const grpc::Status& status, std::atomic<int>* in_flight) : in_flight_(in_flight) {
+      in_flight_->fetch_add(1);
+      Finish(status);
+    }
+    void OnDone() override {
+      in_flight_->fetch_sub(1);
+      delete this;
+    }
+
+   private:
+    std::atomic<int>* const in_flight_;
+  };
+  // A stream writes nothing: one that starts as the stop begins is only cut short.
+  if (stopping_.load()) {
+    grpc::Status status = StoppingStatus();
+    LogRequest("StreamEntries", "", "", status, Clock::now());
+    return new Refusal(status, &calls_in_flight_);
+  }
   absl::StatusOr<Principal> principal = authenticator_->Authenticate(Metadata(c, "authorization"));
   absl::StatusOr<Role> role =
       principal.ok() ? Authorize(*principal, "StreamEntries") : principal.status();
   if (!role.ok()) {
-    class Refusal final : public grpc::ServerWriteReactor<v1::Entry> {
-     public:
-      explicit Refusal(const grpc::Status& status) { Finish(status); }
-      void OnDone() override { delete this; }
-    };
     grpc::Status status = ToGrpcStatus(role.status());
     LogRequest("StreamEntries", principal.ok() ? principal->id : "", "", status, Clock::now());
-    return new Refusal(status);
+    return new Refusal(status, &calls_in_flight_);
   }
-  auto* stream = new EntryStream(ledger_, r->start_sequence(), r->follow(), principal->id);
+  auto* stream =
+      new EntryStream(ledger_, r->start_sequence(), r->follow(), principal->id, &calls_in_flight_);
   stream->Begin();
   return stream;
 }

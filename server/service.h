@@ -5,6 +5,7 @@
 #ifndef GONGDAI_SERVER_SERVICE_H_
 #define GONGDAI_SERVER_SERVICE_H_
 
+#include <atomic>
 #include <functional>
 
 #include "engine/checkpoint.h"
@@ -83,6 +84,15 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   struct Caller;
   using Fill = std::function<absl::Status(const CommandResult&, const Caller&)>;
 
+  // For a graceful stop. After StopTakingCalls, a call that starts is refused with
+  // UNAVAILABLE, reason SERVER_STOPPING, before it looks at anything (a client sends it
+  // again to the server that comes back). CallsInFlight counts the calls begun and not yet
+  // done, answer sent: when it reaches 0 after StopTakingCalls, no write handed to the
+  // ledger is waiting for its answer. (The flag is set before the count is read, and a
+  // call counts itself before it reads the flag, so none slips between.)
+  void StopTakingCalls() { stopping_.store(true); }
+  int CallsInFlight() const { return calls_in_flight_.load(); }
+
  private:
   using BuildEvent = std::function<v1::Event(ViolationCollector&)>;
   using Run = std::function<absl::Status(const Caller&)>;
@@ -104,10 +114,17 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   Fill LoanFill(v1::LoanResponse* response, v1::LoanView view,
                 std::function<std::string(const v1::Event&)> loan_id);
 
+  // A unary call's reactor, counted in CallsInFlight until gRPC is done with it.
+  Reactor* NewReactor();
+  // True, and the call refused, when the server is stopping.
+  bool RefusedAsStopping(Reactor* reactor, const char* method);
+
   Ledger* const ledger_;
   const Authenticator* const authenticator_;
   const CheckpointSigner* const signer_;
   const std::function<void()> on_writer_stopped_;
+  std::atomic<int> calls_in_flight_{0};
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace gongdai::server

@@ -135,6 +135,7 @@ TEST(ExitCodeTest, RetriesOnlyWhatALaterAttemptMayCure) {
   using grpc::StatusCode;
   EXPECT_TRUE(Retryable(StatusCode::UNAVAILABLE, ""));
   EXPECT_FALSE(Retryable(StatusCode::UNAVAILABLE, "LEDGER_STOPPED"));
+  EXPECT_TRUE(Retryable(StatusCode::UNAVAILABLE, "SERVER_STOPPING"));  // it may come back
   EXPECT_TRUE(Retryable(StatusCode::RESOURCE_EXHAUSTED, "QUEUE_FULL"));
   EXPECT_FALSE(Retryable(StatusCode::RESOURCE_EXHAUSTED, ""));
   EXPECT_TRUE(Retryable(StatusCode::ABORTED, "LOAN_CHANGING"));

@@ -794,6 +794,51 @@ TEST_F(ServerTest, ASecondServerOnTheSameDataOrAddressIsRefusedAndSaysWhy) {
   EXPECT_TRUE(Call(&Stub::ListProducts, "portal", v1::ListProductsRequest(), &products).ok());
 }
 
+// A stop gives the calls under way up to 5 s to be answered, refuses the calls that
+// start meanwhile (nothing handed to the ledger), and then closes every connection at once.
+TEST_F(ServerTest, AStopLetsCallsUnderWayFinishRefusesNewOnesAndDoesNotWaitForIdleClients) {
+  ActiveLoan();  // and the fixture's channel stays open, idle
+  // An auditor follows the journal: a call under way that only the grace period ends.
+  auto stream_context = std::make_unique<grpc::ClientContext>();
+  stream_context->AddMetadata("authorization", "Bearer " + server_->Token("auditor"));
+  v1::StreamEntriesRequest follow;
+  follow.set_follow(true);
+  std::unique_ptr<Stub> auditor = server_->Stub();
+  auto reader = auditor->StreamEntries(stream_context.get(), follow);
+  v1::Entry entry;
+  ASSERT_TRUE(reader->Read(&entry));
+
+  server_->BeginStop();
+  grpc::Status refused;
+  for (int i = 0; i < 300; ++i) {
+    v1::ListProductsResponse products;
+    refused = Call(&Stub::ListProducts, "officer", v1::ListProductsRequest(), &products);
+    if (!refused.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_EQ(Reason(refused), "SERVER_STOPPING") << refused.error_message();
+  while (reader->Read(&entry)) {
+  }
+  EXPECT_NE(reader->Finish().error_code(), grpc::StatusCode::OK);
+  EXPECT_EQ(server_->Wait(), 0);
+  EXPECT_NE(server_->StderrText().find("grace period over: cancelling 1 calls under way"),
+            std::string::npos)
+      << server_->StderrText();
+
+  // With nothing under way, an idle client does not hold the stop: gRPC would wait out
+  // the grace period for it to acknowledge the server's GOAWAY, which it never reads.
+  StartServer();
+  v1::ListProductsResponse products;
+  ASSERT_TRUE(Call(&Stub::ListProducts, "officer", v1::ListProductsRequest(), &products).ok());
+  const auto begun = std::chrono::steady_clock::now();
+  EXPECT_EQ(server_->Stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - begun, std::chrono::seconds(4));
+  // The log (shared by both servers) has the first stop's line only.
+  const std::string log = server_->StderrText();
+  EXPECT_EQ(log.find("grace period over"), log.rfind("grace period over")) << log;
+}
+
 TEST_F(ServerTest, HealthTurnsNotServingWhenTheEngineStops) {
   server_->Stop();
   const std::string trigger = dir_.Sub("fail-sync");

@@ -90,6 +90,14 @@ class ServerProcess {
   int Stop() {
     if (pid_ <= 0) return -1;
     ::kill(pid_, SIGTERM);
+    return Wait();
+  }
+  // Stop in two steps, to look at the server while it stops: SIGTERM, then the wait.
+  void BeginStop() const {
+    if (pid_ > 0) ::kill(pid_, SIGTERM);
+  }
+  int Wait() {
+    if (pid_ <= 0) return -1;
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
