@@ -4,8 +4,12 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
+#include <netdb.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -25,6 +29,62 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ostringstream contents;
   contents << in.rdbuf();
   return contents.str();
+}
+
+// Binds each address `listen` names, as gRPC will, and lets go at once. gRPC can bind only
+// once the ledger is open (the service needs it): without this, a server started on an
+// address in use would first create its data directory, ledger and tokens, and only then
+// fail. Only a refusal gRPC would meet too is reported (the port in use or privileged, an
+// address not of this machine); anything else (a name that does not resolve, a form such
+// as unix:) is left to gRPC, whose own bind still decides.
+absl::Status ProbeListenAddress(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || listen.starts_with("unix")) return absl::OkStatus();
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port == "0") return absl::OkStatus();
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found) != 0) {
+    return absl::OkStatus();
+  }
+  absl::Status status = absl::OkStatus();
+  int bound = 0;
+  int foreign = 0;  // addresses not of this machine
+  for (const addrinfo* a = found; a != nullptr && status.ok(); a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as gRPC does
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
+      ++bound;
+    } else {
+      if (errno == EADDRNOTAVAIL) ++foreign;
+      if (errno == EADDRINUSE) {
+        status =
+            absl::UnavailableError(Cat("cannot listen on ", listen,
+                                       ": the address is in use (another process listens there)"));
+      } else if (errno == EACCES) {
+        status = absl::UnavailableError(
+            Cat("cannot listen on ", listen, ": port ", port, " needs privileges"));
+      }
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  // gRPC listens if any of the addresses a name stands for binds (localhost on a machine
+  // without IPv6): only when none does is the address not this machine's.
+  if (status.ok() && bound == 0 && foreign > 0) {
+    status = absl::UnavailableError(
+        Cat("cannot listen on ", listen, ": ", host, " is not an address of this machine"));
+  }
+  return status;
 }
 
 }  // namespace
@@ -47,6 +107,8 @@ LedgerOptions LedgerOptionsFor(const ServerConfig& config) {
 
 absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
     const ServerConfig& config, const std::function<absl::Status(Ledger&)>& prepare) {
+  absl::Status address = ProbeListenAddress(config.listen_address);
+  if (!address.ok()) return address;
   std::unique_ptr<GongdaiServer> server(new GongdaiServer());
   std::vector<TokenEntry> tokens = config.tokens;
   if (tokens.empty()) {

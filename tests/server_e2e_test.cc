@@ -780,15 +780,29 @@ TEST_F(ServerTest, ASecondServerOnTheSameDataOrAddressIsRefusedAndSaysWhy) {
             std::string::npos)
       << same_data.StderrText();
 
+  // Refused before it creates anything: no data directory, ledger or tokens.
   ServerProcess same_address;
   EXPECT_FALSE(same_address.Start(dir_.Sub("second"), {"--listen", server_->address()}));
   status = same_address.Stop();
   ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  EXPECT_NE(same_address.StderrText().find("gongdai-server: cannot listen on " +
-                                           server_->address() + " (another process listens"),
-            std::string::npos)
+  EXPECT_NE(
+      same_address.StderrText().find("gongdai-server: cannot listen on " + server_->address() +
+                                     ": the address is in use (another process listens there)"),
+      std::string::npos)
       << same_address.StderrText();
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("second")));
+
+  ServerProcess elsewhere;  // 192.0.2.0/24 is reserved for documentation: never local
+  EXPECT_FALSE(elsewhere.Start(dir_.Sub("third"), {"--listen", "192.0.2.1:50051"}));
+  status = elsewhere.Stop();
+  ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(elsewhere.StderrText().find("gongdai-server: cannot listen on 192.0.2.1:50051: "
+                                        "192.0.2.1 is not an address of this machine"),
+            std::string::npos)
+      << elsewhere.StderrText();
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("third")));
 
   v1::ListProductsResponse products;
   EXPECT_TRUE(Call(&Stub::ListProducts, "portal", v1::ListProductsRequest(), &products).ok());
