@@ -69,13 +69,20 @@ class CountedReactor final : public grpc::ServerUnaryReactor {
   explicit CountedReactor(std::atomic<int>* in_flight) : in_flight_(in_flight) {
     in_flight_->fetch_add(1);
   }
-  void OnDone() override {
+  // Uncounts the call before it is done: for a call refused without handing anything over.
+  void Release() {
+    if (released_) return;
+    released_ = true;
     in_flight_->fetch_sub(1);
+  }
+  void OnDone() override {
+    Release();
     delete this;
   }
 
  private:
   std::atomic<int>* const in_flight_;
+  bool released_ = false;
 };
 
 grpc::Status StoppingStatus() {
@@ -89,8 +96,37 @@ LedgerService::Reactor* LedgerService::NewReactor() {
   return new CountedReactor(&calls_in_flight_);
 }
 
+uint64_t StopList::Add(std::function<void()> stop) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopped_) return 0;
+  const uint64_t id = next_id_++;
+  stops_.emplace(id, std::move(stop));
+  return id;
+}
+
+void StopList::Remove(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stops_.erase(id);
+}
+
+void StopList::StopAll() {
+  std::map<uint64_t, std::function<void()>> stops;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopped_ = true;
+    stops.swap(stops_);
+  }
+  for (auto& [id, stop] : stops) stop();
+}
+
+void LedgerService::StopTakingCalls() {
+  stopping_.store(true);
+  streams_.StopAll();
+}
+
 bool LedgerService::RefusedAsStopping(Reactor* reactor, const char* method) {
   if (!stopping_.load()) return false;
+  static_cast<CountedReactor*>(reactor)->Release();  // every call's reactor is one
   grpc::Status status = StoppingStatus();
   LogRequest(method, "", "", status, Clock::now());
   reactor->Finish(status);
@@ -796,18 +832,30 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
  public:
   // Counted in `in_flight` until gRPC is done with it (LedgerService::CallsInFlight).
   EntryStream(Ledger* ledger, uint64_t start, bool follow, std::string principal,
-              std::atomic<int>* in_flight)
+              std::atomic<int>* in_flight, StopList* stops)
       : ledger_(ledger),
         next_(std::max<uint64_t>(start, 1)),
         follow_(follow),
         principal_(std::move(principal)),
         in_flight_(in_flight),
+        stops_(stops),
         shared_(std::make_shared<Shared>()) {
     in_flight_->fetch_add(1);
   }
 
   void Begin() {
+    // A stop ends the stream: at once when it waits for entries, else after the entry
+    // being sent. Until the stream has finished it is alive (OnDone comes after Finish),
+    // and `finished` is read under the mutex that Finish is called under.
+    std::shared_ptr<Shared> shared = shared_;
+    stop_id_ = stops_->Add([this, shared] {
+      std::lock_guard<std::mutex> lock(shared->mutex);
+      if (shared->finished) return;
+      stop_requested_ = true;
+      if (waiting_) End(StoppingStatus());
+    });
     std::lock_guard<std::mutex> lock(shared_->mutex);
+    if (stop_id_ == 0) stop_requested_ = true;  // the stop came first
     Next();
   }
 
@@ -827,6 +875,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
 
   void OnDone() override {
     spdlog::info("rpc method=StreamEntries principal={} sent={} next={}", principal_, sent_, next_);
+    if (stop_id_ != 0) stops_->Remove(stop_id_);
     in_flight_->fetch_sub(1);
     delete this;
   }
@@ -841,6 +890,10 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   // Called with the mutex held.
   void Next() {
     if (shared_->finished) return;
+    if (stop_requested_) {
+      End(StoppingStatus());
+      return;
+    }
     waiting_ = false;
     if (buffer_.empty()) {
       absl::StatusOr<std::vector<v1::Entry>> entries = ledger_->ListEntries(next_, kReadAhead);
@@ -900,6 +953,9 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   const bool follow_;
   const std::string principal_;
   std::atomic<int>* const in_flight_;
+  StopList* const stops_;
+  uint64_t stop_id_ = 0;
+  bool stop_requested_ = false;  // under the mutex
   std::shared_ptr<Shared> shared_;
   std::vector<v1::Entry> buffer_;  // read ahead, last entry first
   v1::Entry current_;
@@ -939,8 +995,8 @@ grpc::ServerWriteReactor<v1::Entry>* LedgerService::StreamEntries(
     LogRequest("StreamEntries", principal.ok() ? principal->id : "", "", status, Clock::now());
     return new Refusal(status, &calls_in_flight_);
   }
-  auto* stream =
-      new EntryStream(ledger_, r->start_sequence(), r->follow(), principal->id, &calls_in_flight_);
+  auto* stream = new EntryStream(ledger_, r->start_sequence(), r->follow(), principal->id,
+                                 &calls_in_flight_, &streams_);
   stream->Begin();
   return stream;
 }

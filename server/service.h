@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
 
 #include "engine/checkpoint.h"
 #include "engine/ledger.h"
@@ -15,6 +17,24 @@
 #include "server/auth.h"
 
 namespace gongdai::server {
+
+// The calls that go on until told to stop (entry streams following the journal): a stop
+// ends them at once, answered UNAVAILABLE (SERVER_STOPPING), instead of leaving them to
+// the end of the grace period.
+class StopList {
+ public:
+  // Returns the id to Remove with, or 0 (nothing added) once StopAll has run.
+  uint64_t Add(std::function<void()> stop);
+  void Remove(uint64_t id);
+  // Calls each stop once, outside the lock (a stop may end its call).
+  void StopAll();
+
+ private:
+  std::mutex mutex_;
+  std::map<uint64_t, std::function<void()>> stops_;
+  uint64_t next_id_ = 1;
+  bool stopped_ = false;
+};
 
 class LedgerService final : public v1::LoanLedger::CallbackService {
  public:
@@ -86,11 +106,12 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
 
   // For a graceful stop. After StopTakingCalls, a call that starts is refused with
   // UNAVAILABLE, reason SERVER_STOPPING, before it looks at anything (a client sends it
-  // again to the server that comes back). CallsInFlight counts the calls begun and not yet
-  // done, answer sent: when it reaches 0 after StopTakingCalls, no write handed to the
-  // ledger is waiting for its answer. (The flag is set before the count is read, and a
-  // call counts itself before it reads the flag, so none slips between.)
-  void StopTakingCalls() { stopping_.store(true); }
+  // again to the server that comes back), and entry streams end with that status.
+  // CallsInFlight counts the calls begun and not yet done, answer sent (a refused call
+  // at once): when it reaches 0 after StopTakingCalls, no write handed to the ledger is
+  // waiting for its answer. (The flag is set before the count is read, and a call counts
+  // itself before it reads the flag, so none slips between.)
+  void StopTakingCalls();
   int CallsInFlight() const { return calls_in_flight_.load(); }
 
  private:
@@ -125,6 +146,7 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   const std::function<void()> on_writer_stopped_;
   std::atomic<int> calls_in_flight_{0};
   std::atomic<bool> stopping_{false};
+  StopList streams_;
 };
 
 }  // namespace gongdai::server

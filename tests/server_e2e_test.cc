@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -808,11 +809,37 @@ TEST_F(ServerTest, ASecondServerOnTheSameDataOrAddressIsRefusedAndSaysWhy) {
   EXPECT_TRUE(Call(&Stub::ListProducts, "portal", v1::ListProductsRequest(), &products).ok());
 }
 
-// A stop gives the calls under way up to 5 s to be answered, refuses the calls that
-// start meanwhile (nothing handed to the ledger), and then closes every connection at once.
-TEST_F(ServerTest, AStopLetsCallsUnderWayFinishRefusesNewOnesAndDoesNotWaitForIdleClients) {
-  ActiveLoan();  // and the fixture's channel stays open, idle
-  // An auditor follows the journal: a call under way that only the grace period ends.
+// A stop gives the calls under way up to 5 s to be answered, ends entry streams and
+// refuses the calls that start meanwhile (nothing handed to the ledger), and then closes
+// every connection at once. The server's syncs are held to keep a write under way.
+TEST_F(ServerTest, AStopAnswersTheWritesUnderWayRefusesNewCallsAndDoesNotWaitForIdleClients) {
+  server_->Stop();
+  const std::string hold = dir_.Sub("hold-sync");
+  const std::string held = hold + ".held";
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  const std::vector<std::string> env = {
+      "LD_PRELOAD=" GONGDAI_FAIL_SYNC_PRELOAD, "GONGDAI_HOLD_SYNC_TRIGGER=" + hold,
+      // The preloaded library comes before the sanitizer runtime in the load order.
+      std::string("ASAN_OPTIONS=") + (asan != nullptr ? std::string(asan) + ":" : "") +
+          "verify_asan_link_order=0"};
+  const std::vector<std::string> args = {"--business-date", "2020-06-30"};
+  StartServer(args, env);
+  const std::string loan_id = ActiveLoan();
+  auto repay_while_held = [&](const std::string& request_id) {
+    std::filesystem::remove(held);
+    std::ofstream(hold) << "hold";
+    auto answer = std::async(std::launch::async, [this, loan_id, request_id] {
+      v1::LoanResponse loan;
+      return Call(&Stub::RecordRepayment, "cashier", Repayment(request_id, loan_id, "100"), &loan);
+    });
+    for (int i = 0; i < 1000 && !std::filesystem::exists(held); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(std::filesystem::exists(held)) << "the write never reached its sync";
+    return answer;
+  };
+
+  // An auditor follows the journal, and a repayment waits for its sync.
   auto stream_context = std::make_unique<grpc::ClientContext>();
   stream_context->AddMetadata("authorization", "Bearer " + server_->Token("auditor"));
   v1::StreamEntriesRequest follow;
@@ -821,6 +848,7 @@ TEST_F(ServerTest, AStopLetsCallsUnderWayFinishRefusesNewOnesAndDoesNotWaitForId
   auto reader = auditor->StreamEntries(stream_context.get(), follow);
   v1::Entry entry;
   ASSERT_TRUE(reader->Read(&entry));
+  std::future<grpc::Status> answered = repay_while_held("under-way");
 
   server_->BeginStop();
   grpc::Status refused;
@@ -834,22 +862,51 @@ TEST_F(ServerTest, AStopLetsCallsUnderWayFinishRefusesNewOnesAndDoesNotWaitForId
   EXPECT_EQ(Reason(refused), "SERVER_STOPPING") << refused.error_message();
   while (reader->Read(&entry)) {
   }
-  EXPECT_NE(reader->Finish().error_code(), grpc::StatusCode::OK);
+  const grpc::Status ended = reader->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+  EXPECT_EQ(Reason(ended), "SERVER_STOPPING");
+  // The disk comes back within the grace period: the write is answered.
+  std::filesystem::remove(hold);
+  const grpc::Status repaid = answered.get();
+  EXPECT_TRUE(repaid.ok()) << repaid.error_message();
   EXPECT_EQ(server_->Wait(), 0);
+  EXPECT_EQ(server_->StderrText().find("grace period over"), std::string::npos)
+      << server_->StderrText();
+
+  // It does not: at the end of the grace period the call is cut short. The entry is
+  // durable all the same (the ledger closes only once its writes are on disk), and a
+  // retry with the request id gets it.
+  StartServer(args, env);
+  answered = repay_while_held("cut-short");
+  server_->BeginStop();
+  for (int i = 0; i < 1500; ++i) {
+    if (server_->StderrText().find("grace period over: cancelling 1 calls under way") !=
+        std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_NE(server_->StderrText().find("grace period over: cancelling 1 calls under way"),
             std::string::npos)
       << server_->StderrText();
+  std::filesystem::remove(hold);
+  EXPECT_FALSE(answered.get().ok());
+  EXPECT_EQ(server_->Wait(), 0);
+  StartServer(args, env);
+  v1::LoanResponse retried;
+  ASSERT_TRUE(
+      Call(&Stub::RecordRepayment, "cashier", Repayment("cut-short", loan_id, "100"), &retried)
+          .ok());
+  EXPECT_TRUE(retried.entry().replayed());
+  EXPECT_EQ(retried.loan().principal_outstanding(), "11800.00");
 
-  // With nothing under way, an idle client does not hold the stop: gRPC would wait out
-  // the grace period for it to acknowledge the server's GOAWAY, which it never reads.
-  StartServer();
-  v1::ListProductsResponse products;
-  ASSERT_TRUE(Call(&Stub::ListProducts, "officer", v1::ListProductsRequest(), &products).ok());
+  // With nothing under way, a client's idle channel (the fixture's) does not hold the
+  // stop: given time, gRPC would wait for the client to acknowledge its GOAWAY, which an
+  // idle client never reads.
   const auto begun = std::chrono::steady_clock::now();
   EXPECT_EQ(server_->Stop(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - begun, std::chrono::seconds(4));
-  // The log (shared by both servers) has the first stop's line only.
-  const std::string log = server_->StderrText();
+  const std::string log = server_->StderrText();  // all three servers' lines
   EXPECT_EQ(log.find("grace period over"), log.rfind("grace period over")) << log;
 }
 
