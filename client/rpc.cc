@@ -62,7 +62,7 @@ std::string_view CodeName(grpc::StatusCode code) {
 constexpr std::string_view kLedgerStopped = "LEDGER_STOPPED";
 constexpr std::string_view kQueueFull = "QUEUE_FULL";
 constexpr std::string_view kLoanChanging = "LOAN_CHANGING";
-// An update made from a version of a borrower that another update has since replaced:
+// An update made from a version of a borrower that another change has since replaced:
 // nothing was written, and sending it again would not help (it must be made anew).
 constexpr std::string_view kBorrowerChanged = "BORROWER_CHANGED";
 

@@ -1570,6 +1570,12 @@ absl::StatusOr<Decision> DecideKind(Context& c) {
           ExistingBorrower(state, event.borrower_updated().borrower_id());
       if (!b.ok()) return b.status();
       const uint64_t version = b->changed_sequence();
+      if (c.command.expected_version > version) {
+        return Refused("VERSION_UNKNOWN",
+                       Cat("borrower ", b->borrower_id(), " has never been at version ",
+                           c.command.expected_version, ": it is at version ", version,
+                           "; give the version as read (Borrower.version)"));
+      }
       if (version != c.command.expected_version) {
         return WithReason(
             absl::StatusCode::kAborted, "BORROWER_CHANGED",

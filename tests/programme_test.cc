@@ -237,6 +237,12 @@ TEST_F(ProgrammeTest, ABorrowerUpdateMadeFromAnOlderVersionIsRefusedAndWritesNot
   EXPECT_EQ(ledger_->Head().sequence, head);
   EXPECT_EQ(ledger_->GetBorrower(borrower)->details().sector(), "餐饮");
 
+  // A version the borrower has not reached is no change by someone else: named as such.
+  const CommandResult ahead = Run(kOfficer2, update("零售"), "", first.sequence() + 100);
+  EXPECT_EQ(ahead.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(ahead.status), "VERSION_UNKNOWN");
+  EXPECT_EQ(ledger_->Head().sequence, head);
+
   // A change of status is a new version too.
   v1::Event suspend;
   suspend.mutable_talent_pool_status_changed()->set_borrower_id(borrower);
