@@ -640,6 +640,10 @@ absl::StatusOr<uint64_t> DatabaseCopy::HeadSequence() const {
   return parsed->sequence();
 }
 
+absl::StatusOr<std::optional<std::string>> DatabaseCopy::ProjectionsVersion() const {
+  return storage_->Get(Space::kMeta, kMetaProjectionsKey, snapshot_.get());
+}
+
 absl::StatusOr<std::optional<ProjectionMismatch>> DatabaseCopy::CompareWith(
     Replayer& replay) const {
   return CompareDerivedSpaces(*storage_, snapshot_.get(), replay.state());

@@ -168,6 +168,10 @@ class DatabaseCopy {
       const std::function<absl::Status(const OpenedEntry& opened)>& visit) const;
   // The sequence the stored chain head names (0 for none).
   [[nodiscard]] absl::StatusOr<uint64_t> HeadSequence() const;
+  // The version of what apply derived in this copy (kProjectionsVersion when written by
+  // this engine; another, or none, when written by an earlier one, whose derived state a
+  // ledger rebuilds from the journal when it opens, and which is not compared).
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> ProjectionsVersion() const;
   [[nodiscard]] absl::StatusOr<std::optional<ProjectionMismatch>> CompareWith(
       Replayer& replay) const;
 
