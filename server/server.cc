@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "engine/check.h"
 #include "engine/strings.h"
@@ -34,9 +35,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 // Binds each address `listen` names, as gRPC will, and lets go at once. gRPC can bind only
 // once the ledger is open (the service needs it): without this, a server started on an
 // address in use would first create its data directory, ledger and tokens, and only then
-// fail. Only a refusal gRPC would meet too is reported (the port in use or privileged, an
-// address not of this machine); anything else (a name that does not resolve, a form such
-// as unix:) is left to gRPC, whose own bind still decides.
+// fail. gRPC listens if any of the addresses binds (localhost where IPv6 is missing or
+// another process holds [::1] only; the wildcard [::] falls back to 0.0.0.0), so only
+// when none does is it refused here: the port in use, a privileged port, or no address of
+// this machine. Anything else (a name that does not resolve, an IPv6 address without
+// brackets, a form such as unix:) is left to gRPC, whose own bind still decides.
 absl::Status ProbeListenAddress(const std::string& listen) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos || listen.starts_with("unix")) return absl::OkStatus();
@@ -45,46 +48,53 @@ absl::Status ProbeListenAddress(const std::string& listen) {
   if (port.empty() || port == "0") return absl::OkStatus();
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return absl::OkStatus();  // "::1:50051" is ambiguous; gRPC reads it its own way
   }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  if (::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found) != 0) {
-    return absl::OkStatus();
-  }
-  absl::Status status = absl::OkStatus();
-  int bound = 0;
-  int foreign = 0;  // addresses not of this machine
-  for (const addrinfo* a = found; a != nullptr && status.ok(); a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as gRPC does
-    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
-      ++bound;
-    } else {
-      if (errno == EADDRNOTAVAIL) ++foreign;
-      if (errno == EADDRINUSE) {
-        status =
-            absl::UnavailableError(Cat("cannot listen on ", listen,
-                                       ": the address is in use (another process listens there)"));
-      } else if (errno == EACCES) {
-        status = absl::UnavailableError(
-            Cat("cannot listen on ", listen, ": port ", port, " needs privileges"));
-      }
+  std::vector<std::string> hosts = {host};
+  if (host.empty() || host == "::") hosts.push_back("0.0.0.0");
+  int bound = 0, in_use = 0, privileged = 0, foreign = 0;
+  for (const std::string& h : hosts) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(h.empty() ? nullptr : h.c_str(), port.c_str(), &hints, &found) != 0) {
+      return absl::OkStatus();
     }
-    ::close(fd);
+    for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      const int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as gRPC does
+      if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
+        ++bound;
+      } else if (errno == EADDRINUSE) {
+        ++in_use;
+      } else if (errno == EACCES) {
+        ++privileged;
+      } else if (errno == EADDRNOTAVAIL) {
+        ++foreign;
+      }
+      ::close(fd);
+    }
+    ::freeaddrinfo(found);
+    if (bound > 0) return absl::OkStatus();
   }
-  ::freeaddrinfo(found);
-  // gRPC listens if any of the addresses a name stands for binds (localhost on a machine
-  // without IPv6): only when none does is the address not this machine's.
-  if (status.ok() && bound == 0 && foreign > 0) {
-    status = absl::UnavailableError(
+  if (in_use > 0) {
+    return absl::UnavailableError(Cat("cannot listen on ", listen,
+                                      ": the address is in use (another process listens there)"));
+  }
+  if (privileged > 0) {
+    return absl::UnavailableError(
+        Cat("cannot listen on ", listen, ": port ", port, " needs privileges"));
+  }
+  if (foreign > 0) {
+    return absl::UnavailableError(
         Cat("cannot listen on ", listen, ": ", host, " is not an address of this machine"));
   }
-  return status;
+  return absl::OkStatus();
 }
 
 }  // namespace

@@ -69,20 +69,13 @@ class CountedReactor final : public grpc::ServerUnaryReactor {
   explicit CountedReactor(std::atomic<int>* in_flight) : in_flight_(in_flight) {
     in_flight_->fetch_add(1);
   }
-  // Uncounts the call before it is done: for a call refused without handing anything over.
-  void Release() {
-    if (released_) return;
-    released_ = true;
-    in_flight_->fetch_sub(1);
-  }
   void OnDone() override {
-    Release();
+    in_flight_->fetch_sub(1);
     delete this;
   }
 
  private:
   std::atomic<int>* const in_flight_;
-  bool released_ = false;
 };
 
 grpc::Status StoppingStatus() {
@@ -126,7 +119,6 @@ void LedgerService::StopTakingCalls() {
 
 bool LedgerService::RefusedAsStopping(Reactor* reactor, const char* method) {
   if (!stopping_.load()) return false;
-  static_cast<CountedReactor*>(reactor)->Release();  // every call's reactor is one
   grpc::Status status = StoppingStatus();
   LogRequest(method, "", "", status, Clock::now());
   reactor->Finish(status);

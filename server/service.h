@@ -107,10 +107,11 @@ class LedgerService final : public v1::LoanLedger::CallbackService {
   // For a graceful stop. After StopTakingCalls, a call that starts is refused with
   // UNAVAILABLE, reason SERVER_STOPPING, before it looks at anything (a client sends it
   // again to the server that comes back), and entry streams end with that status.
-  // CallsInFlight counts the calls begun and not yet done, answer sent (a refused call
-  // at once): when it reaches 0 after StopTakingCalls, no write handed to the ledger is
-  // waiting for its answer. (The flag is set before the count is read, and a call counts
-  // itself before it reads the flag, so none slips between.)
+  // CallsInFlight counts the calls begun and not yet done, answer sent (a refusal too,
+  // so that it reaches the client before the connections close): when it reaches 0 after
+  // StopTakingCalls, no write handed to the ledger is waiting for its answer. (The flag
+  // is set before the count is read, and a call counts itself before it reads the flag,
+  // so none slips between.)
   void StopTakingCalls();
   int CallsInFlight() const { return calls_in_flight_.load(); }
 
