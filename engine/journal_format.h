@@ -4,6 +4,7 @@
 #ifndef GONGDAI_ENGINE_JOURNAL_FORMAT_H_
 #define GONGDAI_ENGINE_JOURNAL_FORMAT_H_
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,6 +35,10 @@ inline constexpr std::string_view kFormatVersion = "gongdai-journal-1";
 // version (or none, before version 2) is rebuilt from its journal when the ledger opens.
 inline constexpr std::string_view kMetaProjectionsKey = "projections";
 inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-6";
+// The versions earlier engines wrote (and none, before version 2).
+inline constexpr std::array<std::string_view, 4> kEarlierProjectionsVersions = {
+    "gongdai-projections-2", "gongdai-projections-3", "gongdai-projections-4",
+    "gongdai-projections-5"};
 inline constexpr std::string_view kAccountPrefix = "a/";
 inline constexpr std::string_view kDateIndexPrefix = "d/";
 

@@ -611,12 +611,12 @@ absl::Status Ledger::Impl::Start() {
       storage_->Get(Space::kMeta, kMetaProjectionsKey);
   if (!projections.ok()) return projections.status();
   if (*projections != std::optional<std::string>(kProjectionsVersion)) {
-    if (head.sequence > 0) {
-      absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
-          RebuildProjectionsOnWriter(/*only_if_differing=*/false);
-      if (!rebuilt.ok()) return rebuilt.status();
-      projections_rebuilt_on_open_ = true;
-    }
+    // With no entries the rebuild is a clearing: derived state without a journal (a new
+    // database has none) is nothing a replay could give.
+    absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
+        RebuildProjectionsOnWriter(/*only_if_differing=*/false);
+    if (!rebuilt.ok()) return rebuilt.status();
+    projections_rebuilt_on_open_ = head.sequence > 0;
     StorageBatch batch = storage_->NewBatch();
     batch.Put(Space::kMeta, kMetaProjectionsKey, kProjectionsVersion);
     absl::Status written = storage_->Write(batch, /*sync=*/true);

@@ -191,6 +191,17 @@ TEST_F(AuditTest, DerivedStateOfAnEarlierVersionIsNotComparedAndSaysSo) {
             std::string::npos)
       << r.out;
   EXPECT_EQ(r.out.find("every stored projection"), std::string::npos) << r.out;
+
+  // A version no gongdai wrote would hide the derived state from the comparison: a fault.
+  const std::string unknown = Copy("unknown-version");
+  RawDb(unknown).Put("meta", "projections", "gongdai-projections-99");
+  r = Verify(unknown, checkpoint_);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("derived state names version \"gongdai-projections-99\", which no "
+                       "version of gongdai up to " +
+                       std::string(kProjectionsVersion) + " wrote"),
+            std::string::npos)
+      << r.err;
 }
 
 // A difference in a borrower's projection or in the identity index is named without the

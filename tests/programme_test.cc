@@ -287,6 +287,33 @@ TEST_F(ProgrammeTest, ABookWithoutBorrowerVersionsGetsThemWhenItOpens) {
   Ok(kOfficer, update, "", updated.sequence());
 }
 
+// Derived state of another version is rebuilt on open even with no entries, where the
+// rebuild is a clearing: a balance put into a database whose journal is empty must not
+// outlive its open (an audit of such a copy does not compare it).
+TEST_F(ProgrammeTest, DerivedStateOfAnotherVersionIsClearedWhenTheJournalIsEmpty) {
+  ASSERT_EQ(ledger_->Head().sequence, 0u);
+  ledger_.reset();
+  v1::AccountState planted;
+  planted.set_balance_fen(100'000'000);
+  {
+    testing::RawDb raw(dir_.path());
+    raw.Put("projections", "a/union:fund:cash", planted.SerializeAsString());
+    raw.Put("request_ids", "a-request-never-made", SequenceKey(1));
+    raw.Put("meta", "projections", "gongdai-projections-5");
+  }
+  Reopen();
+  EXPECT_FALSE(ledger_->ProjectionsRebuiltOnOpen());  // nothing to rebuild from
+  EXPECT_EQ(ledger_->GetBalance("union:fund:cash")->fen(), 0);
+  ledger_.reset();
+  {
+    testing::RawDb raw(dir_.path());
+    EXPECT_FALSE(raw.Get("projections", "a/union:fund:cash").has_value());
+    EXPECT_FALSE(raw.Get("request_ids", "a-request-never-made").has_value());
+    EXPECT_EQ(raw.Get("meta", "projections"), std::string(kProjectionsVersion));
+  }
+  Reopen();
+}
+
 TEST_F(ProgrammeTest, OnlyActiveMembersMayApply) {
   DefineProduct("fund-2020", testing::UnionFundTerms());
   const std::string borrower = Register("王建国");

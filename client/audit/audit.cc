@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -322,7 +323,32 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
 
   // Only a database copy holds the indexes, request ids and tree nodes to compare with.
   bool compare_projections = !o.db.empty() && !o.journal_only;
-  std::string earlier_projections;  // the copy's derived-state version, when not this one's
+  // Derived state written by an earlier engine differs from this one's replay by design;
+  // a ledger rebuilds it from the journal before it reads any (clears it, with no
+  // entries), which would also undo an edit of it. It is reported, not compared, and the
+  // replay need not keep what only the comparison reads. A version no gongdai wrote is a
+  // fault: it would hide the derived state from the comparison.
+  std::string earlier_projections;  // the copy's derived-state version, when earlier
+  if (compare_projections) {
+    absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(o.db);
+    if (!copy.ok()) return Trouble(kExitUsage, Message(copy.status()));
+    absl::StatusOr<std::optional<std::string>> version = (*copy)->ProjectionsVersion();
+    if (!version.ok()) return Fault(Message(version.status()));
+    if (*version != std::optional<std::string>(kProjectionsVersion)) {
+      std::string named = version->value_or("");
+      for (char& c : named) {
+        if (c < 0x20 || c > 0x7e) c = '?';  // shown on a terminal as it is
+      }
+      if (!named.empty() &&
+          std::find(kEarlierProjectionsVersions.begin(), kEarlierProjectionsVersions.end(),
+                    named) == kEarlierProjectionsVersions.end()) {
+        return Fault(Cat("meta key projections: the copy's derived state names version \"", named,
+                         "\", which no version of gongdai up to ", kProjectionsVersion, " wrote"));
+      }
+      compare_projections = false;
+      earlier_projections = named.empty() ? "none recorded" : named;
+    }
+  }
   Replayer replay(compare_projections ? ReplayKeeps::kEverything : ReplayKeeps::kWhatApplyReads);
   Progress progress;
   std::optional<std::string> root_at_checkpoint, root_at_previous;
@@ -351,15 +377,6 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
                        ? Cat("entry ", replay.size() + 1, ": missing (the chain head names entry ",
                              *head, " but the journal ends at entry ", replay.size(), ")")
                        : Cat("entry ", *head + 1, ": beyond the chain head (", *head, ")"));
-    }
-    // Derived state written by an earlier engine differs from this one's replay by design;
-    // a ledger rebuilds it from the journal before it reads any (and so would a
-    // tamperer's edit of it be undone). It is reported, not compared.
-    absl::StatusOr<std::optional<std::string>> version = (*copy)->ProjectionsVersion();
-    if (!version.ok()) return Fault(Message(version.status()));
-    if (compare_projections && *version != std::optional<std::string>(kProjectionsVersion)) {
-      compare_projections = false;
-      earlier_projections = version->value_or("none");
     }
     if (compare_projections) {
       absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = (*copy)->CompareWith(replay);
