@@ -203,7 +203,7 @@ void AddBorrowerCommands(Cli& cli, CLI::App& app) {
       d->set_enterprise_name(current.enterprise_name());
       d->set_sector(current.sector());
       ApplyDetails(f->details, d);
-      // Made from this version: if another update lands in between, the server refuses
+      // Made from this version: if another change lands in between, the server refuses
       // this one (BORROWER_CHANGED) rather than let it undo the other.
       request.set_expected_version(current.version());
       v1::BorrowerResponse response;
