@@ -1,10 +1,12 @@
 #include "server/server.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,14 +34,51 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return contents.str();
 }
 
+enum class BindOutcome { kBound, kInUse, kPrivileged, kForeign, kOther };
+
+// Binds a socket to `address` and lets go at once. `dual_stack` clears IPV6_V6ONLY, as
+// gRPC does for its sockets, so that the answer does not depend on the host's bindv6only.
+BindOutcome TryBind(const sockaddr* address, socklen_t length, bool dual_stack) {
+  const int fd = ::socket(address->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return BindOutcome::kOther;
+  const int one = 1, zero = 0;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as gRPC does
+  if (dual_stack) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+  BindOutcome outcome = BindOutcome::kBound;
+  if (::bind(fd, address, length) != 0) {
+    outcome = errno == EADDRINUSE      ? BindOutcome::kInUse
+              : errno == EACCES        ? BindOutcome::kPrivileged
+              : errno == EADDRNOTAVAIL ? BindOutcome::kForeign
+                                       : BindOutcome::kOther;
+  }
+  ::close(fd);
+  return outcome;
+}
+
+// 0.0.0.0, [::] and every other spelling of them ([::0], [::ffff:0.0.0.0]).
+bool IsWildcard(const sockaddr* address) {
+  if (address->sa_family == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(address)->sin_addr.s_addr == htonl(INADDR_ANY);
+  }
+  if (address->sa_family == AF_INET6) {
+    const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr;
+    if (IN6_IS_ADDR_UNSPECIFIED(&a)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 0 && a.s6_addr[13] == 0 &&
+           a.s6_addr[14] == 0 && a.s6_addr[15] == 0;
+  }
+  return false;
+}
+
 // Binds each address `listen` names, as gRPC will, and lets go at once. gRPC can bind only
 // once the ledger is open (the service needs it): without this, a server started on an
 // address in use would first create its data directory, ledger and tokens, and only then
-// fail. gRPC listens if any of the addresses binds (localhost where IPv6 is missing or
-// another process holds [::1] only; the wildcard [::] falls back to 0.0.0.0), so only
-// when none does is it refused here: the port in use, a privileged port, or no address of
-// this machine. Anything else (a name that does not resolve, an IPv6 address without
-// brackets, a form such as unix:) is left to gRPC, whose own bind still decides.
+// fail. gRPC listens if any of the addresses binds (localhost where another process holds
+// [::1] only), and takes any wildcard address (0.0.0.0, [::], [::0]) as [::] for IPv6 and
+// IPv4 both, or 0.0.0.0 when that fails: the probe does the same, and refuses only when
+// nothing binds (the port in use, a privileged port, no address of this machine) or when
+// gRPC would refuse the form itself (no host). Anything else (a name that does not
+// resolve, an IPv6 address without brackets, a form such as unix:) is left to gRPC, whose
+// own bind still decides.
 absl::Status ProbeListenAddress(const std::string& listen) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos || listen.starts_with("unix")) return absl::OkStatus();
@@ -51,37 +90,51 @@ absl::Status ProbeListenAddress(const std::string& listen) {
   } else if (host.find(':') != std::string::npos) {
     return absl::OkStatus();  // "::1:50051" is ambiguous; gRPC reads it its own way
   }
-  std::vector<std::string> hosts = {host};
-  if (host.empty() || host == "::") hosts.push_back("0.0.0.0");
-  int bound = 0, in_use = 0, privileged = 0, foreign = 0;
-  for (const std::string& h : hosts) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    addrinfo* found = nullptr;
-    if (::getaddrinfo(h.empty() ? nullptr : h.c_str(), port.c_str(), &hints, &found) != 0) {
-      return absl::OkStatus();
-    }
-    for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-      const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-      if (fd < 0) continue;
-      const int one = 1;
-      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as gRPC does
-      if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
-        ++bound;
-      } else if (errno == EADDRINUSE) {
-        ++in_use;
-      } else if (errno == EACCES) {
-        ++privileged;
-      } else if (errno == EADDRNOTAVAIL) {
-        ++foreign;
-      }
-      ::close(fd);
-    }
-    ::freeaddrinfo(found);
-    if (bound > 0) return absl::OkStatus();
+  if (host.empty()) {
+    return absl::InvalidArgumentError(Cat("cannot listen on ", listen,
+                                          ": no host before the port (for every interface: "
+                                          "0.0.0.0:",
+                                          port, " or [::]:", port, ")"));
   }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return absl::OkStatus();
+  int bound = 0, in_use = 0, privileged = 0, foreign = 0;
+  auto count = [&](BindOutcome outcome) {
+    bound += outcome == BindOutcome::kBound;
+    in_use += outcome == BindOutcome::kInUse;
+    privileged += outcome == BindOutcome::kPrivileged;
+    foreign += outcome == BindOutcome::kForeign;
+  };
+  bool wildcard = false;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) wildcard |= IsWildcard(a->ai_addr);
+  if (wildcard) {
+    const uint16_t port_number =
+        found->ai_family == AF_INET6
+            ? reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_port
+            : reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_port;
+    sockaddr_in6 any6{};
+    any6.sin6_family = AF_INET6;
+    any6.sin6_port = port_number;
+    any6.sin6_addr = in6addr_any;
+    count(TryBind(reinterpret_cast<const sockaddr*>(&any6), sizeof(any6), true));
+    if (bound == 0) {
+      sockaddr_in any4{};
+      any4.sin_family = AF_INET;
+      any4.sin_port = port_number;
+      any4.sin_addr.s_addr = htonl(INADDR_ANY);
+      count(TryBind(reinterpret_cast<const sockaddr*>(&any4), sizeof(any4), false));
+    }
+  } else {
+    for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      count(TryBind(a->ai_addr, a->ai_addrlen, a->ai_family == AF_INET6));
+    }
+  }
+  ::freeaddrinfo(found);
+  if (bound > 0) return absl::OkStatus();
   if (in_use > 0) {
     return absl::UnavailableError(Cat("cannot listen on ", listen,
                                       ": the address is in use (another process listens there)"));
@@ -237,7 +290,10 @@ void GongdaiServer::Shutdown() {
   // Then gRPC stops at once: it cancels what is left and closes every connection. Given
   // time, it would wait for each client to acknowledge its GOAWAY, and a client that
   // keeps an idle channel open reads nothing until its next call: the stop would take
-  // the whole grace period for nothing.
+  // the whole grace period for nothing. It still waits for every unary call to be
+  // finished, and a write handed to the writer is finished only once it is durable (or
+  // the ledger fails): a disk that hangs holds the stop past the grace period, as closing
+  // the ledger would.
   server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   ledger_.reset();

@@ -822,7 +822,8 @@ namespace {
 // more entries durable.
 class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
  public:
-  // Counted in `in_flight` until gRPC is done with it (LedgerService::CallsInFlight).
+  // Takes over a count in `in_flight` (LedgerService::CallsInFlight), given back when
+  // gRPC is done with the stream.
   EntryStream(Ledger* ledger, uint64_t start, bool follow, std::string principal,
               std::atomic<int>* in_flight, StopList* stops)
       : ledger_(ledger),
@@ -831,9 +832,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
         principal_(std::move(principal)),
         in_flight_(in_flight),
         stops_(stops),
-        shared_(std::make_shared<Shared>()) {
-    in_flight_->fetch_add(1);
-  }
+        shared_(std::make_shared<Shared>()) {}
 
   void Begin() {
     // A stop ends the stream: at once when it waits for entries, else after the entry
@@ -961,8 +960,8 @@ grpc::ServerWriteReactor<v1::Entry>* LedgerService::StreamEntries(
     Context* c, const v1::StreamEntriesRequest* r) {
   class Refusal final : public grpc::ServerWriteReactor<v1::Entry> {
    public:
+    // Takes over the count StreamEntries took.
     Refusal(const grpc::Status& status, std::atomic<int>* in_flight) : in_flight_(in_flight) {
-      in_flight_->fetch_add(1);
       Finish(status);
     }
     void OnDone() override {
@@ -973,7 +972,10 @@ grpc::ServerWriteReactor<v1::Entry>* LedgerService::StreamEntries(
    private:
     std::atomic<int>* const in_flight_;
   };
-  // A stream writes nothing: one that starts as the stop begins is only cut short.
+  // Counted before the flag is read, as every call is, so that a stop that finds no call
+  // under way has refused (or will end) every stream that starts; the count passes to the
+  // reactor made below.
+  calls_in_flight_.fetch_add(1);
   if (stopping_.load()) {
     grpc::Status status = StoppingStatus();
     LogRequest("StreamEntries", "", "", status, Clock::now());

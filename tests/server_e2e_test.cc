@@ -3,6 +3,9 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -807,6 +810,57 @@ TEST_F(ServerTest, ASecondServerOnTheSameDataOrAddressIsRefusedAndSaysWhy) {
 
   v1::ListProductsResponse products;
   EXPECT_TRUE(Call(&Stub::ListProducts, "portal", v1::ListProductsRequest(), &products).ok());
+}
+
+// A listen address is read as gRPC reads it, before anything is created: an address with
+// no host, which gRPC refuses, is refused with what to write instead; any spelling of the
+// wildcard means [::] for IPv6 and IPv4 both or, when another process holds [::] for IPv6
+// only, 0.0.0.0, which serves.
+TEST_F(ServerTest, AListenAddressIsReadAsGrpcReadsItBeforeAnythingIsCreated) {
+  ServerProcess no_host;
+  EXPECT_FALSE(no_host.Start(dir_.Sub("no-host"), {"--listen", ":50051"}));
+  int status = no_host.Stop();
+  ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(no_host.StderrText().find("gongdai-server: cannot listen on :50051: no host before "
+                                      "the port (for every interface: 0.0.0.0:50051 or "
+                                      "[::]:50051)"),
+            std::string::npos)
+      << no_host.StderrText();
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("no-host")));
+
+  // Another process's socket on [::], IPv6 only, on a port the kernel picks.
+  const int held = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (held < 0) GTEST_SKIP() << "no IPv6 on this machine";
+  const int one = 1;
+  ASSERT_EQ(::setsockopt(held, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)), 0);
+  sockaddr_in6 any{};
+  any.sin6_family = AF_INET6;
+  any.sin6_addr = in6addr_any;
+  if (::bind(held, reinterpret_cast<const sockaddr*>(&any), sizeof(any)) != 0) {
+    ::close(held);
+    GTEST_SKIP() << "cannot bind [::] on this machine";
+  }
+  ASSERT_EQ(::listen(held, 1), 0);
+  socklen_t length = sizeof(any);
+  ASSERT_EQ(::getsockname(held, reinterpret_cast<sockaddr*>(&any), &length), 0);
+  const std::string port = std::to_string(ntohs(any.sin6_port));
+
+  ServerProcess wildcard;
+  const bool started = wildcard.Start(dir_.Sub("wildcard"), {"--listen", "[::0]:" + port});
+  ::close(held);
+  ASSERT_TRUE(started) << wildcard.StderrText();
+  EXPECT_EQ(wildcard.address(), "[::0]:" + port);
+  auto stub = v1::LoanLedger::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + port, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + wildcard.Token("portal"));
+  v1::ListProductsResponse products;
+  const grpc::Status listed = stub->ListProducts(&context, v1::ListProductsRequest(), &products);
+  EXPECT_TRUE(listed.ok()) << listed.error_message();
+  status = wildcard.Stop();
+  ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 // A stop gives the calls under way up to 5 s to be answered, ends entry streams and
