@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -861,6 +862,35 @@ TEST_F(ServerTest, AListenAddressIsReadAsGrpcReadsItBeforeAnythingIsCreated) {
   status = wildcard.Stop();
   ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// A port below the kernel's first unprivileged one, without the privilege to bind it, is
+// refused before anything is created. The tests may run as root: the server is then run
+// with CAP_NET_BIND_SERVICE dropped, as a federation's service account would run it.
+TEST_F(ServerTest, APrivilegedPortWithoutThePrivilegeIsRefusedBeforeAnythingIsCreated) {
+  int first_unprivileged = 1024;
+  std::ifstream("/proc/sys/net/ipv4/ip_unprivileged_port_start") >> first_unprivileged;
+  if (first_unprivileged <= 1) GTEST_SKIP() << "every port is unprivileged on this machine";
+  std::vector<std::string> wrapper;
+  if (::geteuid() == 0) {
+    wrapper = {"/usr/bin/setpriv", "--bounding-set=-net_bind_service",
+               "--inh-caps=-net_bind_service", "--"};
+    if (std::system("/usr/bin/setpriv --bounding-set=-net_bind_service -- /bin/true") != 0) {
+      GTEST_SKIP() << "running as root, and setpriv cannot drop CAP_NET_BIND_SERVICE here";
+    }
+  }
+  const std::string port = std::to_string(first_unprivileged - 1);
+  ServerProcess privileged;
+  EXPECT_FALSE(
+      privileged.Start(dir_.Sub("privileged"), {"--listen", "127.0.0.1:" + port}, {}, wrapper));
+  const int status = privileged.Stop();
+  ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(privileged.StderrText().find("gongdai-server: cannot listen on 127.0.0.1:" + port +
+                                         ": port " + port + " needs privileges"),
+            std::string::npos)
+      << privileged.StderrText();
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("privileged")));
 }
 
 // A stop gives the calls under way up to 5 s to be answered, ends entry streams and

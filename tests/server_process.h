@@ -57,11 +57,14 @@ class ServerProcess {
  public:
   // `args` are passed after the binary; `--listen 127.0.0.1:0` and `--data-dir` are
   // added unless given. `env` entries ("NAME=value") are added to the environment.
+  // `wrapper`, when given, is the command (an absolute path and its arguments) that runs
+  // the server binary in the same process, as `setpriv ... --` does.
   bool Start(const std::string& data_dir, std::vector<std::string> args = {},
-             std::vector<std::string> env = {}) {
+             std::vector<std::string> env = {}, std::vector<std::string> wrapper = {}) {
     data_dir_ = data_dir;
     stderr_path_ = data_dir + ".stderr";
-    std::vector<std::string> argv = {GONGDAI_SERVER_BINARY, "--data-dir", data_dir};
+    std::vector<std::string> argv = std::move(wrapper);
+    argv.insert(argv.end(), {GONGDAI_SERVER_BINARY, "--data-dir", data_dir});
     bool has_listen = false;
     for (const std::string& a : args) has_listen |= a == "--listen" || a == "--config";
     if (!has_listen) argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
