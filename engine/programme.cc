@@ -1570,10 +1570,15 @@ absl::StatusOr<Decision> DecideKind(Context& c) {
           ExistingBorrower(state, event.borrower_updated().borrower_id());
       if (!b.ok()) return b.status();
       const uint64_t version = b->changed_sequence();
-      if (c.command.expected_version > version) {
+      // Ahead of the borrower, or before its registration: no version it ever had, so no
+      // change by someone else. (A version in between that no change of it made is still
+      // reported as changed: telling it apart needs the borrower's past versions.)
+      if (c.command.expected_version > version ||
+          c.command.expected_version < b->registered_sequence()) {
         return Refused("VERSION_UNKNOWN",
                        Cat("borrower ", b->borrower_id(), " has never been at version ",
-                           c.command.expected_version, ": it is at version ", version,
+                           c.command.expected_version, ": it was registered at version ",
+                           b->registered_sequence(), " and is at version ", version,
                            "; give the version as read (Borrower.version)"));
       }
       if (version != c.command.expected_version) {

@@ -255,6 +255,23 @@ TEST_F(ProgrammeTest, ABorrowerUpdateMadeFromAnOlderVersionIsRefusedAndWritesNot
   EXPECT_EQ(ledger_->GetBorrower(borrower)->changed_sequence(), second.sequence());
   EXPECT_EQ(ledger_->GetBorrower(borrower)->details().sector(), "零售");
 
+  // Nor is one from before the borrower was registered: the first borrower's version,
+  // on one registered after it.
+  const std::string later = Register("王芳");
+  const uint64_t later_registered = ledger_->GetBorrower(later)->registered_sequence();
+  ASSERT_LT(registered, later_registered);
+  v1::Event update_later = update("零售");
+  update_later.mutable_borrower_updated()->set_borrower_id(later);
+  *update_later.mutable_borrower_updated()->mutable_details() = Details("王芳");
+  const uint64_t head_before = ledger_->Head().sequence;
+  const CommandResult before = Run(kOfficer2, update_later, "", registered);
+  EXPECT_EQ(before.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(before.status), "VERSION_UNKNOWN");
+  EXPECT_NE(before.status.message().find(Cat("registered at version ", later_registered)),
+            absl::string_view::npos)
+      << before.status;
+  EXPECT_EQ(ledger_->Head().sequence, head_before);
+
   // A version on any other command is refused as not applicable.
   EXPECT_EQ(Fields(Run(kSupervisor, suspend, "", second.sequence()).status),
             std::vector<std::string>{"expected_version"});
