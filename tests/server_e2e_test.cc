@@ -586,6 +586,28 @@ TEST_F(ServerTest, ABorrowerUpdateNamesTheVersionItWasMadeFromAndAStaleOneIsRefu
   EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
   EXPECT_EQ(Reason(status), "BORROWER_CHANGED");
 
+  // A version the borrower never had, here one from before its registration, is no
+  // change by someone else: named as unknown, nothing written.
+  v1::BorrowerResponse other;
+  ASSERT_TRUE(Call(&Stub::RegisterBorrower, "officer", Borrower("reg-2", 2), &other).ok());
+  v1::UpdateBorrowerRequest unknown = update;
+  unknown.set_request_id("update-3");
+  unknown.set_borrower_id(other.borrower().borrower_id());
+  *unknown.mutable_details() = Borrower("reg-2", 2).details();
+  unknown.set_expected_version(version);
+  status = Call(&Stub::UpdateBorrower, "officer", unknown, &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(status), "VERSION_UNKNOWN");
+  EXPECT_NE(status.error_message().find("registered at version " +
+                                        std::to_string(other.borrower().version())),
+            std::string::npos)
+      << status.error_message();
+  v1::GetBorrowerRequest get_other;
+  get_other.set_borrower_id(other.borrower().borrower_id());
+  v1::Borrower other_now;
+  ASSERT_TRUE(Call(&Stub::GetBorrower, "officer", get_other, &other_now).ok());
+  EXPECT_EQ(other_now.version(), other.borrower().version());
+
   v1::GetBorrowerRequest get;
   get.set_borrower_id(registered.borrower().borrower_id());
   v1::Borrower now;
@@ -852,12 +874,13 @@ TEST_F(ServerTest, AListenAddressIsReadAsGrpcReadsItBeforeAnythingIsCreated) {
   ::close(held);
   ASSERT_TRUE(started) << wildcard.StderrText();
   EXPECT_EQ(wildcard.address(), "[::0]:" + port);
-  auto stub = v1::LoanLedger::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + port, grpc::InsecureChannelCredentials()));
+  // gRPC fell back to 0.0.0.0: the server is reached over IPv4 (a client given the
+  // reported address, [::0], would try IPv6).
   grpc::ClientContext context;
   context.AddMetadata("authorization", "Bearer " + wildcard.Token("portal"));
   v1::ListProductsResponse products;
-  const grpc::Status listed = stub->ListProducts(&context, v1::ListProductsRequest(), &products);
+  const grpc::Status listed =
+      wildcard.Stub("127.0.0.1:" + port)->ListProducts(&context, {}, &products);
   EXPECT_TRUE(listed.ok()) << listed.error_message();
   status = wildcard.Stop();
   ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);

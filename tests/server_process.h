@@ -130,9 +130,11 @@ class ServerProcess {
     return text.str();
   }
 
-  std::unique_ptr<v1::LoanLedger::Stub> Stub() const {
+  // A client of the server at the address it reported, or at `via` (another address it
+  // listens on).
+  std::unique_ptr<v1::LoanLedger::Stub> Stub(const std::string& via = "") const {
     return v1::LoanLedger::NewStub(
-        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(via.empty() ? address_ : via, grpc::InsecureChannelCredentials()));
   }
 
  private:
