@@ -1555,6 +1555,32 @@ void ValidateProgrammeEvent(const v1::Event& event, Date today, ViolationCollect
 
 namespace {
 
+// Whether journal entry `sequence` changed borrower `id` (registered it, updated its
+// details or changed its talent-pool status), that is, gave it a version. Read only on
+// the way to refusing a stale update, to name the version right.
+absl::StatusOr<bool> ChangedBorrower(StateReader& state, uint64_t sequence, std::string_view id) {
+  absl::StatusOr<std::optional<std::string>> stored =
+      state.Get(Space::kJournal, SequenceKey(sequence));
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) {
+    return absl::DataLossError(Cat("borrower ", id, " is past version ", sequence,
+                                   ", but journal entry ", sequence, " is missing"));
+  }
+  absl::StatusOr<v1::Entry> entry = OpenEntry(**stored, sequence);
+  if (!entry.ok()) return entry.status();
+  const v1::Event& event = entry->event();
+  switch (event.kind_case()) {
+    case v1::Event::kBorrowerRegistered:
+      return event.borrower_registered().borrower_id() == id;
+    case v1::Event::kBorrowerUpdated:
+      return event.borrower_updated().borrower_id() == id;
+    case v1::Event::kTalentPoolStatusChanged:
+      return event.talent_pool_status_changed().borrower_id() == id;
+    default:
+      return false;
+  }
+}
+
 absl::StatusOr<Decision> DecideKind(Context& c) {
   StateReader& state = c.state;
   const v1::Event& event = c.command.event;
@@ -1570,11 +1596,17 @@ absl::StatusOr<Decision> DecideKind(Context& c) {
           ExistingBorrower(state, event.borrower_updated().borrower_id());
       if (!b.ok()) return b.status();
       const uint64_t version = b->changed_sequence();
-      // Ahead of the borrower, or before its registration: no version it ever had, so no
-      // change by someone else. (A version in between that no change of it made is still
-      // reported as changed: telling it apart needs the borrower's past versions.)
-      if (c.command.expected_version > version ||
-          c.command.expected_version < b->registered_sequence()) {
+      // Ahead of the borrower, before its registration, or an entry in between that did not
+      // change it: no version it ever had, so no change by someone else.
+      bool known = c.command.expected_version <= version &&
+                   c.command.expected_version >= b->registered_sequence();
+      if (known && c.command.expected_version != version) {
+        absl::StatusOr<bool> changed =
+            ChangedBorrower(state, c.command.expected_version, b->borrower_id());
+        if (!changed.ok()) return changed.status();
+        known = *changed;
+      }
+      if (!known) {
         return Refused("VERSION_UNKNOWN",
                        Cat("borrower ", b->borrower_id(), " has never been at version ",
                            c.command.expected_version, ": it was registered at version ",

@@ -272,6 +272,23 @@ TEST_F(ProgrammeTest, ABorrowerUpdateMadeFromAnOlderVersionIsRefusedAndWritesNot
       << before.status;
   EXPECT_EQ(ledger_->Head().sequence, head_before);
 
+  // Nor is an entry between its registration and its current version that did not change
+  // it (here another borrower's registration); the versions it did have are changes.
+  const std::string other = Register("赵敏");
+  const uint64_t other_registered = ledger_->GetBorrower(other)->registered_sequence();
+  const v1::Entry later_updated = Ok(kOfficer, update_later, "", later_registered);
+  ASSERT_LT(other_registered, later_updated.sequence());
+  const CommandResult between = Run(kOfficer2, update_later, "", other_registered);
+  EXPECT_EQ(between.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(between.status), "VERSION_UNKNOWN");
+  EXPECT_NE(between.status.message().find(Cat("never been at version ", other_registered)),
+            absl::string_view::npos)
+      << between.status;
+  const CommandResult past = Run(kOfficer2, update_later, "", later_registered);
+  EXPECT_EQ(past.status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReasonOf(past.status), "BORROWER_CHANGED");
+  EXPECT_EQ(ledger_->GetBorrower(later)->changed_sequence(), later_updated.sequence());
+
   // A version on any other command is refused as not applicable.
   EXPECT_EQ(Fields(Run(kSupervisor, suspend, "", second.sequence()).status),
             std::vector<std::string>{"expected_version"});
