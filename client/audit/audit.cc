@@ -166,17 +166,24 @@ absl::StatusOr<v1::Entry> EntryOf(const Item& item) {
   return item.opened->entry;
 }
 
+// `opened`, when given, is the --db copy already open, read at its snapshot instead of
+// opening it again.
 Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const Item&)>& visit,
-                     uint64_t start_sequence = 1) {
+                     uint64_t start_sequence = 1, const DatabaseCopy* opened = nullptr) {
   int sources = !o.db.empty() + !o.export_file.empty() + !o.server.empty();
   if (sources != 1)
     return Trouble(kExitUsage,
                    "give exactly one source: --db DIR, --export FILE or --server ADDRESS");
   if (!o.db.empty()) {
-    absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(o.db);
-    if (!copy.ok()) return Trouble(kExitUsage, Message(copy.status()));
-    absl::Status visited = (*copy)->ForEachOpenedEntry([&](const OpenedEntry& opened) {
-      return visit(Item{nullptr, &opened, opened.key_sequence});
+    std::unique_ptr<DatabaseCopy> own;
+    if (opened == nullptr) {
+      absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(o.db);
+      if (!copy.ok()) return Trouble(kExitUsage, Message(copy.status()));
+      own = *std::move(copy);
+      opened = own.get();
+    }
+    absl::Status visited = opened->ForEachOpenedEntry([&](const OpenedEntry& entry) {
+      return visit(Item{nullptr, &entry, entry.key_sequence});
     });
     if (!visited.ok()) return Fault(Message(visited));
     return {};
@@ -329,10 +336,16 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   // replay need not keep what only the comparison reads. A version no gongdai wrote is a
   // fault: it would hide the derived state from the comparison.
   std::string earlier_projections;  // the copy's derived-state version, when earlier
-  if (compare_projections) {
-    absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(o.db);
-    if (!copy.ok()) return Trouble(kExitUsage, Message(copy.status()));
-    absl::StatusOr<std::optional<std::string>> version = (*copy)->ProjectionsVersion();
+  // A --db copy is opened once: its version, entries, head and derived state are all read
+  // at the one snapshot (each open of a copy also replays its unflushed log again).
+  std::unique_ptr<DatabaseCopy> copy;
+  if (!o.db.empty() && o.export_file.empty() && o.server.empty()) {
+    absl::StatusOr<std::unique_ptr<DatabaseCopy>> opened = DatabaseCopy::Open(o.db);
+    if (!opened.ok()) return Trouble(kExitUsage, Message(opened.status()));
+    copy = *std::move(opened);
+  }
+  if (compare_projections && copy != nullptr) {
+    absl::StatusOr<std::optional<std::string>> version = copy->ProjectionsVersion();
     if (!version.ok()) return Fault(Message(version.status()));
     if (*version != std::optional<std::string>(kProjectionsVersion)) {
       std::string named = version->value_or("");
@@ -353,24 +366,25 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   Progress progress;
   std::optional<std::string> root_at_checkpoint, root_at_previous;
   if (checkpoint->has_value() && (*checkpoint)->size == 0) root_at_checkpoint = MerkleEmptyRoot();
-  Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
-    absl::Status added =
-        item.parsed != nullptr ? replay.AddParsed(*item.parsed) : replay.AddOpened(*item.opened);
-    if (!added.ok()) return added;
-    if (checkpoint->has_value() && replay.size() == (*checkpoint)->size)
-      root_at_checkpoint = replay.root();
-    if (previous->has_value() && replay.size() == (*previous)->size)
-      root_at_previous = replay.root();
-    progress.Tick(replay.size(), err);
-    return absl::OkStatus();
-  });
+  Outcome read = ForEachEntry(
+      o,
+      [&](const Item& item) -> absl::Status {
+        absl::Status added = item.parsed != nullptr ? replay.AddParsed(*item.parsed)
+                                                    : replay.AddOpened(*item.opened);
+        if (!added.ok()) return added;
+        if (checkpoint->has_value() && replay.size() == (*checkpoint)->size)
+          root_at_checkpoint = replay.root();
+        if (previous->has_value() && replay.size() == (*previous)->size)
+          root_at_previous = replay.root();
+        progress.Tick(replay.size(), err);
+        return absl::OkStatus();
+      },
+      1, copy.get());
   progress.Done(err);
   if (read.code != kExitOk) return read;
 
-  if (!o.db.empty()) {
-    absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(o.db);
-    if (!copy.ok()) return Trouble(kExitUsage, Message(copy.status()));
-    absl::StatusOr<uint64_t> head = (*copy)->HeadSequence();
+  if (copy != nullptr) {
+    absl::StatusOr<uint64_t> head = copy->HeadSequence();
     if (!head.ok()) return Fault(Message(head.status()));
     if (*head != replay.size()) {
       return Fault(*head > replay.size()
@@ -379,7 +393,7 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
                        : Cat("entry ", *head + 1, ": beyond the chain head (", *head, ")"));
     }
     if (compare_projections) {
-      absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = (*copy)->CompareWith(replay);
+      absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = copy->CompareWith(replay);
       if (!mismatch.ok()) return Fault(Message(mismatch.status()));
       if (mismatch->has_value()) {
         return Fault(DescribeProjectionMismatch(**mismatch));
