@@ -361,29 +361,70 @@ size_t PageSize(size_t requested) {
   return std::min(requested, kPageSizeMax);
 }
 
-// Why a retry under an existing request id is not the same command, or "" if it is.
+// Collects the paths of the fields that differ ("repayment_recorded.amount_fen"), without
+// their values.
+class DifferingFields final : public google::protobuf::util::MessageDifferencer::Reporter {
+ public:
+  using SpecificField = google::protobuf::util::MessageDifferencer::SpecificField;
+  void ReportAdded(const google::protobuf::Message&, const google::protobuf::Message&,
+                   const std::vector<SpecificField>& path) override {
+    Add(path);
+  }
+  void ReportDeleted(const google::protobuf::Message&, const google::protobuf::Message&,
+                     const std::vector<SpecificField>& path) override {
+    Add(path);
+  }
+  void ReportModified(const google::protobuf::Message&, const google::protobuf::Message&,
+                      const std::vector<SpecificField>& path) override {
+    Add(path);
+  }
+  const std::vector<std::string>& paths() const { return paths_; }
+
+ private:
+  void Add(const std::vector<SpecificField>& path) {
+    std::string joined;
+    for (const SpecificField& field : path) {
+      if (!joined.empty()) joined += '.';
+      joined +=
+          field.field != nullptr ? field.field->name() : std::to_string(field.unknown_field_number);
+      if (field.index >= 0) joined += Cat("[", field.index, "]");
+    }
+    if (std::find(paths_.begin(), paths_.end(), joined) == paths_.end())
+      paths_.push_back(std::move(joined));
+  }
+  std::vector<std::string> paths_;
+};
+
+// Why a retry under an existing request id is not the same command, or "" if it is. It
+// names what differs, never the original's values: request ids are shared by every
+// caller, and the original may hold personal data (a national ID number, a phone) or be
+// another person's.
 std::string DifferenceFromOriginal(const Command& command, const v1::Entry& original) {
   std::vector<std::string> differences;
   if (command.actor.principal_id() != original.actor().principal_id() ||
       command.actor.role() != original.actor().role()) {
-    differences.push_back(Cat("actor: ", original.actor().principal_id(), "/",
-                              original.actor().role(), " -> ", command.actor.principal_id(), "/",
-                              command.actor.role()));
+    differences.push_back(Cat("actor: the entry was recorded for another caller or role than ",
+                              command.actor.principal_id(), "/", command.actor.role()));
   }
   if (!command.business_date.empty() && command.business_date != original.business_date()) {
     differences.push_back(
-        Cat("business_date: ", original.business_date(), " -> ", command.business_date));
+        Cat("business_date: the entry's is another date than ", command.business_date));
   }
   // The recorded event also holds what the engine decided (ids, allocations...); only
   // what the caller asked for is compared.
   v1::Event asked = original.event();
   ClearDecidedFields(command.event, &asked);
   google::protobuf::util::MessageDifferencer differencer;
-  std::string report;
-  differencer.ReportDifferencesToString(&report);
+  DifferingFields fields;
+  differencer.ReportDifferencesTo(&fields);
   if (!differencer.Compare(asked, command.event)) {
-    while (!report.empty() && report.back() == '\n') report.pop_back();
-    differences.push_back(Cat("event: ", report));
+    std::string joined;
+    for (const std::string& path : fields.paths()) {
+      if (!joined.empty()) joined += ", ";
+      joined += path;
+    }
+    differences.push_back(
+        Cat("event fields that differ: ", joined.empty() ? "the event's kind" : joined));
   }
   std::string joined;
   for (size_t i = 0; i < differences.size(); ++i) {
