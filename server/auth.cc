@@ -181,6 +181,14 @@ bool MaySeePersonalData(const Principal& principal, std::string_view method) {
   });
 }
 
+bool MaySeeEntriesAsStored(const Principal& principal, std::string_view method) {
+  const std::vector<Role>& allowed = RolesFor(method);
+  return std::any_of(principal.roles.begin(), principal.roles.end(), [&](Role role) {
+    return (MaySeePersonalData(role) || role == kAuditor) &&
+           std::find(allowed.begin(), allowed.end(), role) != allowed.end();
+  });
+}
+
 absl::StatusOr<DevelopmentTokens> EnsureDevelopmentTokens(const std::string& data_dir) {
   namespace fs = std::filesystem;
   DevelopmentTokens result;

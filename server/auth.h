@@ -65,6 +65,12 @@ bool MaySeePersonalData(Role role);
 // and then asked to write it back by the next (`gongdai borrower update` does).
 bool MaySeePersonalData(const Principal& principal, std::string_view method);
 
+// Whether `principal` is given journal entries as they are stored when it calls `method`
+// (GetEntry, ListEntries, StreamEntries, GetInclusionProof): as MaySeePersonalData, and
+// the auditor too, whose verification recomputes each entry's hash from its bytes. Any
+// other role is given them with their personal data masked.
+bool MaySeeEntriesAsStored(const Principal& principal, std::string_view method);
+
 // The development tokens of a server started without [[tokens]]: created on first start
 // (one per role, two approvers for four eyes), the tokens in an owner-only file
 // `<data_dir>/dev-tokens.toml`, their hashes in `<data_dir>/dev-token-hashes.toml`.

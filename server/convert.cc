@@ -40,6 +40,29 @@ std::string MaskPhone(std::string_view phone) {
   return Cat(phone.substr(0, 3), "****", phone.substr(7));
 }
 
+void MaskPersonalData(v1::Entry& entry) {
+  v1::Event& event = *entry.mutable_event();
+  switch (event.kind_case()) {
+    case v1::Event::kBorrowerRegistered: {
+      v1::BorrowerRegistered& e = *event.mutable_borrower_registered();
+      e.set_national_id(MaskNationalId(e.national_id()));
+      e.mutable_details()->set_phone(MaskPhone(e.details().phone()));
+      break;
+    }
+    case v1::Event::kBorrowerUpdated: {
+      v1::BorrowerDetails& details = *event.mutable_borrower_updated()->mutable_details();
+      details.set_phone(MaskPhone(details.phone()));
+      break;
+    }
+    case v1::Event::kApplicationSubmitted:
+      for (v1::Guarantor& g : *event.mutable_application_submitted()->mutable_guarantors())
+        g.set_national_id(MaskNationalId(g.national_id()));
+      break;
+    default:
+      break;
+  }
+}
+
 v1::ProductTerms TermsFromInput(const v1::ProductTermsInput& input,
                                 ViolationCollector& violations) {
   v1::ProductTerms terms;
@@ -204,7 +227,11 @@ void StatementToApi(const LoanStatement& statement, bool personal, v1::LoanState
   out->set_overdue_principal(Yuan(statement.delinquency.overdue_principal_fen));
   out->set_days_past_due(statement.delinquency.days_past_due);
   out->set_aging_bucket(statement.delinquency.bucket);
-  for (const v1::Entry& entry : statement.entries) *out->add_entries() = entry;
+  for (const v1::Entry& entry : statement.entries) {
+    v1::Entry* shown = out->add_entries();
+    *shown = entry;
+    if (!personal) MaskPersonalData(*shown);
+  }
 }
 
 std::string Ratio(int64_t numerator, int64_t denominator) {

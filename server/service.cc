@@ -679,17 +679,18 @@ LedgerService::Reactor* LedgerService::ReverseEntry(Context* c, const v1::Revers
 
 LedgerService::Reactor* LedgerService::GetEntry(Context* c, const v1::GetEntryRequest* r,
                                                 v1::Entry* response) {
-  return Read(c, "GetEntry", [this, r, response](const Caller&) {
+  return Read(c, "GetEntry", [this, r, response](const Caller& caller) {
     absl::StatusOr<v1::Entry> entry = ledger_->GetEntry(r->sequence());
     if (!entry.ok()) return entry.status();
     *response = *std::move(entry);
+    if (!MaySeeEntriesAsStored(caller.principal, "GetEntry")) MaskPersonalData(*response);
     return absl::OkStatus();
   });
 }
 
 LedgerService::Reactor* LedgerService::ListEntries(Context* c, const v1::ListEntriesRequest* r,
                                                    v1::ListEntriesResponse* response) {
-  return Read(c, "ListEntries", [this, r, response](const Caller&) {
+  return Read(c, "ListEntries", [this, r, response](const Caller& caller) {
     if (r->page_size() < 0)
       return InvalidField("page_size", "OUT_OF_RANGE", "must not be negative");
     const size_t limit = r->page_size() == 0
@@ -698,7 +699,11 @@ LedgerService::Reactor* LedgerService::ListEntries(Context* c, const v1::ListEnt
     const uint64_t first = std::max<uint64_t>(r->start_sequence(), 1);
     absl::StatusOr<std::vector<v1::Entry>> entries = ledger_->ListEntries(first, limit);
     if (!entries.ok()) return entries.status();
-    for (v1::Entry& entry : *entries) *response->add_entries() = std::move(entry);
+    const bool as_stored = MaySeeEntriesAsStored(caller.principal, "ListEntries");
+    for (v1::Entry& entry : *entries) {
+      if (!as_stored) MaskPersonalData(entry);
+      *response->add_entries() = std::move(entry);
+    }
     const uint64_t next =
         response->entries().empty() ? first : response->entries().rbegin()->sequence() + 1;
     response->set_next_sequence(next <= ledger_->Head().sequence ? next : 0);
@@ -785,7 +790,7 @@ LedgerService::Reactor* LedgerService::GetCheckpoint(Context* c, const v1::GetCh
 LedgerService::Reactor* LedgerService::GetInclusionProof(Context* c,
                                                          const v1::GetInclusionProofRequest* r,
                                                          v1::InclusionProof* response) {
-  return Read(c, "GetInclusionProof", [this, r, response](const Caller&) {
+  return Read(c, "GetInclusionProof", [this, r, response](const Caller& caller) {
     if (r->sequence() == 0)
       return InvalidField("sequence", "REQUIRED", "must name an entry (1 or more)");
     absl::StatusOr<std::vector<std::string>> proof =
@@ -797,6 +802,8 @@ LedgerService::Reactor* LedgerService::GetInclusionProof(Context* c,
     response->set_tree_size(r->tree_size());
     for (const std::string& h : *proof) response->add_hashes(ToHex(h));
     *response->mutable_entry() = *std::move(entry);
+    if (!MaySeeEntriesAsStored(caller.principal, "GetInclusionProof"))
+      MaskPersonalData(*response->mutable_entry());
     return absl::OkStatus();
   });
 }
@@ -824,12 +831,14 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
  public:
   // Takes over a count in `in_flight` (LedgerService::CallsInFlight), given back when
   // gRPC is done with the stream.
-  EntryStream(Ledger* ledger, uint64_t start, bool follow, std::string principal,
+  // `as_stored`: MaySeeEntriesAsStored; the entries are masked otherwise.
+  EntryStream(Ledger* ledger, uint64_t start, bool follow, std::string principal, bool as_stored,
               std::atomic<int>* in_flight, StopList* stops)
       : ledger_(ledger),
         next_(std::max<uint64_t>(start, 1)),
         follow_(follow),
         principal_(std::move(principal)),
+        as_stored_(as_stored),
         in_flight_(in_flight),
         stops_(stops),
         shared_(std::make_shared<Shared>()) {}
@@ -899,6 +908,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
     if (!buffer_.empty()) {
       current_ = std::move(buffer_.back());
       buffer_.pop_back();
+      if (!as_stored_) MaskPersonalData(current_);
       next_ = current_.sequence() + 1;
       ++sent_;
       StartWrite(&current_);
@@ -943,6 +953,7 @@ class EntryStream final : public grpc::ServerWriteReactor<v1::Entry> {
   uint64_t next_;
   const bool follow_;
   const std::string principal_;
+  const bool as_stored_;
   std::atomic<int>* const in_flight_;
   StopList* const stops_;
   uint64_t stop_id_ = 0;
@@ -989,8 +1000,9 @@ grpc::ServerWriteReactor<v1::Entry>* LedgerService::StreamEntries(
     LogRequest("StreamEntries", principal.ok() ? principal->id : "", "", status, Clock::now());
     return new Refusal(status, &calls_in_flight_);
   }
+  const bool as_stored = MaySeeEntriesAsStored(*principal, "StreamEntries");
   auto* stream = new EntryStream(ledger_, r->start_sequence(), r->follow(), principal->id,
-                                 &calls_in_flight_, &streams_);
+                                 as_stored, &calls_in_flight_, &streams_);
   stream->Begin();
   return stream;
 }

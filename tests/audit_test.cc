@@ -574,6 +574,23 @@ TEST(AuditLive, AuditorStreamingWhileOfficersWriteVerifiesAgainstTheFinalCheckpo
   for (const v1::Entry& e : streamed) ASSERT_TRUE(replay.AddParsed(e).ok()) << e.sequence();
   EXPECT_EQ(replay.root(), verified->root);
 
+  // A borrower joins: an entry with personal data, given as stored to the auditor.
+  v1::RegisterBorrowerRequest borrower;
+  borrower.set_request_id("live-borrower");
+  const std::string first17 = "36080219850612101";
+  borrower.set_national_id(first17 + NationalIdCheckCharacter(first17));
+  borrower.mutable_details()->set_name("刘秀英");
+  borrower.mutable_details()->set_phone("13907961234");
+  borrower.mutable_details()->set_union_member_number("JA-0001");
+  borrower.mutable_details()->set_category(v1::BORROWER_CATEGORY_ORDINARY_MEMBER);
+  borrower.mutable_details()->set_county("吉州区");
+  borrower.mutable_details()->set_enterprise_name("秀英农家乐");
+  borrower.mutable_details()->set_sector("乡村旅游");
+  v1::BorrowerResponse registered;
+  auto register_context = call("officer");
+  grpc::Status joined = stub->RegisterBorrower(register_context.get(), borrower, &registered);
+  ASSERT_TRUE(joined.ok()) << joined.error_message();
+
   // And the tool says the same.
   RunResult tool = Audit({"verify", "--server", server.address(), "--token-file",
                           dir.Sub("data") + "/dev-tokens.toml", "--public-key", key});
@@ -585,6 +602,13 @@ TEST(AuditLive, AuditorStreamingWhileOfficersWriteVerifiesAgainstTheFinalCheckpo
       Audit({"verify", "--server", server.address(), "--token-file",
              dir.Sub("data") + "/dev-tokens.toml", "--as", "portal", "--public-key", key});
   EXPECT_EQ(wrong_role.code, 4) << wrong_role.err;
+  // The cashier may read the journal, but with personal data masked: not a verification.
+  RunResult masked =
+      Audit({"verify", "--server", server.address(), "--token-file",
+             dir.Sub("data") + "/dev-tokens.toml", "--as", "cashier", "--public-key", key});
+  EXPECT_EQ(masked.code, 4) << masked.err;
+  EXPECT_NE(masked.err.find("personal data masked"), std::string::npos) << masked.err;
+  EXPECT_NE(masked.err.find("auditor's token"), std::string::npos) << masked.err;
 }
 
 }  // namespace

@@ -553,6 +553,32 @@ TEST_F(ServerTest, RetriedWriteReturnsTheOriginalAnswer) {
   EXPECT_EQ(Reason(different), "REQUEST_ID_REUSED");
 }
 
+// Request ids are shared by every caller: one reused for a different request is refused
+// without showing anything of the original, which may be another person's national ID and
+// phone numbers, recorded by another caller.
+TEST_F(ServerTest, AReusedRequestIdShowsNothingOfTheOriginal) {
+  v1::BorrowerResponse registered, again;
+  const v1::RegisterBorrowerRequest original = Borrower("reg-shared", 1);
+  ASSERT_TRUE(Call(&Stub::RegisterBorrower, "officer", original, &registered).ok());
+  v1::RegisterBorrowerRequest other = Borrower("reg-shared", 2);
+  other.mutable_details()->set_name("王建国");
+  other.mutable_details()->set_phone("13607960000");
+  grpc::Status reused = Call(&Stub::RegisterBorrower, "portal", other, &again);
+  EXPECT_EQ(reused.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Reason(reused), "REQUEST_ID_REUSED");
+  for (const std::string& secret :
+       {original.national_id(), std::string("13907961234"), std::string("刘秀英"),
+        std::string("dev-officer"), registered.borrower().borrower_id()}) {
+    EXPECT_EQ(reused.error_message().find(secret), std::string::npos)
+        << secret << " in: " << reused.error_message();
+    EXPECT_EQ(reused.error_details().find(secret), std::string::npos) << secret;
+  }
+  EXPECT_NE(reused.error_message().find("borrower_registered.national_id"), std::string::npos)
+      << reused.error_message();
+  EXPECT_NE(reused.error_message().find("borrower_registered.details.phone"), std::string::npos)
+      << reused.error_message();
+}
+
 // Two officers who read a borrower and then update it: the second update, made from the
 // version both read, is refused instead of silently undoing the first.
 TEST_F(ServerTest, ABorrowerUpdateNamesTheVersionItWasMadeFromAndAStaleOneIsRefused) {
@@ -666,6 +692,120 @@ TEST_F(ServerTest, PersonalDataIsMaskedForRolesThatDoNotNeedIt) {
   for (const char* who : {"officer", "auditor", "cashier"}) {
     EXPECT_EQ(log.find(server_->Token(who)), std::string::npos);
   }
+}
+
+// Journal entries are the stored records. They are given as stored to the roles shown
+// personal data and to the auditor, who checks their hashes; the cashier, who may read
+// the journal too, is given them with the national ID and phone numbers masked, by every
+// method that returns entries.
+TEST_F(ServerTest, JournalEntriesShowPersonalDataAsStoredOnlyToRolesThatNeedIt) {
+  const std::string loan_id = ActiveLoan();
+  v1::BorrowerResponse second;
+  ASSERT_TRUE(Call(&Stub::RegisterBorrower, "officer", Borrower("reg-2", 2), &second).ok());
+  const std::string guarantor_first17 = "36082119700101123";
+  const std::string guarantor_id = guarantor_first17 + NationalIdCheckCharacter(guarantor_first17);
+  v1::SubmitApplicationRequest submit;
+  submit.set_request_id("submit-guaranteed");
+  submit.set_borrower_id(second.borrower().borrower_id());
+  submit.set_product_id("fund-2020");
+  submit.set_amount("10000");
+  submit.set_term_months(12);
+  submit.set_method(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
+  submit.set_purpose("扩大经营");
+  submit.set_jobs_expected(2);
+  v1::Guarantor* guarantor = submit.add_guarantors();
+  guarantor->set_name("刘建华");
+  guarantor->set_national_id(guarantor_id);
+  guarantor->set_relationship("配偶");
+  v1::LoanResponse submitted;
+  grpc::Status applied = Call(&Stub::SubmitApplication, "officer", submit, &submitted);
+  ASSERT_TRUE(applied.ok()) << applied.error_message();
+  const std::string national_id = Borrower("reg-1", 1).national_id();
+  auto mask_id = [](const std::string& id) {
+    return id.substr(0, 4) + "**********" + id.substr(14);
+  };
+
+  v1::ListEntriesResponse officer, auditor, cashier;
+  ASSERT_TRUE(Call(&Stub::ListEntries, "officer", v1::ListEntriesRequest(), &officer).ok());
+  ASSERT_TRUE(Call(&Stub::ListEntries, "auditor", v1::ListEntriesRequest(), &auditor).ok());
+  ASSERT_TRUE(Call(&Stub::ListEntries, "cashier", v1::ListEntriesRequest(), &cashier).ok());
+  ASSERT_EQ(auditor.entries_size(), officer.entries_size());
+  ASSERT_EQ(cashier.entries_size(), officer.entries_size());
+  uint64_t registration = 0;
+  int with_guarantor = -1;
+  for (int i = 0; i < officer.entries_size(); ++i) {
+    // As stored, for the auditor too: the same bytes the hash covers.
+    EXPECT_EQ(auditor.entries(i).SerializeAsString(), officer.entries(i).SerializeAsString());
+    EXPECT_EQ(cashier.entries(i).hash(), officer.entries(i).hash());
+    const v1::Event& event = officer.entries(i).event();
+    if (event.has_borrower_registered() && registration == 0) {
+      registration = officer.entries(i).sequence();
+      EXPECT_EQ(event.borrower_registered().national_id(), national_id);
+      EXPECT_EQ(event.borrower_registered().details().phone(), "13907961234");
+      const v1::BorrowerRegistered& shown = cashier.entries(i).event().borrower_registered();
+      EXPECT_EQ(shown.national_id(), mask_id(national_id));
+      EXPECT_EQ(shown.details().phone(), "139****1234");
+      EXPECT_EQ(shown.details().name(), "刘秀英");  // not personal data
+    }
+    if (event.application_submitted().guarantors_size() > 0) with_guarantor = i;
+  }
+  ASSERT_NE(registration, 0u);
+  ASSERT_GE(with_guarantor, 0);
+  EXPECT_EQ(
+      officer.entries(with_guarantor).event().application_submitted().guarantors(0).national_id(),
+      guarantor_id);
+  EXPECT_EQ(
+      cashier.entries(with_guarantor).event().application_submitted().guarantors(0).national_id(),
+      mask_id(guarantor_id));
+
+  // One entry, and one with its inclusion proof.
+  v1::GetEntryRequest get;
+  get.set_sequence(registration);
+  v1::Entry as_cashier, as_auditor;
+  ASSERT_TRUE(Call(&Stub::GetEntry, "cashier", get, &as_cashier).ok());
+  ASSERT_TRUE(Call(&Stub::GetEntry, "auditor", get, &as_auditor).ok());
+  EXPECT_EQ(as_cashier.event().borrower_registered().national_id(), mask_id(national_id));
+  EXPECT_EQ(as_auditor.event().borrower_registered().national_id(), national_id);
+  v1::GetInclusionProofRequest prove;
+  prove.set_sequence(registration);
+  prove.set_tree_size(static_cast<uint64_t>(officer.entries_size()));
+  v1::InclusionProof proof;
+  ASSERT_TRUE(Call(&Stub::GetInclusionProof, "cashier", prove, &proof).ok());
+  EXPECT_EQ(proof.entry().event().borrower_registered().details().phone(), "139****1234");
+  ASSERT_TRUE(Call(&Stub::GetInclusionProof, "auditor", prove, &proof).ok());
+  EXPECT_EQ(proof.entry().event().borrower_registered().details().phone(), "13907961234");
+
+  // The stream, as an auditor's replay or a follower reads it.
+  auto streamed = [&](const std::string& who) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + server_->Token(who));
+    v1::StreamEntriesRequest request;
+    request.set_start_sequence(registration);
+    auto reader = stub_->StreamEntries(&context, request);
+    v1::Entry first;
+    EXPECT_TRUE(reader->Read(&first));
+    context.TryCancel();
+    while (reader->Read(&first)) {
+    }
+    reader->Finish();
+    return first;
+  };
+  EXPECT_EQ(streamed("cashier").event().borrower_registered().national_id(), mask_id(national_id));
+  EXPECT_EQ(streamed("auditor").event().borrower_registered().national_id(), national_id);
+
+  // A statement's entries, as the rest of the statement: masked for the auditor too.
+  v1::GetLoanStatementRequest statement_request;
+  statement_request.set_loan_id(submitted.loan().loan_id());
+  v1::LoanStatement full_statement, masked_statement;
+  ASSERT_TRUE(Call(&Stub::GetLoanStatement, "officer", statement_request, &full_statement).ok());
+  ASSERT_TRUE(Call(&Stub::GetLoanStatement, "auditor", statement_request, &masked_statement).ok());
+  ASSERT_EQ(full_statement.entries_size(), 1);
+  ASSERT_EQ(masked_statement.entries_size(), 1);
+  EXPECT_EQ(full_statement.entries(0).event().application_submitted().guarantors(0).national_id(),
+            guarantor_id);
+  EXPECT_EQ(masked_statement.entries(0).event().application_submitted().guarantors(0).national_id(),
+            mask_id(guarantor_id));
+  (void)loan_id;
 }
 
 // A token with several roles: the call is made in the first role its method allows, but
