@@ -1446,6 +1446,11 @@ absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
     absl::Status valid = ParseDate(query.disbursed_to, "disbursed_to").status();
     if (!valid.ok()) violations.AddStatus("disbursed_to", valid);
   }
+  // A range the wrong way round would list nothing, as if no loan were disbursed in it.
+  if (violations.empty() && !query.disbursed_from.empty() && !query.disbursed_to.empty() &&
+      query.disbursed_to < query.disbursed_from) {
+    violations.Add("disbursed_to", "BEFORE_FROM", "must not be before disbursed_from");
+  }
   if (!v1::LoanStatus_IsValid(query.status))
     violations.Add("status", "UNKNOWN_ENUM_VALUE", "is not a loan status");
   if (!violations.empty()) return violations.ToStatus();

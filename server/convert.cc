@@ -267,9 +267,15 @@ absl::StatusOr<ReportQuery> ReportQueryFromRequest(const v1::GetProgrammeReportR
   ReportQuery query;
   const bool by_dates = !r.from().empty() || !r.to().empty();
   if (by_dates) {
-    if (r.year() != 0 || r.quarter() != 0 || r.month() != 0) {
-      v.Add("year", "CONFLICTING_PERIOD",
-            "give either a year (with a quarter or month) or from and to, not both");
+    // Each of year, quarter and month given is named: the one the caller gave is the
+    // field to drop.
+    for (const auto& [field, value] : {std::pair<const char*, int32_t>{"year", r.year()},
+                                       {"quarter", r.quarter()},
+                                       {"month", r.month()}}) {
+      if (value != 0) {
+        v.Add(field, "CONFLICTING_PERIOD",
+              "give either a year (with a quarter or month) or from and to, not both");
+      }
     }
     if (r.from().empty()) v.Add("from", "REQUIRED", "is required with to");
     if (r.to().empty()) v.Add("to", "REQUIRED", "is required with from");

@@ -22,6 +22,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // "terms.limits[0].max_amount".
 std::string ApiFieldPath(std::string_view engine_path);
 
+// `status` with its field violations of `from` named `to` (a field the engine names by
+// its own parameter); any other status as it is.
+absl::Status RenameField(const absl::Status& status, std::string_view from, std::string_view to);
+
 }  // namespace gongdai::server
 
 #endif  // GONGDAI_SERVER_ERRORS_H_

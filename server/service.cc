@@ -284,6 +284,7 @@ LedgerService::Reactor* LedgerService::AmendProduct(Context* c, const v1::AmendP
 LedgerService::Reactor* LedgerService::GetProduct(Context* c, const v1::GetProductRequest* r,
                                                   v1::Product* response) {
   return Read(c, "GetProduct", [this, r, response](const Caller&) {
+    if (r->product_id().empty()) return InvalidField("product_id", "REQUIRED", "is required");
     absl::StatusOr<v1::ProductState> p = ledger_->GetProduct(r->product_id());
     if (!p.ok()) return p.status();
     *response = ProductToApi(*p);
@@ -378,6 +379,7 @@ LedgerService::Fill BorrowerFill(Ledger* ledger, v1::BorrowerResponse* response,
 LedgerService::Reactor* LedgerService::GetBorrower(Context* c, const v1::GetBorrowerRequest* r,
                                                    v1::Borrower* response) {
   return Read(c, "GetBorrower", [this, r, response](const Caller& caller) {
+    if (r->borrower_id().empty()) return InvalidField("borrower_id", "REQUIRED", "is required");
     absl::StatusOr<v1::BorrowerState> b = ledger_->GetBorrower(r->borrower_id());
     if (!b.ok()) return b.status();
     *response = BorrowerToApi(*b, caller.personal);
@@ -580,6 +582,7 @@ LedgerService::Reactor* LedgerService::GetLoan(Context* c, const v1::GetLoanRequ
                                                v1::Loan* response) {
   return Read(c, "GetLoan", [this, r, response](const Caller& caller) {
     ViolationCollector v;
+    if (r->loan_id().empty()) v.Add("loan_id", "REQUIRED", "is required");
     CheckLoanView(r->view(), "view", v);
     if (!v.empty()) return v.ToStatus();
     absl::StatusOr<v1::LoanState> loan = ledger_->GetLoan(r->loan_id());
@@ -620,6 +623,7 @@ LedgerService::Reactor* LedgerService::GetLoanStatement(Context* c,
                                                         const v1::GetLoanStatementRequest* r,
                                                         v1::LoanStatement* response) {
   return Read(c, "GetLoanStatement", [this, r, response](const Caller& caller) {
+    if (r->loan_id().empty()) return InvalidField("loan_id", "REQUIRED", "is required");
     const std::string as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
     absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(r->loan_id(), as_of);
     if (!statement.ok()) return statement.status();
@@ -680,6 +684,8 @@ LedgerService::Reactor* LedgerService::ReverseEntry(Context* c, const v1::Revers
 LedgerService::Reactor* LedgerService::GetEntry(Context* c, const v1::GetEntryRequest* r,
                                                 v1::Entry* response) {
   return Read(c, "GetEntry", [this, r, response](const Caller& caller) {
+    if (r->sequence() == 0)
+      return InvalidField("sequence", "REQUIRED", "must name an entry (1 or more)");
     absl::StatusOr<v1::Entry> entry = ledger_->GetEntry(r->sequence());
     if (!entry.ok()) return entry.status();
     *response = *std::move(entry);
@@ -793,6 +799,11 @@ LedgerService::Reactor* LedgerService::GetInclusionProof(Context* c,
   return Read(c, "GetInclusionProof", [this, r, response](const Caller& caller) {
     if (r->sequence() == 0)
       return InvalidField("sequence", "REQUIRED", "must name an entry (1 or more)");
+    // Checked here, in the request's terms: the engine speaks of the leaf's index.
+    if (r->sequence() > r->tree_size()) {
+      return InvalidField("sequence", "BEYOND_TREE",
+                          Cat("must be at most tree_size (", r->tree_size(), ")"));
+    }
     absl::StatusOr<std::vector<std::string>> proof =
         ledger_->GetInclusionProof(r->sequence() - 1, r->tree_size());
     if (!proof.ok()) return proof.status();
@@ -814,7 +825,8 @@ LedgerService::Reactor* LedgerService::GetConsistencyProof(Context* c,
   return Read(c, "GetConsistencyProof", [this, r, response](const Caller&) {
     absl::StatusOr<std::vector<std::string>> proof =
         ledger_->GetConsistencyProof(r->old_size(), r->new_size());
-    if (!proof.ok()) return proof.status();
+    // The engine names the size it checks against the tree tree_size: here it is new_size.
+    if (!proof.ok()) return RenameField(proof.status(), "tree_size", "new_size");
     response->set_old_size(r->old_size());
     response->set_new_size(r->new_size());
     for (const std::string& h : *proof) response->add_hashes(ToHex(h));

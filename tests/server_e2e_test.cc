@@ -492,6 +492,71 @@ TEST_F(ServerTest, InvalidFieldsComeBackTogetherWithTheirPaths) {
       grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// Every violation names a field of the request the caller sent, whatever the engine calls
+// it, and a read without the id it needs says so instead of answering NOT_FOUND.
+TEST_F(ServerTest, ViolationsNameTheRequestsOwnFields) {
+  ActiveLoan();
+  auto fields = [&](auto method, const auto& request, auto* response, const char* who) {
+    grpc::Status status = Call(method, who, request, response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    return BadFields(status);
+  };
+  using Fields = std::vector<std::string>;
+
+  v1::ReverseEntryRequest reverse;
+  reverse.set_request_id("reverse-nothing");
+  reverse.set_reason("录入错误");
+  v1::EntryResponse entry_response;
+  EXPECT_EQ(fields(&Stub::ReverseEntry, reverse, &entry_response, "supervisor"),
+            Fields{"sequence"});
+
+  v1::GetInclusionProofRequest prove;
+  prove.set_sequence(3);
+  prove.set_tree_size(2);
+  v1::InclusionProof proof;
+  EXPECT_EQ(fields(&Stub::GetInclusionProof, prove, &proof, "auditor"), Fields{"sequence"});
+  prove.set_tree_size(0);
+  EXPECT_EQ(fields(&Stub::GetInclusionProof, prove, &proof, "auditor"), Fields{"sequence"});
+  prove.set_tree_size(1'000'000);
+  EXPECT_EQ(fields(&Stub::GetInclusionProof, prove, &proof, "auditor"), Fields{"tree_size"});
+
+  v1::GetConsistencyProofRequest consistency;
+  consistency.set_old_size(1);
+  consistency.set_new_size(1'000'000);
+  v1::ConsistencyProof consistent;
+  EXPECT_EQ(fields(&Stub::GetConsistencyProof, consistency, &consistent, "auditor"),
+            Fields{"new_size"});
+
+  v1::GetProgrammeReportRequest report;
+  report.set_from("2020-01-01");
+  report.set_to("2020-06-30");
+  report.set_quarter(1);
+  v1::ProgrammeReport programme;
+  EXPECT_EQ(fields(&Stub::GetProgrammeReport, report, &programme, "auditor"), Fields{"quarter"});
+
+  v1::ListLoansRequest list;
+  list.set_disbursed_from("2020-06-30");
+  list.set_disbursed_to("2020-01-01");
+  v1::ListLoansResponse loans;
+  grpc::Status reversed = Call(&Stub::ListLoans, "officer", list, &loans);
+  EXPECT_EQ(BadFields(reversed), Fields{"disbursed_to"}) << reversed.error_message();
+  EXPECT_NE(reversed.error_message().find("before disbursed_from"), std::string::npos);
+
+  v1::Product product;
+  EXPECT_EQ(fields(&Stub::GetProduct, v1::GetProductRequest(), &product, "officer"),
+            Fields{"product_id"});
+  v1::Borrower borrower;
+  EXPECT_EQ(fields(&Stub::GetBorrower, v1::GetBorrowerRequest(), &borrower, "officer"),
+            Fields{"borrower_id"});
+  v1::Loan loan;
+  EXPECT_EQ(fields(&Stub::GetLoan, v1::GetLoanRequest(), &loan, "officer"), Fields{"loan_id"});
+  v1::LoanStatement statement;
+  EXPECT_EQ(fields(&Stub::GetLoanStatement, v1::GetLoanStatementRequest(), &statement, "officer"),
+            Fields{"loan_id"});
+  v1::Entry entry;
+  EXPECT_EQ(fields(&Stub::GetEntry, v1::GetEntryRequest(), &entry, "auditor"), Fields{"sequence"});
+}
+
 TEST_F(ServerTest, RefusedRulesComeBackWithTheirReasons) {
   const std::string loan_id = ActiveLoan();
   v1::LoanResponse loan;
