@@ -415,6 +415,13 @@ absl::StatusOr<Decision> DecideSubmit(Context& c) {
     return Refused("BORROWER_NOT_ACTIVE", Cat("borrower ", borrower->borrower_id(),
                                               " is not an active member of the talent pool"));
   }
+  // An application dated before its borrower joined the talent pool would put a loan to
+  // someone not yet a member into that period's report.
+  if (c.date.ToString() < borrower->registered_date()) {
+    return Refused("BEFORE_REGISTRATION", Cat("business date ", c.date.ToString(),
+                                              " is before borrower ", borrower->borrower_id(),
+                                              "'s registration on ", borrower->registered_date()));
+  }
   const v1::ProductTerms& terms = product->terms();
   const v1::CategoryLimit* limit = nullptr;
   for (const v1::CategoryLimit& l : terms.limits()) {

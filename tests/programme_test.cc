@@ -364,6 +364,23 @@ TEST_F(ProgrammeTest, OnlyActiveMembersMayApply) {
   EXPECT_TRUE(Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12)).status.ok());
 }
 
+// An application dated before its borrower joined the talent pool would report a loan to
+// someone not yet a member for that period.
+TEST_F(ProgrammeTest, AnApplicationIsNotDatedBeforeItsBorrowersRegistration) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  const std::string borrower = Register("王建国");  // on 2020-01-01
+  const uint64_t head = ledger_->Head().sequence;
+  CommandResult early =
+      Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2019-12-31");
+  EXPECT_EQ(early.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(early.status), "BEFORE_REGISTRATION");
+  EXPECT_NE(early.status.message().find("registration on 2020-01-01"), absl::string_view::npos)
+      << early.status;
+  EXPECT_EQ(ledger_->Head().sequence, head);
+  EXPECT_TRUE(
+      Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-01-01").status.ok());
+}
+
 TEST_F(ProgrammeTest, ApplicationsOutsideTheProductAreRefusedWithTheirReason) {
   DefineProduct("fund-2020", testing::UnionFundTerms());
   const std::string member = Register("王建国");
