@@ -361,8 +361,8 @@ size_t PageSize(size_t requested) {
   return std::min(requested, kPageSizeMax);
 }
 
-// Collects the paths of the fields that differ ("repayment_recorded.amount_fen"), without
-// their values.
+// Collects the paths of the fields that differ, as the API names them ("amount"), without
+// their values. A message whose fields differ is not named itself: its fields are.
 class DifferingFields final : public google::protobuf::util::MessageDifferencer::Reporter {
  public:
   using SpecificField = google::protobuf::util::MessageDifferencer::SpecificField;
@@ -376,39 +376,48 @@ class DifferingFields final : public google::protobuf::util::MessageDifferencer:
   }
   void ReportModified(const google::protobuf::Message&, const google::protobuf::Message&,
                       const std::vector<SpecificField>& path) override {
+    const google::protobuf::FieldDescriptor* last = path.back().field;
+    if (last != nullptr && last->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE)
+      return;  // its differing fields are reported one by one
     Add(path);
   }
-  const std::vector<std::string>& paths() const { return paths_; }
+  std::string Joined() const {
+    std::string joined;
+    for (const std::string& path : paths_) joined += joined.empty() ? path : Cat(", ", path);
+    return joined;
+  }
 
  private:
   void Add(const std::vector<SpecificField>& path) {
-    std::string joined;
+    std::string joined = "event";
     for (const SpecificField& field : path) {
-      if (!joined.empty()) joined += '.';
+      joined += '.';
       joined +=
           field.field != nullptr ? field.field->name() : std::to_string(field.unknown_field_number);
       if (field.index >= 0) joined += Cat("[", field.index, "]");
     }
+    joined = ApiFieldPath(joined);
     if (std::find(paths_.begin(), paths_.end(), joined) == paths_.end())
       paths_.push_back(std::move(joined));
   }
   std::vector<std::string> paths_;
 };
 
-// Why a retry under an existing request id is not the same command, or "" if it is. It
-// names what differs, never the original's values: request ids are shared by every
-// caller, and the original may hold personal data (a national ID number, a phone) or be
-// another person's.
+// Why a retry under an existing request id is not the same command, or "" if it is.
+// Request ids are shared by every caller: another caller is told only that the id is
+// taken, since which fields differ would let it test guesses at the original (a phone
+// number, an ID number). The caller that recorded the original is told which fields of
+// its request differ, never the original's values.
 std::string DifferenceFromOriginal(const Command& command, const v1::Entry& original) {
-  std::vector<std::string> differences;
   if (command.actor.principal_id() != original.actor().principal_id() ||
       command.actor.role() != original.actor().role()) {
-    differences.push_back(Cat("actor: the entry was recorded for another caller or role than ",
-                              command.actor.principal_id(), "/", command.actor.role()));
+    return Cat("the entry was recorded for another caller or role than ",
+               command.actor.principal_id(), "/", command.actor.role());
   }
+  std::vector<std::string> differences;
   if (!command.business_date.empty() && command.business_date != original.business_date()) {
-    differences.push_back(
-        Cat("business_date: the entry's is another date than ", command.business_date));
+    differences.push_back(Cat("business_date: the entry's is ", original.business_date(), ", not ",
+                              command.business_date));
   }
   // The recorded event also holds what the engine decided (ids, allocations...); only
   // what the caller asked for is compared.
@@ -417,15 +426,8 @@ std::string DifferenceFromOriginal(const Command& command, const v1::Entry& orig
   google::protobuf::util::MessageDifferencer differencer;
   DifferingFields fields;
   differencer.ReportDifferencesTo(&fields);
-  if (!differencer.Compare(asked, command.event)) {
-    std::string joined;
-    for (const std::string& path : fields.paths()) {
-      if (!joined.empty()) joined += ", ";
-      joined += path;
-    }
-    differences.push_back(
-        Cat("event fields that differ: ", joined.empty() ? "the event's kind" : joined));
-  }
+  if (!differencer.Compare(asked, command.event))
+    differences.push_back(Cat("fields that differ: ", fields.Joined()));
   std::string joined;
   for (size_t i = 0; i < differences.size(); ++i) {
     if (i > 0) joined += "; ";

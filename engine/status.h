@@ -62,6 +62,11 @@ class ViolationCollector {
   std::vector<FieldViolation> violations_;
 };
 
+// An engine field path as the API names it: "event.repayment_recorded.amount_fen" ->
+// "amount", "event.product_defined.terms.limits[0].max_amount_fen" ->
+// "terms.limits[0].max_amount", "event.entry_reversed.reversed_sequence" -> "sequence".
+std::string ApiFieldPath(std::string_view engine_path);
+
 }  // namespace gongdai
 
 #endif  // GONGDAI_ENGINE_STATUS_H_

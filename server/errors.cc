@@ -6,26 +6,6 @@
 
 namespace gongdai::server {
 
-std::string ApiFieldPath(std::string_view path) {
-  std::string out(path);
-  if (out.starts_with("event.")) {
-    const size_t kind_end = out.find('.', 6);
-    out = kind_end == std::string::npos ? out.substr(6) : out.substr(kind_end + 1);
-  }
-  // A reversal names the entry it reverses: `sequence` in ReverseEntryRequest.
-  if (out == "reversed_sequence") return "sequence";
-  // Amounts are fen in the journal and decimal yuan strings in the API.
-  for (size_t at = out.find("_fen"); at != std::string::npos; at = out.find("_fen", at)) {
-    const size_t end = at + 4;
-    if (end == out.size() || out[end] == '.' || out[end] == '[') {
-      out.erase(at, 4);
-    } else {
-      at = end;
-    }
-  }
-  return out;
-}
-
 absl::Status RenameField(const absl::Status& status, std::string_view from, std::string_view to) {
   std::vector<FieldViolation> violations = FieldViolationsOf(status);
   if (violations.empty()) return status;

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "engine/status.h"
 
 namespace gongdai::server {
 
@@ -17,10 +18,7 @@ inline constexpr std::string_view kErrorDomain = "gongdai.ledger";
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// An engine field path as the API names it: "event.repayment_recorded.amount_fen" ->
-// "amount", "event.product_defined.terms.limits[0].max_amount_fen" ->
-// "terms.limits[0].max_amount".
-std::string ApiFieldPath(std::string_view engine_path);
+// ApiFieldPath (engine/status.h) names the engine's field paths as the API does.
 
 // `status` with its field violations of `from` named `to` (a field the engine names by
 // its own parameter); any other status as it is.

@@ -223,10 +223,9 @@ TEST(Ledger, ReusedRequestIdWithDifferentCommandIsAlreadyExists) {
       ledger->SubmitAndWait(Transfer("dup", "external:bank:psbc", "union:fund:cash", 700));
   EXPECT_EQ(different.status.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(ReasonOf(different.status), "REQUEST_ID_REUSED");
-  // The message names the field that differs, not the original's value: request ids are
-  // shared by every caller, and an original may hold another person's data.
-  EXPECT_NE(different.status.message().find("internal_transfer.amount_fen"),
-            absl::string_view::npos)
+  // The message names the field that differs, as the API names it, not the original's
+  // value: an original may hold personal data.
+  EXPECT_NE(different.status.message().find("fields that differ: amount"), absl::string_view::npos)
       << different.status;
   EXPECT_EQ(different.status.message().find("500"), absl::string_view::npos) << different.status;
   EXPECT_NE(different.status.message().find("entry 1"), absl::string_view::npos);
@@ -239,6 +238,13 @@ TEST(Ledger, ReusedRequestIdWithDifferentCommandIsAlreadyExists) {
       << by_other.status;
   EXPECT_EQ(by_other.status.message().find("officer.liu"), absl::string_view::npos)
       << by_other.status;
+  // Another caller learns nothing of the original, not even which fields its guess missed.
+  Command guessing = Transfer("dup", "external:bank:psbc", "union:fund:cash", 700);
+  guessing.actor.set_principal_id("officer.wang");
+  CommandResult guessed = ledger->SubmitAndWait(guessing);
+  EXPECT_EQ(ReasonOf(guessed.status), "REQUEST_ID_REUSED");
+  EXPECT_EQ(guessed.status.message().find("amount"), absl::string_view::npos) << guessed.status;
+  EXPECT_EQ(guessed.status.message(), by_other.status.message());
   EXPECT_EQ(ledger->Head().sequence, 1u);
 }
 
