@@ -167,6 +167,20 @@ bool HoldsMaskedPersonalData(const v1::Entry& entry) {
   return false;
 }
 
+// PERMISSION_DENIED for an entry whose personal data a server masked (for a role it does
+// not give entries as stored): no hash matches it, and checking it would report tampering
+// where there is none. ForEachEntry exits 4 for a server, 2 for an export.
+absl::Status RefuseMasked(const v1::Entry& entry, const Options& o) {
+  if (!HoldsMaskedPersonalData(entry)) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      Cat("entry ", entry.sequence(), " has its personal data masked, which no hash matches: ",
+          o.server.empty()
+              ? "the export was taken with a role that is not given entries as stored; take it "
+                "with an auditor's token"
+              : "the server gives entries as stored, for their hashes to be checked, only to the "
+                "auditor, officer, approver, supervisor and admin roles; use an auditor's token"));
+}
+
 // Feeds every entry of the chosen source, in order, to `visit` (entries opened from their
 // stored bytes, on a second thread, for a database copy; parsed entries otherwise).
 struct Item {
@@ -240,6 +254,8 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
           slot.line.Clear();
           slot.valid = google::protobuf::util::JsonStringToMessage(slot.text, &slot.line).ok();
         });
+    if (visited.code() == absl::StatusCode::kPermissionDenied)
+      return Trouble(kExitUsage, Message(visited));  // an export taken with masked entries
     if (!visited.ok()) return Fault(Message(visited));
     return {};
   }
@@ -252,22 +268,13 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
       server->stub().StreamEntries(context.get(), request);
   v1::Entry entry;
   absl::Status visited;
-  while (visited.ok() && reader->Read(&entry)) {
-    if (HoldsMaskedPersonalData(entry)) {
-      // Its hash would not match: not a fault of the ledger, but of the token's role.
-      context->TryCancel();
-      reader->Finish().IgnoreError();
-      return Trouble(kExitAuth,
-                     Cat("entry ", entry.sequence(),
-                         " came with its personal data masked: the server gives entries as "
-                         "stored, for their hashes to be checked, only to the auditor, officer, "
-                         "approver, supervisor and admin roles; verify with an auditor's token"));
-    }
+  while (visited.ok() && reader->Read(&entry))
     visited = visit(Item{&entry, nullptr, entry.sequence()});
-  }
   if (!visited.ok()) {
     context->TryCancel();
     reader->Finish().IgnoreError();
+    if (visited.code() == absl::StatusCode::kPermissionDenied)
+      return Trouble(kExitAuth, Message(visited));  // entries masked for the token's role
     return Fault(Message(visited));
   }
   grpc::Status finished = reader->Finish();
@@ -396,6 +403,10 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   Outcome read = ForEachEntry(
       o,
       [&](const Item& item) -> absl::Status {
+        if (item.parsed != nullptr) {
+          absl::Status stored = RefuseMasked(*item.parsed, o);
+          if (!stored.ok()) return stored;
+        }
         absl::Status added = item.parsed != nullptr ? replay.AddParsed(*item.parsed)
                                                     : replay.AddOpened(*item.opened);
         if (!added.ok()) return added;
@@ -443,6 +454,8 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
         Outcome more = ForEachEntry(
             o,
             [&](const Item& item) -> absl::Status {
+              absl::Status stored = RefuseMasked(*item.parsed, o);
+              if (!stored.ok()) return stored;
               absl::Status added = replay.AddParsed(*item.parsed);
               if (!added.ok()) return added;
               if (checkpoint->has_value() && replay.size() == (*checkpoint)->size)
@@ -651,6 +664,10 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
       return replay.ApplyOnly(entry);
     }
     latest_date = std::max(latest_date, entry.business_date());
+    if (item.parsed != nullptr) {
+      absl::Status stored = RefuseMasked(entry, o);
+      if (!stored.ok()) return stored;
+    }
     return replay.AddParsed(entry);
   });
   if (read.code != kExitOk && read.message != "done") return read;
@@ -736,6 +753,8 @@ Outcome Prove(const Options& o, uint64_t sequence, std::ostream& out) {
     grpc::Status got = server->stub().GetInclusionProof(context.get(), request, &response);
     if (!got.ok()) return FromRpc(got, "fetching the inclusion proof");
     entry = response.entry();
+    absl::Status stored = RefuseMasked(entry, o);
+    if (!stored.ok()) return Trouble(kExitAuth, Message(stored));
     for (const std::string& hex : response.hashes()) {
       std::string bytes;
       for (size_t i = 0; i + 1 < hex.size(); i += 2)
@@ -749,7 +768,13 @@ Outcome Prove(const Options& o, uint64_t sequence, std::ostream& out) {
       absl::StatusOr<v1::Entry> opened = EntryOf(item);
       if (!opened.ok()) return opened.status();
       const v1::Entry& e = *opened;
-      if (e.sequence() == sequence) entry = e;
+      if (e.sequence() == sequence) {
+        if (item.parsed != nullptr) {
+          absl::Status stored = RefuseMasked(e, o);
+          if (!stored.ok()) return stored;
+        }
+        entry = e;
+      }
       if (leaves.size() < c.size) leaves.push_back(e.hash());
       return absl::OkStatus();
     });
