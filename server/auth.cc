@@ -173,20 +173,26 @@ bool MaySeePersonalData(Role role) {
   return role == kOfficer || role == kApprover || role == kSupervisor || role == kAdmin;
 }
 
-bool MaySeePersonalData(const Principal& principal, std::string_view method) {
+namespace {
+
+// Whether any of `principal`'s roles that the table allows for `method` passes `test`.
+template <typename Test>
+bool AnyRoleAllowed(const Principal& principal, std::string_view method, Test test) {
   const std::vector<Role>& allowed = RolesFor(method);
   return std::any_of(principal.roles.begin(), principal.roles.end(), [&](Role role) {
-    return MaySeePersonalData(role) &&
-           std::find(allowed.begin(), allowed.end(), role) != allowed.end();
+    return test(role) && std::find(allowed.begin(), allowed.end(), role) != allowed.end();
   });
 }
 
+}  // namespace
+
+bool MaySeePersonalData(const Principal& principal, std::string_view method) {
+  return AnyRoleAllowed(principal, method, [](Role role) { return MaySeePersonalData(role); });
+}
+
 bool MaySeeEntriesAsStored(const Principal& principal, std::string_view method) {
-  const std::vector<Role>& allowed = RolesFor(method);
-  return std::any_of(principal.roles.begin(), principal.roles.end(), [&](Role role) {
-    return (MaySeePersonalData(role) || role == kAuditor) &&
-           std::find(allowed.begin(), allowed.end(), role) != allowed.end();
-  });
+  return AnyRoleAllowed(principal, method,
+                        [](Role role) { return MaySeePersonalData(role) || role == kAuditor; });
 }
 
 absl::StatusOr<DevelopmentTokens> EnsureDevelopmentTokens(const std::string& data_dir) {

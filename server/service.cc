@@ -21,7 +21,8 @@ namespace gongdai::server {
 struct LedgerService::Caller {
   Principal principal;
   Role role = Role::kAuditor;
-  bool personal = false;  // shown national ID and phone numbers in full
+  bool personal = false;           // shown national ID and phone numbers in full
+  bool entries_as_stored = false;  // given journal entries unmasked (MaySeeEntriesAsStored)
 };
 
 namespace {
@@ -142,7 +143,8 @@ LedgerService::Reactor* LedgerService::Write(Context* context, const char* metho
     return reactor;
   }
   const bool personal = MaySeePersonalData(*principal, method);
-  auto caller = std::make_shared<Caller>(Caller{*std::move(principal), *role, personal});
+  const bool as_stored = MaySeeEntriesAsStored(*principal, method);
+  auto caller = std::make_shared<Caller>(Caller{*std::move(principal), *role, personal, as_stored});
 
   // Every bad field in one answer: the request's own checks (amounts, dates as text)
   // first, then the engine's checks of the command, in the request's field names.
@@ -187,7 +189,10 @@ LedgerService::Reactor* LedgerService::Read(Context* context, const char* method
       authenticator_->Authenticate(Metadata(context, "authorization"));
   absl::StatusOr<Role> role = principal.ok() ? Authorize(*principal, method) : principal.status();
   absl::Status outcome = role.status();
-  if (role.ok()) outcome = run(Caller{*principal, *role, MaySeePersonalData(*principal, method)});
+  if (role.ok()) {
+    outcome = run(Caller{*principal, *role, MaySeePersonalData(*principal, method),
+                         MaySeeEntriesAsStored(*principal, method)});
+  }
   grpc::Status status = ToGrpcStatus(outcome);
   LogRequest(method, principal.ok() ? principal->id : "", role.ok() ? RoleName(*role) : "", status,
              start);
@@ -689,7 +694,7 @@ LedgerService::Reactor* LedgerService::GetEntry(Context* c, const v1::GetEntryRe
     absl::StatusOr<v1::Entry> entry = ledger_->GetEntry(r->sequence());
     if (!entry.ok()) return entry.status();
     *response = *std::move(entry);
-    if (!MaySeeEntriesAsStored(caller.principal, "GetEntry")) MaskPersonalData(*response);
+    if (!caller.entries_as_stored) MaskPersonalData(*response);
     return absl::OkStatus();
   });
 }
@@ -705,9 +710,8 @@ LedgerService::Reactor* LedgerService::ListEntries(Context* c, const v1::ListEnt
     const uint64_t first = std::max<uint64_t>(r->start_sequence(), 1);
     absl::StatusOr<std::vector<v1::Entry>> entries = ledger_->ListEntries(first, limit);
     if (!entries.ok()) return entries.status();
-    const bool as_stored = MaySeeEntriesAsStored(caller.principal, "ListEntries");
     for (v1::Entry& entry : *entries) {
-      if (!as_stored) MaskPersonalData(entry);
+      if (!caller.entries_as_stored) MaskPersonalData(entry);
       *response->add_entries() = std::move(entry);
     }
     const uint64_t next =
@@ -813,8 +817,7 @@ LedgerService::Reactor* LedgerService::GetInclusionProof(Context* c,
     response->set_tree_size(r->tree_size());
     for (const std::string& h : *proof) response->add_hashes(ToHex(h));
     *response->mutable_entry() = *std::move(entry);
-    if (!MaySeeEntriesAsStored(caller.principal, "GetInclusionProof"))
-      MaskPersonalData(*response->mutable_entry());
+    if (!caller.entries_as_stored) MaskPersonalData(*response->mutable_entry());
     return absl::OkStatus();
   });
 }

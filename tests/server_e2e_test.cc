@@ -116,6 +116,22 @@ class ServerTest : public ::testing::Test {
     return r;
   }
 
+  // An application to the union fund's product over 12 months.
+  v1::SubmitApplicationRequest Application(const std::string& request_id,
+                                           const std::string& borrower_id,
+                                           const std::string& amount) {
+    v1::SubmitApplicationRequest r;
+    r.set_request_id(request_id);
+    r.set_borrower_id(borrower_id);
+    r.set_product_id("fund-2020");
+    r.set_amount(amount);
+    r.set_term_months(12);
+    r.set_method(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
+    r.set_purpose("购置冷库设备");
+    r.set_jobs_expected(3);
+    return r;
+  }
+
   // Fund, product, borrower, and an active loan of 12,000.00 over 12 months.
   std::string ActiveLoan() {
     v1::ProductResponse product;
@@ -128,15 +144,8 @@ class ServerTest : public ::testing::Test {
     EXPECT_TRUE(Call(&Stub::RecordFundContribution, "cashier", fund, &receipt).ok());
     v1::BorrowerResponse borrower;
     EXPECT_TRUE(Call(&Stub::RegisterBorrower, "officer", Borrower("reg-1", 1), &borrower).ok());
-    v1::SubmitApplicationRequest submit;
-    submit.set_request_id("submit-1");
-    submit.set_borrower_id(borrower.borrower().borrower_id());
-    submit.set_product_id("fund-2020");
-    submit.set_amount("12000");
-    submit.set_term_months(12);
-    submit.set_method(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
-    submit.set_purpose("购置冷库设备");
-    submit.set_jobs_expected(3);
+    v1::SubmitApplicationRequest submit =
+        Application("submit-1", borrower.borrower().borrower_id(), "12000");
     v1::LoanResponse loan;
     grpc::Status submitted = Call(&Stub::SubmitApplication, "officer", submit, &loan);
     EXPECT_TRUE(submitted.ok()) << submitted.error_message();
@@ -779,15 +788,8 @@ TEST_F(ServerTest, JournalEntriesShowPersonalDataAsStoredOnlyToRolesThatNeedIt) 
   ASSERT_TRUE(Call(&Stub::RegisterBorrower, "officer", Borrower("reg-2", 2), &second).ok());
   const std::string guarantor_first17 = "36082119700101123";
   const std::string guarantor_id = guarantor_first17 + NationalIdCheckCharacter(guarantor_first17);
-  v1::SubmitApplicationRequest submit;
-  submit.set_request_id("submit-guaranteed");
-  submit.set_borrower_id(second.borrower().borrower_id());
-  submit.set_product_id("fund-2020");
-  submit.set_amount("10000");
-  submit.set_term_months(12);
-  submit.set_method(v1::REPAYMENT_METHOD_EQUAL_PRINCIPAL_MONTHLY);
-  submit.set_purpose("扩大经营");
-  submit.set_jobs_expected(2);
+  v1::SubmitApplicationRequest submit =
+      Application("submit-guaranteed", second.borrower().borrower_id(), "10000");
   v1::Guarantor* guarantor = submit.add_guarantors();
   guarantor->set_name("刘建华");
   guarantor->set_national_id(guarantor_id);
