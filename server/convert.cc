@@ -35,34 +35,6 @@ int64_t AmountFen(std::string_view text, std::string_view field, ViolationCollec
 
 std::string Yuan(int64_t fen) { return Money::FromFen(fen).ToString(); }
 
-std::string MaskPhone(std::string_view phone) {
-  if (phone.size() != 11) return std::string(phone.size(), '*');
-  return Cat(phone.substr(0, 3), "****", phone.substr(7));
-}
-
-void MaskPersonalData(v1::Entry& entry) {
-  v1::Event& event = *entry.mutable_event();
-  switch (event.kind_case()) {
-    case v1::Event::kBorrowerRegistered: {
-      v1::BorrowerRegistered& e = *event.mutable_borrower_registered();
-      e.set_national_id(MaskNationalId(e.national_id()));
-      e.mutable_details()->set_phone(MaskPhone(e.details().phone()));
-      break;
-    }
-    case v1::Event::kBorrowerUpdated: {
-      v1::BorrowerDetails& details = *event.mutable_borrower_updated()->mutable_details();
-      details.set_phone(MaskPhone(details.phone()));
-      break;
-    }
-    case v1::Event::kApplicationSubmitted:
-      for (v1::Guarantor& g : *event.mutable_application_submitted()->mutable_guarantors())
-        g.set_national_id(MaskNationalId(g.national_id()));
-      break;
-    default:
-      break;
-  }
-}
-
 v1::ProductTerms TermsFromInput(const v1::ProductTermsInput& input,
                                 ViolationCollector& violations) {
   v1::ProductTerms terms;

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "engine/ledger.h"
+#include "engine/personal_data.h"
 #include "engine/status.h"
 #include "gongdai/v1/ledger_service.pb.h"
 
@@ -19,11 +20,6 @@ int64_t AmountFen(std::string_view text, std::string_view field, ViolationCollec
                   bool optional = false);
 
 std::string Yuan(int64_t fen);
-std::string MaskPhone(std::string_view phone);
-// Masks the national ID and phone numbers an entry's event holds (a registration, an
-// update of details, an application's guarantors). The entry's hash fields are left as
-// stored, so a masked entry no longer matches its hash.
-void MaskPersonalData(v1::Entry& entry);
 
 v1::ProductTerms TermsFromInput(const v1::ProductTermsInput& input, ViolationCollector& violations);
 v1::BorrowerDetails DetailsFromInput(const v1::BorrowerDetailsInput& input);

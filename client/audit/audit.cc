@@ -20,6 +20,7 @@
 #include "engine/journal_format.h"
 #include "engine/loan_math.h"
 #include "engine/merkle.h"
+#include "engine/personal_data.h"
 #include "engine/pipeline.h"
 #include "engine/replay.h"
 #include "engine/sha256.h"
@@ -150,22 +151,6 @@ Outcome FromRpc(const grpc::Status& status, std::string_view what) {
 }
 
 // ---- Sources ------------------------------------------------------------------------
-
-// Whether a server masked the national ID or phone numbers of `entry` (it does for roles
-// not given entries as stored). Stored numbers are digits (and X), never '*'.
-bool HoldsMaskedPersonalData(const v1::Entry& entry) {
-  auto masked = [](const std::string& text) { return text.find('*') != std::string::npos; };
-  const v1::Event& event = entry.event();
-  if (event.has_borrower_registered()) {
-    return masked(event.borrower_registered().national_id()) ||
-           masked(event.borrower_registered().details().phone());
-  }
-  if (event.has_borrower_updated()) return masked(event.borrower_updated().details().phone());
-  for (const v1::Guarantor& g : event.application_submitted().guarantors()) {
-    if (masked(g.national_id())) return true;
-  }
-  return false;
-}
 
 // PERMISSION_DENIED for an entry whose personal data a server masked (for a role it does
 // not give entries as stored): no hash matches it, and checking it would report tampering
