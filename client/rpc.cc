@@ -182,6 +182,11 @@ std::string_view ReasonHint(std::string_view reason) {
        "The borrower is suspended or removed from the talent pool; reinstate them first (`gongdai "
        "borrower "
        "reinstate`)."},
+      {"BEFORE_REGISTRATION",
+       "An application cannot be dated before its borrower's registration; check --business-date."},
+      {"BEFORE_PRODUCT",
+       "An application cannot be dated before its product was defined; check --business-date and "
+       "--product."},
       {"BORROWER_ALREADY_REGISTERED",
        "A borrower with this national ID number is already registered."},
       {"BORROWER_NOT_FOUND", "No borrower has this id; find it with `gongdai borrower list`."},

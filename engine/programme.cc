@@ -422,6 +422,12 @@ absl::StatusOr<Decision> DecideSubmit(Context& c) {
                                               " is before borrower ", borrower->borrower_id(),
                                               "'s registration on ", borrower->registered_date()));
   }
+  // Nor before its product was defined: no terms were in force to check it against.
+  if (c.date.ToString() < product->defined_date()) {
+    return Refused("BEFORE_PRODUCT",
+                   Cat("business date ", c.date.ToString(), " is before product ",
+                       product->product_id(), "'s definition on ", product->defined_date()));
+  }
   const v1::ProductTerms& terms = product->terms();
   const v1::CategoryLimit* limit = nullptr;
   for (const v1::CategoryLimit& l : terms.limits()) {
@@ -1712,6 +1718,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
         product.set_amended_sequence(entry.sequence());
       } else {
         product.set_defined_sequence(entry.sequence());
+        product.set_defined_date(entry.business_date());
       }
       product.set_product_id(id);
       *product.mutable_terms() =

@@ -381,6 +381,35 @@ TEST_F(ProgrammeTest, AnApplicationIsNotDatedBeforeItsBorrowersRegistration) {
       Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-01-01").status.ok());
 }
 
+// Nor before its product was defined: no terms were in force to check it against. The
+// definition's date survives a rebuild of the projections from the journal.
+TEST_F(ProgrammeTest, AnApplicationIsNotDatedBeforeItsProductsDefinition) {
+  SetToday("2020-03-01");
+  v1::Event registration;
+  registration.mutable_borrower_registered()->set_national_id(NationalId("19850612", 7));
+  *registration.mutable_borrower_registered()->mutable_details() = Details("王建国");
+  const std::string borrower =
+      Ok(kOfficer, registration, "2020-01-01").event().borrower_registered().borrower_id();
+  DefineProduct("fund-2020", testing::UnionFundTerms());  // on 2020-03-01
+  const uint64_t head = ledger_->Head().sequence;
+  CommandResult early =
+      Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-02-29");
+  EXPECT_EQ(early.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(early.status), "BEFORE_PRODUCT");
+  EXPECT_NE(early.status.message().find("product fund-2020's definition on 2020-03-01"),
+            absl::string_view::npos)
+      << early.status;
+  EXPECT_EQ(ledger_->Head().sequence, head);
+
+  absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
+      ledger_->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_FALSE(rebuilt->has_value());
+  EXPECT_EQ(ledger_->GetProduct("fund-2020")->defined_date(), "2020-03-01");
+  EXPECT_TRUE(
+      Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-03-01").status.ok());
+}
+
 TEST_F(ProgrammeTest, ApplicationsOutsideTheProductAreRefusedWithTheirReason) {
   DefineProduct("fund-2020", testing::UnionFundTerms());
   const std::string member = Register("王建国");

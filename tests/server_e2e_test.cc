@@ -601,6 +601,23 @@ TEST_F(ServerTest, RefusedRulesComeBackWithTheirReasons) {
   status = Call(&Stub::SubmitApplication, "officer", submit, &loan);
   EXPECT_EQ(Reason(status), "BORROWER_NOT_ACTIVE");
 
+  // Dated before the borrower's registration, or before the product's definition (both
+  // on 2020-06-30 but for the borrower registered on 2020-03-02).
+  v1::RegisterBorrowerRequest earlier = Borrower("reg-early", 5);
+  earlier.set_business_date("2020-03-02");
+  ASSERT_TRUE(Call(&Stub::RegisterBorrower, "officer", earlier, &borrower).ok());
+  v1::SubmitApplicationRequest dated =
+      Application("submit-early", borrower.borrower().borrower_id(), "5000");
+  dated.set_business_date("2020-03-01");
+  status = Call(&Stub::SubmitApplication, "officer", dated, &loan);
+  EXPECT_EQ(Reason(status), "BEFORE_REGISTRATION") << status.error_message();
+  dated.set_business_date("2020-06-29");
+  status = Call(&Stub::SubmitApplication, "officer", dated, &loan);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(status), "BEFORE_PRODUCT") << status.error_message();
+  EXPECT_NE(status.error_message().find("definition on 2020-06-30"), std::string::npos)
+      << status.error_message();
+
   v1::GetLoanRequest missing;
   missing.set_loan_id("L999999");
   v1::Loan none;
