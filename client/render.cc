@@ -510,6 +510,30 @@ std::string RenderOverdueLoans(const v1::ListOverdueLoansResponse& overdue) {
   return "Overdue loans as of " + overdue.as_of() + ", most days past due first\n" + table.Render();
 }
 
+namespace {
+
+// A report row's group, one cell per dimension, in the client's words: categories and
+// funding come as enum names. Figures that belong to no group (a bank's subsidy
+// settlement has no county) are "(no county)".
+std::vector<std::string> GroupCells(const v1::ProgrammeReport& report,
+                                    const v1::ReportFigures& row) {
+  std::vector<std::string> group;
+  for (int i = 0; i < report.group_by_size(); ++i) {
+    const int dimension = report.group_by(i);
+    std::string value = i < row.group_size() ? row.group(i) : "";
+    const EnumWords* words = dimension == v1::REPORT_DIMENSION_CATEGORY  ? &CategoryWords()
+                             : dimension == v1::REPORT_DIMENSION_FUNDING ? &FundingWords()
+                                                                         : nullptr;
+    if (words != nullptr)
+      value = words->Parse(value).has_value() ? words->Name(*words->Parse(value)) : "";
+    if (value.empty()) value = "(no " + ReportDimensionWords().Name(dimension) + ")";
+    group.push_back(std::move(value));
+  }
+  return group;
+}
+
+}  // namespace
+
 std::string RenderProgrammeReport(const v1::ProgrammeReport& report) {
   std::string by;
   for (int d : report.group_by())
@@ -569,23 +593,7 @@ std::string RenderProgrammeReport(const v1::ProgrammeReport& report) {
     }
     table.AddRow(std::move(cells));
   };
-  for (const v1::ReportFigures& row : report.rows()) {
-    std::vector<std::string> group;
-    for (int i = 0; i < report.group_by_size(); ++i) {
-      const int dimension = report.group_by(i);
-      std::string value = i < row.group_size() ? row.group(i) : "";
-      // Categories and funding come as enum names; show the client's words. Figures that
-      // belong to no group (a bank's subsidy settlement has no county) have none.
-      const EnumWords* words = dimension == v1::REPORT_DIMENSION_CATEGORY  ? &CategoryWords()
-                               : dimension == v1::REPORT_DIMENSION_FUNDING ? &FundingWords()
-                                                                           : nullptr;
-      if (words != nullptr)
-        value = words->Parse(value).has_value() ? words->Name(*words->Parse(value)) : "";
-      if (value.empty()) value = "(no " + ReportDimensionWords().Name(dimension) + ")";
-      group.push_back(std::move(value));
-    }
-    add(std::move(group), row);
-  }
+  for (const v1::ReportFigures& row : report.rows()) add(GroupCells(report, row), row);
   std::vector<std::string> total(static_cast<size_t>(report.group_by_size()));
   total[0] = "Total";
   add(std::move(total), t);
@@ -675,8 +683,9 @@ std::string RenderProgrammeReportCsv(const v1::ProgrammeReport& report) {
     }
     out += CsvLine(cells);
   };
-  for (const v1::ReportFigures& f : report.rows()) {
-    row(std::vector<std::string>(f.group().begin(), f.group().end()), f);
+  // Without a dimension the one row is the total: it is written once.
+  if (!report.group_by().empty()) {
+    for (const v1::ReportFigures& f : report.rows()) row(GroupCells(report, f), f);
   }
   std::vector<std::string> total(static_cast<size_t>(report.group_by_size()), "");
   if (!total.empty()) total[0] = "total";

@@ -482,6 +482,18 @@ TEST_F(CliTest, OverdueLoansAndTheProgrammeReport) {
       << lines[0];
   EXPECT_TRUE(Contains(r.out, "吉州区,2020-01-01,2020-12-31,1,1,0,0,1,12000.00,3,")) << r.out;
   EXPECT_TRUE(lines.back().starts_with("total,")) << r.out;
+  // Categories and funding in the words the table and the flags use.
+  r = As("portal", {"report", "--year", "2020", "--by", "funding,category", "--csv"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  EXPECT_TRUE(Contains(r.out, "\r\nunion-fund,ordinary-member,2020-01-01,")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "FUNDING_")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "BORROWER_CATEGORY_")) << r.out;
+  // Without --by the one row is the total, written once: a sum over the file is right.
+  r = As("portal", {"report", "--year", "2020", "--csv"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_TRUE(lines[1].starts_with("2020-01-01,2020-12-31,1,1,0,0,1,12000.00,3,")) << r.out;
   r = As("officer", {"loan", "overdue", "--as-of", "2020-09-06", "--csv"});
   ASSERT_EQ(r.code, 0) << r.Show();
   EXPECT_TRUE(Contains(r.out, "2020-09-06,L000001,B000001,吉州区,7,1-30,2020-08-30,")) << r.out;
