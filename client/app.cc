@@ -2,6 +2,9 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <charconv>
+#include <cstdint>
+
 #include "client/cli.h"
 #include "engine/date.h"
 #include "engine/money.h"
@@ -54,13 +57,19 @@ int ReportParseError(CLI::App& app, const CLI::ParseError& e, Io& io) {
   CLI::App* deepest = &app;
   while (!deepest->get_subcommands().empty()) deepest = deepest->get_subcommands().front();
   const bool verb_missing = !deepest->get_subcommands({}).empty();
+  const std::vector<std::string> extras = app.remaining(/*recurse=*/true);
   if (verb_missing && dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+    // A word where a command belongs is a mistyped command (`loan shw`), not a missing one.
+    if (!extras.empty() && !extras.front().starts_with("-")) {
+      io.err << "gongdai: unknown command " << extras.front() << " for " << CommandPath(deepest)
+             << "\nRun '" << CommandPath(deepest) << " --help' for its commands.\n";
+      return kExitUsage;
+    }
     io.err << CommandPath(deepest) << ": choose a command\n\n" << deepest->help();
     return kExitUsage;
   }
   // An unknown option is what went wrong first, even when a required one is also missing
   // (CLI11 checks requirements before it reports what it did not recognise).
-  const std::vector<std::string> extras = app.remaining(/*recurse=*/true);
   if (!extras.empty()) {
     io.err << "gongdai: "
            << (extras.front().starts_with("-") ? "unknown option " : "unexpected argument ")
@@ -168,6 +177,23 @@ void Cli::AddPageFlags(CLI::App* command, PageFlags& flags) {
   command->add_option("--page-token", flags.page_token,
                       "continue after the previous page (printed under it)");
   command->add_flag("--all", flags.all, "every page, not just the first");
+}
+
+CLI::Validator Cli::WholeNumber(uint64_t min, uint64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        uint64_t value = 0;
+        const char* end = text.data() + text.size();
+        const bool digits =
+            !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        const std::from_chars_result parsed = std::from_chars(text.data(), end, value);
+        if (!digits) return "\"" + text + "\" is not a whole number";
+        if (parsed.ec == std::errc::result_out_of_range || value > max)
+          return "must be at most " + std::to_string(max);
+        if (value < min) return "must be at least " + std::to_string(min);
+        return "";
+      },
+      "");
 }
 
 CLI::Option* Cli::AddAmount(CLI::App* command, const std::string& name, std::string& target,

@@ -5,6 +5,7 @@
 #define GONGDAI_CLIENT_CLI_H_
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -71,6 +72,9 @@ class Cli {
   // A date YYYY-MM-DD, checked locally.
   CLI::Option* AddDate(CLI::App* command, const std::string& name, std::string& target,
                        const std::string& description);
+  // A whole number from `min` to `max`, checked locally ("abc" and "0" for a count that
+  // starts at 1 are usage errors that say so).
+  static CLI::Validator WholeNumber(uint64_t min, uint64_t max);
   // One of an enum's words; `target` receives the enum value.
   CLI::Option* AddWord(CLI::App* command, const std::string& name, int& target,
                        const EnumWords& words, const std::string& description);

@@ -1,5 +1,8 @@
 // gongdai entry / fund / subsidy / account / product / portfolio: the journal, the money
 // that is not a loan, the products and the programme's figures.
+#include <cstdint>
+#include <limits>
+
 #include "client/cli.h"
 #include "client/product_file.h"
 #include "client/render.h"
@@ -44,7 +47,7 @@ void AddEntryCommands(Cli& cli, CLI::App& app) {
         "gongdai --as supervisor entry reverse 42 --reason '重复录入的还款' --yes");
     c->add_option("sequence", f->sequence, "the entry's number")
         ->required()
-        ->check(CLI::PositiveNumber);
+        ->check(Cli::WholeNumber(1, std::numeric_limits<uint64_t>::max()));
     c->add_option("--reason", f->reason, "why, for the record")->required();
     c->add_flag("--yes", f->yes, "do not ask for confirmation (for scripts)");
     cli.AddWriteFlags(c, f->write);
@@ -77,7 +80,7 @@ void AddEntryCommands(Cli& cli, CLI::App& app) {
                               "gongdai entry show 42");
     c->add_option("sequence", *sequence, "the entry's number")
         ->required()
-        ->check(CLI::PositiveNumber);
+        ->check(Cli::WholeNumber(1, std::numeric_limits<uint64_t>::max()));
     cli.Action(c, [&cli, sequence] {
       v1::GetEntryRequest request;
       request.set_sequence(*sequence);
@@ -97,7 +100,7 @@ void AddEntryCommands(Cli& cli, CLI::App& app) {
     CLI::App* c = cli.Command(*noun, "list", "journal entries in order, from a number on",
                               "gongdai entry list --from 100 --page-size 20");
     c->add_option("--from", f->from, "the first entry's number (default 1)")
-        ->check(CLI::PositiveNumber);
+        ->check(Cli::WholeNumber(1, std::numeric_limits<uint64_t>::max()));
     c->add_option("--page-size", f->page_size, "how many to show (default 50, at most 500)")
         ->check(CLI::Range(1, 500));
     c->add_flag("--all", f->all, "every entry from --from to the latest");

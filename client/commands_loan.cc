@@ -1,5 +1,8 @@
 // gongdai application ... and gongdai loan ...: from the application to the last
 // repayment.
+#include <cstdint>
+#include <limits>
+
 #include "client/cli.h"
 #include "client/render.h"
 #include "client/table.h"
@@ -107,13 +110,15 @@ void AddApplicationSubmit(Cli& cli, CLI::App& noun) {
                 "the loan product, such as fund-2020 (see gongdai product list)")
       ->required();
   cli.AddAmount(c, "--amount", f->amount, "the amount asked for")->required();
-  c->add_option("--term", f->term, "term in months")->required()->check(CLI::PositiveNumber);
+  c->add_option("--term", f->term, "term in months")
+      ->required()
+      ->check(Cli::WholeNumber(1, std::numeric_limits<int32_t>::max()));
   cli.AddWord(c, "--method", f->method, MethodWords(),
               "repayment method: equal principal every month, or all at the end")
       ->required();
   c->add_option("--purpose", f->purpose, "what the money is for")->required();
   c->add_option("--jobs", f->jobs, "jobs the business expects to create")
-      ->check(CLI::NonNegativeNumber);
+      ->check(Cli::WholeNumber(0, std::numeric_limits<int32_t>::max()));
   c->add_option("--guarantor", f->guarantors,
                 "a guarantor as 'name,national-id,relationship' (repeatable)")
       ->type_name("NAME,ID,RELATION")
@@ -460,7 +465,7 @@ void AddLoanCommands(Cli& cli, CLI::App& app) {
     c->add_option("loan-id", f->loan_id, "the loan, such as L000001")->required();
     c->add_option("--created", f->created, "jobs created")
         ->required()
-        ->check(CLI::NonNegativeNumber);
+        ->check(Cli::WholeNumber(0, std::numeric_limits<int32_t>::max()));
     c->add_option("--note", f->note, "a note for the record");
     cli.AddWriteFlags(c, f->write);
     cli.Action(c, [&cli, f] {

@@ -272,6 +272,12 @@ std::string FieldAsUserNamesIt(std::string_view field) {
       {"page_token", "--page-token"},
       {"as_of", "--as-of"},
       {"start_sequence", "--from"},
+      {"year", "--year"},
+      {"quarter", "--quarter"},
+      {"month", "--month"},
+      {"from", "--from"},
+      {"to", "--to"},
+      {"group_by", "--by"},
       {"sequence", "entry number"},
       {"account", "account"},
   };

@@ -592,6 +592,39 @@ TEST_F(CliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
   r = As("officer", {"loan", "repay", "L000001", "--amount", "5", "--request-id", "has space"});
   EXPECT_EQ(r.code, 2) << r.Show();
   EXPECT_TRUE(Contains(r.err, "--request-id")) << r.err;
+
+  // A mistyped command is named, not taken for a missing one.
+  r = As("officer", {"loan", "shw", "L000001"});
+  EXPECT_EQ(r.code, 2) << r.Show();
+  EXPECT_TRUE(Contains(r.err, "unknown command shw for gongdai loan")) << r.err;
+  EXPECT_FALSE(Contains(r.err, "choose a command")) << r.err;
+  r = As("officer", {"loans", "show"});
+  EXPECT_EQ(r.code, 2) << r.Show();
+  EXPECT_TRUE(Contains(r.err, "unknown command loans for gongdai")) << r.err;
+}
+
+// Counts and entry numbers are checked locally, and the rule is said in words.
+TEST_F(CliTest, BadWholeNumbersAreRefusedLocallyWithTheRule) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"entry", "show", "abc"}, "sequence: \"abc\" is not a whole number"},
+      {{"entry", "show", "0"}, "sequence: must be at least 1"},
+      {{"entry", "list", "--from", "-3"}, "--from: \"-3\" is not a whole number"},
+      {{"loan", "jobs", "L000001", "--created", "2.5"}, "--created: \"2.5\" is not a whole number"},
+      {{"loan", "jobs", "L000001", "--created", "2147483648"},
+       "--created: must be at most 2147483647"},
+      {{"application", "submit", "--borrower", "B000001", "--product", "fund-2020", "--amount",
+        "5000", "--term", "0", "--method", "monthly", "--purpose", "x"},
+       "--term: must be at least 1"},
+  };
+  for (const auto& [args, rule] : cases) {
+    std::vector<std::string> command = {"--as", "officer"};
+    command.insert(command.end(), args.begin(), args.end());
+    const CliResult r = Unreachable(command);
+    EXPECT_EQ(r.code, 2) << rule << "\n" << r.Show();
+    EXPECT_TRUE(Contains(r.err, rule)) << r.err;
+    EXPECT_FALSE(Contains(r.err, "not in range")) << r.err;
+  }
+  EXPECT_EQ(Unreachable({"--as", "officer", "loan", "jobs", "L000001", "--created", "0"}).code, 5);
 }
 
 TEST_F(CliTest, BadAmountsAreRefusedLocallyWithTheRule) {
@@ -626,6 +659,14 @@ TEST_F(CliTest, InvalidFieldsFromTheLedgerAreNamedAsFlags) {
   EXPECT_TRUE(Contains(r.err, "--phone: must be an 11-digit mobile number")) << r.err;
   EXPECT_TRUE(Contains(r.err, "--national-id:")) << r.err;
   EXPECT_FALSE(Contains(r.err, "INVALID_ARGUMENT")) << "no raw status dump: " << r.err;
+
+  // The report's period is named by its flags too.
+  CliResult report = As("portal", {"report", "--year", "2020", "--quarter", "2", "--month", "5"});
+  EXPECT_EQ(report.code, 2) << report.Show();
+  EXPECT_TRUE(Contains(report.err, "--month: ")) << report.err;
+  report = As("portal", {"report", "--from", "2020-06-30", "--to", "2020-03-01"});
+  EXPECT_EQ(report.code, 2) << report.Show();
+  EXPECT_TRUE(Contains(report.err, "--to: ")) << report.err;
 }
 
 TEST_F(CliTest, BusinessRefusalExitsThreeWithTheRuleInWords) {
