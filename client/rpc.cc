@@ -187,6 +187,8 @@ std::string_view ReasonHint(std::string_view reason) {
       {"BEFORE_PRODUCT",
        "An application cannot be dated before its product was defined; check --business-date and "
        "--product."},
+      {"BEFORE_DISBURSEMENT",
+       "A statement covers a loan from its disbursement on; give a later --as-of."},
       {"BORROWER_ALREADY_REGISTERED",
        "A borrower with this national ID number is already registered."},
       {"BORROWER_NOT_FOUND", "No borrower has this id; find it with `gongdai borrower list`."},

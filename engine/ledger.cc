@@ -1523,6 +1523,13 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
   statement->as_of = as_of->ToString();
   const v1::LoanState& loan = statement->loan;
   const v1::LoanPosition& position = loan.position();
+  // Before its disbursement the loan had no schedule in force: its installments would read
+  // as unpaid while nothing was outstanding.
+  if (!position.disbursed_date().empty() && statement->as_of < position.disbursed_date()) {
+    return WithReason(absl::StatusCode::kFailedPrecondition, "BEFORE_DISBURSEMENT",
+                      Cat("loan ", id, " was disbursed on ", position.disbursed_date(),
+                          ": a statement as of ", statement->as_of, " would precede it"));
+  }
   const std::vector<int64_t> paid = PaidAsOf(position, *as_of);
   for (int i = 0; i < position.schedule_size(); ++i) {
     InstallmentLine line;

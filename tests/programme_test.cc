@@ -806,6 +806,13 @@ TEST_F(RepaymentTest, OverdueAfterGraceAndDaysPastDueFromTheDueDate) {
   EXPECT_EQ(statement("2020-02-29").delinquency.days_past_due, 14);
   // Submitted, approved, disbursed, repaid.
   EXPECT_EQ(statement("2020-03-01").entries.size(), 4u);
+  // Before the disbursement (2020-01-15) there is no statement to give.
+  absl::StatusOr<LoanStatement> early = ledger_->GetLoanStatement(loan_, "2020-01-14");
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(early.status()), "BEFORE_DISBURSEMENT");
+  EXPECT_NE(early.status().message().find("disbursed on 2020-01-15"), absl::string_view::npos)
+      << early.status();
+  EXPECT_EQ(statement("2020-01-15").delinquency.outstanding_fen, 1'200'000);
 }
 
 // Each statement lists exactly its loan's entries, once each, in journal order, also when
