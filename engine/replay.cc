@@ -609,6 +609,18 @@ absl::StatusOr<std::unique_ptr<DatabaseCopy>> DatabaseCopy::Open(const std::stri
   absl::StatusOr<std::unique_ptr<Storage>> storage =
       Storage::Open(db, options, OpenMode::kReadOnly);
   if (!storage.ok()) return storage.status();
+  absl::StatusOr<std::optional<std::string>> format = (*storage)->Get(Space::kMeta, kMetaFormatKey);
+  if (!format.ok()) return format.status();
+  if (*format != std::optional<std::string>(kFormatVersion)) {
+    std::string named = format->value_or("");
+    for (char& c : named) {
+      if (c < 0x20 || c > 0x7e) c = '?';  // shown on a terminal as it is
+    }
+    return absl::FailedPreconditionError(
+        format->has_value()
+            ? Cat(path, " has format \"", named, "\"; this version reads ", kFormatVersion)
+            : Cat(path, " has no format marker (meta key format): not a ledger database"));
+  }
   return std::unique_ptr<DatabaseCopy>(new DatabaseCopy(*std::move(storage)));
 }
 
@@ -631,13 +643,11 @@ absl::Status DatabaseCopy::ForEachOpenedEntry(
   return gongdai::ForEachOpenedEntry(*storage_, snapshot_.get(), visit);
 }
 
-absl::StatusOr<uint64_t> DatabaseCopy::HeadSequence() const {
+absl::StatusOr<v1::JournalHead> DatabaseCopy::Head() const {
   absl::StatusOr<std::optional<std::string>> head =
       storage_->Get(Space::kMeta, kMetaHeadKey, snapshot_.get());
   if (!head.ok()) return head.status();
-  absl::StatusOr<v1::JournalHead> parsed = ParseStoredHead(*head);
-  if (!parsed.ok()) return parsed.status();
-  return parsed->sequence();
+  return ParseStoredHead(*head);
 }
 
 absl::StatusOr<std::optional<std::string>> DatabaseCopy::ProjectionsVersion() const {

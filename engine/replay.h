@@ -155,7 +155,8 @@ class Replayer {
 };
 
 // A ledger's database directory opened read-only: a RocksDB checkpoint or a stopped
-// server's data (its "ledger" subdirectory is found by itself).
+// server's data (its "ledger" subdirectory is found by itself). Its format marker must be
+// the one this engine reads, as a ledger opening it requires.
 class DatabaseCopy {
  public:
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<DatabaseCopy>> Open(const std::string& path);
@@ -166,8 +167,8 @@ class DatabaseCopy {
   // The same as the free function, over this copy.
   [[nodiscard]] absl::Status ForEachOpenedEntry(
       const std::function<absl::Status(const OpenedEntry& opened)>& visit) const;
-  // The sequence the stored chain head names (0 for none).
-  [[nodiscard]] absl::StatusOr<uint64_t> HeadSequence() const;
+  // The stored chain head: the last entry's sequence and hash (0 and no hash for none).
+  [[nodiscard]] absl::StatusOr<v1::JournalHead> Head() const;
   // The version of what apply derived in this copy (kProjectionsVersion when written by
   // this engine; another, or none, when written by an earlier one, whose derived state a
   // ledger rebuilds from the journal when it opens, and which is not compared).

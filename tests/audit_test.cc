@@ -430,6 +430,126 @@ TEST_F(AuditTest, ExportThenVerifyTheExportAndReplayAsOfADate) {
   EXPECT_NE(proved.out.find("entry 12"), std::string::npos);
 }
 
+// What a ledger refuses to open, the auditor does not pass: a chain head whose hash is not
+// the last entry's, a format marker of another format.
+TEST_F(AuditTest, ChainHeadHashAndFormatMarkerAreChecked) {
+  const std::string db = Copy("head-hash");
+  {
+    RawDb raw(db);
+    v1::JournalHead head;
+    ASSERT_TRUE(head.ParseFromString(raw.Get("meta", "head").value_or("")));
+    std::string hash = head.hash();
+    hash[0] = static_cast<char>(hash[0] ^ 1);
+    head.set_hash(hash);
+    raw.Put("meta", "head", head.SerializeAsString());
+  }
+  RunResult r = Verify(db);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("meta key head: names entry " + std::to_string(size_) + " with hash"),
+            std::string::npos)
+      << r.err;
+
+  const std::string other = Copy("format");
+  { RawDb(other).Put("meta", "format", "gongdai-journal-9"); }
+  r = Verify(other);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.err.find("has format \"gongdai-journal-9\""), std::string::npos) << r.err;
+
+  const std::string headless = Copy("headless");
+  { RawDb(headless).Delete("meta", "head"); }
+  r = Verify(headless);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("meta key head: missing, but the journal holds"), std::string::npos)
+      << r.err;
+}
+
+// A replay as of a date gives no figures from a journal that does not verify, and an
+// export's hex hashes must be its entries'.
+TEST_F(AuditTest, ReplayAsOfADateAndExportsAreChecked) {
+  const std::string jsonl = copies_.Sub("journal.jsonl");
+  ASSERT_EQ(Audit({"export", "--db", Copy("source"), "--jsonl", jsonl}).code, 0);
+  std::vector<std::string> lines = ReadLines(jsonl);
+  size_t target = 0;
+  while (target < lines.size() && lines[target].find("\"amount_fen\":\"") == std::string::npos)
+    ++target;
+  ASSERT_LT(target, lines.size());
+  std::vector<std::string> changed = lines;
+  changed[target].insert(changed[target].find("\"amount_fen\":\"") + 14, "1");
+  const std::string tampered = copies_.Sub("tampered.jsonl");
+  WriteLines(tampered, changed);
+  RunResult r = Audit(
+      {"replay", "--export", tampered, "--as-of", "2020-12-31", "--account", "union:fund:cash"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("entry " + std::to_string(target + 1) + ": field hash"), std::string::npos)
+      << r.err;
+  std::vector<std::string> gap = lines;
+  gap.erase(gap.begin() + 5);
+  WriteLines(tampered, gap);
+  r = Audit({"replay", "--export", tampered, "--as-of", "2020-12-31"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("entry 6: missing"), std::string::npos) << r.err;
+  r = Audit({"replay", "--export", jsonl, "--as-of", "2020-12-31"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("(" + std::to_string(size_) + " entries verified)"), std::string::npos)
+      << r.out;
+
+  std::vector<std::string> hex = lines;
+  const size_t at = hex[3].rfind("\"hash\":\"") + 8;
+  hex[3][at] = hex[3][at] == 'a' ? 'b' : 'a';
+  WriteLines(tampered, hex);
+  r = Audit({"verify", "--export", tampered});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("entry 4 (line 4): field hash: the hex copy differs"), std::string::npos)
+      << r.err;
+
+  // A directory is no export.
+  r = Audit({"verify", "--export", copies_.path()});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.err.find("not a file"), std::string::npos) << r.err;
+}
+
+// An export replaces its files only once it is complete: a refused export leaves an
+// earlier one as it was, and an export may be its own source.
+TEST_F(AuditTest, AnExportReplacesItsFileOnlyWhenComplete) {
+  const std::string jsonl = copies_.Sub("kept.jsonl");
+  ASSERT_EQ(Audit({"export", "--db", Copy("source"), "--jsonl", jsonl}).code, 0);
+  const std::vector<std::string> lines = ReadLines(jsonl);
+  ASSERT_EQ(lines.size(), size_);
+  EXPECT_EQ(Audit({"export", "--jsonl", jsonl}).code, 2);  // no source
+  EXPECT_EQ(ReadLines(jsonl), lines);
+  RunResult r = Audit({"export", "--export", jsonl, "--jsonl", jsonl});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(ReadLines(jsonl), lines);
+  EXPECT_EQ(Audit({"export", "--db", copies_.Sub("none"), "--jsonl", jsonl}).code, 2);
+  EXPECT_EQ(ReadLines(jsonl), lines);
+  for (const auto& entry : fs::directory_iterator(copies_.path()))
+    EXPECT_EQ(entry.path().filename().string().find(".partial-"), std::string::npos)
+        << entry.path();
+}
+
+// An earlier checkpoint of the empty ledger is consistent with every later one; a key
+// that is not a verifier key is the command's error, not the checkpoint's.
+TEST_F(AuditTest, CheckpointsOfTheEmptyLedgerAndBadKeys) {
+  const std::string empty = copies_.Sub("cp0.txt");
+  std::ofstream(empty) << signer_->Sign(
+      Checkpoint{"test.ledger", 0, MerkleEmptyRoot(), 1500000000});
+  RunResult r =
+      Audit({"verify", "--db", Copy("empty-previous"), "--public-key", signer_->VerifierKey(),
+             "--checkpoint", checkpoint_, "--previous-checkpoint", empty});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("consistent with the earlier checkpoint of 0 entries"), std::string::npos)
+      << r.out;
+
+  r = Audit(
+      {"verify", "--db", Copy("bad-key"), "--public-key", "xyz", "--checkpoint", checkpoint_});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--public-key: verifier key must look like"), std::string::npos) << r.err;
+  r = Audit({"prove", "--db", Copy("prove-missing"), "--sequence", "3", "--checkpoint",
+             copies_.Sub("missing.txt"), "--public-key", signer_->VerifierKey()});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("cannot read"), std::string::npos) << r.err;
+}
+
 // The demo book passes gongdai-audit verify, as a database and as an export.
 TEST(AuditDemo, DemoBookPassesVerify) {
   TempDir dir, out;
@@ -652,6 +772,13 @@ TEST(AuditLive, AuditorStreamingWhileOfficersWriteVerifiesAgainstTheFinalCheckpo
   EXPECT_EQ(verify_export.code, 2) << verify_export.err;
   EXPECT_NE(verify_export.err.find("export was taken with a role"), std::string::npos)
       << verify_export.err;
+
+  // A checkpoint that cannot be saved is not reported saved.
+  RunResult unsaved = Audit({"checkpoint", "--server", server.address(), "--token-file",
+                             dir.Sub("data") + "/dev-tokens.toml", "--as", "auditor", "--out",
+                             dir.Sub("no-such-dir") + "/cp.txt"});
+  EXPECT_EQ(unsaved.code, 2) << unsaved.out;
+  EXPECT_NE(unsaved.err.find("cannot write"), std::string::npos) << unsaved.err;
 }
 
 }  // namespace

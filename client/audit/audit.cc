@@ -66,6 +66,44 @@ absl::StatusOr<std::string> ReadText(const std::string& path) {
   return text.str();
 }
 
+// A file written beside its destination and moved over it only once complete, so that a
+// failed or refused command leaves what was there (an export given as its own source, an
+// earlier export) as it was.
+class ReplacingFile {
+ public:
+  explicit ReplacingFile(std::string path)
+      : path_(std::move(path)), partial_(Cat(path_, ".partial-", ::getpid())) {}
+  ReplacingFile(const ReplacingFile&) = delete;
+  ReplacingFile& operator=(const ReplacingFile&) = delete;
+  ~ReplacingFile() {
+    if (stream_.is_open()) stream_.close();
+    if (!committed_) std::filesystem::remove(partial_, ignored_);
+  }
+  // False when the file cannot be created.
+  bool Open(std::ios::openmode mode = std::ios::out) {
+    stream_.open(partial_, mode | std::ios::trunc);
+    return stream_.is_open();
+  }
+  bool is_open() const { return stream_.is_open(); }
+  std::ofstream& stream() { return stream_; }
+  // Closes the file and moves it over the destination; false, with the destination left
+  // as it was, when any write failed.
+  bool Commit() {
+    stream_.close();
+    if (stream_.fail()) return false;
+    std::filesystem::rename(partial_, path_, ignored_);
+    committed_ = !ignored_;
+    return committed_;
+  }
+
+ private:
+  std::string path_;
+  std::string partial_;
+  std::ofstream stream_;
+  std::error_code ignored_;
+  bool committed_ = false;
+};
+
 std::string Yuan(int64_t fen) {
   std::string plain = Money::FromFen(fen).ToString();
   const bool negative = plain.starts_with('-');
@@ -204,6 +242,9 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
     return {};
   }
   if (!o.export_file.empty()) {
+    std::error_code not_a_file;
+    if (!std::filesystem::is_regular_file(o.export_file, not_a_file))
+      return Trouble(kExitUsage, Cat("cannot read ", o.export_file, ": not a file"));
     std::ifstream in(o.export_file);
     if (!in) return Trouble(kExitUsage, Cat("cannot read ", o.export_file));
     // Parsing JSON is most of the work: a second thread reads the lines, and the two
@@ -232,6 +273,16 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
           if (!slot.valid) {
             return absl::DataLossError(
                 Cat("line ", slot.number, " of ", o.export_file, " is not an export line"));
+          }
+          // The hex copies of the hashes are what a reader of the file sees: they must be
+          // the entry's own.
+          const v1::Entry& entry = slot.line.entry();
+          if (slot.line.hash() != ToHex(entry.hash()) ||
+              slot.line.previous_hash() != ToHex(entry.previous_hash())) {
+            return absl::DataLossError(
+                Cat("entry ", entry.sequence(), " (line ", slot.number, "): field ",
+                    slot.line.hash() != ToHex(entry.hash()) ? "hash" : "previous_hash",
+                    ": the hex copy differs from the entry's"));
           }
           return visit(Item{&slot.line.entry(), nullptr, slot.line.entry().sequence()});
         },
@@ -277,7 +328,12 @@ absl::StatusOr<std::optional<Checkpoint>> LoadCheckpoint(const std::string& path
   absl::StatusOr<std::string> note = ReadText(path);
   if (!note.ok()) return note.status();
   absl::StatusOr<Checkpoint> checkpoint = VerifyCheckpoint(*note, o.public_key);
-  if (!checkpoint.ok()) return absl::DataLossError(Cat(path, ": ", Message(checkpoint.status())));
+  if (!checkpoint.ok()) {
+    // A malformed --public-key is the auditor's flag, not the checkpoint's fault.
+    if (checkpoint.status().code() == absl::StatusCode::kInvalidArgument)
+      return absl::InvalidArgumentError(Cat("--public-key: ", Message(checkpoint.status())));
+    return absl::DataLossError(Cat(path, ": ", Message(checkpoint.status())));
+  }
   return *checkpoint;
 }
 
@@ -385,6 +441,7 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   Progress progress;
   std::optional<std::string> root_at_checkpoint, root_at_previous;
   if (checkpoint->has_value() && (*checkpoint)->size == 0) root_at_checkpoint = MerkleEmptyRoot();
+  if (previous->has_value() && (*previous)->size == 0) root_at_previous = MerkleEmptyRoot();
   Outcome read = ForEachEntry(
       o,
       [&](const Item& item) -> absl::Status {
@@ -407,13 +464,22 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   if (read.code != kExitOk) return read;
 
   if (copy != nullptr) {
-    absl::StatusOr<uint64_t> head = copy->HeadSequence();
-    if (!head.ok()) return Fault(Message(head.status()));
-    if (*head != replay.size()) {
-      return Fault(*head > replay.size()
+    absl::StatusOr<v1::JournalHead> stored_head = copy->Head();
+    if (!stored_head.ok()) return Fault(Message(stored_head.status()));
+    const uint64_t head = stored_head->sequence();
+    if (head != replay.size()) {
+      return Fault(head > replay.size()
                        ? Cat("entry ", replay.size() + 1, ": missing (the chain head names entry ",
-                             *head, " but the journal ends at entry ", replay.size(), ")")
-                       : Cat("entry ", *head + 1, ": beyond the chain head (", *head, ")"));
+                             head, " but the journal ends at entry ", replay.size(), ")")
+                   : head == 0 ? Cat("meta key head: missing, but the journal holds ",
+                                     replay.size(), " entries")
+                               : Cat("entry ", head + 1, ": beyond the chain head (", head, ")"));
+    }
+    // A ledger refuses to open a copy whose head disagrees with its last entry.
+    if (head > 0 && stored_head->hash() != replay.last_hash()) {
+      return Fault(Cat("meta key head: names entry ", head, " with hash ",
+                       ToHex(stored_head->hash()), ", but entry ", head, " has hash ",
+                       ToHex(replay.last_hash())));
     }
     if (compare_projections) {
       absl::StatusOr<std::optional<ProjectionMismatch>> mismatch = copy->CompareWith(replay);
@@ -537,18 +603,16 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
                std::ostream& out) {
   if (jsonl.empty() && csv.empty())
     return Trouble(kExitUsage, "give --jsonl FILE and/or --csv FILE");
-  std::ofstream json_out, csv_out;
-  if (!jsonl.empty()) {
-    json_out.open(jsonl, std::ios::trunc);
-    if (!json_out) return Trouble(kExitUsage, Cat("cannot write ", jsonl));
-  }
+  ReplacingFile json_file(jsonl), csv_file(csv);
+  if (!jsonl.empty() && !json_file.Open()) return Trouble(kExitUsage, Cat("cannot write ", jsonl));
   if (!csv.empty()) {
-    csv_out.open(csv, std::ios::trunc | std::ios::binary);
-    if (!csv_out) return Trouble(kExitUsage, Cat("cannot write ", csv));
+    if (!csv_file.Open(std::ios::binary)) return Trouble(kExitUsage, Cat("cannot write ", csv));
     // UTF-8 with a byte-order mark, so a spreadsheet shows Chinese names.
-    csv_out << "\xef\xbb\xbf"
-            << "seq,date,actor,role,event,loan,account,debit,credit\r\n";
+    csv_file.stream() << "\xef\xbb\xbf"
+                      << "seq,date,actor,role,event,loan,account,debit,credit\r\n";
   }
+  std::ofstream& json_out = json_file.stream();
+  std::ofstream& csv_out = csv_file.stream();
   // An entry's JSON line and CSV rows.
   auto format = [&](const v1::Entry& entry, std::string& json, std::string& rows) {
     json.clear();
@@ -614,6 +678,9 @@ Outcome Export(const Options& o, const std::string& jsonl, const std::string& cs
       });
   if (!written.ok()) return Fault(Message(written));
   if (read.code != kExitOk) return read;
+  if (!jsonl.empty() && !json_file.Commit())
+    return Trouble(kExitUsage, Cat("cannot write ", jsonl));
+  if (!csv.empty() && !csv_file.Commit()) return Trouble(kExitUsage, Cat("cannot write ", csv));
   out << "exported " << count << " entries" << (jsonl.empty() ? "" : " to " + jsonl)
       << (csv.empty() ? "" : " (postings to " + csv + ")") << "\n";
   return {};
@@ -637,30 +704,45 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
       }
     }
   }
-  Replayer replay(ReplayKeeps::kWhatApplyReads);
+  // Every entry read is checked (hash, sequence, chain link, balance, apply), also as of a
+  // date: the figures of a journal that does not verify are not given. As of a date, a
+  // second replay applies only the entries dated up to it.
+  Replayer checked(ReplayKeeps::kWhatApplyReads);
+  std::unique_ptr<Replayer> dated;
+  if (last_date.has_value()) dated = std::make_unique<Replayer>(ReplayKeeps::kWhatApplyReads);
   std::string latest_date;
   Outcome read = ForEachEntry(o, [&](const Item& item) -> absl::Status {
     absl::StatusOr<v1::Entry> opened = EntryOf(item);
     if (!opened.ok()) return opened.status();
     const v1::Entry& entry = *opened;
     if (entry.sequence() > last_sequence) return absl::CancelledError("done");
-    if (last_date.has_value()) {
-      if (*ParseDate(entry.business_date(), "date") > *last_date) return absl::OkStatus();
-      return replay.ApplyOnly(entry);
-    }
-    latest_date = std::max(latest_date, entry.business_date());
     if (item.parsed != nullptr) {
       absl::Status stored = RefuseMasked(entry, o);
       if (!stored.ok()) return stored;
     }
-    return replay.AddParsed(entry);
+    absl::Status added = checked.AddParsed(entry);
+    if (!added.ok()) return added;
+    if (!last_date.has_value()) {
+      latest_date = std::max(latest_date, entry.business_date());
+      return absl::OkStatus();
+    }
+    absl::StatusOr<Date> date = ParseDate(entry.business_date(), "business_date");
+    if (!date.ok()) {
+      return absl::DataLossError(
+          Cat("entry ", entry.sequence(), ": field business_date: ", Message(date.status())));
+    }
+    if (*date > *last_date) return absl::OkStatus();
+    return dated->ApplyOnly(entry);
   });
   if (read.code != kExitOk && read.message != "done") return read;
+  Replayer& replay = dated != nullptr ? *dated : checked;
   const Date date = last_date.has_value()
                         ? *last_date
                         : *ParseDate(latest_date.empty() ? "1970-01-01" : latest_date, "d");
   out << "as of "
-      << (last_date.has_value() ? "business date " + date.ToString() : Cat("entry ", replay.size()))
+      << (last_date.has_value()
+              ? Cat("business date ", date.ToString(), " (", checked.size(), " entries verified)")
+              : Cat("entry ", replay.size()))
       << "\n";
   if (!account.empty()) {
     out << account << ": " << Yuan(static_cast<int64_t>(replay.Balance(account).fen())) << "\n";
@@ -716,9 +798,13 @@ Outcome Replay(const Options& o, const std::string& as_of, const std::string& lo
 Outcome Prove(const Options& o, uint64_t sequence, std::ostream& out) {
   absl::StatusOr<std::optional<Checkpoint>> checkpoint = LoadCheckpoint(o.checkpoint_file, o);
   if (!checkpoint.ok() || !checkpoint->has_value()) {
-    return checkpoint.ok()
-               ? Trouble(kExitUsage, "prove needs --checkpoint FILE and --public-key KEY")
-               : Fault(Message(checkpoint.status()));
+    if (checkpoint.ok())
+      return Trouble(kExitUsage, "prove needs --checkpoint FILE and --public-key KEY");
+    // A checkpoint that does not verify is a fault; one that cannot be read, or a bad key,
+    // is the command's.
+    return checkpoint.status().code() == absl::StatusCode::kDataLoss
+               ? Fault(Message(checkpoint.status()))
+               : Trouble(kExitUsage, Message(checkpoint.status()));
   }
   const Checkpoint& c = **checkpoint;
   if (sequence == 0 || sequence > c.size) {
@@ -815,7 +901,10 @@ Outcome SaveCheckpoint(const Options& o, const std::string& path, std::ostream& 
   if (path.empty()) {
     out << signed_checkpoint.note();
   } else {
-    std::ofstream(path, std::ios::trunc) << signed_checkpoint.note();
+    ReplacingFile file(path);
+    if (!file.Open()) return Trouble(kExitUsage, Cat("cannot write ", path));
+    file.stream() << signed_checkpoint.note();
+    if (!file.Commit()) return Trouble(kExitUsage, Cat("cannot write ", path));
     out << "checkpoint of " << signed_checkpoint.tree_size() << " entries saved to " << path
         << "\n";
   }
