@@ -3,6 +3,8 @@
 #include <toml++/toml.h>
 
 #include <set>
+#include <string>
+#include <type_traits>
 
 #include "engine/date.h"
 #include "engine/options.h"
@@ -27,12 +29,21 @@ absl::Status OnlyKnownKeys(const toml::table& table, std::string_view where,
   return absl::OkStatus();
 }
 
+// The setting `key` of `table`, when present, of exactly the type of `out`: toml++'s
+// value<T>() would also take 1 for true or 100.0 for 100.
 template <typename T>
 absl::Status Read(const toml::table& table, std::string_view where, const char* key, T& out) {
   const toml::node* node = table.get(key);
   if (node == nullptr) return absl::OkStatus();
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!node->is_boolean()) return Bad(Cat(where, key), "must be true or false");
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!node->is_integer()) return Bad(Cat(where, key), "must be a whole number");
+  } else {
+    if (!node->is_string()) return Bad(Cat(where, key), "must be a string");
+  }
   std::optional<T> value = node->value<T>();
-  if (!value.has_value()) return Bad(Cat(where, key), "has the wrong type");
+  if (!value.has_value()) return Bad(Cat(where, key), "is out of range");
   out = *value;
   return absl::OkStatus();
 }
@@ -83,6 +94,22 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
 
 }  // namespace
 
+absl::Status CheckListenAddress(std::string_view address) {
+  if (address.starts_with("unix:")) return absl::OkStatus();
+  const size_t colon = address.rfind(':');
+  const std::string_view port = colon == std::string_view::npos ? "" : address.substr(colon + 1);
+  // An empty host (":50051") is left to the server's probe, which says what to write.
+  if (colon == std::string_view::npos || port.empty() ||
+      port.find_first_not_of("0123456789") != std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        Cat("\"", address, "\" must be HOST:PORT, such as 127.0.0.1:50051 or [::1]:50051"));
+  }
+  if (port.size() > 5 || std::stoi(std::string(port)) > 65535) {
+    return absl::InvalidArgumentError(Cat("port ", port, " is not 0-65535"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
   toml::table root;
   try {
@@ -108,8 +135,15 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
     GONGDAI_RETURN_IF_ERROR(
         Read(*checkpoint, "checkpoint.", "key_file", config.checkpoint_key_file));
   }
+  if (config.checkpoint_origin.empty() ||
+      config.checkpoint_origin.find_first_of(" +\n\t") != std::string::npos) {
+    return Bad("checkpoint.origin", "must be one word without spaces or '+'");
+  }
   GONGDAI_RETURN_IF_ERROR(Read(root, "", "listen", config.listen_address));
+  if (absl::Status listen = CheckListenAddress(config.listen_address); !listen.ok())
+    return Bad("listen", std::string(listen.message()));
   GONGDAI_RETURN_IF_ERROR(Read(root, "", "data_dir", config.data_dir));
+  if (config.data_dir.empty()) return Bad("data_dir", "must not be empty");
   if (const toml::table* tls = root.get_as<toml::table>("tls")) {
     GONGDAI_RETURN_IF_ERROR(OnlyKnownKeys(*tls, "tls.", {"cert_file", "key_file"}));
     GONGDAI_RETURN_IF_ERROR(Read(*tls, "tls.", "cert_file", config.tls_cert_file));
@@ -130,6 +164,9 @@ absl::StatusOr<ServerConfig> LoadConfig(const std::string& path) {
       }
     } else if (mode != "shanghai") {
       return Bad("business_date.mode", "must be \"shanghai\" or \"fixed\"");
+    } else if (!config.fixed_business_date.empty()) {
+      // A date that would be ignored is a mistake, not a setting.
+      return Bad("business_date.fixed", "applies only with mode = \"fixed\"");
     }
   }
   if (const toml::table* writer = root.get_as<toml::table>("writer")) {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -65,6 +66,11 @@ struct ServerConfig {
   // the writer's queue bounds writes further. Default: 4096.
   int max_concurrent_streams = 4096;
 };
+
+// OK for HOST:PORT with a port of 0-65535 (0: any free port) or a "unix:" path;
+// otherwise INVALID_ARGUMENT saying what is wrong. gRPC would take a missing port as 443
+// and a larger one modulo 65536.
+[[nodiscard]] absl::Status CheckListenAddress(std::string_view address);
 
 // Reads `path` (TOML). Unknown keys and wrong types are INVALID_ARGUMENT naming the key.
 [[nodiscard]] absl::StatusOr<ServerConfig> LoadConfig(const std::string& path);

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -61,7 +62,15 @@ int main(int argc, char** argv) {
   app.footer(
       "Examples:\n  gongdai-server --data-dir /var/lib/gongdai --listen 127.0.0.1:50051\n"
       "  gongdai-server --demo    # the demo book in ./gongdai-data");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help is a "parse error" of code 0; every other one is a usage error, exit 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  // The ledger holds national ID and phone numbers: what the server creates (its
+  // database, tokens, key) is for its own user only.
+  ::umask(0077);
 
   if (print_config) {
     std::cout << gongdai::server::DefaultConfigToml();
@@ -79,7 +88,13 @@ int main(int argc, char** argv) {
     }
     config = *std::move(loaded);
   }
-  if (!listen.empty()) config.listen_address = listen;
+  if (!listen.empty()) {
+    if (absl::Status checked = gongdai::server::CheckListenAddress(listen); !checked.ok()) {
+      std::cerr << "gongdai-server: --listen: " << checked.message() << "\n";
+      return 2;
+    }
+    config.listen_address = listen;
+  }
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (demo && business_date.empty())
     business_date = std::string(gongdai::server::kDemoBusinessDate);
@@ -93,7 +108,13 @@ int main(int argc, char** argv) {
   }
 
   if (print_key) {
-    std::filesystem::create_directories(config.data_dir);
+    std::error_code created;
+    std::filesystem::create_directories(config.data_dir, created);
+    if (created) {
+      std::cerr << "gongdai-server: cannot create " << config.data_dir << ": " << created.message()
+                << "\n";
+      return 1;
+    }
     const std::string key_file =
         config.checkpoint_key_file.empty()
             ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()

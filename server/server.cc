@@ -150,6 +150,18 @@ absl::Status ProbeListenAddress(const std::string& listen) {
   return absl::OkStatus();
 }
 
+// gRPC's reflection library adds its plugin to every ServerBuilder as soon as it is
+// loaded; without reflection, this option takes it out of the builder again.
+class WithoutReflection : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const std::unique_ptr<grpc::ServerBuilderPlugin>& plugin) {
+      return dynamic_cast<grpc::reflection::ProtoServerReflectionPlugin*>(plugin.get()) != nullptr;
+    });
+  }
+};
+
 }  // namespace
 
 LedgerOptions LedgerOptionsFor(const ServerConfig& config) {
@@ -172,7 +184,30 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
     const ServerConfig& config, const std::function<absl::Status(Ledger&)>& prepare) {
   absl::Status address = ProbeListenAddress(config.listen_address);
   if (!address.ok()) return address;
+  // Everything the settings name is read before anything is written: a missing
+  // certificate leaves no new ledger, tokens or key behind.
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!config.tls_cert_file.empty()) {
+    absl::StatusOr<std::string> cert = ReadFile(config.tls_cert_file);
+    if (!cert.ok())
+      return absl::FailedPreconditionError(Cat("tls.cert_file: ", cert.status().message()));
+    absl::StatusOr<std::string> key = ReadFile(config.tls_key_file);
+    if (!key.ok())
+      return absl::FailedPreconditionError(Cat("tls.key_file: ", key.status().message()));
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  // A RocksDB directory given as the data directory (its "ledger" subdirectory, say)
+  // would get a new, empty ledger inside it.
+  if (std::filesystem::exists(std::filesystem::path(config.data_dir) / "CURRENT")) {
+    return absl::FailedPreconditionError(
+        Cat("data_dir ", config.data_dir,
+            " is a database directory itself; give the directory that holds it (the ledger "
+            "is kept in <data_dir>/ledger)"));
+  }
   std::unique_ptr<GongdaiServer> server(new GongdaiServer());
+  server->tls_ = !config.tls_cert_file.empty();
   std::vector<TokenEntry> tokens = config.tokens;
   if (tokens.empty()) {
     absl::StatusOr<DevelopmentTokens> dev = EnsureDevelopmentTokens(config.data_dir);
@@ -188,6 +223,14 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
   const LedgerOptions options = LedgerOptionsFor(config);
   std::error_code error;
   std::filesystem::create_directories(config.data_dir, error);
+  const std::string key_file =
+      config.checkpoint_key_file.empty()
+          ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()
+          : config.checkpoint_key_file;
+  absl::StatusOr<CheckpointSigner> signer =
+      CheckpointSigner::LoadOrCreate(key_file, config.checkpoint_origin);
+  if (!signer.ok()) return signer.status();
+  server->signer_ = std::make_unique<CheckpointSigner>(*std::move(signer));
   absl::StatusOr<std::unique_ptr<Ledger>> ledger =
       Ledger::Open((std::filesystem::path(config.data_dir) / "ledger").string(), options);
   if (!ledger.ok()) return ledger.status();
@@ -203,35 +246,18 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
     if (!prepared.ok()) return prepared;
   }
 
-  const std::string key_file =
-      config.checkpoint_key_file.empty()
-          ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()
-          : config.checkpoint_key_file;
-  absl::StatusOr<CheckpointSigner> signer =
-      CheckpointSigner::LoadOrCreate(key_file, config.checkpoint_origin);
-  if (!signer.ok()) return signer.status();
-  server->signer_ = std::make_unique<CheckpointSigner>(*std::move(signer));
-
   GongdaiServer* raw = server.get();
   server->service_ =
       std::make_unique<LedgerService>(server->ledger_.get(), server->authenticator_.get(),
                                       server->signer_.get(), [raw] { raw->MarkNotServing(); });
 
-  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
-  if (!config.tls_cert_file.empty()) {
-    absl::StatusOr<std::string> cert = ReadFile(config.tls_cert_file);
-    absl::StatusOr<std::string> key = ReadFile(config.tls_key_file);
-    if (!cert.ok()) return cert.status();
-    if (!key.ok()) return key.status();
-    grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    credentials = grpc::SslServerCredentials(ssl);
-    server->tls_ = true;
-  }
-
   grpc::EnableDefaultHealthCheckService(true);
-  if (config.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (config.reflection) {
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  } else {
+    builder.SetOption(std::make_unique<WithoutReflection>());
+  }
   int port = 0;
   builder.AddListeningPort(config.listen_address, credentials, &port);
   builder.RegisterService(server->service_.get());

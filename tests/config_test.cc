@@ -83,7 +83,23 @@ TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
       {"[storage]\nrecent_projections_mib = -1\n",
        "config: storage.recent_projections_mib: must be 0-65536"},
       {"[storage]\nblock_cache_mib = \"64\"\n",
-       "config: storage.block_cache_mib: has the wrong type"},
+       "config: storage.block_cache_mib: must be a whole number"},
+      // Types are exact: toml++ would convert these.
+      {"[grpc]\nreflection = 1\n", "config: grpc.reflection: must be true or false"},
+      {"[writer]\nbatch_read_threads = true\n",
+       "config: writer.batch_read_threads: must be a whole number"},
+      {"[writer]\nqueue_commands_max = 100.0\n",
+       "config: writer.queue_commands_max: must be a whole number"},
+      {"listen = 50051\n", "config: listen: must be a string"},
+      // gRPC would listen on 443 without a port, and on 34463 for 99999.
+      {"listen = \"127.0.0.1\"\n",
+       "config: listen: \"127.0.0.1\" must be HOST:PORT, such as 127.0.0.1:50051 or [::1]:50051"},
+      {"listen = \"127.0.0.1:99999\"\n", "config: listen: port 99999 is not 0-65535"},
+      {"data_dir = \"\"\n", "config: data_dir: must not be empty"},
+      {"[checkpoint]\norigin = \"\"\n",
+       "config: checkpoint.origin: must be one word without spaces or '+'"},
+      {"[business_date]\nfixed = \"2020-06-30\"\n",
+       "config: business_date.fixed: applies only with mode = \"fixed\""},
       {"[storage]\nblock_cache = 64\n", "config: storage.block_cache: unknown setting"},
       {"[writer]\nbatch_commands_max = 0\n", "config: writer.batch_commands_max: must be 1-65536"},
       {"[writer]\nbatch_read_threads = 65\n", "config: writer.batch_read_threads: must be 0-64"},
@@ -114,6 +130,13 @@ TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
     ASSERT_FALSE(loaded.ok()) << text;
     EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_EQ(loaded.status().message(), expected) << text;
+  }
+}
+
+TEST(ServerConfig, GoodListenAddressesAreTaken) {
+  for (const char* address :
+       {"127.0.0.1:50051", "0.0.0.0:0", "[::1]:50051", "localhost:65535", "unix:/tmp/g.sock"}) {
+    EXPECT_TRUE(CheckListenAddress(address).ok()) << address;
   }
 }
 

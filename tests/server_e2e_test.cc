@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -1042,6 +1043,100 @@ TEST(ServerConfigFile, ABadSettingStopsTheStartBeforeAnythingIsCreatedAndIsNamed
             std::string::npos)
       << bad.StderrText();
   EXPECT_FALSE(std::filesystem::exists(dir.Sub("bad-data")));
+}
+
+// gRPC's reflection library adds the reflection service to every server once it is
+// loaded: it is served by default, and not at all with [grpc] reflection = false.
+TEST_F(ServerTest, ReflectionIsServedOnlyWhenConfigured) {
+  // ServerReflectionRequest{list_services: "*"}, sent as one message.
+  const std::string list_services("\x3a\x01*", 3);
+  auto reflect = [&](const std::string& address, std::string* listed) {
+    grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::CompletionQueue cq;
+    grpc::Slice slice(list_services);
+    grpc::ByteBuffer request(&slice, 1), response;
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader> call = stub.PrepareUnaryCall(
+        &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", request, &cq);
+    call->StartCall();
+    grpc::Status status;
+    call->Finish(&response, &status, reinterpret_cast<void*>(1));
+    void* tag = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    std::vector<grpc::Slice> slices;
+    if (status.ok() && response.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices) listed->append(s.begin(), s.end());
+    }
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+    return status.error_code();
+  };
+  std::string listed;
+  EXPECT_EQ(reflect(server_->address(), &listed), grpc::StatusCode::OK);
+  EXPECT_NE(listed.find("gongdai.v1.LoanLedger"), std::string::npos) << listed;
+
+  server_->Stop();
+  const std::string config = dir_.Sub("no-reflection.toml");
+  std::ofstream(config) << "listen = \"127.0.0.1:0\"\n[grpc]\nreflection = false\n";
+  StartServer({"--config", config});
+  listed.clear();
+  EXPECT_EQ(reflect(server_->address(), &listed), grpc::StatusCode::UNIMPLEMENTED) << listed;
+  v1::ListProductsResponse products;
+  EXPECT_TRUE(Call(&Stub::ListProducts, "portal", v1::ListProductsRequest(), &products).ok());
+}
+
+// What an operator gets wrong is refused before anything is written, with the setting
+// named; what the server writes is its own user's only (the ledger holds personal data).
+TEST(ServerOperations, MistakesAreRefusedBeforeAnythingIsWrittenAndFilesAreOwnerOnly) {
+  TempDir dir;
+  auto exit_code = [](ServerProcess& server) {
+    const int status = server.Stop();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  };
+  ServerProcess bad_flag;
+  EXPECT_FALSE(bad_flag.Start(dir.Sub("flag-data"), {"--bogus"}));
+  EXPECT_EQ(exit_code(bad_flag), 2);
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("flag-data")));
+
+  ServerProcess bad_port;  // gRPC would have listened on port 34463
+  EXPECT_FALSE(bad_port.Start(dir.Sub("port-data"), {"--listen", "127.0.0.1:99999"}));
+  EXPECT_EQ(exit_code(bad_port), 2);
+  EXPECT_NE(bad_port.StderrText().find("--listen: port 99999 is not 0-65535"), std::string::npos)
+      << bad_port.StderrText();
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("port-data")));
+
+  const std::string tls = dir.Sub("tls.toml");
+  std::ofstream(tls) << "listen = \"127.0.0.1:0\"\n[tls]\ncert_file = \"" << dir.Sub("none.pem")
+                     << "\"\nkey_file = \"" << dir.Sub("none.key") << "\"\n";
+  ServerProcess no_cert;
+  EXPECT_FALSE(no_cert.Start(dir.Sub("tls-data"), {"--config", tls, "--demo"}));
+  EXPECT_EQ(exit_code(no_cert), 1);
+  EXPECT_NE(no_cert.StderrText().find("tls.cert_file: cannot read " + dir.Sub("none.pem")),
+            std::string::npos)
+      << no_cert.StderrText();
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("tls-data")));
+
+  ServerProcess first;
+  ASSERT_TRUE(first.Start(dir.Sub("data"))) << first.StderrText();
+  struct stat info {};
+  for (const std::string& path :
+       {dir.Sub("data"), dir.Sub("data") + "/ledger", dir.Sub("data") + "/ledger/CURRENT",
+        dir.Sub("data") + "/checkpoint-key.pem"}) {
+    ASSERT_EQ(::stat(path.c_str(), &info), 0) << path;
+    EXPECT_EQ(info.st_mode & 077, 0u) << path << " mode " << std::oct << info.st_mode;
+  }
+  EXPECT_EQ(exit_code(first), 0);
+  // The ledger's own RocksDB directory given as the data directory.
+  ServerProcess inside;
+  EXPECT_FALSE(inside.Start(dir.Sub("data") + "/ledger"));
+  EXPECT_EQ(exit_code(inside), 1);
+  EXPECT_NE(inside.StderrText().find("is a database directory itself"), std::string::npos)
+      << inside.StderrText();
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("data") + "/ledger/ledger"));
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("data") + "/ledger/dev-tokens.toml"));
 }
 
 // A second server started by mistake is refused with the reason, and leaves the first
