@@ -611,6 +611,16 @@ absl::StatusOr<std::unique_ptr<DatabaseCopy>> DatabaseCopy::Open(const std::stri
   if (!storage.ok()) return storage.status();
   absl::StatusOr<std::optional<std::string>> format = (*storage)->Get(Space::kMeta, kMetaFormatKey);
   if (!format.ok()) return format.status();
+  if (!format->has_value()) {
+    // As the ledger opening it would: entries without the marker are damage.
+    absl::StatusOr<std::optional<std::pair<std::string, std::string>>> last =
+        (*storage)->Last(Space::kJournal);
+    if (!last.ok()) return last.status();
+    if (last->has_value()) {
+      return absl::DataLossError(
+          Cat(path, ": the journal has entries but no format marker (meta key format)"));
+    }
+  }
   if (*format != std::optional<std::string>(kFormatVersion)) {
     std::string named = format->value_or("");
     for (char& c : named) {

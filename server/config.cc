@@ -95,7 +95,8 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
 }  // namespace
 
 absl::Status CheckListenAddress(std::string_view address) {
-  if (address.starts_with("unix:")) return absl::OkStatus();
+  if (address.starts_with("unix:") || address.starts_with("unix-abstract:"))
+    return absl::OkStatus();
   const size_t colon = address.rfind(':');
   const std::string_view port = colon == std::string_view::npos ? "" : address.substr(colon + 1);
   // An empty host (":50051") is left to the server's probe, which says what to write.
@@ -103,6 +104,11 @@ absl::Status CheckListenAddress(std::string_view address) {
       port.find_first_not_of("0123456789") != std::string_view::npos) {
     return absl::InvalidArgumentError(
         Cat("\"", address, "\" must be HOST:PORT, such as 127.0.0.1:50051 or [::1]:50051"));
+  }
+  const std::string_view host = address.substr(0, colon);
+  if (host.find(':') != std::string_view::npos && !(host.starts_with('[') && host.ends_with(']'))) {
+    return absl::InvalidArgumentError(
+        Cat("\"", address, "\": an IPv6 host is written in brackets, such as [::1]:50051"));
   }
   if (port.size() > 5 || std::stoi(std::string(port)) > 65535) {
     return absl::InvalidArgumentError(Cat("port ", port, " is not 0-65535"));

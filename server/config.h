@@ -67,7 +67,8 @@ struct ServerConfig {
   int max_concurrent_streams = 4096;
 };
 
-// OK for HOST:PORT with a port of 0-65535 (0: any free port) or a "unix:" path;
+// OK for HOST:PORT with a port of 0-65535 (0: any free port; an IPv6 host in brackets)
+// or a "unix:" path or "unix-abstract:" name;
 // otherwise INVALID_ARGUMENT saying what is wrong. gRPC would take a missing port as 443
 // and a larger one modulo 65536.
 [[nodiscard]] absl::Status CheckListenAddress(std::string_view address);

@@ -200,7 +200,8 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
   }
   // A RocksDB directory given as the data directory (its "ledger" subdirectory, say)
   // would get a new, empty ledger inside it.
-  if (std::filesystem::exists(std::filesystem::path(config.data_dir) / "CURRENT")) {
+  std::error_code unknown;
+  if (std::filesystem::exists(std::filesystem::path(config.data_dir) / "CURRENT", unknown)) {
     return absl::FailedPreconditionError(
         Cat("data_dir ", config.data_dir,
             " is a database directory itself; give the directory that holds it (the ledger "
@@ -223,6 +224,12 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
   const LedgerOptions options = LedgerOptionsFor(config);
   std::error_code error;
   std::filesystem::create_directories(config.data_dir, error);
+  absl::StatusOr<std::unique_ptr<Ledger>> ledger =
+      Ledger::Open((std::filesystem::path(config.data_dir) / "ledger").string(), options);
+  if (!ledger.ok()) return ledger.status();
+  server->ledger_ = *std::move(ledger);
+  // Created, when missing, only by the server holding the ledger's lock: two servers
+  // started on a new directory must not both write a key.
   const std::string key_file =
       config.checkpoint_key_file.empty()
           ? (std::filesystem::path(config.data_dir) / "checkpoint-key.pem").string()
@@ -231,10 +238,7 @@ absl::StatusOr<std::unique_ptr<GongdaiServer>> GongdaiServer::Start(
       CheckpointSigner::LoadOrCreate(key_file, config.checkpoint_origin);
   if (!signer.ok()) return signer.status();
   server->signer_ = std::make_unique<CheckpointSigner>(*std::move(signer));
-  absl::StatusOr<std::unique_ptr<Ledger>> ledger =
-      Ledger::Open((std::filesystem::path(config.data_dir) / "ledger").string(), options);
-  if (!ledger.ok()) return ledger.status();
-  server->ledger_ = *std::move(ledger);
+
   if (server->ledger_->ProjectionsRebuiltOnOpen()) {
     spdlog::warn(
         "derived state (balances, loans, indexes, report figures) was written by an earlier "

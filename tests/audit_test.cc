@@ -455,6 +455,13 @@ TEST_F(AuditTest, ChainHeadHashAndFormatMarkerAreChecked) {
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.err.find("has format \"gongdai-journal-9\""), std::string::npos) << r.err;
 
+  // Entries without the marker are damage, as the ledger opening the copy says.
+  const std::string unmarked = Copy("unmarked");
+  { RawDb(unmarked).Delete("meta", "format"); }
+  r = Verify(unmarked);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("the journal has entries but no format marker"), std::string::npos) << r.err;
+
   const std::string headless = Copy("headless");
   { RawDb(headless).Delete("meta", "head"); }
   r = Verify(headless);
@@ -505,7 +512,7 @@ TEST_F(AuditTest, ReplayAsOfADateAndExportsAreChecked) {
   // A directory is no export.
   r = Audit({"verify", "--export", copies_.path()});
   EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_NE(r.err.find("not a file"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(": a directory"), std::string::npos) << r.err;
 }
 
 // An export replaces its files only once it is complete: a refused export leaves an
@@ -525,6 +532,17 @@ TEST_F(AuditTest, AnExportReplacesItsFileOnlyWhenComplete) {
   for (const auto& entry : fs::directory_iterator(copies_.path()))
     EXPECT_EQ(entry.path().filename().string().find(".partial-"), std::string::npos)
         << entry.path();
+
+  // The file replaced keeps its permissions (an export holds personal data), and a link
+  // to it stays a link.
+  fs::permissions(jsonl, fs::perms::owner_read | fs::perms::owner_write);
+  const std::string link = copies_.Sub("link.jsonl");
+  fs::create_symlink(jsonl, link);
+  r = Audit({"export", "--export", jsonl, "--jsonl", link});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(ReadLines(link), lines);
+  EXPECT_EQ(fs::status(jsonl).permissions(), fs::perms::owner_read | fs::perms::owner_write);
 }
 
 // An earlier checkpoint of the empty ledger is consistent with every later one; a key
@@ -772,6 +790,14 @@ TEST(AuditLive, AuditorStreamingWhileOfficersWriteVerifiesAgainstTheFinalCheckpo
   EXPECT_EQ(verify_export.code, 2) << verify_export.err;
   EXPECT_NE(verify_export.err.find("export was taken with a role"), std::string::npos)
       << verify_export.err;
+
+  // A malformed key is the auditor's flag, not the server's checkpoint's fault.
+  RunResult bad_key =
+      Audit({"verify", "--server", server.address(), "--token-file",
+             dir.Sub("data") + "/dev-tokens.toml", "--as", "auditor", "--public-key", "xyz"});
+  EXPECT_EQ(bad_key.code, 2) << bad_key.out;
+  EXPECT_NE(bad_key.err.find("--public-key: verifier key must look like"), std::string::npos)
+      << bad_key.err;
 
   // A checkpoint that cannot be saved is not reported saved.
   RunResult unsaved = Audit({"checkpoint", "--server", server.address(), "--token-file",

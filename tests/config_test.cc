@@ -134,10 +134,13 @@ TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
 }
 
 TEST(ServerConfig, GoodListenAddressesAreTaken) {
-  for (const char* address :
-       {"127.0.0.1:50051", "0.0.0.0:0", "[::1]:50051", "localhost:65535", "unix:/tmp/g.sock"}) {
+  for (const char* address : {"127.0.0.1:50051", "0.0.0.0:0", "[::1]:50051", "localhost:65535",
+                              "unix:/tmp/g.sock", "unix-abstract:gongdai"}) {
     EXPECT_TRUE(CheckListenAddress(address).ok()) << address;
   }
+  // Host "::1" and port 50051, or host ":" and port 1?
+  EXPECT_EQ(CheckListenAddress("::1:50051").message(),
+            "\"::1:50051\": an IPv6 host is written in brackets, such as [::1]:50051");
 }
 
 }  // namespace

@@ -71,17 +71,31 @@ absl::StatusOr<std::string> ReadText(const std::string& path) {
 // earlier export) as it was.
 class ReplacingFile {
  public:
-  explicit ReplacingFile(std::string path)
-      : path_(std::move(path)), partial_(Cat(path_, ".partial-", ::getpid())) {}
+  // A symbolic link's target is replaced; a destination that is not a regular file (a
+  // pipe, /dev/stdout) is written directly.
+  explicit ReplacingFile(const std::string& path) {
+    std::error_code unknown;
+    const std::filesystem::file_status status = std::filesystem::status(path, unknown);
+    direct_ = std::filesystem::exists(status) && !std::filesystem::is_regular_file(status);
+    path_ =
+        std::filesystem::exists(status) ? std::filesystem::canonical(path, unknown).string() : path;
+    if (path_.empty()) path_ = path;
+    mode_ =
+        std::filesystem::exists(status) ? status.permissions() : std::filesystem::perms::unknown;
+    partial_ = direct_ ? path_ : Cat(path_, ".partial-", ::getpid());
+  }
   ReplacingFile(const ReplacingFile&) = delete;
   ReplacingFile& operator=(const ReplacingFile&) = delete;
   ~ReplacingFile() {
     if (stream_.is_open()) stream_.close();
-    if (!committed_) std::filesystem::remove(partial_, ignored_);
+    if (!committed_ && !direct_) std::filesystem::remove(partial_, ignored_);
   }
-  // False when the file cannot be created.
+  // False when the file cannot be created. It keeps the permissions of the file it
+  // replaces (an auditor's export of personal data may be owner-only).
   bool Open(std::ios::openmode mode = std::ios::out) {
     stream_.open(partial_, mode | std::ios::trunc);
+    if (stream_.is_open() && !direct_ && mode_ != std::filesystem::perms::unknown)
+      std::filesystem::permissions(partial_, mode_, ignored_);
     return stream_.is_open();
   }
   bool is_open() const { return stream_.is_open(); }
@@ -91,6 +105,7 @@ class ReplacingFile {
   bool Commit() {
     stream_.close();
     if (stream_.fail()) return false;
+    if (direct_) return committed_ = true;
     std::filesystem::rename(partial_, path_, ignored_);
     committed_ = !ignored_;
     return committed_;
@@ -99,6 +114,8 @@ class ReplacingFile {
  private:
   std::string path_;
   std::string partial_;
+  bool direct_ = false;
+  std::filesystem::perms mode_ = std::filesystem::perms::unknown;
   std::ofstream stream_;
   std::error_code ignored_;
   bool committed_ = false;
@@ -219,6 +236,21 @@ absl::StatusOr<v1::Entry> EntryOf(const Item& item) {
   return item.opened->entry;
 }
 
+// A copy that cannot be opened: damage the ledger would also refuse (a journal without
+// its format marker) is a fault; anything else, an unreadable source.
+Outcome CannotOpen(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kDataLoss ? Fault(Message(status))
+                                                      : Trouble(kExitUsage, Message(status));
+}
+
+// The server's checkpoint did not verify: a malformed --public-key is the auditor's flag,
+// anything else the checkpoint's fault.
+Outcome ServerCheckpointRefused(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kInvalidArgument)
+    return Trouble(kExitUsage, Cat("--public-key: ", Message(status)));
+  return Fault(Cat("the server's checkpoint: ", Message(status)));
+}
+
 // `opened`, when given, is the --db copy already open, read at its snapshot instead of
 // opening it again.
 Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const Item&)>& visit,
@@ -231,7 +263,7 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
     std::unique_ptr<DatabaseCopy> own;
     if (opened == nullptr) {
       absl::StatusOr<std::unique_ptr<DatabaseCopy>> copy = DatabaseCopy::Open(o.db);
-      if (!copy.ok()) return Trouble(kExitUsage, Message(copy.status()));
+      if (!copy.ok()) return CannotOpen(copy.status());
       own = *std::move(copy);
       opened = own.get();
     }
@@ -242,9 +274,9 @@ Outcome ForEachEntry(const Options& o, const std::function<absl::Status(const It
     return {};
   }
   if (!o.export_file.empty()) {
-    std::error_code not_a_file;
-    if (!std::filesystem::is_regular_file(o.export_file, not_a_file))
-      return Trouble(kExitUsage, Cat("cannot read ", o.export_file, ": not a file"));
+    std::error_code unknown;
+    if (std::filesystem::is_directory(o.export_file, unknown))
+      return Trouble(kExitUsage, Cat("cannot read ", o.export_file, ": a directory"));
     std::ifstream in(o.export_file);
     if (!in) return Trouble(kExitUsage, Cat("cannot read ", o.export_file));
     // Parsing JSON is most of the work: a second thread reads the lines, and the two
@@ -396,7 +428,7 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
         server->stub().GetCheckpoint(context.get(), v1::GetCheckpointRequest(), &signed_checkpoint);
     if (!got.ok()) return FromRpc(got, "fetching the checkpoint");
     absl::StatusOr<Checkpoint> verified = VerifyCheckpoint(signed_checkpoint.note(), o.public_key);
-    if (!verified.ok()) return Fault(Cat("the server's checkpoint: ", Message(verified.status())));
+    if (!verified.ok()) return ServerCheckpointRefused(verified.status());
     *checkpoint = *verified;
   }
   if (checkpoint->has_value() && previous->has_value() && (*previous)->size > (*checkpoint)->size) {
@@ -416,7 +448,7 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
   std::unique_ptr<DatabaseCopy> copy;
   if (!o.db.empty() && o.export_file.empty() && o.server.empty()) {
     absl::StatusOr<std::unique_ptr<DatabaseCopy>> opened = DatabaseCopy::Open(o.db);
-    if (!opened.ok()) return Trouble(kExitUsage, Message(opened.status()));
+    if (!opened.ok()) return CannotOpen(opened.status());
     copy = *std::move(opened);
   }
   if (compare_projections && copy != nullptr) {
@@ -896,7 +928,7 @@ Outcome SaveCheckpoint(const Options& o, const std::string& path, std::ostream& 
   if (!got.ok()) return FromRpc(got, "fetching the checkpoint");
   if (!o.public_key.empty()) {
     absl::StatusOr<Checkpoint> verified = VerifyCheckpoint(signed_checkpoint.note(), o.public_key);
-    if (!verified.ok()) return Fault(Cat("the server's checkpoint: ", Message(verified.status())));
+    if (!verified.ok()) return ServerCheckpointRefused(verified.status());
   }
   if (path.empty()) {
     out << signed_checkpoint.note();
