@@ -189,6 +189,9 @@ std::string_view ReasonHint(std::string_view reason) {
        "--product."},
       {"BEFORE_DISBURSEMENT",
        "A statement covers a loan from its disbursement on; give a later --as-of."},
+      {"BEFORE_PRODUCT_TERMS",
+       "A product's terms change in date order: an amendment cannot be dated before the terms "
+       "in force; check --business-date."},
       {"BORROWER_ALREADY_REGISTERED",
        "A borrower with this national ID number is already registered."},
       {"BORROWER_NOT_FOUND", "No borrower has this id; find it with `gongdai borrower list`."},

@@ -34,11 +34,11 @@ inline constexpr std::string_view kFormatVersion = "gongdai-journal-1";
 // apply's output for the same journal changes; a database whose derived state has another
 // version (or none, before version 2) is rebuilt from its journal when the ledger opens.
 inline constexpr std::string_view kMetaProjectionsKey = "projections";
-inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-7";
+inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-8";
 // The versions earlier engines wrote (and none, before version 2).
-inline constexpr std::array<std::string_view, 5> kEarlierProjectionsVersions = {
+inline constexpr std::array<std::string_view, 6> kEarlierProjectionsVersions = {
     "gongdai-projections-2", "gongdai-projections-3", "gongdai-projections-4",
-    "gongdai-projections-5", "gongdai-projections-6"};
+    "gongdai-projections-5", "gongdai-projections-6", "gongdai-projections-7"};
 inline constexpr std::string_view kAccountPrefix = "a/";
 inline constexpr std::string_view kDateIndexPrefix = "d/";
 

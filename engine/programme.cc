@@ -359,6 +359,16 @@ absl::StatusOr<v1::ProductState> ExistingProduct(StateReader& state, std::string
   return std::move(**product);
 }
 
+// The terms of `product` in force on `date`: those of its latest definition or amendment
+// dated on or before it; nullptr before its definition.
+const v1::ProductTerms* TermsInForce(const v1::ProductState& product, std::string_view date) {
+  const v1::ProductTerms* in_force = nullptr;
+  for (const v1::DatedProductTerms& version : product.versions()) {
+    if (version.from_date() <= date) in_force = &version.terms();
+  }
+  return in_force;
+}
+
 absl::StatusOr<int64_t> AccountBalance(StateReader& state, std::string_view account) {
   absl::StatusOr<std::optional<v1::AccountState>> raw =
       ReadProto<v1::AccountState>(state, Space::kProjections, AccountKey(account));
@@ -384,6 +394,15 @@ absl::StatusOr<Decision> DecideProduct(Context& c, const std::string& product_id
   if (amend &&
       (*existing)->terms().funding() != c.command.event.product_amended().terms().funding()) {
     return Refused("FUNDING_IS_FIXED", "a product's funding cannot change; define a new product");
+  }
+  // Terms take effect in date order: an amendment dated before the terms in force would
+  // change, after the fact, the terms that applications since were checked against.
+  if (amend && !(*existing)->versions().empty() &&
+      c.date.ToString() < (*existing)->versions().rbegin()->from_date()) {
+    return Refused(
+        "BEFORE_PRODUCT_TERMS",
+        Cat("business date ", c.date.ToString(), " is before product ", product_id,
+            "'s current terms, in force from ", (*existing)->versions().rbegin()->from_date()));
   }
   return Decision{c.command.event, {}};
 }
@@ -422,13 +441,15 @@ absl::StatusOr<Decision> DecideSubmit(Context& c) {
                                               " is before borrower ", borrower->borrower_id(),
                                               "'s registration on ", borrower->registered_date()));
   }
-  // Nor before its product was defined: no terms were in force to check it against.
-  if (c.date.ToString() < product->defined_date()) {
+  // It is checked against the product's terms in force on its date; before the product
+  // was defined there were none.
+  const v1::ProductTerms* in_force = TermsInForce(*product, c.date.ToString());
+  if (in_force == nullptr) {
     return Refused("BEFORE_PRODUCT",
                    Cat("business date ", c.date.ToString(), " is before product ",
                        product->product_id(), "'s definition on ", product->defined_date()));
   }
-  const v1::ProductTerms& terms = product->terms();
+  const v1::ProductTerms& terms = *in_force;
   const v1::CategoryLimit* limit = nullptr;
   for (const v1::CategoryLimit& l : terms.limits()) {
     if (l.category() == borrower->details().category()) limit = &l;
@@ -1723,6 +1744,9 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
       product.set_product_id(id);
       *product.mutable_terms() =
           define ? event.product_defined().terms() : event.product_amended().terms();
+      v1::DatedProductTerms* version = product.add_versions();
+      version->set_from_date(entry.business_date());
+      *version->mutable_terms() = product.terms();
       WriteProto(state, Space::kProjections, ProductKey(id), product);
       HandBack(a, product);
       return absl::OkStatus();
@@ -1773,7 +1797,12 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
       if (!borrower->has_value() || !product->has_value()) {
         return absl::DataLossError("application names an unknown borrower or product");
       }
-      const v1::ProductTerms& terms = (*product)->terms();
+      const v1::ProductTerms* in_force = TermsInForce(**product, entry.business_date());
+      if (in_force == nullptr) {
+        return absl::DataLossError(Cat("application dated ", entry.business_date(),
+                                       " is before its product's definition"));
+      }
+      const v1::ProductTerms& terms = *in_force;
       v1::LoanState loan;
       loan.set_loan_id(e.loan_id());
       loan.set_borrower_id(e.borrower_id());

@@ -410,6 +410,54 @@ TEST_F(ProgrammeTest, AnApplicationIsNotDatedBeforeItsProductsDefinition) {
       Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-03-01").status.ok());
 }
 
+// An application is checked against, and takes, the terms in force on its date, not the
+// ones an amendment brought in after it; an amendment cannot be dated before the terms in
+// force.
+TEST_F(ProgrammeTest, AnApplicationTakesTheTermsInForceOnItsDate) {
+  SetToday("2020-03-01");
+  v1::Event registration;
+  registration.mutable_borrower_registered()->set_national_id(NationalId("19850612", 8));
+  *registration.mutable_borrower_registered()->mutable_details() = Details("王建国");
+  const std::string borrower =
+      Ok(kOfficer, registration, "2020-01-01").event().borrower_registered().borrower_id();
+  DefineProduct("fund-2020", testing::UnionFundTerms());  // 100,000 yuan, 5 days' grace
+  SetToday("2020-06-01");
+  v1::Event amend;
+  amend.mutable_product_amended()->set_product_id("fund-2020");
+  *amend.mutable_product_amended()->mutable_terms() = testing::UnionFundTerms();
+  amend.mutable_product_amended()->mutable_terms()->mutable_limits(0)->set_max_amount_fen(
+      15'000'000);
+  amend.mutable_product_amended()->mutable_terms()->set_grace_days(10);
+  Ok(kSupervisor, amend);  // on 2020-06-01: 150,000 yuan, 10 days' grace
+
+  CommandResult before =
+      Run(kOfficer, Application(borrower, "fund-2020", 12'000'000, 12), "2020-05-31");
+  EXPECT_EQ(ReasonOf(before.status), "EXCEEDS_PRODUCT_LIMIT") << before.status;
+  EXPECT_NE(before.status.message().find("limit of 100000.00"), absl::string_view::npos)
+      << before.status;
+  CommandResult earlier =
+      Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-05-31");
+  ASSERT_TRUE(earlier.status.ok()) << earlier.status;
+  EXPECT_EQ(Loan(earlier.entry.event().application_submitted().loan_id()).grace_days(), 5);
+  CommandResult after =
+      Run(kOfficer, Application(borrower, "fund-2020", 12'000'000, 12), "2020-06-01");
+  ASSERT_TRUE(after.status.ok()) << after.status;
+  EXPECT_EQ(Loan(after.entry.event().application_submitted().loan_id()).grace_days(), 10);
+
+  const uint64_t head = ledger_->Head().sequence;
+  CommandResult backdated = Run(kSupervisor, amend, "2020-05-15");
+  EXPECT_EQ(backdated.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(backdated.status), "BEFORE_PRODUCT_TERMS") << backdated.status;
+  EXPECT_NE(backdated.status.message().find("in force from 2020-06-01"), absl::string_view::npos)
+      << backdated.status;
+  EXPECT_EQ(ledger_->Head().sequence, head);
+
+  absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
+      ledger_->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_FALSE(rebuilt->has_value());
+}
+
 TEST_F(ProgrammeTest, ApplicationsOutsideTheProductAreRefusedWithTheirReason) {
   DefineProduct("fund-2020", testing::UnionFundTerms());
   const std::string member = Register("王建国");
