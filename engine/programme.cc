@@ -445,9 +445,11 @@ absl::StatusOr<Decision> DecideSubmit(Context& c) {
   // was defined there were none.
   const v1::ProductTerms* in_force = TermsInForce(*product, c.date.ToString());
   if (in_force == nullptr) {
-    return Refused("BEFORE_PRODUCT",
-                   Cat("business date ", c.date.ToString(), " is before product ",
-                       product->product_id(), "'s definition on ", product->defined_date()));
+    if (product->versions().empty())
+      return absl::DataLossError(Cat("product ", product->product_id(), " holds no terms"));
+    return Refused("BEFORE_PRODUCT", Cat("business date ", c.date.ToString(), " is before product ",
+                                         product->product_id(), "'s definition on ",
+                                         product->versions(0).from_date()));
   }
   const v1::ProductTerms& terms = *in_force;
   const v1::CategoryLimit* limit = nullptr;
@@ -1739,7 +1741,6 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
         product.set_amended_sequence(entry.sequence());
       } else {
         product.set_defined_sequence(entry.sequence());
-        product.set_defined_date(entry.business_date());
       }
       product.set_product_id(id);
       *product.mutable_terms() =

@@ -622,13 +622,10 @@ absl::StatusOr<std::unique_ptr<DatabaseCopy>> DatabaseCopy::Open(const std::stri
     }
   }
   if (*format != std::optional<std::string>(kFormatVersion)) {
-    std::string named = format->value_or("");
-    for (char& c : named) {
-      if (c < 0x20 || c > 0x7e) c = '?';  // shown on a terminal as it is
-    }
     return absl::FailedPreconditionError(
         format->has_value()
-            ? Cat(path, " has format \"", named, "\"; this version reads ", kFormatVersion)
+            ? Cat(path, " has format \"", Printable(**format), "\"; this version reads ",
+                  kFormatVersion)
             : Cat(path, " has no format marker (meta key format): not a ledger database"));
   }
   return std::unique_ptr<DatabaseCopy>(new DatabaseCopy(*std::move(storage)));

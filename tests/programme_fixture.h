@@ -209,10 +209,16 @@ class ProgrammeTest : public ::testing::Test {
   std::string Register(const std::string& name,
                        v1::BorrowerCategory category = v1::BORROWER_CATEGORY_ORDINARY_MEMBER,
                        const std::string& county = "吉州区") {
+    return RegisterOn("", name, category, county);
+  }
+  // Registered on `date` ("" for today).
+  std::string RegisterOn(const std::string& date, const std::string& name,
+                         v1::BorrowerCategory category = v1::BORROWER_CATEGORY_ORDINARY_MEMBER,
+                         const std::string& county = "吉州区") {
     v1::Event event;
     event.mutable_borrower_registered()->set_national_id(NationalId("19850612", ++id_serial_));
     *event.mutable_borrower_registered()->mutable_details() = Details(name, category, county);
-    return Ok(kOfficer, event).event().borrower_registered().borrower_id();
+    return Ok(kOfficer, event, date).event().borrower_registered().borrower_id();
   }
 
   static v1::Event Application(

@@ -364,6 +364,16 @@ TEST_F(ProgrammeTest, OnlyActiveMembersMayApply) {
   EXPECT_TRUE(Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12)).status.ok());
 }
 
+// A refusal: FAILED_PRECONDITION for `reason`, its message saying `says`, and the
+// journal still ending at `head`.
+void ExpectRefused(const CommandResult& result, const std::string& reason, const std::string& says,
+                   uint64_t head, const Ledger& ledger) {
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kFailedPrecondition) << result.status;
+  EXPECT_EQ(ReasonOf(result.status), reason) << result.status;
+  EXPECT_NE(result.status.message().find(says), absl::string_view::npos) << result.status;
+  EXPECT_EQ(ledger.Head().sequence, head);
+}
+
 // An application dated before its borrower joined the talent pool would report a loan to
 // someone not yet a member for that period.
 TEST_F(ProgrammeTest, AnApplicationIsNotDatedBeforeItsBorrowersRegistration) {
@@ -372,11 +382,7 @@ TEST_F(ProgrammeTest, AnApplicationIsNotDatedBeforeItsBorrowersRegistration) {
   const uint64_t head = ledger_->Head().sequence;
   CommandResult early =
       Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2019-12-31");
-  EXPECT_EQ(early.status.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ReasonOf(early.status), "BEFORE_REGISTRATION");
-  EXPECT_NE(early.status.message().find("registration on 2020-01-01"), absl::string_view::npos)
-      << early.status;
-  EXPECT_EQ(ledger_->Head().sequence, head);
+  ExpectRefused(early, "BEFORE_REGISTRATION", "registration on 2020-01-01", head, *ledger_);
   EXPECT_TRUE(
       Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-01-01").status.ok());
 }
@@ -385,27 +391,19 @@ TEST_F(ProgrammeTest, AnApplicationIsNotDatedBeforeItsBorrowersRegistration) {
 // definition's date survives a rebuild of the projections from the journal.
 TEST_F(ProgrammeTest, AnApplicationIsNotDatedBeforeItsProductsDefinition) {
   SetToday("2020-03-01");
-  v1::Event registration;
-  registration.mutable_borrower_registered()->set_national_id(NationalId("19850612", 7));
-  *registration.mutable_borrower_registered()->mutable_details() = Details("王建国");
-  const std::string borrower =
-      Ok(kOfficer, registration, "2020-01-01").event().borrower_registered().borrower_id();
+  const std::string borrower = RegisterOn("2020-01-01", "王建国");
   DefineProduct("fund-2020", testing::UnionFundTerms());  // on 2020-03-01
   const uint64_t head = ledger_->Head().sequence;
   CommandResult early =
       Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-02-29");
-  EXPECT_EQ(early.status.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ReasonOf(early.status), "BEFORE_PRODUCT");
-  EXPECT_NE(early.status.message().find("product fund-2020's definition on 2020-03-01"),
-            absl::string_view::npos)
-      << early.status;
-  EXPECT_EQ(ledger_->Head().sequence, head);
+  ExpectRefused(early, "BEFORE_PRODUCT", "product fund-2020's definition on 2020-03-01", head,
+                *ledger_);
 
   absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
       ledger_->CompareProjectionsWithRebuild();
   ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
   EXPECT_FALSE(rebuilt->has_value());
-  EXPECT_EQ(ledger_->GetProduct("fund-2020")->defined_date(), "2020-03-01");
+  EXPECT_EQ(ledger_->GetProduct("fund-2020")->versions(0).from_date(), "2020-03-01");
   EXPECT_TRUE(
       Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-03-01").status.ok());
 }
@@ -415,11 +413,7 @@ TEST_F(ProgrammeTest, AnApplicationIsNotDatedBeforeItsProductsDefinition) {
 // force.
 TEST_F(ProgrammeTest, AnApplicationTakesTheTermsInForceOnItsDate) {
   SetToday("2020-03-01");
-  v1::Event registration;
-  registration.mutable_borrower_registered()->set_national_id(NationalId("19850612", 8));
-  *registration.mutable_borrower_registered()->mutable_details() = Details("王建国");
-  const std::string borrower =
-      Ok(kOfficer, registration, "2020-01-01").event().borrower_registered().borrower_id();
+  const std::string borrower = RegisterOn("2020-01-01", "王建国");
   DefineProduct("fund-2020", testing::UnionFundTerms());  // 100,000 yuan, 5 days' grace
   SetToday("2020-06-01");
   v1::Event amend;
@@ -446,11 +440,7 @@ TEST_F(ProgrammeTest, AnApplicationTakesTheTermsInForceOnItsDate) {
 
   const uint64_t head = ledger_->Head().sequence;
   CommandResult backdated = Run(kSupervisor, amend, "2020-05-15");
-  EXPECT_EQ(backdated.status.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ReasonOf(backdated.status), "BEFORE_PRODUCT_TERMS") << backdated.status;
-  EXPECT_NE(backdated.status.message().find("in force from 2020-06-01"), absl::string_view::npos)
-      << backdated.status;
-  EXPECT_EQ(ledger_->Head().sequence, head);
+  ExpectRefused(backdated, "BEFORE_PRODUCT_TERMS", "in force from 2020-06-01", head, *ledger_);
 
   absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
       ledger_->CompareProjectionsWithRebuild();
