@@ -617,6 +617,17 @@ absl::Status Ledger::Impl::Start() {
   if (!last.ok()) return last.status();
   if (!format->has_value()) {
     if (last->has_value()) return absl::DataLossError("journal has entries but no format marker");
+    // The marker is the first thing a new ledger writes: data without it is not a ledger's.
+    for (size_t i = 0; i < kSpaceCount; ++i) {
+      const Space space = static_cast<Space>(i);
+      absl::StatusOr<std::optional<std::pair<std::string, std::string>>> any =
+          storage_->Last(space);
+      if (!any.ok()) return any.status();
+      if (any->has_value()) {
+        return absl::DataLossError(Cat("the ", SpaceName(space),
+                                       " space holds data but the database has no format marker"));
+      }
+    }
     StorageBatch batch = storage_->NewBatch();
     batch.Put(Space::kMeta, kMetaFormatKey, kFormatVersion);
     absl::Status written = storage_->Write(batch, /*sync=*/true);

@@ -8,6 +8,9 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -136,6 +139,67 @@ const rocksdb::Snapshot* RocksOf(const StorageSnapshot* snapshot) {
   return snapshot == nullptr ? nullptr : static_cast<const RocksSnapshot*>(snapshot)->get();
 }
 
+// Whether column family `handle` of `db` holds any key.
+absl::StatusOr<bool> HoldsKeys(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* handle) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), handle));
+  it->SeekToFirst();
+  if (!it->status().ok()) return FromRocks(it->status(), Cat("reading ", handle->GetName()));
+  return it->Valid();
+}
+
+absl::Status NotALedger(const std::string& path, std::string_view why) {
+  return absl::FailedPreconditionError(Cat("the database at ", path, " is not a ledger's: ", why));
+}
+
+// RocksDB opens whatever database it is given for writing and adds the column families it
+// lacks: another program's database at the ledger's path would be taken over. An existing
+// database is opened for writing only if each of its column families is one of the
+// ledger's, and, where it lacks some (a first open that stopped before it had created them
+// all), only if none of them holds data. Checked before the database is opened for writing,
+// so that a database refused is left as it was.
+absl::Status CheckExistingDatabase(
+    const std::string& path, const rocksdb::DBOptions& db_options,
+    const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) {
+  std::error_code error;
+  if (!std::filesystem::exists(std::filesystem::path(path) / "CURRENT", error)) {
+    return absl::OkStatus();  // a new database (or none: RocksDB reports that)
+  }
+  std::vector<std::string> names;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, path, &names);
+  if (!s.ok()) return FromRocks(s, Cat("listing the column families of ", path));
+  for (const std::string& name : names) {
+    const bool ours =
+        std::any_of(descriptors.begin(), descriptors.end(),
+                    [&name](const rocksdb::ColumnFamilyDescriptor& d) { return d.name == name; });
+    if (!ours)
+      return NotALedger(path, Cat("it has a column family \"", name, "\" (left as it was)"));
+  }
+  if (names.size() == descriptors.size()) return absl::OkStatus();
+  std::vector<rocksdb::ColumnFamilyDescriptor> present;
+  for (const std::string& name : names) present.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  s = rocksdb::DB::OpenForReadOnly(db_options, path, present, &handles, &raw);
+  if (!s.ok()) return FromRocks(s, Cat("opening ", path, " to look into it"));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  absl::Status verdict = absl::OkStatus();
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    if (!verdict.ok()) break;
+    absl::StatusOr<bool> holds = HoldsKeys(*db, handle);
+    if (!holds.ok()) {
+      verdict = holds.status();
+    } else if (*holds) {
+      verdict = NotALedger(path, Cat("it holds data in column family \"", handle->GetName(),
+                                     "\" but lacks the ledger's column families (left as it was)"));
+    }
+  }
+  // Closing a handle of a read-only database cannot lose data.
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  return verdict;
+}
+
 }  // namespace
 
 std::string_view SpaceName(Space space) { return kSpaceNames[static_cast<size_t>(space)]; }
@@ -231,12 +295,21 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& path,
     read_only_options.allow_mmap_reads = true;
     s = rocksdb::DB::OpenForReadOnly(read_only_options, path, descriptors, &handles, &raw);
   } else {
+    absl::Status checked = CheckExistingDatabase(path, db_options, descriptors);
+    if (!checked.ok()) return checked;
     s = rocksdb::DB::Open(db_options, path, descriptors, &handles, &raw);
   }
   if (!s.ok()) return FromRocks(s, Cat("opening ledger database at ", path));
   impl->db.reset(raw);
   impl->owned_handles = handles;
   for (size_t i = 0; i < kSpaceCount; ++i) impl->handles[i] = handles[i + 1];
+  // The ledger never writes RocksDB's default column family.
+  absl::StatusOr<bool> foreign = HoldsKeys(*impl->db, handles[0]);
+  if (!foreign.ok()) return foreign.status();
+  if (*foreign) {
+    return NotALedger(path,
+                      "it holds data in column family \"default\", which a ledger leaves empty");
+  }
   return std::unique_ptr<Storage>(new Storage(std::move(impl)));
 }
 

@@ -704,6 +704,106 @@ TEST(Ledger, OpenRefusesAJournalWhoseLastEntryDisagreesWithTheHead) {
   EXPECT_EQ(reopened.status().code(), absl::StatusCode::kDataLoss);
 }
 
+// Another program's RocksDB database at the ledger's path: RocksDB alone would add the
+// ledger's column families to it and the ledger would write its marker and entries there.
+std::vector<std::string> CreateForeignDatabase(const std::string& path,
+                                               const std::vector<std::string>& families,
+                                               const std::string& family_with_data) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : families) descriptors.emplace_back(name, options);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  EXPECT_TRUE(rocksdb::DB::Open(options, path, descriptors, &handles, &db).ok());
+  if (db == nullptr) return {};
+  for (size_t i = 0; i < families.size(); ++i) {
+    if (families[i] == family_with_data) {
+      rocksdb::WriteOptions sync;
+      sync.sync = true;
+      EXPECT_TRUE(db->Put(sync, handles[i], "member:42", "their data").ok());
+    }
+    EXPECT_TRUE(db->DestroyColumnFamilyHandle(handles[i]).ok());
+  }
+  EXPECT_TRUE(db->Close().ok());
+  delete db;
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  return names;
+}
+
+std::vector<std::string> ColumnFamilies(const std::string& path) {
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  return names;
+}
+
+TEST(Ledger, OpenRefusesAnotherProgramsDatabaseAndLeavesItAsItWas) {
+  struct Case {
+    std::vector<std::string> families;
+    std::string with_data;
+    std::string named;
+  };
+  const std::vector<Case> cases = {
+      {{"default"}, "default", "column family \"default\""},
+      {{"default", "users"}, "users", "column family \"users\""},
+      // A column family named like one of the ledger's, with someone else's data.
+      {{"default", "projections"}, "projections", "column family \"projections\""},
+  };
+  for (const Case& c : cases) {
+    TempDir dir;
+    const std::vector<std::string> before =
+        CreateForeignDatabase(dir.path(), c.families, c.with_data);
+    absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir.path(), FixedDayOptions());
+    EXPECT_EQ(opened.status().code(), absl::StatusCode::kFailedPrecondition) << opened.status();
+    EXPECT_NE(opened.status().message().find("is not a ledger's"), std::string::npos)
+        << opened.status();
+    EXPECT_NE(opened.status().message().find(c.named), std::string::npos) << opened.status();
+    EXPECT_EQ(ColumnFamilies(dir.path()), before) << c.named;
+    RawDb raw(dir.path());
+    EXPECT_EQ(raw.Get(c.with_data, "member:42"), "their data");
+  }
+}
+
+// A ledger's database has nothing in RocksDB's default column family; data there is
+// someone else's even when every ledger column family is present.
+TEST(Ledger, OpenRefusesDataInTheDefaultColumnFamily) {
+  TempDir dir;
+  { OpenOrDie(dir.path()); }
+  { RawDb(dir.path()).Put("default", "member:42", "their data"); }
+  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir.path(), FixedDayOptions());
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kFailedPrecondition) << opened.status();
+  EXPECT_NE(opened.status().message().find("column family \"default\""), std::string::npos)
+      << opened.status();
+}
+
+// A first open that stopped after RocksDB created its database but before the ledger's
+// column families and marker: empty, so it is the ledger's to finish.
+TEST(Ledger, OpenFinishesAnEmptyDatabaseAFirstOpenLeft) {
+  TempDir dir;
+  CreateForeignDatabase(dir.path(), {"default", "journal"}, "");
+  auto ledger = OpenOrDie(dir.path());
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_TRUE(ledger->SubmitAndWait(Transfer("e0", "external:a:b", "c:d", 5)).status.ok());
+}
+
+// The format marker is the first thing a new ledger writes: with every column family
+// present, data without the marker is refused, not taken for a new ledger.
+TEST(Ledger, OpenRefusesDataWithoutAFormatMarker) {
+  TempDir dir;
+  { OpenOrDie(dir.path()); }
+  {
+    RawDb raw(dir.path());
+    raw.Delete("meta", std::string(kMetaFormatKey));
+    raw.Put("projections", "a/member:m1:cash", "x");
+  }
+  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir.path(), FixedDayOptions());
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss) << opened.status();
+  EXPECT_NE(opened.status().message().find("no format marker"), std::string::npos)
+      << opened.status();
+}
+
 // The operator's rebuild: one replay, compared with what is stored, written only when
 // they differ; the difference is returned as it was before the rebuild.
 TEST(Ledger, RebuildIfDifferingWritesOnlyWhenTheStoredStateDiffers) {
