@@ -19,21 +19,6 @@
 namespace gongdai {
 namespace {
 
-std::string Printable(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kDigits[] = "0123456789abcdef";
-      out += "\\x";
-      out += kDigits[c >> 4];
-      out += kDigits[c & 0xf];
-    }
-  }
-  return out;
-}
-
 // A hash table's key, held in the table's own slot when it is short (account paths, loan
 // ids, most keys), so that a lookup reads the slot's cache line and not a second one.
 class SlotKey {
@@ -474,7 +459,9 @@ absl::Status Replayer::Check(const v1::Entry& entry, std::string_view stored) {
   if (entry.sequence() != expected) {
     return absl::DataLossError(
         entry.sequence() > expected
-            ? Cat("entry ", expected, ": missing (the next entry is ", entry.sequence(), ")")
+            // An export read line by line cannot tell a gap from entries out of order.
+            ? Cat("entry ", expected, ": missing or out of order (the next entry is ",
+                  entry.sequence(), ")")
             : Cat("entry ", expected, ": field sequence: expected ", expected, ", found ",
                   entry.sequence()));
   }

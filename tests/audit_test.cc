@@ -494,7 +494,15 @@ TEST_F(AuditTest, ReplayAsOfADateAndExportsAreChecked) {
   WriteLines(tampered, gap);
   r = Audit({"replay", "--export", tampered, "--as-of", "2020-12-31"});
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.err.find("entry 6: missing"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("entry 6: missing or out of order (the next entry is 7)"), std::string::npos)
+      << r.err;
+  std::vector<std::string> swapped = lines;
+  std::swap(swapped[5], swapped[6]);
+  WriteLines(tampered, swapped);
+  r = Audit({"replay", "--export", tampered, "--as-of", "2020-12-31"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("entry 6: missing or out of order (the next entry is 7)"), std::string::npos)
+      << r.err;
   r = Audit({"replay", "--export", jsonl, "--as-of", "2020-12-31"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("(" + std::to_string(size_) + " entries verified)"), std::string::npos)
