@@ -172,6 +172,25 @@ bool ParseReusing(std::string_view stored, v1::Entry& entry) {
 
 }  // namespace
 
+bool IsEarlierProjectionsVersion(std::string_view version) {
+  static constexpr std::string_view kPrefix = "gongdai-projections-";
+  // The number after the prefix: digits only, no leading zero; 0 when there is none.
+  const auto number = [](std::string_view name) -> uint64_t {
+    if (!name.starts_with(kPrefix)) return 0;
+    std::string_view digits = name.substr(kPrefix.size());
+    if (digits.empty() || digits.size() > 9 || digits[0] == '0') return 0;
+    uint64_t n = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return 0;
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return n;
+  };
+  static const uint64_t current = number(kProjectionsVersion);
+  const uint64_t n = number(version);
+  return n >= 2 && n < current;
+}
+
 std::string CanonicalBytes(const v1::Entry& entry) {
   v1::Entry copy_without_hash;
   const v1::Entry* source = &entry;

@@ -35,10 +35,9 @@ inline constexpr std::string_view kFormatVersion = "gongdai-journal-1";
 // version (or none, before version 2) is rebuilt from its journal when the ledger opens.
 inline constexpr std::string_view kMetaProjectionsKey = "projections";
 inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-8";
-// The versions earlier engines wrote (and none, before version 2).
-inline constexpr std::array<std::string_view, 6> kEarlierProjectionsVersions = {
-    "gongdai-projections-2", "gongdai-projections-3", "gongdai-projections-4",
-    "gongdai-projections-5", "gongdai-projections-6", "gongdai-projections-7"};
+// Whether `version` names the derived state of an earlier engine: gongdai-projections-N
+// with N from 2 to this engine's number less one. (Version 1 recorded none.)
+bool IsEarlierProjectionsVersion(std::string_view version);
 inline constexpr std::string_view kAccountPrefix = "a/";
 inline constexpr std::string_view kDateIndexPrefix = "d/";
 

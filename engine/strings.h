@@ -1,6 +1,6 @@
-// Cat: string concatenation for the engine's messages. (Debian's Abseil is built with
-// its own absl::string_view, not std::string_view, so absl::StrCat does not take the
-// standard views used throughout the engine.)
+// Cat: string concatenation for the engine's messages; Printable: stored bytes shown in one.
+// (Debian's Abseil is built with its own absl::string_view, not std::string_view, so absl::StrCat
+// does not take the standard views used throughout the engine.)
 #ifndef GONGDAI_ENGINE_STRINGS_H_
 #define GONGDAI_ENGINE_STRINGS_H_
 
@@ -37,6 +37,22 @@ std::string Cat(const Parts&... parts) {
 // absl::string_view of a standard view (Abseil's own type in this build).
 inline absl::string_view AbslView(std::string_view text) {
   return absl::string_view(text.data(), text.size());
+}
+
+// `bytes` as printable ASCII, for a message: any other byte (and the backslash) as \\xNN.
+inline std::string Printable(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kDigits[c >> 4];
+      out += kDigits[c & 0xf];
+    }
+  }
+  return out;
 }
 
 }  // namespace gongdai

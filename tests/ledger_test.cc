@@ -14,6 +14,7 @@
 #include "engine/rules.h"
 #include "engine/sha256.h"
 #include "engine/status.h"
+#include "engine/strings.h"
 #include "tests/fault_fs.h"
 #include "tests/raw_db.h"
 #include "tests/test_util.h"
@@ -129,6 +130,26 @@ TEST(JournalFormat, EntryHashMatchesDocumentedEncoding) {
   absl::StatusOr<v1::Entry> opened = OpenEntry(stored, 1);
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_EQ(opened->hash(), entry.hash());
+}
+
+// Versions of derived state that earlier engines wrote (a copy from them is replayed
+// without comparing projections) against names no engine wrote.
+TEST(JournalFormat, EarlierProjectionsVersionsAreThoseBeforeThisOne) {
+  const std::string_view prefix = "gongdai-projections-";
+  ASSERT_TRUE(kProjectionsVersion.starts_with(prefix));
+  const int current = std::stoi(std::string(kProjectionsVersion.substr(prefix.size())));
+  ASSERT_GE(current, 8);  // the version of this change
+  for (int n = 2; n < current; ++n) {
+    EXPECT_TRUE(IsEarlierProjectionsVersion(Cat(prefix, n))) << n;
+  }
+  EXPECT_FALSE(IsEarlierProjectionsVersion(kProjectionsVersion));
+  EXPECT_FALSE(IsEarlierProjectionsVersion(Cat(prefix, current + 1)));
+  for (std::string_view named :
+       {"gongdai-projections-1", "gongdai-projections-0", "gongdai-projections-05",
+        "gongdai-projections-", "", "gongdai-projections-5 ", "gongdai-projections-4x",
+        "gongdai-journal-1", "gongdai-projections-99999999999999999999"}) {
+    EXPECT_FALSE(IsEarlierProjectionsVersion(named)) << named;
+  }
 }
 
 TEST(JournalFormat, TamperedBytesAreDetectedOnRead) {

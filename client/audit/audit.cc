@@ -455,13 +455,8 @@ Outcome Verify(const Options& o, std::ostream& out, std::ostream& err) {
     absl::StatusOr<std::optional<std::string>> version = copy->ProjectionsVersion();
     if (!version.ok()) return Fault(Message(version.status()));
     if (*version != std::optional<std::string>(kProjectionsVersion)) {
-      std::string named = version->value_or("");
-      for (char& c : named) {
-        if (c < 0x20 || c > 0x7e) c = '?';  // shown on a terminal as it is
-      }
-      if (!named.empty() &&
-          std::find(kEarlierProjectionsVersions.begin(), kEarlierProjectionsVersions.end(),
-                    named) == kEarlierProjectionsVersions.end()) {
+      const std::string named = Printable(version->value_or(""));
+      if (!named.empty() && !IsEarlierProjectionsVersion(**version)) {
         return Fault(Cat("meta key projections: the copy's derived state names version \"", named,
                          "\", which no version of gongdai up to ", kProjectionsVersion, " wrote"));
       }
