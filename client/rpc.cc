@@ -221,6 +221,14 @@ std::string_view ReasonHint(std::string_view reason) {
        "Only a loan's latest financial entry can be reversed; reverse the later ones first."},
       {"STATUS_UNCHANGED", "The borrower already has this status."},
       {"BUSINESS_DATE_IN_FUTURE", "The business date may not be after today's business date."},
+      {"BEFORE_PRODUCT_APPLICATION",
+       "Applications already recorded on or after that date took the product's terms before "
+       "the amendment; date the amendment after the latest of them (--business-date)."},
+      {"BUSINESS_DATE_BEFORE_BORROWER_HISTORY",
+       "The business date may not be before the borrower's latest change; give a later "
+       "--business-date."},
+      {"BEFORE_REVERSED_ENTRY",
+       "A reversal cannot be dated before the entry it reverses; give a later --business-date."},
       {"BUSINESS_DATE_BEFORE_LOAN_HISTORY",
        "The business date may not be before the loan's latest entry; give a later "
        "--business-date."},

@@ -404,7 +404,28 @@ absl::StatusOr<Decision> DecideProduct(Context& c, const std::string& product_id
         Cat("business date ", c.date.ToString(), " is before product ", product_id,
             "'s current terms, in force from ", (*existing)->versions().rbegin()->from_date()));
   }
+  // Applications dated from an amendment's date on take its terms: one already recorded
+  // on or after that date took the terms before it.
+  if (amend && c.date.ToString() <= (*existing)->last_application_date()) {
+    return Refused("BEFORE_PRODUCT_APPLICATION",
+                   Cat("business date ", c.date.ToString(), " is not after ",
+                       (*existing)->last_application_date(),
+                       ", the date of the latest application ", "checked against product ",
+                       product_id, "'s current terms; date the amendment after it"));
+  }
   return Decision{c.command.event, {}};
+}
+
+// Refuses a change to borrower `b` dated before its latest change (its registration at
+// first): the journal then keeps each borrower's history in date order, as an auditor's
+// replay as of a date needs.
+absl::Status BorrowerHistoryAllows(const Context& c, const v1::BorrowerState& b) {
+  const std::string& latest = b.changed_date().empty() ? b.registered_date() : b.changed_date();
+  if (c.date.ToString() >= latest) return absl::OkStatus();
+  return Refused(
+      "BUSINESS_DATE_BEFORE_BORROWER_HISTORY",
+      Cat("business date ", c.date.ToString(), " is before borrower ", b.borrower_id(),
+          "'s latest change (", latest, "); the ledger never rewrites a borrower's ", "history"));
 }
 
 absl::StatusOr<Decision> DecideRegister(Context& c) {
@@ -820,6 +841,14 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
     return Refused("ALREADY_REVERSED",
                    Cat("entry ", target->sequence(), " was already reversed by entry ",
                        DecodeSequenceKey(**reversed)));
+  }
+  // A correction comes after what it corrects: dated before it, a contribution's reversal
+  // would take cash out of the fund before it came in. (A loan's entries are held to the
+  // loan's latest entry below.)
+  if (c.date.ToString() < target->business_date()) {
+    return Refused("BEFORE_REVERSED_ENTRY",
+                   Cat("business date ", c.date.ToString(), " is before entry ", target->sequence(),
+                       "'s own (", target->business_date(), ")"));
   }
   Decision decision{c.command.event, {}};
   const std::string loan_id = LoanIdOf(target->event());
@@ -1631,6 +1660,7 @@ absl::StatusOr<Decision> DecideKind(Context& c) {
       absl::StatusOr<v1::BorrowerState> b =
           ExistingBorrower(state, event.borrower_updated().borrower_id());
       if (!b.ok()) return b.status();
+      if (absl::Status dated = BorrowerHistoryAllows(c, *b); !dated.ok()) return dated;
       const uint64_t version = b->changed_sequence();
       // Ahead of the borrower, before its registration, or an entry in between that did not
       // change it: no version it ever had, so no change by someone else.
@@ -1662,6 +1692,7 @@ absl::StatusOr<Decision> DecideKind(Context& c) {
       const v1::TalentPoolStatusChanged& e = event.talent_pool_status_changed();
       absl::StatusOr<v1::BorrowerState> b = ExistingBorrower(state, e.borrower_id());
       if (!b.ok()) return b.status();
+      if (absl::Status dated = BorrowerHistoryAllows(c, *b); !dated.ok()) return dated;
       if (b->status() == e.status()) {
         return Refused(
             "STATUS_UNCHANGED",
@@ -1762,6 +1793,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
       borrower.set_registered_sequence(entry.sequence());
       borrower.set_registered_date(entry.business_date());
       borrower.set_changed_sequence(entry.sequence());
+      borrower.set_changed_date(entry.business_date());
       WriteProto(state, Space::kProjections, BorrowerKey(e.borrower_id()), borrower);
       state.Put(Space::kIndexes, NationalIdIndexKey(e.national_id()), e.borrower_id());
       state.Put(Space::kProjections, "n/borrower", SequenceKey(IdNumber(e.borrower_id())));
@@ -1784,6 +1816,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
         (*borrower)->set_status_reason(event.talent_pool_status_changed().reason());
       }
       (*borrower)->set_changed_sequence(entry.sequence());
+      (*borrower)->set_changed_date(entry.business_date());
       WriteProto(state, Space::kProjections, BorrowerKey(id), **borrower);
       HandBack(a, **borrower);
       return absl::OkStatus();
@@ -1834,6 +1867,10 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
       if (!added.ok()) return added;
       state.Put(Space::kIndexes, Cat(LoansByBorrowerPrefix(e.borrower_id()), e.loan_id()), "");
       state.Put(Space::kProjections, "n/loan", SequenceKey(IdNumber(e.loan_id())));
+      if ((*product)->last_application_date() < entry.business_date()) {
+        (*product)->set_last_application_date(entry.business_date());
+        WriteProto(state, Space::kProjections, ProductKey(e.product_id()), **product);
+      }
       HandBack(a, loan);
       return absl::OkStatus();
     }

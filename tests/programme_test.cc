@@ -448,6 +448,98 @@ TEST_F(ProgrammeTest, AnApplicationTakesTheTermsInForceOnItsDate) {
   EXPECT_FALSE(rebuilt->has_value());
 }
 
+// Applications dated from an amendment's date on take its terms, so an amendment dated on
+// or before an application already recorded would contradict the terms that application
+// took.
+TEST_F(ProgrammeTest, AnAmendmentIsDatedAfterTheApplicationsItWouldChange) {
+  SetToday("2020-03-01");
+  const std::string borrower = RegisterOn("2020-01-01", "王建国");
+  DefineProduct("fund-2020", testing::UnionFundTerms());  // 100,000 yuan, 5 days' grace
+  SetToday("2020-07-10");
+  CommandResult applied =
+      Run(kOfficer, Application(borrower, "fund-2020", 9'000'000, 12), "2020-07-05");
+  ASSERT_TRUE(applied.status.ok()) << applied.status;
+  v1::Event amend;
+  amend.mutable_product_amended()->set_product_id("fund-2020");
+  *amend.mutable_product_amended()->mutable_terms() = testing::UnionFundTerms();
+  amend.mutable_product_amended()->mutable_terms()->mutable_limits(0)->set_max_amount_fen(
+      5'000'000);
+  amend.mutable_product_amended()->mutable_terms()->set_grace_days(0);
+  const uint64_t head = ledger_->Head().sequence;
+  for (const char* date : {"2020-07-01", "2020-07-05"}) {
+    ExpectRefused(Run(kSupervisor, amend, date), "BEFORE_PRODUCT_APPLICATION",
+                  "not after 2020-07-05, the date of the latest application", head, *ledger_);
+  }
+  // An application dated earlier than the latest one does not move the mark back.
+  ASSERT_TRUE(
+      Run(kOfficer, Application(borrower, "fund-2020", 1'000'000, 12), "2020-06-01").status.ok());
+  Ok(kSupervisor, amend, "2020-07-06");
+  const std::string loan = applied.entry.event().application_submitted().loan_id();
+  EXPECT_EQ(Loan(loan).amount_fen(), 9'000'000);
+  EXPECT_EQ(Loan(loan).grace_days(), 5);
+  EXPECT_EQ(
+      ReasonOf(
+          Run(kOfficer, Application(borrower, "fund-2020", 9'000'000, 12), "2020-07-06").status),
+      "EXCEEDS_PRODUCT_LIMIT");
+
+  absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
+      ledger_->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_FALSE(rebuilt->has_value());
+  EXPECT_EQ(ledger_->GetProduct("fund-2020")->last_application_date(), "2020-07-05");
+}
+
+// A borrower's history is kept in date order, as a loan's is: a change dated before its
+// registration or its latest change is refused (an auditor's replay as of a date before
+// the registration would otherwise meet a change to a borrower not yet registered).
+TEST_F(ProgrammeTest, ABorrowersChangesAreNotDatedBeforeItsHistory) {
+  SetToday("2020-06-30");
+  const std::string borrower = RegisterOn("2020-06-01", "李秀英");
+  v1::Event suspend;
+  suspend.mutable_talent_pool_status_changed()->set_borrower_id(borrower);
+  suspend.mutable_talent_pool_status_changed()->set_status(v1::TALENT_POOL_STATUS_SUSPENDED);
+  suspend.mutable_talent_pool_status_changed()->set_reason("会员资格审核中");
+  v1::Event update;
+  update.mutable_borrower_updated()->set_borrower_id(borrower);
+  *update.mutable_borrower_updated()->mutable_details() = Details("李秀英");
+  update.mutable_borrower_updated()->mutable_details()->set_sector("餐饮");
+
+  uint64_t head = ledger_->Head().sequence;
+  const uint64_t registered = head;
+  ExpectRefused(Run(kSupervisor, suspend, "2020-05-01"), "BUSINESS_DATE_BEFORE_BORROWER_HISTORY",
+                "before borrower " + borrower + "'s latest change (2020-06-01)", head, *ledger_);
+  ExpectRefused(Run(kOfficer, update, "2020-05-31", registered),
+                "BUSINESS_DATE_BEFORE_BORROWER_HISTORY", "latest change (2020-06-01)", head,
+                *ledger_);
+  const uint64_t suspended = Ok(kSupervisor, suspend, "2020-06-10").sequence();
+  head = ledger_->Head().sequence;
+  v1::Event reinstate = suspend;
+  reinstate.mutable_talent_pool_status_changed()->set_status(v1::TALENT_POOL_STATUS_ACTIVE);
+  ExpectRefused(Run(kSupervisor, reinstate, "2020-06-09"), "BUSINESS_DATE_BEFORE_BORROWER_HISTORY",
+                "latest change (2020-06-10)", head, *ledger_);
+  Ok(kOfficer, update, "2020-06-10", suspended);
+  Ok(kSupervisor, reinstate, "2020-06-11");
+
+  absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
+      ledger_->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_FALSE(rebuilt->has_value());
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->changed_date(), "2020-06-11");
+}
+
+// A reversal comes after the entry it reverses: a contribution reversed on a date before
+// it came in would leave the fund below zero on the dates between.
+TEST_F(ProgrammeTest, AReversalIsNotDatedBeforeTheEntryItReverses) {
+  SetToday("2020-07-10");
+  const uint64_t contribution = Ok(kCashier, Contribute(50'000), "2020-07-01").sequence();
+  const uint64_t head = ledger_->Head().sequence;
+  ExpectRefused(Run(kSupervisor, Reverse(contribution), "2020-03-01"), "BEFORE_REVERSED_ENTRY",
+                "before entry " + std::to_string(contribution) + "'s own (2020-07-01)", head,
+                *ledger_);
+  Ok(kSupervisor, Reverse(contribution), "2020-07-01");
+  EXPECT_EQ(Balance("union:fund:cash"), 0);
+}
+
 TEST_F(ProgrammeTest, ApplicationsOutsideTheProductAreRefusedWithTheirReason) {
   DefineProduct("fund-2020", testing::UnionFundTerms());
   const std::string member = Register("王建国");
