@@ -1661,7 +1661,11 @@ std::vector<std::string> GroupOf(const ReportDims& dims,
         group.push_back(dims.county);
         break;
       case ReportDimension::kCategory:
-        group.push_back(v1::BorrowerCategory_Name(dims.category));
+        // Settled subsidy belongs to no borrower: its row's category is empty, as the API
+        // says, not the enum's UNSPECIFIED name.
+        group.push_back(dims.category == v1::BORROWER_CATEGORY_UNSPECIFIED
+                            ? std::string()
+                            : v1::BorrowerCategory_Name(dims.category));
         break;
       case ReportDimension::kProduct:
         group.push_back(dims.product_id);

@@ -189,7 +189,8 @@ struct ReportQuery {
 };
 
 struct ReportRow {
-  // One value per group_by dimension: county name, category / funding enum name, product.
+  // One value per group_by dimension: county name, category / funding enum name, product
+  // (county, category and product empty in the row of subsidy settled with a bank).
   std::vector<std::string> group;
   // Flows within the period.
   v1::ReportCounters flows;

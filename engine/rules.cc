@@ -12,7 +12,6 @@ namespace gongdai {
 namespace {
 
 constexpr size_t kRequestIdBytesMax = 128;
-constexpr size_t kPrincipalIdBytesMax = 128;
 constexpr size_t kMemoBytesMax = 512;
 constexpr size_t kAccountBytesMax = 128;
 constexpr int kAccountSegmentsMin = 2;

@@ -126,6 +126,10 @@ std::string TreeNodeKey(int level, uint64_t index);
 [[nodiscard]] absl::StatusOr<CompactRange> ReadTreeEdge(StateReader& state);
 void PutTreeEdge(const CompactRange& edge, StateWriter& state);
 
+// Who wrote an entry (Actor.principal_id) is 1-128 bytes: a token's principal longer than
+// that could not write.
+inline constexpr size_t kPrincipalIdBytesMax = 128;
+
 // Roles the rules themselves check (the service checks every method's roles as well).
 inline constexpr std::string_view kRoleApprover = "approver";
 inline constexpr std::string_view kRoleSupervisor = "supervisor";

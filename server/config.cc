@@ -8,6 +8,7 @@
 
 #include "engine/date.h"
 #include "engine/options.h"
+#include "engine/rules.h"
 #include "engine/strings.h"
 #include "server/auth.h"
 
@@ -75,6 +76,11 @@ absl::Status ReadTokens(const toml::node* node, ServerConfig& config) {
       return Bad(Cat(where, "sha256"), "is the hash of another token too");
     }
     if (entry.principal_id.empty()) return Bad(Cat(where, "principal"), "is required");
+    if (entry.principal_id.size() > kPrincipalIdBytesMax) {
+      return Bad(Cat(where, "principal"),
+                 Cat("must be at most ", kPrincipalIdBytesMax,
+                     " bytes (it is recorded with every entry the token writes)"));
+    }
     const toml::array* roles = table->get_as<toml::array>("roles");
     if (roles == nullptr || roles->empty())
       return Bad(Cat(where, "roles"), "must list at least one role");

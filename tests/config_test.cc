@@ -120,6 +120,10 @@ TEST(ServerConfig, ABadSettingIsRefusedWithItsKeyAndRule) {
            "[[tokens]]\nsha256 = \"" +
            std::string(64, 'A') + "\"\nprincipal = \"officer.chen\"\nroles = [\"officer\"]\n",
        "config: tokens[1].sha256: is the hash of another token too"},
+      {"[[tokens]]\nsha256 = \"" + std::string(64, 'a') + "\"\nprincipal = \"" +
+           std::string(129, 'o') + "\"\nroles = [\"officer\"]\n",
+       "config: tokens[0].principal: must be at most 128 bytes (it is recorded with every entry "
+       "the token writes)"},
       {"storage = 64\n", "config: storage: must be a table ([storage])"},
       {"business_date = 2020-06-30\n", "config: business_date: must be a table ([business_date])"},
       {"colour = \"red\"\n", "config: colour: unknown setting"},

@@ -75,6 +75,25 @@ TEST_F(DemoTest, TotalsAreJiAns2020Figures) {
   ASSERT_EQ(report->rows.size(), 14u);
   EXPECT_EQ(report->rows[0].group[0], "");
   EXPECT_GT(report->rows[0].flows.subsidy_settled_fen(), 0);
+
+  // By category and funding: the settled subsidy's row has an empty category, as its
+  // county is, and names its funding.
+  ReportQuery by_category{
+      "2020-01-01", "2020-12-31", {ReportDimension::kCategory, ReportDimension::kFunding}};
+  report = ledger_->GetProgrammeReport(by_category);
+  ASSERT_TRUE(report.ok()) << report.status();
+  size_t settled_rows = 0;
+  for (const ReportRow& row : report->rows) {
+    ASSERT_EQ(row.group.size(), 2u);
+    EXPECT_NE(row.group[0], "BORROWER_CATEGORY_UNSPECIFIED");
+    if (row.group[0].empty()) {
+      ++settled_rows;
+      EXPECT_EQ(row.group[1], "FUNDING_PARTNER_BANK");
+      EXPECT_GT(row.flows.subsidy_settled_fen(), 0);
+      EXPECT_EQ(row.flows.loans_disbursed(), 0);
+    }
+  }
+  EXPECT_EQ(settled_rows, 1u);
 }
 
 TEST_F(DemoTest, TheBookHasWhatADemoShouldShow) {
