@@ -334,7 +334,7 @@ void AddReportCommand(Cli& cli, CLI::App& app) {
   CLI::App* c =
       cli.Command(app, "report",
                   "the programme report of a year, quarter, month or date range, grouped by "
-                  "county, category, product or funding",
+                  "county, category, product or funding (a period not yet over: up to today)",
                   "gongdai report --year 2020 --by county\n"
                   "  gongdai report --year 2020 --quarter 2\n"
                   "  gongdai report --from 2020-03-01 --to 2020-06-30 --by product,category");

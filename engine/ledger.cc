@@ -1720,10 +1720,18 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
   if (!to.ok()) violations.AddStatus("to", to.status());
   if (from.ok() && to.ok() && *to < *from)
     violations.Add("to", "BEFORE_FROM", "must not be before from");
+  const Date today = Today();
+  if (from.ok() && *from > today) {
+    violations.Add("from", "AFTER_TODAY",
+                   Cat("must not be after today's business date ", today.ToString()));
+  }
   if (!violations.empty()) return violations.ToStatus();
   ProgrammeReport report;
   report.from = from->ToString();
-  report.to = to->ToString();
+  // A period not yet over is reported up to today: its stocks at a later end would count
+  // installments not yet due as overdue, and its flows principal not yet due. The
+  // report's `to` says where it ends.
+  report.to = std::min(*to, today).ToString();
   std::map<std::vector<std::string>, ReportRow> rows;
   auto row = [&](const ReportDims& dims) -> ReportRow& {
     std::vector<std::string> group = GroupOf(dims, query.group_by);

@@ -1655,6 +1655,34 @@ TEST_F(ProgrammeTest, DerivedStateOfAnOlderEngineIsRebuiltWhenTheLedgerOpens) {
   EXPECT_FALSE(ledger_->ProjectionsRebuiltOnOpen()) << "the version is recorded after a rebuild";
 }
 
+// A period not yet over is reported up to today's business date: at its end, months
+// ahead, every installment not yet due would count as overdue and as principal due.
+TEST_F(ProgrammeTest, AReportOfAPeriodNotYetOverEndsToday) {
+  SetToday("2020-03-01");
+  DefineProduct("psbc-2020", testing::BankTerms());
+  const std::string loan = ActiveLoan(Register("王建国"), "psbc-2020", 1'200'000, 12);
+  SetToday("2020-06-30");
+  absl::StatusOr<ProgrammeReport> year =
+      ledger_->GetProgrammeReport(ReportQuery{"2020-01-01", "2020-12-31", {}});
+  ASSERT_TRUE(year.ok()) << year.status();
+  EXPECT_EQ(year->to, "2020-06-30");
+  absl::StatusOr<ProgrammeReport> to_today =
+      ledger_->GetProgrammeReport(ReportQuery{"2020-01-01", "2020-06-30", {}});
+  ASSERT_TRUE(to_today.ok()) << to_today.status();
+  absl::StatusOr<LoanStatement> statement = ledger_->GetLoanStatement(loan, "2020-06-30");
+  ASSERT_TRUE(statement.ok()) << statement.status();
+  EXPECT_GT(statement->delinquency.overdue_principal_fen, 0);
+  EXPECT_EQ(year->total.overdue_principal_fen, statement->delinquency.overdue_principal_fen);
+  EXPECT_LT(year->total.flows.principal_due_fen(), 1'200'000);
+  EXPECT_EQ(year->total.flows.principal_due_fen(), to_today->total.flows.principal_due_fen());
+  EXPECT_EQ(year->total.par30_fen, to_today->total.par30_fen);
+
+  absl::StatusOr<ProgrammeReport> ahead =
+      ledger_->GetProgrammeReport(ReportQuery{"2020-07-01", "2020-12-31", {}});
+  EXPECT_EQ(ahead.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Fields(ahead.status()), std::vector<std::string>{"from"});
+}
+
 // A report over damaged counters refuses with DATA_LOSS naming the first key that does not
 // parse; damage further on (here a stock change) does not replace it.
 TEST_F(ProgrammeTest, ReportOverDamagedCountersIsDataLossNamingTheFirst) {

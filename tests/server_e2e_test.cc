@@ -1431,6 +1431,25 @@ TEST_F(ServerTest, DemoBookAndItsReportOverTheWire) {
   quarter.set_month(5);
   EXPECT_EQ(BadFields(Call(&Stub::GetProgrammeReport, "officer", quarter, &report)),
             (std::vector<std::string>{"month"}));
+  // The demo's year 2021 is not over (its business date is 2021-03-31): reported up to
+  // today. A period after today is refused, naming the request's own field.
+  v1::GetProgrammeReportRequest current;
+  current.set_year(2021);
+  ASSERT_TRUE(Call(&Stub::GetProgrammeReport, "officer", current, &report).ok());
+  EXPECT_EQ(report.from(), "2021-01-01");
+  EXPECT_EQ(report.to(), "2021-03-31");
+  current.set_quarter(2);
+  EXPECT_EQ(BadFields(Call(&Stub::GetProgrammeReport, "officer", current, &report)),
+            (std::vector<std::string>{"quarter"}));
+  current.clear_quarter();
+  current.set_year(2022);
+  EXPECT_EQ(BadFields(Call(&Stub::GetProgrammeReport, "officer", current, &report)),
+            (std::vector<std::string>{"year"}));
+  v1::GetProgrammeReportRequest dated;
+  dated.set_from("2021-04-01");
+  dated.set_to("2021-04-30");
+  EXPECT_EQ(BadFields(Call(&Stub::GetProgrammeReport, "officer", dated, &report)),
+            (std::vector<std::string>{"from"}));
   // Restarting with --demo on a ledger that has entries loads nothing.
   server_->Stop();
   server_ = std::make_unique<ServerProcess>();
