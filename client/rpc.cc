@@ -227,6 +227,9 @@ std::string_view ReasonHint(std::string_view reason) {
       {"BUSINESS_DATE_BEFORE_BORROWER_HISTORY",
        "The business date may not be before the borrower's latest change; give a later "
        "--business-date."},
+      {"JOBS_REPORTED",
+       "The loan has jobs reported; report 0 jobs created (`gongdai loan jobs`) before reversing "
+       "its disbursement."},
       {"BEFORE_REVERSED_ENTRY",
        "A reversal cannot be dated before the entry it reverses; give a later --business-date."},
       {"BUSINESS_DATE_BEFORE_LOAN_HISTORY",

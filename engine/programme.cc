@@ -863,6 +863,14 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
           Cat("entry ", target->sequence(), " is not loan ", loan_id, "'s latest financial entry (",
               loan.position().last_financial_sequence(), "); reverse the later entries first"));
     }
+    // Jobs are reported on a disbursed loan: its disbursement taken back, the report would
+    // keep jobs created by a loan never made, and they could no longer be corrected.
+    if (target->event().has_loan_disbursed() && loan.jobs_reported() != 0) {
+      return Refused("JOBS_REPORTED",
+                     Cat("loan ", loan_id, " has ", loan.jobs_reported(),
+                         " jobs reported; report 0 jobs created before reversing its "
+                         "disbursement"));
+    }
     decision.event.mutable_entry_reversed()->set_loan_id(loan_id);
   }
   // The fund's cash never goes below zero: reversing an entry that brought cash in (a

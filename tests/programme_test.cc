@@ -876,6 +876,32 @@ TEST_F(RepaymentTest, ReversingADisbursementReturnsTheLoanToApproved) {
   EXPECT_EQ(Loan(loan_).position().status(), v1::LOAN_STATUS_ACTIVE);
 }
 
+// Jobs are reported on a disbursed loan: with its disbursement reversed they would stay
+// in the report, beside no loan disbursed, and could no longer be corrected.
+TEST_F(RepaymentTest, ADisbursementWithJobsReportedIsReversedOnlyOnceTheyAreTakenBack) {
+  const uint64_t disbursement = ledger_->Head().sequence;
+  v1::Event jobs;
+  jobs.mutable_jobs_reported()->set_loan_id(loan_);
+  jobs.mutable_jobs_reported()->set_jobs_created(6);
+  Ok(kOfficer, jobs);
+  const uint64_t head = ledger_->Head().sequence;
+  CommandResult refused = Run(kSupervisor, Reverse(disbursement));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition) << refused.status;
+  EXPECT_EQ(ReasonOf(refused.status), "JOBS_REPORTED") << refused.status;
+  EXPECT_NE(refused.status.message().find("has 6 jobs reported"), absl::string_view::npos)
+      << refused.status;
+  EXPECT_EQ(ledger_->Head().sequence, head);
+  jobs.mutable_jobs_reported()->set_jobs_created(0);
+  Ok(kOfficer, jobs);
+  Ok(kSupervisor, Reverse(disbursement));
+  EXPECT_EQ(Loan(loan_).position().status(), v1::LOAN_STATUS_APPROVED);
+  absl::StatusOr<ProgrammeReport> report =
+      ledger_->GetProgrammeReport(ReportQuery{"2020-01-01", today_.ToString(), {}});
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->total.flows.loans_disbursed(), 0);
+  EXPECT_EQ(report->total.flows.jobs_reported(), 0);
+}
+
 TEST_F(RepaymentTest, WriteOffNeedsASupervisorAndRecoveriesStayWithinIt) {
   SetToday("2020-05-01");
   Ok(kCashier, Repay(loan_, 200'000));
