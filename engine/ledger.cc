@@ -356,6 +356,22 @@ constexpr int kStatementReadRounds = 10;
 // already shows: at most a scheduling delay, unless something is badly wrong.
 constexpr auto kHeadPublishedWait = std::chrono::seconds(5);
 
+// A page token is the last id of the page before: B000123 for borrowers, L000123 for loans.
+// Anything else would start a page at an arbitrary key, or past every key (an empty page
+// that reads as "no more").
+absl::Status CheckPageToken(std::string_view token, char letter) {
+  if (token.empty()) return absl::OkStatus();
+  const bool ok =
+      token.size() >= 2 && token.size() <= 12 && token[0] == letter &&
+      std::all_of(token.begin() + 1, token.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (ok) return absl::OkStatus();
+  ViolationCollector violations;
+  violations.Add("page_token", "PAGE_TOKEN_INVALID",
+                 "is not a page token of this list: give the previous page's next_page_token, "
+                 "or none for the first page");
+  return violations.ToStatus();
+}
+
 size_t PageSize(size_t requested) {
   if (requested == 0) return kPageSizeDefault;
   return std::min(requested, kPageSizeMax);
@@ -1404,6 +1420,7 @@ absl::StatusOr<v1::BorrowerState> Ledger::Impl::GetBorrower(std::string_view id)
 }
 
 absl::StatusOr<BorrowerPage> Ledger::Impl::ListBorrowers(const BorrowerQuery& query) const {
+  if (absl::Status token = CheckPageToken(query.page_token, 'B'); !token.ok()) return token;
   const size_t page_size = PageSize(query.page_size);
   BorrowerPage page;
   absl::Status failure;
@@ -1466,6 +1483,8 @@ absl::StatusOr<LoanPage> Ledger::Impl::ListLoans(const LoanQuery& query) const {
   }
   if (!v1::LoanStatus_IsValid(query.status))
     violations.Add("status", "UNKNOWN_ENUM_VALUE", "is not a loan status");
+  if (absl::Status token = CheckPageToken(query.page_token, 'L'); !token.ok())
+    violations.AddStatus("page_token", token);
   if (!violations.empty()) return violations.ToStatus();
   const size_t page_size = PageSize(query.page_size);
   StorageReader reader(*storage_);

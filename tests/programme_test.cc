@@ -1709,6 +1709,49 @@ TEST_F(ProgrammeTest, AReportOfAPeriodNotYetOverEndsToday) {
   EXPECT_EQ(Fields(ahead.status()), std::vector<std::string>{"from"});
 }
 
+// A page token is the previous page's last id: anything else is INVALID_ARGUMENT, not a
+// page started at an arbitrary key (or an empty page that reads as the end of the list).
+TEST_F(ProgrammeTest, ABadPageTokenIsRefusedNotAnEmptyPage) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  const std::string borrower = Register("王建国");
+  Register("李秀英");
+  Submit(borrower, "fund-2020", 1'000'000, 12);
+  Submit(borrower, "fund-2020", 1'000'000, 12);
+  for (const char* token : {"zzz", "B000001", "L", "L00000x", "l000001", "L0000000000001"}) {
+    LoanQuery loans;
+    loans.page_token = token;
+    absl::StatusOr<LoanPage> page = ledger_->ListLoans(loans);
+    EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument) << token;
+    EXPECT_EQ(Fields(page.status()), std::vector<std::string>{"page_token"}) << token;
+    loans.borrower_id = borrower;
+    EXPECT_EQ(ledger_->ListLoans(loans).status().code(), absl::StatusCode::kInvalidArgument)
+        << token;
+  }
+  BorrowerQuery borrowers;
+  borrowers.page_token = "L000001";
+  absl::StatusOr<BorrowerPage> refused = ledger_->ListBorrowers(borrowers);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Fields(refused.status()), std::vector<std::string>{"page_token"});
+
+  // The tokens the ledger gives lead through every item once.
+  LoanQuery first;
+  first.page_size = 1;
+  absl::StatusOr<LoanPage> page = ledger_->ListLoans(first);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->loans.size(), 1u);
+  EXPECT_EQ(page->next_page_token, "L000001");
+  first.page_token = page->next_page_token;
+  page = ledger_->ListLoans(first);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->loans.size(), 1u);
+  EXPECT_EQ(page->loans[0].loan_id(), "L000002");
+  borrowers.page_token = "B000001";
+  absl::StatusOr<BorrowerPage> rest = ledger_->ListBorrowers(borrowers);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  ASSERT_EQ(rest->borrowers.size(), 1u);
+  EXPECT_EQ(rest->borrowers[0].borrower_id(), "B000002");
+}
+
 // A report over damaged counters refuses with DATA_LOSS naming the first key that does not
 // parse; damage further on (here a stock change) does not replace it.
 TEST_F(ProgrammeTest, ReportOverDamagedCountersIsDataLossNamingTheFirst) {

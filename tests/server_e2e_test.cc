@@ -299,6 +299,13 @@ TEST_F(ServerTest, TheBasicViewOfALoanLeavesOutItsScheduleAndAnUnknownViewIsRefu
   status = Call(&Stub::ListLoans, "officer", list, &listed);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(BadFields(status), std::vector<std::string>{"view"});
+  // A page token the ledger did not give is refused, not answered with an empty page.
+  list.set_view(v1::LOAN_VIEW_BASIC);
+  list.set_page_token("zzz");
+  status = Call(&Stub::ListLoans, "officer", list, &listed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(status), std::vector<std::string>{"page_token"});
+  list.clear_page_token();
   v1::AccrueSubsidyRequest accrue;
   accrue.set_request_id("accrue-bad-view");
   accrue.set_loan_id(loan_id);
