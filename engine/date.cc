@@ -64,7 +64,7 @@ std::string Date::ToString() const {
 
 absl::StatusOr<Date> ParseDate(std::string_view text, std::string_view field) {
   auto refuse = [&](std::string_view why) {
-    return InvalidField(field, "DATE_INVALID", Cat("date \"", text, "\" ", why));
+    return InvalidField(field, "DATE_INVALID", Cat("date \"", Excerpt(text), "\" ", why));
   };
   if (text.size() != 10 || text[4] != '-' || text[7] != '-') {
     return refuse("must have the form YYYY-MM-DD");

@@ -1386,7 +1386,8 @@ absl::StatusOr<v1::ProductState> Ledger::Impl::GetProduct(std::string_view id) c
   absl::StatusOr<std::optional<v1::ProductState>> product = ReadProduct(reader, id);
   if (!product.ok()) return product.status();
   if (!product->has_value()) {
-    return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND", Cat("no product ", id));
+    return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND",
+                      Cat("no product ", Excerpt(id)));
   }
   return std::move(**product);
 }
@@ -1414,7 +1415,8 @@ absl::StatusOr<v1::BorrowerState> Ledger::Impl::GetBorrower(std::string_view id)
   absl::StatusOr<std::optional<v1::BorrowerState>> borrower = ReadBorrower(reader, id);
   if (!borrower.ok()) return borrower.status();
   if (!borrower->has_value()) {
-    return WithReason(absl::StatusCode::kNotFound, "BORROWER_NOT_FOUND", Cat("no borrower ", id));
+    return WithReason(absl::StatusCode::kNotFound, "BORROWER_NOT_FOUND",
+                      Cat("no borrower ", Excerpt(id)));
   }
   return std::move(**borrower);
 }
@@ -1452,7 +1454,7 @@ absl::StatusOr<v1::LoanState> Ledger::Impl::ReadStoredLoan(std::string_view id) 
   absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(reader, id);
   if (!loan.ok()) return loan.status();
   if (!loan->has_value())
-    return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", id));
+    return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", Excerpt(id)));
   return std::move(**loan);
 }
 

@@ -151,7 +151,8 @@ std::string Money::ToString() const {
 absl::StatusOr<Money> ParseAmount(std::string_view text, std::string_view field,
                                   const AmountRules& rules) {
   auto refuse = [&](std::string_view reason, std::string_view description) {
-    return InvalidField(field, Cat("AMOUNT_", reason), Cat("amount \"", text, "\" ", description));
+    return InvalidField(field, Cat("AMOUNT_", reason),
+                        Cat("amount \"", Excerpt(text), "\" ", description));
   };
   if (text.empty()) return refuse("EMPTY", "is empty: give a decimal number such as 1234.50");
   CharProblem problem = FindCharProblem(text);
@@ -204,7 +205,8 @@ std::string Rate::ToString() const {
 
 absl::StatusOr<Rate> ParseRate(std::string_view text, std::string_view field) {
   auto refuse = [&](std::string_view reason, std::string_view description) {
-    return InvalidField(field, Cat("RATE_", reason), Cat("rate \"", text, "\" ", description));
+    return InvalidField(field, Cat("RATE_", reason),
+                        Cat("rate \"", Excerpt(text), "\" ", description));
   };
   if (text.empty()) return refuse("EMPTY", "is empty: give a decimal such as 0.0435");
   for (char c : text) {

@@ -329,7 +329,8 @@ absl::StatusOr<const v1::LoanState*> LoanForEntry(Context& c, std::string_view l
   absl::StatusOr<std::optional<v1::LoanState>> loan = ReadLoan(c.state, loan_id);
   if (!loan.ok()) return loan.status();
   if (!loan->has_value()) {
-    return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND", Cat("no loan ", loan_id));
+    return WithReason(absl::StatusCode::kNotFound, "LOAN_NOT_FOUND",
+                      Cat("no loan ", Excerpt(loan_id)));
   }
   if (!(*loan)->last_entry_date().empty() && c.date.ToString() < (*loan)->last_entry_date()) {
     return Refused(
@@ -345,7 +346,8 @@ absl::StatusOr<v1::BorrowerState> ExistingBorrower(StateReader& state, std::stri
   absl::StatusOr<std::optional<v1::BorrowerState>> borrower = ReadBorrower(state, id);
   if (!borrower.ok()) return borrower.status();
   if (!borrower->has_value()) {
-    return WithReason(absl::StatusCode::kNotFound, "BORROWER_NOT_FOUND", Cat("no borrower ", id));
+    return WithReason(absl::StatusCode::kNotFound, "BORROWER_NOT_FOUND",
+                      Cat("no borrower ", Excerpt(id)));
   }
   return std::move(**borrower);
 }
@@ -354,7 +356,8 @@ absl::StatusOr<v1::ProductState> ExistingProduct(StateReader& state, std::string
   absl::StatusOr<std::optional<v1::ProductState>> product = ReadProduct(state, id);
   if (!product.ok()) return product.status();
   if (!product->has_value()) {
-    return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND", Cat("no product ", id));
+    return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND",
+                      Cat("no product ", Excerpt(id)));
   }
   return std::move(**product);
 }
@@ -389,7 +392,7 @@ absl::StatusOr<Decision> DecideProduct(Context& c, const std::string& product_id
   }
   if (amend && !existing->has_value()) {
     return WithReason(absl::StatusCode::kNotFound, "PRODUCT_NOT_FOUND",
-                      Cat("no product ", product_id));
+                      Cat("no product ", Excerpt(product_id)));
   }
   if (amend &&
       (*existing)->terms().funding() != c.command.event.product_amended().terms().funding()) {

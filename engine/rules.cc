@@ -110,7 +110,7 @@ std::string DateIndexKey(Date date, uint64_t sequence) {
 
 absl::Status ValidateAccountPath(std::string_view path, std::string_view field) {
   auto refuse = [&](std::string_view why) {
-    return InvalidField(field, "ACCOUNT_INVALID", Cat("account \"", path, "\" ", why));
+    return InvalidField(field, "ACCOUNT_INVALID", Cat("account \"", Excerpt(path), "\" ", why));
   };
   if (path.empty()) return refuse("is empty");
   if (path.size() > kAccountBytesMax) return refuse("is longer than 128 bytes");

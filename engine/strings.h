@@ -39,6 +39,20 @@ inline absl::string_view AbslView(std::string_view text) {
   return absl::string_view(text.data(), text.size());
 }
 
+// `text` as given, for an error message that quotes the caller's input: at most `max`
+// bytes of it (cut at a UTF-8 character's start) and its length when longer, so that an
+// oversized input cannot oversize the error (gRPC carries it in a size-limited trailer).
+inline std::string Excerpt(std::string_view text, size_t max = 40) {
+  if (text.size() <= max) return std::string(text);
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  std::string out(text.substr(0, cut));
+  out += "... (";
+  out += std::to_string(text.size());
+  out += " bytes)";
+  return out;
+}
+
 // `bytes` as printable ASCII, for a message: any other byte (and the backslash) as \\xNN.
 inline std::string Printable(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";

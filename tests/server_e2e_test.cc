@@ -509,6 +509,36 @@ TEST_F(ServerTest, InvalidFieldsComeBackTogetherWithTheirPaths) {
       grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// An oversized input is quoted in part: the error still names the field and its rule,
+// where quoting it whole overflowed the trailer gRPC carries the error in.
+TEST_F(ServerTest, OversizedInputIsQuotedInPartAndTheErrorStillArrives) {
+  ActiveLoan();
+  const std::string huge_amount = "1" + std::string(20'000, '0') + ".001";
+  v1::LoanResponse loan;
+  grpc::Status status = Call(&Stub::RecordRepayment, "cashier",
+                             Repayment("huge-amount", "L000001", huge_amount), &loan);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(BadFields(status), std::vector<std::string>{"amount"});
+  EXPECT_NE(status.error_message().find("(20005 bytes)"), std::string::npos)
+      << status.error_message().substr(0, 300);
+  EXPECT_LT(status.error_message().size(), 400u);
+
+  v1::RecordRepaymentRequest late = Repayment("huge-date", "L000001", "100");
+  late.set_business_date(std::string(20'000, '9'));
+  status = Call(&Stub::RecordRepayment, "cashier", late, &loan);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(BadFields(status), std::vector<std::string>{"business_date"});
+
+  // A read of an id far longer than any the ledger gives: not found, said briefly.
+  v1::GetProductRequest product;
+  product.set_product_id(std::string(20'000, 'p'));
+  v1::Product got;
+  status = Call(&Stub::GetProduct, "officer", product, &got);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_EQ(Reason(status), "PRODUCT_NOT_FOUND");
+  EXPECT_LT(status.error_message().size(), 200u);
+}
+
 // Every violation names a field of the request the caller sent, whatever the engine calls
 // it, and a read without the id it needs says so instead of answering NOT_FOUND.
 TEST_F(ServerTest, ViolationsNameTheRequestsOwnFields) {
