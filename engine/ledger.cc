@@ -1163,7 +1163,8 @@ absl::StatusOr<v1::Entry> Ledger::Impl::ReadEntry(uint64_t sequence,
 
 absl::StatusOr<v1::Entry> Ledger::Impl::GetEntry(uint64_t sequence) const {
   if (sequence == 0 || sequence > durable_sequence_.load(std::memory_order_acquire)) {
-    return absl::NotFoundError(
+    return WithReason(
+        absl::StatusCode::kNotFound, "ENTRY_NOT_FOUND",
         Cat("no entry ", sequence, "; the journal ends at ", durable_sequence_.load()));
   }
   return ReadEntry(sequence, nullptr);

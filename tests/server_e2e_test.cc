@@ -247,6 +247,12 @@ TEST_F(ServerTest, WholeLoanLifecycleOverTheWire) {
   ASSERT_TRUE(Call(&Stub::GetEntry, "auditor", get, &entry).ok());
   EXPECT_EQ(entry.actor().principal_id(), "dev-officer");
   EXPECT_EQ(entry.actor().role(), "officer");
+  // An entry past the journal's end is not found, with its reason as every other
+  // NOT_FOUND has.
+  get.set_sequence(99'999);
+  grpc::Status missing = Call(&Stub::GetEntry, "auditor", get, &entry);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(missing), "ENTRY_NOT_FOUND") << missing.error_message();
 }
 
 TEST_F(ServerTest, TheBasicViewOfALoanLeavesOutItsScheduleAndAnUnknownViewIsRefused) {
