@@ -361,10 +361,7 @@ constexpr auto kHeadPublishedWait = std::chrono::seconds(5);
 // that reads as "no more").
 absl::Status CheckPageToken(std::string_view token, char letter) {
   if (token.empty()) return absl::OkStatus();
-  const bool ok =
-      token.size() >= 2 && token.size() <= 12 && token[0] == letter &&
-      std::all_of(token.begin() + 1, token.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (ok) return absl::OkStatus();
+  if (IsLedgerId(token, letter)) return absl::OkStatus();
   ViolationCollector violations;
   violations.Add("page_token", "PAGE_TOKEN_INVALID",
                  "is not a page token of this list: give the previous page's next_page_token, "

@@ -70,10 +70,8 @@ class Fields {
       Add(field, "REQUIRED", "is required");
       return;
     }
-    const bool ok =
-        value.size() >= 2 && value.size() <= 12 && value[0] == letter &&
-        std::all_of(value.begin() + 1, value.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!ok) Add(field, "ID_INVALID", Cat("must look like ", letter, "000123"));
+    if (!IsLedgerId(value, letter))
+      Add(field, "ID_INVALID", Cat("must look like ", letter, "000123"));
   }
   void AssignedByLedger(std::string_view field, bool set) {
     if (set) Add(field, "ASSIGNED_BY_LEDGER", "is assigned by the ledger; leave it empty");
@@ -1354,6 +1352,11 @@ std::optional<std::pair<std::string, ReportDims>> ParseReportKey(std::string_vie
 
 ReportDims SettlementDims() {
   return ReportDims{"", v1::BORROWER_CATEGORY_UNSPECIFIED, "", v1::FUNDING_PARTNER_BANK};
+}
+
+bool IsLedgerId(std::string_view value, char letter) {
+  return value.size() >= 2 && value.size() <= 12 && value[0] == letter &&
+         std::all_of(value.begin() + 1, value.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 std::string ProductKey(std::string_view id) { return Cat(kProductPrefix, id); }

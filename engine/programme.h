@@ -50,6 +50,10 @@ std::string_view BorrowerIdOf(const v1::Event& event);
 // here is read when it is needed; one listed but not needed costs a read.
 void AddKeysReadFirst(const v1::Event& event, std::vector<std::pair<Space, std::string>>& keys);
 
+// Whether `value` is an id the ledger assigns with `letter`: the letter, then 1-11 digits
+// (B000123 for a borrower, L000123 for a loan).
+bool IsLedgerId(std::string_view value, char letter);
+
 // Keys of the programme's projections and indexes.
 std::string ProductKey(std::string_view product_id);
 std::string BorrowerKey(std::string_view borrower_id);
