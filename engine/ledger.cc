@@ -1742,7 +1742,8 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
   const Date today = Today();
   if (from.ok() && *from > today) {
     violations.Add("from", "AFTER_TODAY",
-                   Cat("must not be after today's business date ", today.ToString()));
+                   Cat("the period starts on ", from->ToString(), ", after today's business date ",
+                       today.ToString()));
   }
   if (!violations.empty()) return violations.ToStatus();
   ProgrammeReport report;
