@@ -725,6 +725,19 @@ TEST(Ledger, OpenRefusesAJournalWhoseLastEntryDisagreesWithTheHead) {
   EXPECT_EQ(reopened.status().code(), absl::StatusCode::kDataLoss);
 }
 
+std::vector<std::string> ColumnFamilies(const std::string& path) {
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  return names;
+}
+
+// Opening the ledger at `path` fails with `code`, in a message that says `says`.
+void ExpectOpenRefused(const std::string& path, absl::StatusCode code, const std::string& says) {
+  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(path, FixedDayOptions());
+  EXPECT_EQ(opened.status().code(), code) << opened.status();
+  EXPECT_NE(opened.status().message().find(says), std::string::npos) << opened.status();
+}
+
 // Another program's RocksDB database at the ledger's path: RocksDB alone would add the
 // ledger's column families to it and the ledger would write its marker and entries there.
 std::vector<std::string> CreateForeignDatabase(const std::string& path,
@@ -749,15 +762,7 @@ std::vector<std::string> CreateForeignDatabase(const std::string& path,
   }
   EXPECT_TRUE(db->Close().ok());
   delete db;
-  std::vector<std::string> names;
-  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
-  return names;
-}
-
-std::vector<std::string> ColumnFamilies(const std::string& path) {
-  std::vector<std::string> names;
-  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
-  return names;
+  return ColumnFamilies(path);
 }
 
 TEST(Ledger, OpenRefusesAnotherProgramsDatabaseAndLeavesItAsItWas) {
@@ -776,11 +781,8 @@ TEST(Ledger, OpenRefusesAnotherProgramsDatabaseAndLeavesItAsItWas) {
     TempDir dir;
     const std::vector<std::string> before =
         CreateForeignDatabase(dir.path(), c.families, c.with_data);
-    absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir.path(), FixedDayOptions());
-    EXPECT_EQ(opened.status().code(), absl::StatusCode::kFailedPrecondition) << opened.status();
-    EXPECT_NE(opened.status().message().find("is not a ledger's"), std::string::npos)
-        << opened.status();
-    EXPECT_NE(opened.status().message().find(c.named), std::string::npos) << opened.status();
+    ExpectOpenRefused(dir.path(), absl::StatusCode::kFailedPrecondition, "is not a ledger's");
+    ExpectOpenRefused(dir.path(), absl::StatusCode::kFailedPrecondition, c.named);
     EXPECT_EQ(ColumnFamilies(dir.path()), before) << c.named;
     RawDb raw(dir.path());
     EXPECT_EQ(raw.Get(c.with_data, "member:42"), "their data");
@@ -793,10 +795,7 @@ TEST(Ledger, OpenRefusesDataInTheDefaultColumnFamily) {
   TempDir dir;
   { OpenOrDie(dir.path()); }
   { RawDb(dir.path()).Put("default", "member:42", "their data"); }
-  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir.path(), FixedDayOptions());
-  EXPECT_EQ(opened.status().code(), absl::StatusCode::kFailedPrecondition) << opened.status();
-  EXPECT_NE(opened.status().message().find("column family \"default\""), std::string::npos)
-      << opened.status();
+  ExpectOpenRefused(dir.path(), absl::StatusCode::kFailedPrecondition, "column family \"default\"");
 }
 
 // A first open that stopped after RocksDB created its database but before the ledger's
@@ -819,10 +818,7 @@ TEST(Ledger, OpenRefusesDataWithoutAFormatMarker) {
     raw.Delete("meta", std::string(kMetaFormatKey));
     raw.Put("projections", "a/member:m1:cash", "x");
   }
-  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(dir.path(), FixedDayOptions());
-  EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss) << opened.status();
-  EXPECT_NE(opened.status().message().find("no format marker"), std::string::npos)
-      << opened.status();
+  ExpectOpenRefused(dir.path(), absl::StatusCode::kDataLoss, "no format marker");
 }
 
 // The operator's rebuild: one replay, compared with what is stored, written only when
