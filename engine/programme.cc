@@ -41,17 +41,30 @@ class Fields {
     violations_.AddStatus(Path(field), status);
   }
 
+  // Free text is stored as given and grouped on as given (a county's report row), so text
+  // that reads the same must be the same bytes: no space around it and no character that
+  // cannot be seen (a direction mark, a zero-width space, a line separator).
   void Text(std::string_view field, std::string_view value, size_t max_bytes, bool required) {
     if (required && value.empty()) {
       Add(field, "REQUIRED", "is required");
-    } else if (value.size() > max_bytes) {
+      return;
+    }
+    if (value.size() > max_bytes) {
       Add(field, "TOO_LONG", Cat("must be at most ", max_bytes, " bytes"));
-    } else if (!IsUtf8(value)) {
+      return;
+    }
+    const std::optional<std::vector<uint32_t>> code_points = DecodeUtf8(value);
+    if (!code_points.has_value()) {
       Add(field, "INVALID_UTF8", "must be valid UTF-8");
-    } else if (std::any_of(value.begin(), value.end(), [](char c) {
-                 return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-               })) {
+    } else if (std::any_of(code_points->begin(), code_points->end(), IsControl)) {
       Add(field, "CONTROL_CHARACTER", "must not contain control characters (tabs, newlines...)");
+    } else if (std::any_of(code_points->begin(), code_points->end(), IsInvisible)) {
+      Add(field, "INVISIBLE_CHARACTER",
+          "must not contain invisible characters (direction marks, zero-width spaces, line "
+          "or paragraph separators)");
+    } else if (!code_points->empty() &&
+               (IsSpace(code_points->front()) || IsSpace(code_points->back()))) {
+      Add(field, "SURROUNDING_SPACE", "must not begin or end with a space");
     }
   }
   void Slug(std::string_view field, std::string_view value) {
@@ -99,14 +112,17 @@ class Fields {
   }
 
  private:
-  // Well-formed UTF-8 (no overlong forms, no surrogates), so names print everywhere.
-  static bool IsUtf8(std::string_view text) {
+  // The code points of well-formed UTF-8 (no overlong forms, no surrogates), so names
+  // print everywhere; nullopt for anything else.
+  static std::optional<std::vector<uint32_t>> DecodeUtf8(std::string_view text) {
+    std::vector<uint32_t> out;
     size_t i = 0;
     while (i < text.size()) {
       const unsigned char c = static_cast<unsigned char>(text[i]);
       size_t extra = 0;
       uint32_t code = 0;
       if (c < 0x80) {
+        out.push_back(c);
         ++i;
         continue;
       } else if ((c & 0xe0) == 0xc0) {
@@ -119,21 +135,38 @@ class Fields {
         extra = 3;
         code = c & 0x07;
       } else {
-        return false;
+        return std::nullopt;
       }
-      if (i + extra >= text.size()) return false;
+      if (i + extra >= text.size()) return std::nullopt;
       for (size_t k = 1; k <= extra; ++k) {
         const unsigned char next = static_cast<unsigned char>(text[i + k]);
-        if ((next & 0xc0) != 0x80) return false;
+        if ((next & 0xc0) != 0x80) return std::nullopt;
         code = (code << 6) | (next & 0x3f);
       }
       static constexpr uint32_t kMinimum[4] = {0, 0x80, 0x800, 0x10000};
       if (code < kMinimum[extra] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
-        return false;
+        return std::nullopt;
       }
+      out.push_back(code);
       i += extra + 1;
     }
-    return true;
+    return out;
+  }
+  // C0 and C1 controls and DEL.
+  static bool IsControl(uint32_t c) { return c < 0x20 || (c >= 0x7f && c <= 0x9f); }
+  // Characters that change how text reads or breaks without being seen: the Arabic letter
+  // mark, the Mongolian vowel separator, zero-width spaces and joiners, direction marks,
+  // embeddings, overrides and isolates, line and paragraph separators, the word joiner
+  // and invisible operators, and the byte order mark.
+  static bool IsInvisible(uint32_t c) {
+    return c == 0x061c || c == 0x180e || (c >= 0x200b && c <= 0x200f) ||
+           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2064) ||
+           (c >= 0x2066 && c <= 0x2069) || c == 0xfeff;
+  }
+  // Unicode's space separators (the ideographic space of Chinese input among them).
+  static bool IsSpace(uint32_t c) {
+    return c == 0x20 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x202f ||
+           c == 0x205f || c == 0x3000;
   }
 
   ViolationCollector& violations_;

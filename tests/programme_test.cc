@@ -192,6 +192,47 @@ TEST_F(ProgrammeTest, BorrowerRegistrationValidatesEveryField) {
                                       "event.borrower_registered.details.category"}));
 }
 
+// Free text is grouped on as stored ("吉州区 " would be a county row of its own) and shown
+// as stored: text that reads alike must be alike, so spaces around it and characters that
+// cannot be seen are refused, each with its reason, and nothing is written.
+TEST_F(ProgrammeTest, FreeTextWithSurroundingSpacesOrInvisibleCharactersIsRefused) {
+  const struct {
+    std::string county;
+    std::string reason;
+  } cases[] = {
+      {"吉州区 ", "SURROUNDING_SPACE"},
+      {" 吉州区", "SURROUNDING_SPACE"},
+      {"吉州区\u3000", "SURROUNDING_SPACE"},    // the ideographic space
+      {"\u00a0吉州区", "SURROUNDING_SPACE"},    // a no-break space
+      {"吉州\u200b区", "INVISIBLE_CHARACTER"},  // a zero-width space
+      {"吉州区\u2028", "INVISIBLE_CHARACTER"},  // a line separator
+      {"\u202e区州吉", "INVISIBLE_CHARACTER"},  // a right-to-left override
+      {"吉州区\u2066", "INVISIBLE_CHARACTER"},  // a direction isolate
+      {"\ufeff吉州区", "INVISIBLE_CHARACTER"},  // a byte order mark
+      {"吉州区\t", "CONTROL_CHARACTER"},
+      {"吉州区\u0085", "CONTROL_CHARACTER"},  // C1's next line
+      {"吉州\xff区", "INVALID_UTF8"},
+  };
+  const uint64_t head = ledger_->Head().sequence;
+  for (const auto& c : cases) {
+    v1::Event event;
+    event.mutable_borrower_registered()->set_national_id(NationalId("19850612", 1));
+    *event.mutable_borrower_registered()->mutable_details() =
+        Details("王建国", v1::BORROWER_CATEGORY_ORDINARY_MEMBER, c.county);
+    CommandResult result = Run(kOfficer, event);
+    EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument) << c.reason;
+    const std::vector<FieldViolation> violations = FieldViolationsOf(result.status);
+    ASSERT_EQ(violations.size(), 1u) << result.status;
+    EXPECT_EQ(violations[0].field, "event.borrower_registered.details.county");
+    EXPECT_EQ(violations[0].reason, c.reason) << result.status;
+  }
+  EXPECT_EQ(ledger_->Head().sequence, head);
+  // Spaces inside text, and text in other scripts, are taken.
+  const std::string borrower =
+      Register("Ma Li", v1::BORROWER_CATEGORY_ORDINARY_MEMBER, "吉州区 文山街道");
+  EXPECT_EQ(borrower, "B000001");
+}
+
 TEST_F(ProgrammeTest, SecondRegistrationOfANationalIdIsAlreadyExists) {
   v1::Event event;
   event.mutable_borrower_registered()->set_national_id(NationalId("19790101", 5));
