@@ -230,6 +230,9 @@ std::string_view ReasonHint(std::string_view reason) {
       {"JOBS_REPORTED",
        "The loan has jobs reported; report 0 jobs created (`gongdai loan jobs`) before reversing "
        "its disbursement."},
+      {"SUBSIDY_ALREADY_SETTLED",
+       "The subsidy this entry accrued was settled with the bank; reverse the settlement "
+       "(`gongdai entry reverse`) first."},
       {"BEFORE_REVERSED_ENTRY",
        "A reversal cannot be dated before the entry it reverses; give a later --business-date."},
       {"BUSINESS_DATE_BEFORE_LOAN_HISTORY",

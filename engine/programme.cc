@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <set>
 
 #include "engine/check.h"
@@ -923,6 +924,29 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
                      Cat("the fund holds ", Money::FromFen(*cash).ToString(), ", less than the ",
                          Money::FromFen(cash_in).ToString(), " entry ", target->sequence(),
                          " brought in; it cannot be reversed until the fund has it again"));
+    }
+  }
+  // Nor does a bank's subsidy payable turn into a claim on the bank: reversing an entry
+  // that accrued subsidy (an accrual, a payoff or a write-off) needs that much still owed,
+  // not yet settled.
+  std::map<std::string, int64_t> accrued;
+  for (const v1::Posting& posting : target->postings()) {
+    if (!posting.account().starts_with("bank:") || !posting.account().ends_with(":subsidy_payable"))
+      continue;
+    accrued[posting.account()] +=
+        posting.side() == v1::POSTING_SIDE_CREDIT ? posting.amount_fen() : -posting.amount_fen();
+  }
+  for (const auto& [account, amount] : accrued) {
+    if (amount <= 0) continue;
+    absl::StatusOr<int64_t> payable = AccountBalance(c.state, account);
+    if (!payable.ok()) return payable.status();
+    const int64_t owed = -*payable;  // a liability: credit balance
+    if (owed < amount) {
+      return Refused(
+          "SUBSIDY_ALREADY_SETTLED",
+          Cat("the union owes ", Money::FromFen(owed).ToString(), " on ", account,
+              ", less than the ", Money::FromFen(amount).ToString(), " entry ", target->sequence(),
+              " accrued: that subsidy was settled; reverse the settlement first"));
     }
   }
   for (const v1::Posting& posting : target->postings()) {

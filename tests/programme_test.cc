@@ -1625,6 +1625,33 @@ TEST_F(SubsidyTest, ReversingAnAccrualRestoresThePendingMonths) {
   EXPECT_EQ(AccrualAmounts(again), (std::vector<int64_t>{20'542, 35'042}));
 }
 
+// Subsidy settled with the bank cannot be taken back by reversing the accrual behind it:
+// the bank's payable would become a claim on the bank for money it was paid.
+TEST_F(SubsidyTest, AnAccrualAlreadySettledIsReversedOnlyAfterItsSettlement) {
+  const std::string loan =
+      BankLoan("0.0435", v1::DAY_COUNT_CONVENTION_ACT_360, 10'000'000, "2020-01-15");
+  SetToday("2020-03-01");
+  v1::Entry accrual = Ok(kCashier, Accrue(loan));
+  const int64_t owed = -Balance("bank:psbc:subsidy_payable");
+  ASSERT_GT(owed, 0);
+  v1::Event settle;
+  settle.mutable_subsidy_settled()->set_bank_id("psbc");
+  settle.mutable_subsidy_settled()->set_amount_fen(owed - 100);
+  v1::Entry settlement = Ok(kCashier, settle);
+  const uint64_t head = ledger_->Head().sequence;
+  CommandResult refused = Run(kSupervisor, Reverse(accrual.sequence()));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition) << refused.status;
+  EXPECT_EQ(ReasonOf(refused.status), "SUBSIDY_ALREADY_SETTLED") << refused.status;
+  EXPECT_NE(refused.status.message().find("owes 1.00 on bank:psbc:subsidy_payable"),
+            absl::string_view::npos)
+      << refused.status;
+  EXPECT_EQ(ledger_->Head().sequence, head);
+  EXPECT_EQ(Balance("bank:psbc:subsidy_payable"), -100);
+  Ok(kSupervisor, Reverse(settlement.sequence()));
+  Ok(kSupervisor, Reverse(accrual.sequence()));
+  EXPECT_EQ(Balance("bank:psbc:subsidy_payable"), 0);
+}
+
 // ---- Listing and rebuild ----------------------------------------------------------------
 
 TEST_F(ProgrammeTest, ListLoansFiltersAndPages) {
