@@ -1561,6 +1561,10 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
                           ": a statement as of ", statement->as_of, " would precede it"));
   }
   const std::vector<int64_t> paid = PaidAsOf(position, *as_of);
+  // From its write-off on, what a loan left unpaid is written off, not overdue.
+  const bool written_off = position.status() == v1::LOAN_STATUS_WRITTEN_OFF &&
+                           !position.closed_date().empty() &&
+                           statement->as_of >= position.closed_date();
   for (int i = 0; i < position.schedule_size(); ++i) {
     InstallmentLine line;
     line.installment = position.schedule(i);
@@ -1569,6 +1573,8 @@ absl::StatusOr<LoanStatement> Ledger::Impl::GetLoanStatement(std::string_view id
     const Date due = *ParseDate(line.installment.due_date(), "due_date");
     if (line.unpaid_fen == 0) {
       line.state = "paid";
+    } else if (written_off) {
+      line.state = "written off";
     } else if (*as_of > due.PlusDays(loan.grace_days())) {
       line.state = "overdue";
     } else if (*as_of >= due) {

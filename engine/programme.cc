@@ -1300,6 +1300,16 @@ absl::Status ApplyLoanEvent(ApplyContext& a) {
       financial = true;
       report.On(date).set_written_off_fen(event.loan_written_off().amount_fen());
       report.On(date).set_subsidy_accrued_fen(AccrualTotal(event.loan_written_off().accruals()));
+      // Installments that would have fallen due after the write-off no longer fall due:
+      // left in, they would count as principal due and missed in every later period's
+      // collection rate. What was prepaid on them stays, as does what was due by then.
+      for (int i = 0; i < position.schedule_size() && i < position.paid_fen_size(); ++i) {
+        const v1::Installment& installment = position.schedule(i);
+        const int64_t unpaid = installment.principal_fen() - position.paid_fen(i);
+        if (installment.due_date() <= a.entry.business_date() || unpaid == 0) continue;
+        v1::ReportCounters& due = report.On(installment.due_date());
+        due.set_principal_due_fen(due.principal_due_fen() - unpaid);
+      }
       absl::Status consumed = ConsumeAccruals(loan, a.date, event.loan_written_off().accruals());
       if (!consumed.ok()) return consumed;
       position.set_written_off_fen(event.loan_written_off().amount_fen());
