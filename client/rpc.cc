@@ -225,8 +225,8 @@ std::string_view ReasonHint(std::string_view reason) {
        "Applications already recorded on or after that date took the product's terms before "
        "the amendment; date the amendment after the latest of them (--business-date)."},
       {"BUSINESS_DATE_BEFORE_BORROWER_HISTORY",
-       "The business date may not be before the borrower's latest change; give a later "
-       "--business-date."},
+       "The business date may not be before the borrower's latest change (nor, for a change, "
+       "before their latest application); give a later --business-date."},
       {"JOBS_REPORTED",
        "The loan has jobs reported; report 0 jobs created (`gongdai loan jobs`) before reversing "
        "its disbursement."},

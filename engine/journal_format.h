@@ -34,7 +34,7 @@ inline constexpr std::string_view kFormatVersion = "gongdai-journal-1";
 // apply's output for the same journal changes; a database whose derived state has another
 // version (or none, before version 2) is rebuilt from its journal when the ledger opens.
 inline constexpr std::string_view kMetaProjectionsKey = "projections";
-inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-10";
+inline constexpr std::string_view kProjectionsVersion = "gongdai-projections-11";
 // Whether `version` names the derived state of an earlier engine: gongdai-projections-N
 // with N from 2 to this engine's number less one. (Version 1 recorded none.)
 bool IsEarlierProjectionsVersion(std::string_view version);

@@ -451,16 +451,24 @@ absl::StatusOr<Decision> DecideProduct(Context& c, const std::string& product_id
   return Decision{c.command.event, {}};
 }
 
-// Refuses a change to borrower `b` dated before its latest change (its registration at
-// first): the journal then keeps each borrower's history in date order, as an auditor's
-// replay as of a date needs.
-absl::Status BorrowerHistoryAllows(const Context& c, const v1::BorrowerState& b) {
-  const std::string& latest = b.changed_date().empty() ? b.registered_date() : b.changed_date();
+// Keeps each borrower's history in date order, as an auditor's replay as of a date needs:
+// refuses a change to borrower `b`, or an application of theirs, dated before the
+// borrower's latest change (its registration at first); and a change dated before their
+// latest application (`with_applications`), which took the details and status in force on
+// its date.
+absl::Status BorrowerHistoryAllows(const Context& c, const v1::BorrowerState& b,
+                                   bool with_applications) {
+  std::string_view latest = b.changed_date().empty() ? b.registered_date() : b.changed_date();
+  std::string_view what = "change";
+  if (with_applications && b.last_application_date() > latest) {
+    latest = b.last_application_date();
+    what = "application";
+  }
   if (c.date.ToString() >= latest) return absl::OkStatus();
   return Refused(
       "BUSINESS_DATE_BEFORE_BORROWER_HISTORY",
       Cat("business date ", c.date.ToString(), " is before borrower ", b.borrower_id(),
-          "'s latest change (", latest, "); the ledger never rewrites a borrower's ", "history"));
+          "'s latest ", what, " (", latest, "); the ledger never rewrites a borrower's history"));
 }
 
 absl::StatusOr<Decision> DecideRegister(Context& c) {
@@ -497,6 +505,9 @@ absl::StatusOr<Decision> DecideSubmit(Context& c) {
                                               " is before borrower ", borrower->borrower_id(),
                                               "'s registration on ", borrower->registered_date()));
   }
+  // Nor before the borrower's latest change: it takes their status, category and county as
+  // they are now, which were not yet so on an earlier date.
+  if (absl::Status dated = BorrowerHistoryAllows(c, *borrower, false); !dated.ok()) return dated;
   // It is checked against the product's terms in force on its date; before the product
   // was defined there were none.
   const v1::ProductTerms* in_force = TermsInForce(*product, c.date.ToString());
@@ -1741,7 +1752,7 @@ absl::StatusOr<Decision> DecideKind(Context& c) {
       absl::StatusOr<v1::BorrowerState> b =
           ExistingBorrower(state, event.borrower_updated().borrower_id());
       if (!b.ok()) return b.status();
-      if (absl::Status dated = BorrowerHistoryAllows(c, *b); !dated.ok()) return dated;
+      if (absl::Status dated = BorrowerHistoryAllows(c, *b, true); !dated.ok()) return dated;
       const uint64_t version = b->changed_sequence();
       // Ahead of the borrower, before its registration, or an entry in between that did not
       // change it: no version it ever had, so no change by someone else.
@@ -1773,7 +1784,7 @@ absl::StatusOr<Decision> DecideKind(Context& c) {
       const v1::TalentPoolStatusChanged& e = event.talent_pool_status_changed();
       absl::StatusOr<v1::BorrowerState> b = ExistingBorrower(state, e.borrower_id());
       if (!b.ok()) return b.status();
-      if (absl::Status dated = BorrowerHistoryAllows(c, *b); !dated.ok()) return dated;
+      if (absl::Status dated = BorrowerHistoryAllows(c, *b, true); !dated.ok()) return dated;
       if (b->status() == e.status()) {
         return Refused(
             "STATUS_UNCHANGED",
@@ -1951,6 +1962,10 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
       if ((*product)->last_application_date() < entry.business_date()) {
         (*product)->set_last_application_date(entry.business_date());
         WriteProto(state, Space::kProjections, ProductKey(e.product_id()), **product);
+      }
+      if ((*borrower)->last_application_date() < entry.business_date()) {
+        (*borrower)->set_last_application_date(entry.business_date());
+        WriteProto(state, Space::kProjections, BorrowerKey(e.borrower_id()), **borrower);
       }
       HandBack(a, loan);
       return absl::OkStatus();

@@ -568,6 +568,49 @@ TEST_F(ProgrammeTest, ABorrowersChangesAreNotDatedBeforeItsHistory) {
   EXPECT_EQ(ledger_->GetBorrower(borrower)->changed_date(), "2020-06-11");
 }
 
+// Applications belong to a borrower's history too. An application takes the borrower's
+// status, category and county as they are: dated before the latest change it would take
+// them as they were not yet. A change dated before an application already accepted would
+// say the borrower was, say, suspended when the application was taken from them.
+TEST_F(ProgrammeTest, ABorrowersChangesAndApplicationsKeepOneAnotherInDateOrder) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  SetToday("2020-06-30");
+  const std::string borrower = RegisterOn("2020-06-01", "李秀英");
+  v1::Event update;
+  update.mutable_borrower_updated()->set_borrower_id(borrower);
+  *update.mutable_borrower_updated()->mutable_details() = Details("李秀英");
+  update.mutable_borrower_updated()->mutable_details()->set_sector("餐饮");
+  const uint64_t updated = Ok(kOfficer, update, "2020-06-10", ledger_->Head().sequence).sequence();
+  uint64_t head = ledger_->Head().sequence;
+  ExpectRefused(Run(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-06-09"),
+                "BUSINESS_DATE_BEFORE_BORROWER_HISTORY", "latest change (2020-06-10)", head,
+                *ledger_);
+  Ok(kOfficer, Application(borrower, "fund-2020", 5'000'000, 12), "2020-06-20");
+  // An earlier application than the latest is still taken: applications need no order.
+  Ok(kOfficer, Application(borrower, "fund-2020", 3'000'000, 12), "2020-06-15");
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->last_application_date(), "2020-06-20");
+  head = ledger_->Head().sequence;
+  v1::Event suspend;
+  suspend.mutable_talent_pool_status_changed()->set_borrower_id(borrower);
+  suspend.mutable_talent_pool_status_changed()->set_status(v1::TALENT_POOL_STATUS_SUSPENDED);
+  suspend.mutable_talent_pool_status_changed()->set_reason("会员资格审核中");
+  ExpectRefused(Run(kSupervisor, suspend, "2020-06-19"), "BUSINESS_DATE_BEFORE_BORROWER_HISTORY",
+                "before borrower " + borrower + "'s latest application (2020-06-20)", head,
+                *ledger_);
+  // The applications left the borrower's version (its latest change) as it was.
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->changed_sequence(), updated);
+  ExpectRefused(Run(kOfficer, update, "2020-06-19", updated),
+                "BUSINESS_DATE_BEFORE_BORROWER_HISTORY", "latest application (2020-06-20)", head,
+                *ledger_);
+  Ok(kSupervisor, suspend, "2020-06-20");
+  EXPECT_EQ(ledger_->GetBorrower(borrower)->changed_date(), "2020-06-20");
+
+  absl::StatusOr<std::optional<ProjectionMismatch>> rebuilt =
+      ledger_->CompareProjectionsWithRebuild();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_FALSE(rebuilt->has_value());
+}
+
 // A reversal comes after the entry it reverses: a contribution reversed on a date before
 // it came in would leave the fund below zero on the dates between.
 TEST_F(ProgrammeTest, AReversalIsNotDatedBeforeTheEntryItReverses) {
