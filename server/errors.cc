@@ -30,6 +30,14 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
       google::rpc::BadRequest::FieldViolation* v = bad_request.add_field_violations();
       v->set_field(field);
       v->set_description(violations[i].description);
+      // The rule's machine-readable reason, as field 3 of FieldViolation: `reason` in
+      // today's google/rpc/error_details.proto, which the older copy this is built
+      // against lacks. A client built against either reads the violation; a current
+      // one also reads its reason.
+      if (!violations[i].reason.empty()) {
+        v->GetReflection()->MutableUnknownFields(v)->AddLengthDelimited(kFieldViolationReasonNumber,
+                                                                        violations[i].reason);
+      }
       message += (i > 0 ? "; " : "") + field + ": " + violations[i].description;
     }
     rich.add_details()->PackFrom(bad_request);

@@ -15,6 +15,8 @@
 namespace gongdai::server {
 
 inline constexpr std::string_view kErrorDomain = "gongdai.ledger";
+// The field number of `reason` in google.rpc.BadRequest.FieldViolation.
+inline constexpr int kFieldViolationReasonNumber = 3;
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
