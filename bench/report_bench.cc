@@ -200,8 +200,10 @@ int Main(int argc, char** argv) {
       });
       const absl::StatusOr<double> portfolio_ms =
           MedianMs(repeat, [&] { return (*ledger)->GetPortfolio("2021-03-31").status(); });
-      const absl::StatusOr<double> overdue_ms =
-          MedianMs(repeat, [&] { return (*ledger)->ListOverdueLoans("2021-03-31").status(); });
+      const absl::StatusOr<double> overdue_ms = MedianMs(repeat, [&] {
+        // The first page of the largest size: every loan is still read and sorted.
+        return (*ledger)->ListOverdueLoans(OverdueQuery{"2021-03-31", 500, ""}).status();
+      });
       std::printf("%-44s %10s\n", "query (median of runs)", "ms");
       const auto line = [&code](const char* query, const absl::StatusOr<double>& ms) {
         if (ms.ok()) {

@@ -140,19 +140,24 @@ class Cli {
 };
 
 // Reads one page of a list (or, with --all, every page from --page-token on) into
-// `result`; `items` gives a response's repeated field.
+// `result`: the first page as it came (with whatever else the response says, such as its
+// date), then the items of each further page; `items` gives a response's repeated field.
 template <typename Request, typename Response, typename Items>
 void ReadPages(Cli& cli, Session::Method<Request, Response> method, Request request,
                const PageFlags& flags, Response* result, Items items) {
   request.set_page_size(flags.page_size);
   request.set_page_token(flags.page_token);
-  for (;;) {
+  for (bool first = true;; first = false) {
     Response page;
     cli.Read(method, request, &page);
-    for (auto& item : *items(page)) *items(*result)->Add() = std::move(item);
-    result->set_next_page_token(page.next_page_token());
-    if (!flags.all || page.next_page_token().empty()) return;
-    request.set_page_token(page.next_page_token());
+    if (first) {
+      *result = std::move(page);
+    } else {
+      for (auto& item : *items(page)) *items(*result)->Add() = std::move(item);
+      result->set_next_page_token(page.next_page_token());
+    }
+    if (!flags.all || result->next_page_token().empty()) return;
+    request.set_page_token(result->next_page_token());
   }
 }
 

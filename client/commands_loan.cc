@@ -367,20 +367,30 @@ void AddLoanCommands(Cli& cli, CLI::App& app) {
   }
 
   {
-    auto as_of = std::make_shared<std::string>();
-    auto csv = std::make_shared<bool>(false);
+    struct Flags {
+      std::string as_of;
+      bool csv = false;
+      PageFlags page;
+    };
+    auto f = std::make_shared<Flags>();
     CLI::App* c =
         cli.Command(*noun, "overdue", "loans with overdue installments, most days past due first",
                     "gongdai loan overdue --as-of 2020-09-30 --csv > follow-up.csv");
-    cli.AddDate(c, "--as-of", *as_of, "the date (default: today's business date)");
-    c->add_flag("--csv", *csv, "print CSV for a spreadsheet (UTF-8 with BOM) instead of a table");
-    cli.Action(c, [&cli, as_of, csv] {
+    cli.AddDate(c, "--as-of", f->as_of, "the date (default: today's business date)");
+    c->add_flag("--csv", f->csv,
+                "print CSV for a spreadsheet (UTF-8 with BOM) instead of a table: every page");
+    cli.AddPageFlags(c, f->page);
+    cli.Action(c, [&cli, f] {
       v1::ListOverdueLoansRequest request;
-      request.set_as_of(*as_of);
+      request.set_as_of(f->as_of);
+      // A spreadsheet of the follow-up list holds all of it.
+      if (f->csv) f->page.all = true;
       v1::ListOverdueLoansResponse response;
-      cli.Read(&Stub::ListOverdueLoans, request, &response);
+      ReadPages(cli, &Stub::ListOverdueLoans, request, f->page, &response,
+                [](v1::ListOverdueLoansResponse& r) { return r.mutable_loans(); });
       cli.Print(response, [&] {
-        return *csv ? RenderOverdueLoansCsv(response) : RenderOverdueLoans(response);
+        if (f->csv) return RenderOverdueLoansCsv(response);
+        return RenderOverdueLoans(response) + MorePages(response.next_page_token());
       });
     });
   }

@@ -356,17 +356,20 @@ constexpr int kStatementReadRounds = 10;
 // already shows: at most a scheduling delay, unless something is badly wrong.
 constexpr auto kHeadPublishedWait = std::chrono::seconds(5);
 
-// A page token is the last id of the page before: B000123 for borrowers, L000123 for loans.
-// Anything else would start a page at an arbitrary key, or past every key (an empty page
-// that reads as "no more").
+// A page token the ledger did not give would start a page at an arbitrary place, or past
+// every loan (an empty page that reads as "no more"): refused.
+absl::Status PageTokenInvalid() {
+  return InvalidField("page_token", "PAGE_TOKEN_INVALID",
+                      "is not a page token of this list: give the previous page's "
+                      "next_page_token, or none for the first page");
+}
+
+// A page token of a list in id order is the last id of the page before: B000123 for
+// borrowers, L000123 for loans.
 absl::Status CheckPageToken(std::string_view token, char letter) {
   if (token.empty()) return absl::OkStatus();
   if (IsLedgerId(token, letter)) return absl::OkStatus();
-  ViolationCollector violations;
-  violations.Add("page_token", "PAGE_TOKEN_INVALID",
-                 "is not a page token of this list: give the previous page's next_page_token, "
-                 "or none for the first page");
-  return violations.ToStatus();
+  return PageTokenInvalid();
 }
 
 size_t PageSize(size_t requested) {
@@ -490,7 +493,7 @@ class Ledger::Impl {
   absl::StatusOr<LoanStatement> ReadLoanWithEntries(std::string_view id) const;
   absl::StatusOr<PortfolioFigures> GetPortfolio(std::string_view as_of) const;
   absl::StatusOr<ProgrammeReport> GetProgrammeReport(const ReportQuery& query) const;
-  absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(std::string_view as_of) const;
+  absl::StatusOr<OverduePage> ListOverdueLoans(const OverdueQuery& query) const;
   Date Today() const { return options_.business_date_today(); }
   PerfectNodeSource Nodes() const;
   absl::StatusOr<TreeHead> GetTreeHead() const;
@@ -1805,26 +1808,56 @@ absl::StatusOr<ProgrammeReport> Ledger::Impl::GetProgrammeReport(const ReportQue
   return report;
 }
 
-absl::StatusOr<std::vector<OverdueLoan>> Ledger::Impl::ListOverdueLoans(
-    std::string_view as_of_text) const {
-  absl::StatusOr<Date> as_of = ParseDate(as_of_text, "as_of");
+absl::StatusOr<OverduePage> Ledger::Impl::ListOverdueLoans(const OverdueQuery& query) const {
+  absl::StatusOr<Date> as_of = ParseDate(query.as_of, "as_of");
   if (!as_of.ok()) return as_of.status();
+  // The list's order: most days past due first, then by loan id. A page starts after the
+  // loan its token names in that order.
+  auto before = [](int days_a, std::string_view loan_a, int days_b, std::string_view loan_b) {
+    return days_a != days_b ? days_a > days_b : loan_a < loan_b;
+  };
+  int after_days = 0;
+  std::string after_loan;
+  if (!query.page_token.empty()) {
+    const size_t slash = query.page_token.find('/');
+    const std::string_view days =
+        std::string_view(query.page_token).substr(0, std::min(slash, query.page_token.size()));
+    const bool ok =
+        slash != std::string::npos && !days.empty() && days.size() <= 6 &&
+        std::all_of(days.begin(), days.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+        IsLedgerId(std::string_view(query.page_token).substr(slash + 1), 'L');
+    if (!ok) return PageTokenInvalid();
+    after_days = std::stoi(std::string(days));
+    after_loan = query.page_token.substr(slash + 1);
+  }
   std::vector<OverdueLoan> overdue;
   absl::Status scanned =
       ForEachLoanDelinquency(*as_of, [&](const v1::LoanSummary& loan, const Delinquency& d) {
         if (d.overdue_installments == 0) return true;
+        if (!query.page_token.empty() &&
+            !before(after_days, after_loan, d.days_past_due, loan.loan_id()))
+          return true;
         // The oldest unpaid installment's due date: what the follow-up visit is about.
         const Date oldest = as_of->PlusDays(-d.days_past_due);
         overdue.push_back(OverdueLoan{loan.loan_id(), loan.borrower_id(), loan.county(),
                                       d.days_past_due, d.bucket, d.overdue_principal_fen,
                                       d.outstanding_fen, oldest.ToString()});
-        return overdue.size() < 100'000;
+        return true;
       });
   if (!scanned.ok()) return scanned;
-  std::stable_sort(overdue.begin(), overdue.end(), [](const OverdueLoan& a, const OverdueLoan& b) {
-    return a.days_past_due > b.days_past_due;
-  });
-  return overdue;
+  const size_t page_size = PageSize(query.page_size);
+  OverduePage page;
+  const size_t kept = std::min(page_size, overdue.size());
+  std::partial_sort(overdue.begin(), overdue.begin() + static_cast<std::ptrdiff_t>(kept),
+                    overdue.end(), [&](const OverdueLoan& a, const OverdueLoan& b) {
+                      return before(a.days_past_due, a.loan_id, b.days_past_due, b.loan_id);
+                    });
+  if (overdue.size() > page_size) {
+    page.next_page_token = Cat(overdue[kept - 1].days_past_due, "/", overdue[kept - 1].loan_id);
+  }
+  overdue.resize(kept);
+  page.loans = std::move(overdue);
+  return page;
 }
 
 Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1951,8 +1984,8 @@ std::optional<absl::Status> Ledger::NotifyWhenBeyond(uint64_t sequence,
 absl::StatusOr<ProgrammeReport> Ledger::GetProgrammeReport(const ReportQuery& query) const {
   return impl_->GetProgrammeReport(query);
 }
-absl::StatusOr<std::vector<OverdueLoan>> Ledger::ListOverdueLoans(std::string_view as_of) const {
-  return impl_->ListOverdueLoans(as_of);
+absl::StatusOr<OverduePage> Ledger::ListOverdueLoans(const OverdueQuery& query) const {
+  return impl_->ListOverdueLoans(query);
 }
 Date Ledger::Today() const { return impl_->Today(); }
 

@@ -220,6 +220,20 @@ struct OverdueLoan {
   std::string oldest_unpaid_due_date;
 };
 
+struct OverdueQuery {
+  std::string as_of;
+  // 0 for the default of 50; at most 500. Pages follow the order of the list: a page
+  // token is "<days past due>/<loan id>" of the last loan of the page before.
+  size_t page_size = 0;
+  std::string page_token;
+};
+
+struct OverduePage {
+  std::vector<OverdueLoan> loans;
+  // Empty on the last page.
+  std::string next_page_token;
+};
+
 // The Merkle tree over the journal (engine/merkle.h): leaf i is entry i+1.
 struct TreeHead {
   uint64_t size = 0;
@@ -306,9 +320,9 @@ class Ledger {
   // the period's end summed from the per-day running changes that apply keeps
   // (docs/journal-format.md, `k/`).
   [[nodiscard]] absl::StatusOr<ProgrammeReport> GetProgrammeReport(const ReportQuery& query) const;
-  // Loans overdue as of `as_of`, most days past due first, for follow-up visits.
-  [[nodiscard]] absl::StatusOr<std::vector<OverdueLoan>> ListOverdueLoans(
-      std::string_view as_of) const;
+  // Loans overdue as of `query.as_of`, most days past due first (then by loan id), for
+  // follow-up visits, a page at a time.
+  [[nodiscard]] absl::StatusOr<OverduePage> ListOverdueLoans(const OverdueQuery& query) const;
   // Today's business date, as the writer sees it.
   Date Today() const;
 

@@ -769,11 +769,17 @@ LedgerService::Reactor* LedgerService::ListOverdueLoans(Context* c,
                                                         const v1::ListOverdueLoansRequest* r,
                                                         v1::ListOverdueLoansResponse* response) {
   return Read(c, "ListOverdueLoans", [this, r, response](const Caller&) {
-    const std::string as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
-    absl::StatusOr<std::vector<OverdueLoan>> loans = ledger_->ListOverdueLoans(as_of);
-    if (!loans.ok()) return loans.status();
-    response->set_as_of(as_of);
-    for (const OverdueLoan& o : *loans) {
+    if (r->page_size() < 0)
+      return InvalidField("page_size", "OUT_OF_RANGE", "must not be negative");
+    OverdueQuery query;
+    query.as_of = r->as_of().empty() ? ledger_->Today().ToString() : r->as_of();
+    query.page_size = static_cast<size_t>(r->page_size());
+    query.page_token = r->page_token();
+    absl::StatusOr<OverduePage> page = ledger_->ListOverdueLoans(query);
+    if (!page.ok()) return page.status();
+    response->set_as_of(query.as_of);
+    response->set_next_page_token(page->next_page_token);
+    for (const OverdueLoan& o : page->loans) {
       v1::OverdueLoan* out = response->add_loans();
       out->set_loan_id(o.loan_id);
       out->set_borrower_id(o.borrower_id);

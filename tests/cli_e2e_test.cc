@@ -498,6 +498,28 @@ TEST_F(CliTest, OverdueLoansAndTheProgrammeReport) {
   r = As("officer", {"loan", "overdue", "--as-of", "2020-09-06", "--csv"});
   ASSERT_EQ(r.code, 0) << r.Show();
   EXPECT_TRUE(Contains(r.out, "2020-09-06,L000001,B000001,吉州区,7,1-30,2020-08-30,")) << r.out;
+  // With a second loan, more days past due: a page at a time, or all of it in a spreadsheet.
+  ASSERT_EQ(As("officer", {"application", "submit", "--borrower", "B000001", "--product",
+                           "fund-2020", "--amount", "12000", "--term", "12", "--method", "monthly",
+                           "--purpose", "扩建冷库", "--jobs", "1"})
+                .code,
+            0);
+  ASSERT_EQ(As("approver", {"application", "approve", "L000002", "--note", "材料齐全"}).code, 0);
+  ASSERT_EQ(As("cashier", {"loan", "disburse", "L000002", "--amount", "12000"}).code, 0);
+  r = As("officer", {"loan", "overdue", "--as-of", "2020-09-06", "--page-size", "1"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  EXPECT_TRUE(Contains(r.out, "L000002")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "L000001")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "More: add --page-token 38/L000002")) << r.out;
+  r = As("officer", {"loan", "overdue", "--as-of", "2020-09-06", "--page-size", "1", "--page-token",
+                     "38/L000002"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  EXPECT_TRUE(Contains(r.out, "L000001")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "More:")) << r.out;
+  r = As("officer", {"loan", "overdue", "--as-of", "2020-09-06", "--page-size", "1", "--csv"});
+  ASSERT_EQ(r.code, 0) << r.Show();
+  EXPECT_EQ(Lines(r.out).size(), 3u) << r.out;  // the header and both loans
+  EXPECT_TRUE(Contains(r.out, "2020-09-06,L000002,B000001,吉州区,38,31-60,2020-07-30,")) << r.out;
 
   r = As("portal", {"report", "--quarter", "2"});
   EXPECT_EQ(r.code, 2) << r.Show();

@@ -113,11 +113,11 @@ TEST_F(DemoTest, TheBookHasWhatADemoShouldShow) {
   }
   for (const std::string& s : submitters)
     EXPECT_FALSE(approvers.count(s)) << s;  // four eyes throughout
-  absl::StatusOr<std::vector<OverdueLoan>> overdue =
-      ledger_->ListOverdueLoans(server::kDemoBusinessDate);
+  absl::StatusOr<OverduePage> overdue =
+      ledger_->ListOverdueLoans(OverdueQuery{std::string(server::kDemoBusinessDate), 500, ""});
   ASSERT_TRUE(overdue.ok());
-  EXPECT_GT(overdue->size(), 5u);
-  EXPECT_LT(overdue->size(), 120u);
+  EXPECT_GT(overdue->loans.size(), 5u);
+  EXPECT_LT(overdue->loans.size(), 120u);
   PortfolioFigures portfolio = *ledger_->GetPortfolio(server::kDemoBusinessDate);
   EXPECT_GT(portfolio.par30_fen, 0);
   EXPECT_LT(portfolio.par30_fen, portfolio.outstanding_fen / 4);

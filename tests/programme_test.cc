@@ -1057,6 +1057,45 @@ TEST_F(RepaymentTest, JobsAreReportedBesideTheExpectedCount) {
 
 // ---- Delinquency -----------------------------------------------------------------------
 
+// The follow-up list pages like every other list, in its own order: most days past due
+// first, then by loan id. Nothing is left out however long it is, and a token the ledger
+// did not give is refused.
+TEST_F(ProgrammeTest, OverdueLoansComeAPageAtATimeMostDaysPastDueFirst) {
+  DefineProduct("fund-2020", testing::UnionFundTerms());
+  Ok(kCashier, Contribute(100'000'000));
+  const std::string borrower = Register("王建国");
+  std::vector<std::string> loans;
+  for (const char* day : {"2020-03-01", "2020-01-15", "2020-03-01", "2020-02-10"}) {
+    SetToday(day);
+    loans.push_back(ActiveLoan(borrower, "fund-2020", 600'000, 6));  // first due a month on
+  }
+  SetToday("2020-06-30");
+  OverdueQuery query{"2020-06-30", 2, ""};
+  std::vector<std::string> listed;
+  std::vector<int> days;
+  std::vector<std::string> tokens;
+  for (int page_count = 0; page_count < 10; ++page_count) {
+    absl::StatusOr<OverduePage> page = ledger_->ListOverdueLoans(query);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const OverdueLoan& loan : page->loans) {
+      listed.push_back(loan.loan_id);
+      days.push_back(loan.days_past_due);
+    }
+    tokens.push_back(page->next_page_token);
+    if (page->next_page_token.empty()) break;
+    query.page_token = page->next_page_token;
+  }
+  EXPECT_EQ(listed, (std::vector<std::string>{loans[1], loans[3], loans[0], loans[2]}));
+  EXPECT_EQ(days, (std::vector<int>{136, 112, 90, 90}));
+  EXPECT_EQ(tokens, (std::vector<std::string>{"112/" + loans[3], ""}));
+  for (const char* bad : {"L000001", "91/B000001", "x/L000001", "/L000001", "91/"}) {
+    query.page_token = bad;
+    absl::StatusOr<OverduePage> refused = ledger_->ListOverdueLoans(query);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(Fields(refused.status()), std::vector<std::string>{"page_token"}) << bad;
+  }
+}
+
 TEST_F(RepaymentTest, OverdueAfterGraceAndDaysPastDueFromTheDueDate) {
   // Installment 1 is due 2020-02-15; grace is 5 days.
   auto statement = [&](const char* date) { return *ledger_->GetLoanStatement(loan_, date); };
