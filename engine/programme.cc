@@ -42,9 +42,10 @@ class Fields {
     violations_.AddStatus(Path(field), status);
   }
 
-  // Free text is stored as given and grouped on as given (a county's report row), so text
-  // that reads the same must be the same bytes: no space around it and no character that
-  // cannot be seen (a direction mark, a zero-width space, a line separator).
+  // Free text is stored as given and grouped on as given (a county's report row): no space
+  // around it and no character that cannot be seen (a direction mark, a zero-width space,
+  // a line separator), which would make two texts that read alike differ. (Other lookalikes,
+  // such as full-width letters or decomposed accents, are not caught.)
   void Text(std::string_view field, std::string_view value, size_t max_bytes, bool required) {
     if (required && value.empty()) {
       Add(field, "REQUIRED", "is required");
@@ -54,17 +55,16 @@ class Fields {
       Add(field, "TOO_LONG", Cat("must be at most ", max_bytes, " bytes"));
       return;
     }
-    const std::optional<std::vector<uint32_t>> code_points = DecodeUtf8(value);
-    if (!code_points.has_value()) {
+    const TextScan scan = ScanText(value);
+    if (!scan.utf8) {
       Add(field, "INVALID_UTF8", "must be valid UTF-8");
-    } else if (std::any_of(code_points->begin(), code_points->end(), IsControl)) {
+    } else if (scan.control) {
       Add(field, "CONTROL_CHARACTER", "must not contain control characters (tabs, newlines...)");
-    } else if (std::any_of(code_points->begin(), code_points->end(), IsInvisible)) {
+    } else if (scan.invisible) {
       Add(field, "INVISIBLE_CHARACTER",
           "must not contain invisible characters (direction marks, zero-width spaces, line "
           "or paragraph separators)");
-    } else if (!code_points->empty() &&
-               (IsSpace(code_points->front()) || IsSpace(code_points->back()))) {
+    } else if (!value.empty() && (IsSpace(scan.first) || IsSpace(scan.last))) {
       Add(field, "SURROUNDING_SPACE", "must not begin or end with a space");
     }
   }
@@ -113,19 +113,23 @@ class Fields {
   }
 
  private:
-  // The code points of well-formed UTF-8 (no overlong forms, no surrogates), so names
-  // print everywhere; nullopt for anything else.
-  static std::optional<std::vector<uint32_t>> DecodeUtf8(std::string_view text) {
-    std::vector<uint32_t> out;
+  // What Text checks of its code points, read in one pass without copying them.
+  struct TextScan {
+    bool utf8 = true;  // well-formed: no overlong forms, no surrogates, so names print anywhere
+    bool control = false;
+    bool invisible = false;
+    uint32_t first = 0;  // the first and last code points, of a text not empty
+    uint32_t last = 0;
+  };
+  static TextScan ScanText(std::string_view text) {
+    TextScan scan;
     size_t i = 0;
     while (i < text.size()) {
       const unsigned char c = static_cast<unsigned char>(text[i]);
       size_t extra = 0;
       uint32_t code = 0;
       if (c < 0x80) {
-        out.push_back(c);
-        ++i;
-        continue;
+        code = c;
       } else if ((c & 0xe0) == 0xc0) {
         extra = 1;
         code = c & 0x1f;
@@ -136,33 +140,47 @@ class Fields {
         extra = 3;
         code = c & 0x07;
       } else {
-        return std::nullopt;
+        scan.utf8 = false;
+        return scan;
       }
-      if (i + extra >= text.size()) return std::nullopt;
+      if (i + extra >= text.size()) {
+        scan.utf8 = false;
+        return scan;
+      }
       for (size_t k = 1; k <= extra; ++k) {
         const unsigned char next = static_cast<unsigned char>(text[i + k]);
-        if ((next & 0xc0) != 0x80) return std::nullopt;
+        if ((next & 0xc0) != 0x80) {
+          scan.utf8 = false;
+          return scan;
+        }
         code = (code << 6) | (next & 0x3f);
       }
       static constexpr uint32_t kMinimum[4] = {0, 0x80, 0x800, 0x10000};
       if (code < kMinimum[extra] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
-        return std::nullopt;
+        scan.utf8 = false;
+        return scan;
       }
-      out.push_back(code);
+      if (i == 0) scan.first = code;
+      scan.last = code;
+      scan.control = scan.control || IsControl(code);
+      scan.invisible = scan.invisible || IsInvisible(code);
       i += extra + 1;
     }
-    return out;
+    return scan;
   }
   // C0 and C1 controls and DEL.
   static bool IsControl(uint32_t c) { return c < 0x20 || (c >= 0x7f && c <= 0x9f); }
-  // Characters that change how text reads or breaks without being seen: the Arabic letter
-  // mark, the Mongolian vowel separator, zero-width spaces and joiners, direction marks,
-  // embeddings, overrides and isolates, line and paragraph separators, the word joiner
-  // and invisible operators, and the byte order mark.
+  // Characters that are not seen: Unicode's Default_Ignorable_Code_Point set (the soft
+  // hyphen, joiners, direction marks and isolates, fillers, variation selectors, tags, the
+  // byte order mark...), the line and paragraph separators and the blank braille pattern.
+  // Emoji joined by U+200D or styled by a variation selector are refused with them.
   static bool IsInvisible(uint32_t c) {
-    return c == 0x061c || c == 0x180e || (c >= 0x200b && c <= 0x200f) ||
-           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2064) ||
-           (c >= 0x2066 && c <= 0x2069) || c == 0xfeff;
+    return c == 0x00ad || c == 0x034f || c == 0x061c || c == 0x115f || c == 0x1160 || c == 0x17b4 ||
+           c == 0x17b5 || (c >= 0x180b && c <= 0x180f) || (c >= 0x200b && c <= 0x200f) ||
+           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x206f) || c == 0x2800 ||
+           c == 0x3164 || (c >= 0xfe00 && c <= 0xfe0f) || c == 0xfeff || c == 0xffa0 ||
+           (c >= 0xfff0 && c <= 0xfffb) || (c >= 0x1bca0 && c <= 0x1bca3) ||
+           (c >= 0x1d173 && c <= 0x1d17a) || (c >= 0xe0000 && c <= 0xe0fff);
   }
   // Unicode's space separators (the ideographic space of Chinese input among them).
   static bool IsSpace(uint32_t c) {

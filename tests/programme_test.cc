@@ -209,6 +209,9 @@ TEST_F(ProgrammeTest, FreeTextWithSurroundingSpacesOrInvisibleCharactersIsRefuse
       {"\u202e区州吉", "INVISIBLE_CHARACTER"},  // a right-to-left override
       {"吉州区\u2066", "INVISIBLE_CHARACTER"},  // a direction isolate
       {"\ufeff吉州区", "INVISIBLE_CHARACTER"},  // a byte order mark
+      {"吉州\u00ad区", "INVISIBLE_CHARACTER"},  // a soft hyphen
+      {"吉州区\ufe00", "INVISIBLE_CHARACTER"},  // a variation selector
+      {"吉州区\u3164", "INVISIBLE_CHARACTER"},  // a Hangul filler
       {"吉州区\t", "CONTROL_CHARACTER"},
       {"吉州区\u0085", "CONTROL_CHARACTER"},  // C1's next line
       {"吉州\xff区", "INVALID_UTF8"},
