@@ -146,7 +146,8 @@ struct InstallmentLine {
   v1::Installment installment;
   int64_t paid_fen = 0;
   int64_t unpaid_fen = 0;
-  // "paid", "partly paid", "not due", "due" (within grace) or "overdue".
+  // "paid", "partly paid", "not due", "due" (within grace), "overdue", or, as of the loan's
+  // write-off or later, "written off" for what it left unpaid.
   std::string state;
 };
 

@@ -287,6 +287,19 @@ std::map<std::string, Figures> Recompute(const std::vector<v1::Entry>& entries, 
       flow(loan.county, date, "written_off_fen", ev.loan_written_off().amount_fen());
       accrued(loan, ev.loan_written_off().accruals());
       loan.written_off = D(date);
+      // Installments that would have fallen due after the write-off no longer do; what was
+      // paid on them before stays due (and repaid on time).
+      for (size_t k = 0; k < loan.schedule.size(); ++k) {
+        const v1::Installment& installment = loan.schedule[k];
+        if (D(installment.due_date()) <= D(date)) continue;
+        int64_t paid = 0;
+        for (const auto& [day, allocations] : loan.repayments) {
+          for (const v1::Allocation& a : allocations)
+            if (a.installment() == static_cast<int>(k) + 1) paid += a.principal_fen();
+        }
+        flow(loan.county, installment.due_date(), "principal_due_fen",
+             -(installment.principal_fen() - paid));
+      }
     }
     if (ev.has_recovery_recorded())
       flow(loans[ev.recovery_recorded().loan_id()].county, date, "recovered_fen",

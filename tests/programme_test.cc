@@ -1018,11 +1018,14 @@ TEST_F(RepaymentTest, WriteOffNeedsASupervisorAndRecoveriesStayWithinIt) {
 // Reversing the write-off brings both back.
 TEST_F(RepaymentTest, AWrittenOffLoansLaterInstallmentsNoLongerFallDue) {
   SetToday("2020-05-01");
-  Ok(kCashier, Repay(loan_, 200'000));  // installments 1 and 2 (February and March), late
+  // February to April's installments, late, and 50,000 of May's ahead of its date.
+  Ok(kCashier, Repay(loan_, 200'000));
+  Ok(kCashier, Repay(loan_, 150'000));
   v1::Event write_off;
   write_off.mutable_loan_written_off()->set_loan_id(loan_);
   write_off.mutable_loan_written_off()->set_reason("借款人失联, 担保追偿无果");
   const v1::Entry entry = Ok(kSupervisor, write_off);
+  EXPECT_EQ(entry.event().loan_written_off().amount_fen(), 850'000);
   SetToday("2020-12-31");
   auto due_in_2020 = [&] {
     absl::StatusOr<ProgrammeReport> report =
@@ -1031,18 +1034,19 @@ TEST_F(RepaymentTest, AWrittenOffLoansLaterInstallmentsNoLongerFallDue) {
     return std::make_pair(report->total.flows.principal_due_fen(),
                           report->total.flows.principal_repaid_on_time_fen());
   };
-  // Due by the write-off: February, March and April, April missed.
-  EXPECT_EQ(due_in_2020(), std::make_pair(int64_t{300'000}, int64_t{0}));
+  // Due: February to April's, and the 50,000 of May's paid before the write-off, on time.
+  EXPECT_EQ(due_in_2020(), std::make_pair(int64_t{350'000}, int64_t{50'000}));
   LoanStatement statement = *ledger_->GetLoanStatement(loan_, "2020-12-31");
   ASSERT_EQ(statement.installments.size(), 12u);
-  EXPECT_EQ(statement.installments[1].state, "paid");
-  EXPECT_EQ(statement.installments[2].state, "written off");   // April's, overdue before
+  EXPECT_EQ(statement.installments[2].state, "paid");
+  EXPECT_EQ(statement.installments[3].state, "written off");  // May's, partly paid
+  EXPECT_EQ(statement.installments[3].paid_fen, 50'000);
   EXPECT_EQ(statement.installments[11].state, "written off");  // January 2021's
   // As of a day before the write-off, the statement is as it was then.
   EXPECT_EQ(ledger_->GetLoanStatement(loan_, "2020-04-30")->installments[2].state, "overdue");
   Ok(kSupervisor, Reverse(entry.sequence()), "2020-12-31");
-  EXPECT_EQ(due_in_2020(), std::make_pair(int64_t{1'100'000}, int64_t{0}));
-  EXPECT_EQ(ledger_->GetLoanStatement(loan_, "2020-12-31")->installments[2].state, "overdue");
+  EXPECT_EQ(due_in_2020(), std::make_pair(int64_t{1'100'000}, int64_t{50'000}));
+  EXPECT_EQ(ledger_->GetLoanStatement(loan_, "2020-12-31")->installments[3].state, "overdue");
 }
 
 TEST_F(RepaymentTest, JobsAreReportedBesideTheExpectedCount) {
