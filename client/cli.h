@@ -142,9 +142,11 @@ class Cli {
 // Reads one page of a list (or, with --all, every page from --page-token on) into
 // `result`: the first page as it came (with whatever else the response says, such as its
 // date), then the items of each further page; `items` gives a response's repeated field.
-template <typename Request, typename Response, typename Items>
+// `carry(first_page, request)` may fix in the request, for the pages after the first, what
+// the first page settled (the date of a list "as of today").
+template <typename Request, typename Response, typename Items, typename Carry>
 void ReadPages(Cli& cli, Session::Method<Request, Response> method, Request request,
-               const PageFlags& flags, Response* result, Items items) {
+               const PageFlags& flags, Response* result, Items items, Carry carry) {
   request.set_page_size(flags.page_size);
   request.set_page_token(flags.page_token);
   for (bool first = true;; first = false) {
@@ -152,6 +154,7 @@ void ReadPages(Cli& cli, Session::Method<Request, Response> method, Request requ
     cli.Read(method, request, &page);
     if (first) {
       *result = std::move(page);
+      carry(*result, request);
     } else {
       for (auto& item : *items(page)) *items(*result)->Add() = std::move(item);
       result->set_next_page_token(page.next_page_token());
@@ -159,6 +162,13 @@ void ReadPages(Cli& cli, Session::Method<Request, Response> method, Request requ
     if (!flags.all || result->next_page_token().empty()) return;
     request.set_page_token(result->next_page_token());
   }
+}
+
+template <typename Request, typename Response, typename Items>
+void ReadPages(Cli& cli, Session::Method<Request, Response> method, Request request,
+               const PageFlags& flags, Response* result, Items items) {
+  ReadPages(cli, method, std::move(request), flags, result, items,
+            [](const Response&, Request&) {});
 }
 
 // The line under a list that has more pages.

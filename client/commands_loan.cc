@@ -386,8 +386,13 @@ void AddLoanCommands(Cli& cli, CLI::App& app) {
       // A spreadsheet of the follow-up list holds all of it.
       if (f->csv) f->page.all = true;
       v1::ListOverdueLoansResponse response;
-      ReadPages(cli, &Stub::ListOverdueLoans, request, f->page, &response,
-                [](v1::ListOverdueLoansResponse& r) { return r.mutable_loans(); });
+      // Every page as of the first page's date, should the business day turn meanwhile.
+      ReadPages(
+          cli, &Stub::ListOverdueLoans, request, f->page, &response,
+          [](v1::ListOverdueLoansResponse& r) { return r.mutable_loans(); },
+          [](const v1::ListOverdueLoansResponse& first, v1::ListOverdueLoansRequest& next) {
+            next.set_as_of(first.as_of());
+          });
       cli.Print(response, [&] {
         if (f->csv) return RenderOverdueLoansCsv(response);
         return RenderOverdueLoans(response) + MorePages(response.next_page_token());
