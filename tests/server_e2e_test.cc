@@ -540,7 +540,10 @@ TEST_F(ServerTest, InvalidFieldsComeBackTogetherWithTheirPaths) {
   status = Call(&Stub::RegisterBorrower, "officer", borrower, &registered);
   EXPECT_EQ(BadFields(status),
             (std::vector<std::string>{"national_id", "details.phone", "details.county"}));
-  EXPECT_EQ(BadFieldReasons(status)[2], "details.county=SURROUNDING_SPACE");
+  EXPECT_EQ(
+      BadFieldReasons(status),
+      (std::vector<std::string>{"national_id=NATIONAL_ID_INVALID", "details.phone=PHONE_INVALID",
+                                "details.county=SURROUNDING_SPACE"}));
   EXPECT_EQ(
       Call(&Stub::RecordRepayment, "cashier", v1::RecordRepaymentRequest(), &loan).error_code(),
       grpc::StatusCode::INVALID_ARGUMENT);
