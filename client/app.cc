@@ -173,7 +173,7 @@ void Cli::AddWriteFlags(CLI::App* command, WriteFlags& flags) {
 
 void Cli::AddPageFlags(CLI::App* command, PageFlags& flags) {
   command->add_option("--page-size", flags.page_size, "how many to show (default 50, at most 500)")
-      ->check(CLI::Range(1, 500));
+      ->check(CLI::Range(1, kPageSizeLargest));
   command->add_option("--page-token", flags.page_token,
                       "continue after the previous page (printed under it)");
   command->add_flag("--all", flags.all, "every page, not just the first");

@@ -37,6 +37,9 @@ struct WriteFlags {
 };
 
 // List paging options.
+// The largest page the ledger gives.
+inline constexpr int kPageSizeLargest = 500;
+
 struct PageFlags {
   int page_size = 0;
   std::string page_token;

@@ -383,8 +383,11 @@ void AddLoanCommands(Cli& cli, CLI::App& app) {
     cli.Action(c, [&cli, f] {
       v1::ListOverdueLoansRequest request;
       request.set_as_of(f->as_of);
-      // A spreadsheet of the follow-up list holds all of it.
+      // A spreadsheet of the follow-up list holds all of it. Each page of this list reads
+      // every loan again (its order is not the order loans are kept in), so a whole list
+      // is read in pages of the largest size.
       if (f->csv) f->page.all = true;
+      if (f->page.all && f->page.page_size == 0) f->page.page_size = kPageSizeLargest;
       v1::ListOverdueLoansResponse response;
       // Every page as of the first page's date, should the business day turn meanwhile.
       ReadPages(
