@@ -32,16 +32,22 @@ using testing::ServerProcess;
 using testing::TempDir;
 using Stub = v1::LoanLedger::Stub;
 
-std::vector<std::string> BadFields(const grpc::Status& status) {
-  std::vector<std::string> fields;
+// The field violations of an INVALID_ARGUMENT's google.rpc.BadRequest, in order.
+std::vector<google::rpc::BadRequest::FieldViolation> Violations(const grpc::Status& status) {
+  std::vector<google::rpc::BadRequest::FieldViolation> out;
   google::rpc::Status rich;
-  if (!rich.ParseFromString(status.error_details())) return fields;
+  if (!rich.ParseFromString(status.error_details())) return out;
   for (const google::protobuf::Any& any : rich.details()) {
     google::rpc::BadRequest bad;
-    if (any.UnpackTo(&bad)) {
-      for (const auto& v : bad.field_violations()) fields.push_back(v.field());
-    }
+    if (any.UnpackTo(&bad))
+      out.insert(out.end(), bad.field_violations().begin(), bad.field_violations().end());
   }
+  return out;
+}
+
+std::vector<std::string> BadFields(const grpc::Status& status) {
+  std::vector<std::string> fields;
+  for (const auto& v : Violations(status)) fields.push_back(v.field());
   return fields;
 }
 
@@ -49,21 +55,15 @@ std::vector<std::string> BadFields(const grpc::Status& status) {
 // today's google.rpc.BadRequest; unknown to the copy this is built against), "field=REASON".
 std::vector<std::string> BadFieldReasons(const grpc::Status& status) {
   std::vector<std::string> out;
-  google::rpc::Status rich;
-  if (!rich.ParseFromString(status.error_details())) return out;
-  for (const google::protobuf::Any& any : rich.details()) {
-    google::rpc::BadRequest bad;
-    if (!any.UnpackTo(&bad)) continue;
-    for (const auto& v : bad.field_violations()) {
-      const google::protobuf::UnknownFieldSet& unknown = v.GetReflection()->GetUnknownFields(v);
-      std::string reason;
-      for (int i = 0; i < unknown.field_count(); ++i) {
-        if (unknown.field(i).number() == 3 &&
-            unknown.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED)
-          reason = unknown.field(i).length_delimited();
-      }
-      out.push_back(v.field() + "=" + reason);
+  for (const auto& v : Violations(status)) {
+    const google::protobuf::UnknownFieldSet& unknown = v.GetReflection()->GetUnknownFields(v);
+    std::string reason;
+    for (int i = 0; i < unknown.field_count(); ++i) {
+      if (unknown.field(i).number() == 3 &&
+          unknown.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED)
+        reason = unknown.field(i).length_delimited();
     }
+    out.push_back(v.field() + "=" + reason);
   }
   return out;
 }
