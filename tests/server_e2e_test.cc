@@ -704,6 +704,162 @@ TEST_F(ServerTest, RefusedRulesComeBackWithTheirReasons) {
   EXPECT_EQ(Reason(status), "LOAN_NOT_FOUND");
 }
 
+// A borrower's history is kept in date order over the wire: an application dated before
+// the borrower's latest change is refused, and so is a change dated before an application
+// already accepted. Nothing is written by either.
+TEST_F(ServerTest, ABorrowersApplicationsAndChangesAreRefusedOutOfDateOrder) {
+  v1::DefineProductRequest product = FundProduct();
+  product.set_business_date("2020-06-01");
+  v1::ProductResponse defined;
+  ASSERT_TRUE(Call(&Stub::DefineProduct, "supervisor", product, &defined).ok());
+  v1::RegisterBorrowerRequest register_request = Borrower("reg-1", 1);
+  register_request.set_business_date("2020-06-01");
+  v1::BorrowerResponse borrower;
+  ASSERT_TRUE(Call(&Stub::RegisterBorrower, "officer", register_request, &borrower).ok());
+  const std::string borrower_id = borrower.borrower().borrower_id();
+  v1::ChangeTalentPoolStatusRequest change;
+  change.set_request_id("suspend");
+  change.set_borrower_id(borrower_id);
+  change.set_status(v1::TALENT_POOL_STATUS_SUSPENDED);
+  change.set_reason("复核");
+  change.set_business_date("2020-06-10");
+  ASSERT_TRUE(Call(&Stub::ChangeTalentPoolStatus, "officer", change, &borrower).ok());
+  change.set_request_id("reinstate");
+  change.set_status(v1::TALENT_POOL_STATUS_ACTIVE);
+  change.set_business_date("2020-06-15");
+  ASSERT_TRUE(Call(&Stub::ChangeTalentPoolStatus, "officer", change, &borrower).ok());
+
+  // Into the suspension, since lifted.
+  v1::SubmitApplicationRequest submit = Application("submit-early", borrower_id, "5000");
+  submit.set_business_date("2020-06-12");
+  v1::LoanResponse loan;
+  grpc::Status status = Call(&Stub::SubmitApplication, "officer", submit, &loan);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(status), "BUSINESS_DATE_BEFORE_BORROWER_HISTORY") << status.error_message();
+  EXPECT_NE(status.error_message().find("latest change (2020-06-15)"), std::string::npos)
+      << status.error_message();
+
+  submit.set_request_id("submit");
+  submit.set_business_date("2020-06-20");
+  ASSERT_TRUE(Call(&Stub::SubmitApplication, "officer", submit, &loan).ok());
+  change.set_request_id("suspend-late");
+  change.set_status(v1::TALENT_POOL_STATUS_SUSPENDED);
+  change.set_business_date("2020-06-19");
+  status = Call(&Stub::ChangeTalentPoolStatus, "officer", change, &borrower);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(status), "BUSINESS_DATE_BEFORE_BORROWER_HISTORY") << status.error_message();
+  EXPECT_NE(status.error_message().find("latest application (2020-06-20)"), std::string::npos)
+      << status.error_message();
+
+  v1::GetBorrowerRequest get;
+  get.set_borrower_id(borrower_id);
+  v1::Borrower stored;
+  ASSERT_TRUE(Call(&Stub::GetBorrower, "officer", get, &stored).ok());
+  EXPECT_EQ(stored.status(), v1::TALENT_POOL_STATUS_ACTIVE);
+  v1::ListLoansRequest list;
+  list.set_borrower_id(borrower_id);
+  v1::ListLoansResponse loans;
+  ASSERT_TRUE(Call(&Stub::ListLoans, "officer", list, &loans).ok());
+  ASSERT_EQ(loans.loans_size(), 1);
+  EXPECT_EQ(loans.loans(0).submitted().date(), "2020-06-20");
+}
+
+// From its write-off on, a statement shows what the loan left unpaid as written off, not
+// overdue; as of an earlier day it shows the loan as it was then.
+TEST_F(ServerTest, AStatementShowsAWrittenOffLoansUnpaidInstallmentsAsWrittenOff) {
+  const std::string loan_id = ActiveLoan();
+  v1::WriteOffLoanRequest write_off;
+  write_off.set_request_id("write-off");
+  write_off.set_loan_id(loan_id);
+  write_off.set_reason("借款人失联, 担保追偿无果");
+  v1::LoanResponse loan;
+  grpc::Status status = Call(&Stub::WriteOffLoan, "supervisor", write_off, &loan);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::GetLoanStatementRequest request;
+  request.set_loan_id(loan_id);
+  request.set_as_of("2021-12-31");
+  v1::LoanStatement statement;
+  ASSERT_TRUE(Call(&Stub::GetLoanStatement, "auditor", request, &statement).ok());
+  ASSERT_EQ(statement.installments_size(), 12);
+  for (const v1::StatementLine& line : statement.installments()) {
+    EXPECT_EQ(line.state(), "written off") << line.number();
+    EXPECT_EQ(line.paid(), "0.00") << line.number();
+  }
+  EXPECT_EQ(statement.overdue_principal(), "0.00");
+}
+
+// Subsidy settled with the bank cannot be taken back by reversing the accrual behind it.
+TEST_F(ServerTest, AnAccrualAlreadySettledIsReversedOnlyAfterItsSettlement) {
+  v1::DefineProductRequest product = FundProduct("bank-2020");
+  product.set_business_date("2020-01-01");
+  v1::ProductTermsInput* terms = product.mutable_terms();
+  terms->set_funding(v1::FUNDING_PARTNER_BANK);
+  terms->set_bank_id("psbc");
+  terms->set_annual_rate("0.0435");
+  terms->set_day_count(v1::DAY_COUNT_CONVENTION_ACT_360);
+  v1::ProductResponse defined;
+  grpc::Status status = Call(&Stub::DefineProduct, "supervisor", product, &defined);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::RegisterBorrowerRequest register_request = Borrower("reg-1", 1);
+  register_request.set_business_date("2020-01-02");
+  v1::BorrowerResponse borrower;
+  ASSERT_TRUE(Call(&Stub::RegisterBorrower, "officer", register_request, &borrower).ok());
+  v1::SubmitApplicationRequest submit =
+      Application("submit", borrower.borrower().borrower_id(), "100000");
+  submit.set_product_id("bank-2020");
+  submit.set_business_date("2020-01-03");
+  v1::LoanResponse loan;
+  status = Call(&Stub::SubmitApplication, "officer", submit, &loan);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string loan_id = loan.loan().loan_id();
+  v1::ApproveApplicationRequest approve;
+  approve.set_request_id("approve");
+  approve.set_loan_id(loan_id);
+  approve.set_business_date("2020-01-04");
+  ASSERT_TRUE(Call(&Stub::ApproveApplication, "approver", approve, &loan).ok());
+  v1::DisburseLoanRequest disburse;
+  disburse.set_request_id("disburse");
+  disburse.set_loan_id(loan_id);
+  disburse.set_amount("100000.00");
+  disburse.set_business_date("2020-01-15");
+  status = Call(&Stub::DisburseLoan, "cashier", disburse, &loan);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  v1::AccrueSubsidyRequest accrue;
+  accrue.set_request_id("accrue");
+  accrue.set_loan_id(loan_id);
+  v1::LoanResponse accrued;
+  status = Call(&Stub::AccrueSubsidy, "cashier", accrue, &accrued);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::SettleSubsidyRequest settle;
+  settle.set_request_id("settle");
+  settle.set_bank_id("psbc");
+  settle.set_amount("1000.00");
+  v1::EntryResponse settlement;
+  status = Call(&Stub::SettleSubsidy, "cashier", settle, &settlement);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  v1::ReverseEntryRequest reverse;
+  reverse.set_request_id("reverse-accrual");
+  reverse.set_sequence(accrued.entry().sequence());
+  reverse.set_reason("重复计提");
+  v1::EntryResponse reversal;
+  status = Call(&Stub::ReverseEntry, "supervisor", reverse, &reversal);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(status), "SUBSIDY_ALREADY_SETTLED") << status.error_message();
+  EXPECT_NE(status.error_message().find("on bank:psbc:subsidy_payable"), std::string::npos)
+      << status.error_message();
+
+  v1::ReverseEntryRequest reverse_settlement;
+  reverse_settlement.set_request_id("reverse-settlement");
+  reverse_settlement.set_sequence(settlement.entry().sequence());
+  reverse_settlement.set_reason("结算有误");
+  ASSERT_TRUE(Call(&Stub::ReverseEntry, "supervisor", reverse_settlement, &reversal).ok());
+  reverse.set_request_id("reverse-accrual-again");
+  status = Call(&Stub::ReverseEntry, "supervisor", reverse, &reversal);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
 TEST_F(ServerTest, RetriedWriteReturnsTheOriginalAnswer) {
   const std::string loan_id = ActiveLoan();
   v1::LoanResponse first, again;
