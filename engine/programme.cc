@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <map>
 #include <set>
 
 #include "engine/check.h"
@@ -878,6 +877,16 @@ bool IsReversible(const v1::Event& event) {
 
 std::string ReversedKey(uint64_t sequence) { return Cat("r/", SequenceKey(sequence)); }
 
+// What `entry` posted to `account` on `side`, less what it posted there on the other side.
+int64_t NetPosted(const v1::Entry& entry, std::string_view account, v1::PostingSide side) {
+  int64_t net = 0;
+  for (const v1::Posting& posting : entry.postings()) {
+    if (posting.account() != account) continue;
+    net += posting.side() == side ? posting.amount_fen() : -posting.amount_fen();
+  }
+  return net;
+}
+
 absl::StatusOr<Decision> DecideReverse(Context& c) {
   const v1::EntryReversed& event = c.command.event.entry_reversed();
   if (c.actor().role() != kRoleSupervisor) {
@@ -939,12 +948,7 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
   }
   // The fund's cash never goes below zero: reversing an entry that brought cash in (a
   // contribution, a repayment or recovery of a union-fund loan) needs that cash still there.
-  int64_t cash_in = 0;
-  for (const v1::Posting& posting : target->postings()) {
-    if (posting.account() != kFundCashAccount) continue;
-    cash_in +=
-        posting.side() == v1::POSTING_SIDE_DEBIT ? posting.amount_fen() : -posting.amount_fen();
-  }
+  const int64_t cash_in = NetPosted(*target, kFundCashAccount, v1::POSTING_SIDE_DEBIT);
   if (cash_in > 0) {
     absl::StatusOr<int64_t> cash = AccountBalance(c.state, kFundCashAccount);
     if (!cash.ok()) return cash.status();
@@ -958,14 +962,12 @@ absl::StatusOr<Decision> DecideReverse(Context& c) {
   // Nor does a bank's subsidy payable turn into a claim on the bank: reversing an entry
   // that accrued subsidy (an accrual, a payoff or a write-off) needs that much still owed,
   // not yet settled.
-  std::map<std::string, int64_t> accrued;
+  std::set<std::string_view> payables;
   for (const v1::Posting& posting : target->postings()) {
-    if (!posting.account().starts_with("bank:") || !posting.account().ends_with(":subsidy_payable"))
-      continue;
-    accrued[posting.account()] +=
-        posting.side() == v1::POSTING_SIDE_CREDIT ? posting.amount_fen() : -posting.amount_fen();
+    if (IsBankSubsidyPayable(posting.account())) payables.insert(posting.account());
   }
-  for (const auto& [account, amount] : accrued) {
+  for (std::string_view account : payables) {
+    const int64_t amount = NetPosted(*target, account, v1::POSTING_SIDE_CREDIT);
     if (amount <= 0) continue;
     absl::StatusOr<int64_t> payable = AccountBalance(c.state, account);
     if (!payable.ok()) return payable.status();
@@ -1481,6 +1483,13 @@ std::string BankSubsidyPayableAccount(std::string_view bank_id) {
   return Cat("bank:", bank_id, ":subsidy_payable");
 }
 
+bool IsBankSubsidyPayable(std::string_view account) {
+  constexpr std::string_view kPrefix = "bank:";
+  constexpr std::string_view kSuffix = ":subsidy_payable";
+  return account.size() > kPrefix.size() + kSuffix.size() && account.starts_with(kPrefix) &&
+         account.ends_with(kSuffix);
+}
+
 absl::StatusOr<std::optional<v1::ProductState>> ReadProduct(StateReader& state,
                                                             std::string_view id) {
   return ReadProto<v1::ProductState>(state, Space::kProjections, ProductKey(id));
@@ -1994,7 +2003,7 @@ absl::Status ApplyProgramme(const v1::Entry& entry, std::string_view stored, Sta
       if (event.entry_reversed().loan_id().empty()) {
         // A reversed settlement takes its amount back from the report.
         for (const v1::Posting& p : entry.postings()) {
-          if (p.side() == v1::POSTING_SIDE_CREDIT && p.account().ends_with(":subsidy_payable")) {
+          if (p.side() == v1::POSTING_SIDE_CREDIT && IsBankSubsidyPayable(p.account())) {
             v1::Contribution c;
             c.set_date(entry.business_date());
             c.mutable_counters()->set_subsidy_settled_fen(p.amount_fen());

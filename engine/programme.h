@@ -100,6 +100,8 @@ inline constexpr std::string_view kSubsidyExpenseAccount = "union:subsidy:expens
 inline constexpr std::string_view kOperatingAccount = "external:union:operating";
 std::string LoanPrincipalAccount(std::string_view loan_id);
 std::string BankSubsidyPayableAccount(std::string_view bank_id);
+// Whether `account` is a bank's subsidy payable, as BankSubsidyPayableAccount forms it.
+bool IsBankSubsidyPayable(std::string_view account);
 
 // Typed reads of projections; nullopt when absent.
 [[nodiscard]] absl::StatusOr<std::optional<v1::ProductState>> ReadProduct(StateReader& state,
